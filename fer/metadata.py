@@ -1,0 +1,86 @@
+"""Model metadata: the JSON beside every ``.h5`` (labels, input shape, pre-processing, metrics).
+
+The pipeline reads pre-processing from here, never from a second copy.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fer.labels import EMOTIONS
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """Returns the metadata JSON path of a model file (same stem, ``.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What serving needs to know about a model, read from its metadata JSON."""
+
+    path: Path
+    name: str
+    labels: tuple[str, ...] = EMOTIONS
+    illumination: str = "none"
+    landmarks: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def headline(self) -> dict[str, float]:
+        """Accuracy per evaluated split, where the card has it."""
+        metrics = self.raw.get("metrics", {})
+        return {split: m["accuracy"] for split, m in metrics.items() if "accuracy" in m}
+
+
+def read_metadata(model_path: str | Path) -> dict[str, Any]:
+    """Reads a model's metadata JSON.
+
+    Raises:
+        FileNotFoundError: with a message naming the missing file.
+        ValueError: if the JSON is unreadable.
+    """
+    path = metadata_path(model_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model metadata not found: {path} (every model needs its JSON card)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"model metadata {path} is not valid JSON: {err}") from None
+
+
+def model_info(model_path: str | Path) -> ModelInfo:
+    """Returns the serving-relevant metadata of a model file."""
+    raw = read_metadata(model_path)
+    pre = raw.get("preprocessing", {})
+    labels = tuple(raw.get("labels", EMOTIONS))
+    if labels != EMOTIONS:
+        raise ValueError(f"{model_path}: labels {labels} differ from {EMOTIONS}")
+    return ModelInfo(
+        path=Path(model_path),
+        name=raw.get("name", Path(model_path).stem),
+        labels=labels,
+        illumination=pre.get("illumination", "none"),
+        landmarks=bool(pre.get("landmarks", False)),
+        raw=raw,
+    )
+
+
+def write_metadata(model_path: str | Path, data: dict[str, Any]) -> Path:
+    """Writes (replaces) a model's metadata JSON atomically and returns its path."""
+    path = metadata_path(model_path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def machine_description() -> str:
+    """A short description of this machine for model cards."""
+    import os
+
+    return f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"

@@ -1,0 +1,337 @@
+"""Train a registered architecture on FER2013: ``python -m fer.train``.
+
+Each run folder gets ``hparams.json``, ``history.csv``, a per-epoch checkpoint (resumed
+automatically after an interruption), and finally ``model.h5`` (architecture + weights, loadable
+with ``keras.models.load_model(path, compile=False)``) with its metadata ``model.json``.
+
+Backend-agnostic Keras 3: the same code trains on TensorFlow (CPU, here) and on JAX (GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer.labels import EMOTIONS, NUM_CLASSES
+from fer.preprocess import ILLUMINATIONS, to_model_input
+
+AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "erase")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one run (written to ``hparams.json``)."""
+
+    arch: str = "paper"
+    data: str = ""
+    epochs: int = 10
+    batch_size: int = 512
+    seed: int = 0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    augment: tuple[str, ...] = ()
+    illumination: str = "none"
+    landmarks: str = ""
+    time_budget: float = 0.0
+    limit: int = 0
+    steps_per_execution: int = 1
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Parses the command line into a :class:`TrainConfig`."""
+    from fer.models import ARCHITECTURES
+    from fer.paths import FER2013_CSV
+
+    p = argparse.ArgumentParser(prog="python -m fer.train", description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="paper", choices=sorted(ARCHITECTURES))
+    p.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz), image folder, or training pack .npz")
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/paper")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument(
+        "--augment", default="", help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or 'all'"
+    )
+    p.add_argument("--illumination", default="none", choices=ILLUMINATIONS)
+    p.add_argument("--landmarks", default="", help="landmark features .npz (for *_landmarks architectures)")
+    p.add_argument("--time-budget", type=float, default=0.0, help="stop cleanly after this many seconds (0: none)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke tests)")
+    p.add_argument("--steps-per-execution", type=int, default=1)
+    args = p.parse_args(argv)
+    augment: tuple[str, ...] = ()
+    if args.augment:
+        augment = AUGMENTATIONS if args.augment == "all" else tuple(a.strip() for a in args.augment.split(","))
+        unknown = set(augment) - set(AUGMENTATIONS)
+        if unknown:
+            p.error(f"unknown augmentation(s) {sorted(unknown)}; expected {','.join(AUGMENTATIONS)}")
+    config = TrainConfig(
+        arch=args.arch, data=args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum,
+        schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        augment=augment, illumination=args.illumination, landmarks=args.landmarks,
+        time_budget=args.time_budget, limit=args.limit, steps_per_execution=args.steps_per_execution,
+    )
+    return config, Path(args.out)
+
+
+def load_training_arrays(data: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Loads ``{split: (images, labels, rows)}`` from a dataset path or a training pack.
+
+    A training pack (``.npz`` made by :mod:`fer.pack`) carries the Training split as JPEG bytes
+    and PublicTest exactly, for the trip to the GPU machine.
+    """
+    if data.endswith(".npz"):
+        from fer.pack import read_pack
+
+        return read_pack(data)
+    from fer.data import load_fer2013
+
+    dataset = load_fer2013(data)
+    return {split: dataset.split(split) for split in ("Training", "PublicTest")}
+
+
+def _checksum(data: str) -> str:
+    from fer.data import file_sha256
+
+    path = Path(data)
+    return file_sha256(path) if path.is_file() else ""
+
+
+def build_augmenter(augment: tuple[str, ...], seed: int):
+    """Returns a Keras ``Sequential`` of random layers (identity at inference) or ``None``."""
+    import keras
+    from keras import layers
+
+    steps = []
+    if "flip" in augment:
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if "rotate" in augment:
+        steps.append(layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1))
+    if "zoom" in augment:
+        steps.append(layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed + 2))
+    if "shift" in augment:
+        steps.append(layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3))
+    if "erase" in augment:
+        steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    """Builds the optimizer with its learning-rate schedule."""
+    import keras
+
+    lr = config.lr
+    if config.schedule == "cosine":
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        total = max(1, config.epochs * steps_per_epoch - warmup)
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.lr / 10 if warmup else config.lr,
+            decay_steps=total,
+            alpha=0.0,
+            warmup_target=config.lr if warmup else None,
+            warmup_steps=warmup,
+        )
+    wd = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=True, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(lr, weight_decay=wd)
+
+
+def _inputs(images: np.ndarray, rows: np.ndarray, config: TrainConfig, landmark_table: np.ndarray | None):
+    x = to_model_input(images, config.illumination)
+    if landmark_table is None:
+        return x
+    return {"face": x, "landmarks": landmark_table[rows]}
+
+
+def train(config: TrainConfig, out: Path) -> Path:
+    """Trains (or resumes) one run and returns the path of the saved ``model.h5``."""
+    import keras
+
+    from fer.models import build_model, uses_landmarks
+
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.keras"
+    state_path = out / "state.json"
+    hparams_path = out / "hparams.json"
+    hparams = asdict(config)
+    if hparams_path.is_file() and checkpoint.is_file():
+        previous = json.loads(hparams_path.read_text())
+        previous.pop("time_budget", None)
+        current = dict(hparams, augment=list(config.augment))
+        current.pop("time_budget", None)
+        if previous != current:
+            raise SystemExit(f"{out} holds a run with other hyper-parameters; use a new --out")
+    hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")
+
+    keras.utils.set_random_seed(config.seed)
+    splits = load_training_arrays(config.data)
+    x_train, y_train, rows_train = splits["Training"]
+    if config.limit:
+        x_train, y_train, rows_train = x_train[: config.limit], y_train[: config.limit], rows_train[: config.limit]
+    x_val, y_val, rows_val = splits["PublicTest"]
+    landmark_table = None
+    if config.landmarks:
+        with np.load(config.landmarks) as archive:
+            landmark_table = archive["features"].astype(np.float32)
+
+    steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
+    initial_epoch = 0
+    if checkpoint.is_file() and state_path.is_file():
+        initial_epoch = json.loads(state_path.read_text())["epoch"]
+        train_model = keras.models.load_model(checkpoint)
+        print(f"resuming {out} from epoch {initial_epoch}", flush=True)
+    else:
+        core = build_model(config.arch)
+        if config.landmarks and not uses_landmarks(core):
+            raise SystemExit(f"--landmarks needs a *_landmarks architecture, not {config.arch}")
+        if uses_landmarks(core) and not config.landmarks:
+            raise SystemExit(f"{config.arch} needs --landmarks FEATURES.npz")
+        augmenter = build_augmenter(config.augment, config.seed)
+        if augmenter is not None and uses_landmarks(core):
+            raise SystemExit("augmentation is not supported with landmark inputs (it would move the face under the points)")
+        if augmenter is None:
+            train_model = core
+        else:
+            face = keras.Input(shape=core.input_shape[1:], name="face")
+            train_model = keras.Model(face, core(augmenter(face)), name="train_" + core.name)
+        train_model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            metrics=["accuracy"],
+            steps_per_execution=config.steps_per_execution,
+        )
+
+    started = time.perf_counter()
+    previous_seconds = json.loads(state_path.read_text()).get("seconds", 0.0) if initial_epoch else 0.0
+
+    class _EpochState(keras.callbacks.Callback):
+        """Times each epoch, saves the resumable checkpoint and enforces the time budget."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if config.time_budget and time.perf_counter() - started > config.time_budget:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["epoch_seconds"] = round(time.perf_counter() - self.epoch_started, 3)
+                logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            tmp = out / "checkpoint.tmp.keras"
+            self.model.save(tmp)
+            tmp.replace(checkpoint)
+            seconds = previous_seconds + time.perf_counter() - started
+            state_path.write_text(json.dumps({"epoch": epoch + 1, "seconds": seconds}))
+
+    def onehot(labels: np.ndarray) -> np.ndarray:
+        return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+    history = None
+    if initial_epoch < config.epochs:
+        history = train_model.fit(
+            _inputs(x_train, rows_train, config, landmark_table),
+            onehot(y_train),
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=(_inputs(x_val, rows_val, config, landmark_table), onehot(y_val)),
+            callbacks=[_EpochState(), keras.callbacks.CSVLogger(str(out / "history.csv"), append=True)],
+            verbose=1 if sys.stdout.isatty() else 2,
+            shuffle=True,
+        )
+    state = json.loads(state_path.read_text())
+    core = _core_of(train_model)
+    model_path = out / "model.h5"
+    core.save(model_path)
+    train_eval = core.evaluate(
+        _inputs(x_train, rows_train, config, landmark_table), onehot(y_train), verbose=0, batch_size=512,
+        return_dict=True,
+    ) if _compile_for_eval(core) else {}
+    _write_run_card(model_path, config, state, core, train_eval, history)
+    print(json.dumps({"model": str(model_path), "epochs_done": state["epoch"], "seconds": round(state["seconds"], 1),
+                      "train_accuracy": train_eval.get("accuracy")}), flush=True)
+    return model_path
+
+
+def _compile_for_eval(core) -> bool:
+    import keras
+
+    core.compile(loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
+    return True
+
+
+def _core_of(train_model):
+    """Returns the classifier inside a training wrapper (augmentation is training-only)."""
+    for layer in train_model.layers:
+        if layer.name.startswith(("paper_cnn", "vgg")) and hasattr(layer, "layers"):
+            return layer
+    return train_model
+
+
+def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, train_eval: dict, history) -> None:
+    import keras
+
+    from fer.metadata import machine_description, write_metadata
+
+    summary: list[str] = []
+    core.summary(print_fn=lambda line, *a, **k: summary.append(line))
+    backend = keras.backend.backend()
+    card = {
+        "name": model_path.parent.name,
+        "labels": list(EMOTIONS),
+        "input_shape": list(core.input_shape[1:]) if not isinstance(core.input_shape, list) else list(core.input_shape[0][1:]),
+        "preprocessing": {
+            "illumination": config.illumination,
+            "landmarks": bool(config.landmarks),
+            "input": "uint8 grey 48x48 face, illumination-corrected, as float32 0-255; rescaled inside the model",
+        },
+        "architecture": {"name": config.arch, "parameters": int(core.count_params()), "summary": "\n".join(summary)},
+        "training": dict(asdict(config), augment=list(config.augment)),
+        "data_sha256": _checksum(config.data),
+        "epochs_completed": state["epoch"],
+        "train_wall_seconds": round(state["seconds"], 1),
+        "final_train_accuracy_eval_mode": train_eval.get("accuracy"),
+        "machine": machine_description(),
+        "keras": f"{keras.__version__} ({backend} backend)",
+        "command": "python -m fer.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    }
+    write_metadata(model_path, card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    config, out = parse_args(argv)
+    if config.data and not config.data.endswith(".npz") and not Path(config.data).exists():
+        print(f"error: data not found: {config.data}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    train(config, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
