@@ -111,9 +111,13 @@ def load_training_arrays(data: str) -> dict[str, tuple[np.ndarray, np.ndarray, n
 
 
 def _checksum(data: str) -> str:
+    """SHA-256 of the FER2013 source (for a training pack, of the CSV it was made from)."""
     from fer.data import file_sha256
 
     path = Path(data)
+    if data.endswith(".npz") and path.is_file():
+        with np.load(path) as archive:
+            return str(archive["source_sha256"])
     return file_sha256(path) if path.is_file() else ""
 
 
@@ -194,8 +198,9 @@ def train(config: TrainConfig, out: Path) -> Path:
     x_val, y_val, rows_val = splits["PublicTest"]
     landmark_table = None
     if config.landmarks:
-        with np.load(config.landmarks) as archive:
-            landmark_table = archive["features"].astype(np.float32)
+        from fer.landmark_features import load_table
+
+        landmark_table = load_table(config.landmarks)
 
     steps_per_epoch = int(np.ceil(len(y_train) / config.batch_size))
     initial_epoch = 0
@@ -211,7 +216,7 @@ def train(config: TrainConfig, out: Path) -> Path:
             raise SystemExit(f"{config.arch} needs --landmarks FEATURES.npz")
         augmenter = build_augmenter(config.augment, config.seed)
         if augmenter is not None and uses_landmarks(core):
-            raise SystemExit("augmentation is not supported with landmark inputs (it would move the face under the points)")
+            raise SystemExit("augmentation is not supported with landmark inputs (it would move the face, not the points)")
         if augmenter is None:
             train_model = core
         else:
@@ -266,7 +271,8 @@ def train(config: TrainConfig, out: Path) -> Path:
     state = json.loads(state_path.read_text())
     core = _core_of(train_model)
     model_path = out / "model.h5"
-    core.save(model_path)
+    # Serving needs architecture + weights only; optimizer slots would triple the file.
+    keras.saving.save_model(core, model_path, include_optimizer=False)
     train_eval = core.evaluate(
         _inputs(x_train, rows_train, config, landmark_table), onehot(y_train), verbose=0, batch_size=512,
         return_dict=True,
@@ -303,7 +309,7 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
     card = {
         "name": model_path.parent.name,
         "labels": list(EMOTIONS),
-        "input_shape": list(core.input_shape[1:]) if not isinstance(core.input_shape, list) else list(core.input_shape[0][1:]),
+        "input_shape": list(core.inputs[0].shape[1:]),
         "preprocessing": {
             "illumination": config.illumination,
             "landmarks": bool(config.landmarks),

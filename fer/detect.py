@@ -1,0 +1,269 @@
+"""Face detection: OpenCV's Haar cascade and dlib's HOG detector behind one small interface.
+
+A detector takes a grey uint8 image and returns scored boxes ``(x, y, w, h)`` in that image's
+pixels. :func:`detect_faces` adds what every caller needs: it shrinks big photos to a pixel
+budget first (detection cost grows with pixels, and faces in big photos are big), upsamples
+small photos so ~40 px faces are found, maps boxes back, clips them to the image and sorts them
+in reading order.
+
+Both detectors are shared read-only across threads (the Streamlit app caches one pipeline for
+every session). dlib's detector object keeps per-call scan state and OpenCV's cascade is not
+documented as re-entrant, so each call holds the detector's lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+
+DETECTORS: tuple[str, ...] = ("hog", "haar")
+HAAR_CASCADE_FILE: str = "haarcascade_frontalface_default.xml"
+
+# A big photo is searched in up to three passes, coarse to fine, stopping at the first pass whose
+# faces are all comfortably larger than the detector's window (see detect_faces). dlib's HOG
+# costs ~60 ns per pixel here: the coarse pass (about 450x340) takes ~8 ms and settles most
+# portraits; the fine pass (about 730x550) ~25 ms; the fine pass upsampled ~100 ms.
+DETECT_COARSE_PIXELS: int = 150_000
+DETECT_MAX_PIXELS: int = 400_000
+# Below this many pixels the photo is small (e.g. 500x375 group shots with ~40 px faces), so
+# HOG upsamples once right away: its 80 px window then finds faces of 40 px.
+SMALL_IMAGE_PIXELS: int = 300_000
+# dlib's frontal detector scans an 80x80 window.
+HOG_WINDOW: int = 80
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face.
+
+    Attributes:
+        box: (x, y, w, h) in the pixels of the image given to the detector, possibly reaching
+            outside it (HOG boxes of faces at the border do).
+        score: detector confidence; HOG's SVM margin, or the Haar cascade's level weight.
+    """
+
+    box: Box
+    score: float
+
+
+class FaceDetector(Protocol):
+    """What :func:`detect_faces` needs from a detector."""
+
+    name: str
+
+    def detect(self, gray_image: np.ndarray, upsample: int = 0) -> list[Detection]:
+        """Returns scored faces in ``gray_image`` (uint8, (H, W)), searched at ``2**upsample`` size."""
+        ...
+
+
+class HogDetector:
+    """dlib's HOG + linear SVM frontal face detector.
+
+    Args:
+        threshold: minimum SVM score; 0 is dlib's default. Raising it trades recall for fewer
+            false detections (the no-face photos in our set score below 0).
+    """
+
+    name = "hog"
+
+    def __init__(self, threshold: float = 0.0) -> None:
+        import dlib
+
+        self.threshold = threshold
+        self._detector = dlib.get_frontal_face_detector()
+        self._lock = threading.Lock()
+
+    def detect(self, gray_image: np.ndarray, upsample: int = 0) -> list[Detection]:
+        """Returns faces with ``score >= threshold``; ``upsample`` doubles the image that many times."""
+        with self._lock:
+            rects, scores, _ = self._detector.run(np.ascontiguousarray(gray_image), upsample, self.threshold)
+        return [
+            Detection((r.left(), r.top(), r.right() - r.left() + 1, r.bottom() - r.top() + 1), float(s))
+            for r, s in zip(rects, scores, strict=True)
+        ]
+
+
+class HaarDetector:
+    """OpenCV's Viola-Jones cascade (``haarcascade_frontalface_default.xml``).
+
+    OpenCV 5 dropped the cascades from ``cv2.data``, hence the ``opencv<5`` pin.
+
+    Args:
+        scale_factor: pyramid step of ``detectMultiScale``.
+        min_neighbors: overlapping hits needed to keep a face; the main false-positive knob.
+        min_score: minimum level weight of the last cascade stage (another false-positive knob).
+    """
+
+    name = "haar"
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 6, min_score: float = 1.0) -> None:
+        import cv2
+
+        path = cv2.data.haarcascades + HAAR_CASCADE_FILE
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(f"could not load the Haar cascade {path} (OpenCV >= 5 no longer ships it)")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_score = min_score
+        self._cascade = cascade
+        self._lock = threading.Lock()
+
+    def detect(self, gray_image: np.ndarray, upsample: int = 0) -> list[Detection]:
+        """Returns faces; ``upsample`` lowers the minimum face size instead of resizing the image."""
+        import cv2
+
+        # Same reach as HOG at the same ``upsample`` (its 80 px window finds faces down to ~64 px;
+        # halved per upsampling), and a large minimum face is what makes the cascade fast.
+        min_side = max(24, round(0.8 * HOG_WINDOW) >> upsample)
+        equalized = cv2.equalizeHist(gray_image)  # the cascade was trained on equalised faces
+        with self._lock:
+            boxes, _, weights = self._cascade.detectMultiScale3(
+                equalized, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                minSize=(min_side, min_side), outputRejectLevels=True,
+            )
+        return [
+            Detection(tuple(int(v) for v in box), float(weight))
+            for box, weight in zip(boxes, np.ravel(weights), strict=True)
+            if weight >= self.min_score
+        ]
+
+
+def make_detector(name: str) -> FaceDetector:
+    """Builds a detector by name (``hog`` or ``haar``).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name == "hog":
+        return HogDetector()
+    if name == "haar":
+        return HaarDetector()
+    raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
+
+
+def detection_scale(width: int, height: int, max_pixels: int = DETECT_MAX_PIXELS) -> float:
+    """Returns the factor (<= 1) that shrinks an image to at most ``max_pixels`` for detection."""
+    return min(1.0, math.sqrt(max_pixels / max(1, width * height)))
+
+
+def clip_box(box: Box, width: int, height: int) -> Box:
+    """Clips a box to the image; a box entirely outside becomes zero-sized at the nearest edge."""
+    x, y, w, h = box
+    left, top = min(max(x, 0), width), min(max(y, 0), height)
+    right, bottom = min(max(x + w, 0), width), min(max(y + h, 0), height)
+    return left, top, right - left, bottom - top
+
+
+def reading_order(boxes: list[Box]) -> list[int]:
+    """Returns indices of ``boxes`` in reading order: rows top to bottom, each left to right.
+
+    Faces whose vertical centres are within half a face height of a row's first face form a
+    row, so a slightly lower face beside another is not read before it.
+    """
+    order = sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2)
+    rows: list[list[int]] = []
+    for i in order:
+        centre = boxes[i][1] + boxes[i][3] / 2
+        if rows:
+            first = boxes[rows[-1][0]]
+            if centre - (first[1] + first[3] / 2) <= first[3] / 2:
+                rows[-1].append(i)
+                continue
+        rows.append([i])
+    return [i for row in rows for i in sorted(row, key=lambda j: boxes[j][0])]
+
+
+def _scale_box(box: Box, factor_x: float, factor_y: float) -> Box:
+    x, y, w, h = box
+    return round(x * factor_x), round(y * factor_y), round(w * factor_x), round(h * factor_y)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+def suppress_overlaps(detections: list[Detection], max_iou: float = 0.3) -> list[Detection]:
+    """Keeps the best-scoring of overlapping detections (the cascade can report nested boxes)."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        if all(box_iou(det.box, k.box) <= max_iou for k in kept):
+            kept.append(det)
+    return kept
+
+
+def _shrink(gray_image: np.ndarray, max_pixels: int) -> np.ndarray:
+    import cv2
+
+    height, width = gray_image.shape[:2]
+    factor = detection_scale(width, height, max_pixels)
+    if factor >= 1.0:
+        return gray_image
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(gray_image, size, interpolation=cv2.INTER_AREA)
+
+
+def detection_passes(
+    width: int, height: int, coarse_pixels: int, max_pixels: int, small_pixels: int
+) -> list[tuple[int, int]]:
+    """The ``(pixel budget, upsample)`` passes :func:`detect_faces` may run, coarse to fine."""
+    pixels = width * height
+    if min(pixels, max_pixels) < small_pixels:
+        return [(max_pixels, 1)]  # a small photo: faces of ~40 px, search upsampled at once
+    passes = [(coarse_pixels, 0)] if pixels > coarse_pixels * 1.5 else []
+    return passes + [(max_pixels, 0), (max_pixels, 1)]
+
+
+def detect_faces(
+    detector: FaceDetector,
+    gray_image: np.ndarray,
+    max_pixels: int = DETECT_MAX_PIXELS,
+    small_pixels: int = SMALL_IMAGE_PIXELS,
+    coarse_pixels: int = DETECT_COARSE_PIXELS,
+    settle_at: float = 1.5,
+) -> list[Detection]:
+    """Finds faces in a grey image of any size, spending time only where faces are small.
+
+    A small photo (under ``small_pixels``) is searched once, upsampled, so ~40 px faces are
+    found. A bigger one is searched coarse to fine: shrunk to ``coarse_pixels``, then to
+    ``max_pixels``, then that upsampled; it stops at the first pass that finds faces all at
+    least ``settle_at`` detector windows wide. Faces in one photo tend to be of similar size,
+    so a small face found hints at smaller ones missed, while a portrait's face settles it in
+    the cheap coarse pass. The finest pass run gives the answer.
+
+    Args:
+        detector: a :class:`FaceDetector`.
+        gray_image: uint8 (H, W).
+        max_pixels: pixel budget of the fine passes.
+        small_pixels: photos smaller than this are searched upsampled at once.
+        coarse_pixels: pixel budget of the coarse pass.
+        settle_at: smallest face, in HOG windows (80 px), that ends the search.
+
+    Returns:
+        Detections with boxes in ``gray_image`` pixels (unclipped, so border faces keep their
+        true extent), in reading order.
+    """
+    height, width = gray_image.shape[:2]
+    found: list[Detection] = []
+    for budget, upsample in detection_passes(width, height, coarse_pixels, max_pixels, small_pixels):
+        small = _shrink(gray_image, budget)
+        back_x, back_y = width / small.shape[1], height / small.shape[0]
+        hits = suppress_overlaps(detector.detect(small, upsample))
+        found = [Detection(_scale_box(d.box, back_x, back_y), d.score) for d in hits]
+        if hits and min(d.box[2] for d in hits) >= settle_at * HOG_WINDOW:
+            break
+    order = reading_order([d.box for d in found])
+    return [found[i] for i in order]

@@ -1,0 +1,162 @@
+"""Evaluate a model on PublicTest and PrivateTest: ``python -m fer.evaluate --model PATH``.
+
+Prints accuracy, macro-F1, per-class accuracy and the confusion matrix (rows true, columns
+predicted) per split, and writes per-image predictions beside the model
+(``<model>.predictions.csv``: row, split, true, predicted, the 7 probabilities). ``--json``
+prints the metrics as one JSON object keyed by split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.metrics import compute_metrics, format_confusion
+from fer.preprocess import to_model_input
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-image predictions and per-split metrics of one model."""
+
+    predictions: pd.DataFrame
+    metrics: dict[str, dict]
+
+
+def predictions_path(model_path: str | Path, tta: bool = False) -> Path:
+    """Returns where per-image predictions of a model are stored."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + (".predictions_tta.csv" if tta else ".predictions.csv"))
+
+
+def predict_probabilities(model, gray_faces: np.ndarray, illumination: str = "none", tta: bool = False,
+                          landmarks: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
+    """Returns (N, 7) probabilities for uint8 faces (N, 48, 48), optionally flip-averaged.
+
+    Args:
+        model: a loaded Keras model.
+        gray_faces: uint8 faces.
+        illumination: the model's illumination correction (from its metadata).
+        tta: average with the horizontally flipped faces.
+        landmarks: (N, 136) landmark features for landmark models.
+        batch_size: inference batch size.
+    """
+    x = to_model_input(gray_faces, illumination)
+
+    def run(images: np.ndarray) -> np.ndarray:
+        inputs = images if landmarks is None else {"face": images, "landmarks": landmarks}
+        return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+    probabilities = run(x)
+    if tta:
+        # A mirrored face keeps its expression, so the flip is a free second opinion. Landmark
+        # models would need mirrored points too, so they skip it.
+        if landmarks is None:
+            probabilities = (probabilities + run(x[:, :, ::-1, :])) / 2
+    return probabilities
+
+
+def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = False,
+                   splits: tuple[str, ...] = EVAL_SPLITS) -> Evaluation:
+    """Evaluates a saved model on the evaluation splits.
+
+    Args:
+        model_path: the ``.h5`` model (its metadata JSON beside it gives the pre-processing).
+        data: FER2013 CSV or image folder; default: the shared CSV, else the embedded faces.
+        tta: flip test-time augmentation.
+        splits: splits to evaluate.
+    """
+    import keras
+
+    from fer.metadata import model_info
+    from fer.testset import load_eval_dataset
+
+    info = model_info(model_path)
+    model = keras.models.load_model(model_path, compile=False)
+    dataset = load_eval_dataset(data)
+    frames, metrics = [], {}
+    for split in splits:
+        images, labels, rows = dataset.split(split)
+        probs = predict_probabilities(
+            model, images, info.illumination, tta=tta,
+            landmarks=_landmark_features(images) if info.landmarks else None,
+        )
+        predicted = probs.argmax(axis=1)
+        metrics[split] = compute_metrics(labels, predicted).as_dict()
+        frame = pd.DataFrame({"row": rows, "split": split, "true": labels, "pred": predicted})
+        for j, column in enumerate(PROB_COLUMNS):
+            frame[column] = probs[:, j].round(6)
+        frames.append(frame)
+    return Evaluation(predictions=pd.concat(frames, ignore_index=True), metrics=metrics)
+
+
+def _landmark_features(images: np.ndarray) -> np.ndarray:
+    # Computed from the faces with the training function itself, so no table can drift.
+    from fer.landmark_features import face_landmark_features
+
+    quantised = np.stack([np.round(face_landmark_features(face) * 255) for face in images])
+    return (quantised / 255.0).astype(np.float32)
+
+
+def format_report(metrics: dict[str, dict]) -> str:
+    """Renders the per-split metrics as text tables."""
+    out = []
+    for split, m in metrics.items():
+        out.append(f"== {split} (n={m['n']}) accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+        out.append("per-class accuracy: " + "  ".join(f"{e} {v:.4f}" for e, v in m["per_class_accuracy"].items()))
+        out.append(format_confusion(np.array(m["confusion_matrix"])))
+        out.append("")
+    return "\n".join(out)
+
+
+def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool) -> None:
+    """Writes the metrics into the model's metadata JSON (``metrics`` or ``metrics_tta``)."""
+    from fer.metadata import read_metadata, write_metadata
+
+    card = read_metadata(model_path)
+    card["metrics_tta" if tta else "metrics"] = evaluation.metrics
+    write_metadata(model_path, card)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model .h5 with its .json metadata beside it")
+    parser.add_argument("--data", default=None, help="FER2013 CSV or image folder (default: shared CSV, else embedded)")
+    parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    parser.add_argument("--json", action="store_true", help="print metrics as one JSON object keyed by split")
+    parser.add_argument("--update-card", action="store_true", help="write the metrics into the model's JSON card")
+    parser.add_argument("--no-save", action="store_true", help="do not write the predictions CSV")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not Path(args.model).is_file():
+        print(f"error: model not found: {args.model}", file=sys.stderr)
+        return 2
+    try:
+        evaluation = evaluate_model(args.model, args.data, tta=args.tta)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.no_save:
+        evaluation.predictions.to_csv(predictions_path(args.model, args.tta), index=False)
+    if args.update_card:
+        update_card(args.model, evaluation, args.tta)
+    if args.json:
+        print(json.dumps(evaluation.metrics))
+    else:
+        print(format_report(evaluation.metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""The error explorer's logic as pure functions: reference labels, confusion views, cell members,
+paging and face tiles. The Streamlit pages call these; nothing here imports streamlit.
+
+A *predictions table* is the per-image CSV that ``python -m fer.evaluate`` writes beside a model
+(columns ``row, split, true, pred, p_angry .. p_neutral``; ``row`` is the FER2013 row index).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fer.draw import EMOTION_COLORS
+from fer.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES
+from fer.metrics import Metrics, confusion_matrix
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
+PREDICTION_COLUMNS: tuple[str, ...] = ("row", "split", "true", "pred", *PROB_COLUMNS)
+# The seed paper's FER2013 test accuracy (its Abstract), the reference line of every accuracy plot.
+PAPER_ACCURACY: float = 0.617
+
+# Which labels the explorer counts as the truth.
+REFERENCES: dict[str, str] = {
+    "fer2013": "FER2013",
+    "ferplus": "FER+ majority",
+    "annotated": "FER2013 + our annotations",
+}
+
+def validate_predictions(table: pd.DataFrame) -> pd.DataFrame:
+    """Checks a predictions table's columns and returns it with integer codes.
+
+    Raises:
+        ValueError: naming the missing columns or out-of-range codes.
+    """
+    missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"predictions table lacks column(s) {', '.join(missing)}")
+    table = table.astype({"row": "int64", "true": "int64", "pred": "int64", "split": str})
+    for column in ("true", "pred"):
+        values = table[column].to_numpy()
+        if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES):
+            raise ValueError(f"predictions column {column!r} holds codes outside 0..{NUM_CLASSES - 1}")
+    return table.reset_index(drop=True)
+
+
+def reference_labels(
+    source: str,
+    original: np.ndarray,
+    rows: np.ndarray,
+    ferplus_majority: np.ndarray | None = None,
+    annotations: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Returns the reference label of each face under one of :data:`REFERENCES`.
+
+    Args:
+        source: ``fer2013`` (the original labels), ``ferplus`` (the FER+ crowd's majority) or
+            ``annotated`` (the original with our current annotations applied).
+        original: int array (N,), the FER2013 labels.
+        rows: int array (N,), FER2013 row of each face.
+        ferplus_majority: int array indexed by FER2013 row (35,887 entries), -1 where FER+ has
+            no emotion vote; needed for ``ferplus``.
+        annotations: the current-annotation table of ``fer.annotations.AnnotationStore.current``;
+            needed for ``annotated``.
+
+    Returns:
+        int64 array (N,); -1 marks a face without a reference label (FER+ not-a-face, or marked
+        not-a-face/ambiguous by an annotator), which evaluation excludes.
+
+    Raises:
+        ValueError: for an unknown source or a missing input.
+    """
+    original = np.asarray(original, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    if source == "fer2013":
+        return original.copy()
+    if source == "ferplus":
+        if ferplus_majority is None:
+            raise ValueError("the FER+ reference needs the FER+ majority labels")
+        return np.asarray(ferplus_majority, dtype=np.int64)[rows]
+    if source == "annotated":
+        from fer.annotations import apply_annotations
+
+        if annotations is None:
+            raise ValueError("the annotated reference needs the current annotations")
+        return apply_annotations(original, annotations, rows)
+    raise ValueError(f"unknown reference {source!r}; expected one of {', '.join(REFERENCES)}")
+
+
+@dataclass(frozen=True)
+class SplitView:
+    """One split's predictions judged against one reference.
+
+    Attributes:
+        rows: FER2013 row of each face (all faces of the split, excluded ones too).
+        reference: reference label per face, -1 where excluded.
+        predicted: predicted label per face.
+        probabilities: float (N, 7) predicted probabilities.
+        metrics: metrics over the faces with a reference label.
+    """
+
+    rows: np.ndarray
+    reference: np.ndarray
+    predicted: np.ndarray
+    probabilities: np.ndarray
+    metrics: Metrics
+
+    @property
+    def excluded(self) -> int:
+        """How many faces have no reference label and are left out."""
+        return int((self.reference < 0).sum())
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability of each face's predicted class."""
+        return self.probabilities[np.arange(len(self.predicted)), self.predicted]
+
+
+def split_view(predictions: pd.DataFrame, split: str, reference: np.ndarray | None = None) -> SplitView:
+    """Builds the :class:`SplitView` of one split.
+
+    Args:
+        predictions: a validated predictions table.
+        split: ``PublicTest`` or ``PrivateTest``.
+        reference: reference labels aligned with the split's rows of ``predictions`` (in table
+            order); default: the table's own ``true`` column.
+
+    Raises:
+        ValueError: if the split has no predictions or ``reference`` has the wrong length.
+    """
+    part = predictions[predictions["split"] == split]
+    if part.empty:
+        raise ValueError(f"no predictions for split {split!r}")
+    ref = part["true"].to_numpy(np.int64) if reference is None else np.asarray(reference, dtype=np.int64)
+    if ref.shape != (len(part),):
+        raise ValueError(f"reference has {ref.shape[0]} labels; split {split} has {len(part)} faces")
+    predicted = part["pred"].to_numpy(np.int64)
+    return SplitView(
+        rows=part["row"].to_numpy(np.int64),
+        reference=ref,
+        predicted=predicted,
+        probabilities=part[list(PROB_COLUMNS)].to_numpy(np.float64),
+        metrics=Metrics(confusion_matrix(ref, predicted)),
+    )
+
+
+def normalise_rows(cm: np.ndarray) -> np.ndarray:
+    """Divides each row of a confusion matrix by its sum (rows without faces stay 0)."""
+    cm = np.asarray(cm, dtype=np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def confusion_frame(cm: np.ndarray, normalise: bool = False) -> pd.DataFrame:
+    """The confusion matrix as a table: index true labels, columns predicted labels.
+
+    Args:
+        cm: (7, 7) counts, rows true.
+        normalise: divide each row by its sum (the fraction of each true class).
+    """
+    values = normalise_rows(cm) if normalise else np.asarray(cm, dtype=np.int64)
+    frame = pd.DataFrame(values, index=list(EMOTIONS), columns=list(EMOTIONS))
+    frame.index.name = "true \\ predicted"
+    return frame
+
+
+def per_class_table(metrics: Metrics) -> pd.DataFrame:
+    """Per-class precision, recall (= per-class accuracy), F1 and support."""
+    return pd.DataFrame(
+        {
+            "precision": metrics.precision,
+            "recall": metrics.recall,
+            "f1": metrics.f1,
+            "support": metrics.confusion.sum(axis=1).astype(np.int64),
+        },
+        index=pd.Index(list(EMOTIONS), name="class"),
+    )
+
+
+def selected_cell(cells: Sequence[Sequence]) -> tuple[int, int] | None:
+    """Maps a dataframe cell selection (``[(row position, column name)]``) to ``(true, pred)``.
+
+    Returns:
+        Class codes of the first selected cell, or ``None`` when nothing (valid) is selected.
+    """
+    for cell in cells or ():
+        if len(cell) != 2:
+            continue
+        position, column = cell
+        if column in EMOTIONS and 0 <= int(position) < NUM_CLASSES:
+            return int(position), EMOTIONS.index(column)
+    return None
+
+
+def cell_members(view: SplitView, true: int, pred: int) -> np.ndarray:
+    """Positions (into ``view``'s arrays) of the faces in one cell, most confident first.
+
+    Confidence is the probability of the predicted class; ties keep the FER2013 row order.
+    """
+    members = np.flatnonzero((view.reference == true) & (view.predicted == pred))
+    order = np.lexsort((view.rows[members], -view.confidence[members]))
+    return members[order]
+
+
+@dataclass(frozen=True)
+class PageSlice:
+    """One page of a long list: items ``start:stop`` of ``total``, page ``page`` of ``pages``."""
+
+    page: int
+    pages: int
+    start: int
+    stop: int
+    total: int
+
+
+def paginate(total: int, page: int, per_page: int) -> PageSlice:
+    """Returns the slice of page ``page`` (1-based, clamped to the valid range).
+
+    Raises:
+        ValueError: if ``per_page`` is not positive or ``total`` is negative.
+    """
+    if per_page <= 0:
+        raise ValueError(f"per_page must be positive; got {per_page}")
+    if total < 0:
+        raise ValueError(f"total must be >= 0; got {total}")
+    pages = max(1, math.ceil(total / per_page))
+    page = min(max(1, int(page)), pages)
+    start = (page - 1) * per_page
+    return PageSlice(page=page, pages=pages, start=start, stop=min(total, start + per_page), total=total)
+
+
+def row_positions(rows: np.ndarray, size: int) -> np.ndarray:
+    """An index from FER2013 row to position in ``rows`` (-1 where absent), of length ``size``."""
+    index = np.full(size, -1, dtype=np.int64)
+    index[np.asarray(rows, dtype=np.int64)] = np.arange(len(rows))
+    return index
+
+
+def browse_indices(labels: np.ndarray, usage: np.ndarray, split: str, label: int | None = None) -> np.ndarray:
+    """Positions of a dataset's faces in one split (and of one label, if given), in row order."""
+    mask = np.asarray(usage) == split
+    if label is not None:
+        mask &= np.asarray(labels) == label
+    return np.flatnonzero(mask)
+
+
+def _bar_strip(values: np.ndarray, width: int, height: int, background: int = 24) -> np.ndarray:
+    """A tiny bar chart: one bar per emotion, in :data:`EMOTIONS` order and colours."""
+    strip = np.full((height, width, 3), background, dtype=np.uint8)
+    n = len(EMOTIONS)
+    bar = width // n
+    offset = (width - bar * n) // 2
+    for i, name in enumerate(EMOTIONS):
+        value = float(np.clip(values[i], 0.0, 1.0)) if i < len(values) else 0.0
+        filled = round(value * (height - 1))
+        if filled:
+            x0 = offset + i * bar
+            strip[height - filled :, x0 + 1 : x0 + bar - 1] = EMOTION_COLORS[name]
+        # A baseline tick keeps empty classes visible as slots.
+        strip[height - 1, offset + i * bar + 1 : offset + (i + 1) * bar - 1] = 90
+    return strip
+
+
+def face_tile(
+    gray_face: np.ndarray,
+    probabilities: np.ndarray | None = None,
+    votes: np.ndarray | None = None,
+    zoom: int = 2,
+    bar_height: int = 18,
+) -> np.ndarray:
+    """One face for a grid: the face enlarged, then a bar per class of the model's probabilities
+    and then one of the FER+ vote shares (each strip only if given), as one RGB image.
+
+    Args:
+        gray_face: uint8 (48, 48).
+        probabilities: (7,) model probabilities, or ``None``.
+        votes: (7,) FER+ vote shares over the 7 emotions, or ``None``.
+        zoom: integer upscaling of the face (nearest neighbour keeps pixels crisp).
+        bar_height: height of each strip.
+    """
+    face = np.asarray(gray_face, dtype=np.uint8)
+    if face.ndim != 2:
+        raise ValueError(f"expected a grey face (H, W); got shape {face.shape}")
+    big = np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)
+    parts = [np.repeat(big[..., None], 3, axis=2)]
+    width = big.shape[1]
+    for values in (probabilities, votes):
+        if values is not None:
+            parts.append(np.full((2, width, 3), 255, dtype=np.uint8))
+            parts.append(_bar_strip(np.asarray(values, dtype=np.float64), width, bar_height))
+    return np.ascontiguousarray(np.concatenate(parts, axis=0))
+
+
+def mosaic(tiles: Sequence[np.ndarray], columns: int, gap: int = 4, background: int = 255) -> np.ndarray:
+    """Lays equal-sized RGB tiles out in a grid image (row-major)."""
+    if not tiles:
+        return np.full((FACE_SIZE, FACE_SIZE, 3), background, dtype=np.uint8)
+    h, w = tiles[0].shape[:2]
+    rows = math.ceil(len(tiles) / columns)
+    out = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3), background, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
+    return out
+
+
+def label_name(code: int) -> str:
+    """The emotion name of a code, or ``none`` for -1 (no label)."""
+    return EMOTIONS[int(code)] if 0 <= int(code) < NUM_CLASSES else "none"
+
+
+def describe_annotation(action: str | None, label: str | None) -> str:
+    """A short text for a face's current annotation (empty when there is none)."""
+    if not action:
+        return ""
+    if action == "confirm":
+        return f"confirmed {label}"
+    if action == "relabel":
+        return f"relabelled {label}"
+    return {"not_face": "not a face", "ambiguous": "ambiguous"}.get(action, action)
+
+
+def current_annotation_map(current: pd.DataFrame) -> dict[int, tuple[str, str | None, str, str]]:
+    """``row -> (action, label, annotator, note)`` from an annotation store's current table."""
+    if current is None or current.empty:
+        return {}
+    return {
+        int(r): (a, None if lab is None or (isinstance(lab, float) and math.isnan(lab)) else str(lab), who, note)
+        for r, a, lab, who, note in current[["row", "action", "label", "annotator", "note"]].itertuples(index=False)
+    }

@@ -1,0 +1,81 @@
+"""Reports of analysed photos: JSON and CSV downloads and per-face context crops.
+
+Pure functions over :class:`fer.pipeline.PhotoResult` objects (or anything with ``faces`` whose
+items have ``to_dict()``, ``box``), so the app's downloads and the CLI agree on the fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fer.labels import EMOTIONS
+
+CSV_FIELDS: tuple[str, ...] = ("file", "face", "x", "y", "w", "h", "label", "score", *EMOTIONS)
+
+
+def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -> list[dict[str, Any]]:
+    """One JSON-ready record per photo: file name, size, detector, faces and timings."""
+    records = []
+    for name, result in named_results:
+        records.append({
+            "file": name,
+            "model": model,
+            "size": [int(v) for v in result.original_size],
+            "detector": result.detector,
+            "illumination": result.display_illumination,
+            "faces": [face.to_dict() for face in result.faces],
+            "timings_ms": {k: round(float(v), 1) for k, v in result.timings.items()},
+        })
+    return records
+
+
+def results_json(named_results: Sequence[tuple[str, Any]], model: str = "") -> str:
+    """The results of several photos as one JSON document (a list, one object per photo)."""
+    return json.dumps(results_records(named_results, model), indent=2) + "\n"
+
+
+def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
+    """One CSV row per face: file, face number (1-based), box, label, score, 7 probabilities."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for name, result in named_results:
+        for i, face in enumerate(result.faces, start=1):
+            x, y, w, h = (int(v) for v in face.box)
+            writer.writerow([
+                name, i, x, y, w, h, face.label, f"{face.score:.6f}",
+                *(f"{face.probabilities[e]:.6f}" for e in EMOTIONS),
+            ])
+    return buffer.getvalue()
+
+
+def context_crop(rgb_image: np.ndarray, box: Sequence[int], scale: float = 1.0, margin: float = 0.5) -> np.ndarray:
+    """The part of a photo around a face box, enlarged by ``margin`` of the box on each side.
+
+    Args:
+        rgb_image: the photo (possibly a reduced copy; ``scale`` maps original pixels to it).
+        box: (x, y, w, h) in original pixels.
+        scale: ``rgb_image`` pixels per original pixel.
+        margin: extra context per side, as a fraction of the box side.
+
+    Returns:
+        A view-free copy of the crop (never empty: at least 1x1).
+    """
+    height, width = rgb_image.shape[:2]
+    x, y, w, h = (float(v) * scale for v in box)
+    dx, dy = w * margin, h * margin
+    x0, y0 = min(max(0, int(x - dx)), width - 1), min(max(0, int(y - dy)), height - 1)
+    x1, y1 = min(width, int(round(x + w + dx))), min(height, int(round(y + h + dy)))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    return np.ascontiguousarray(rgb_image[y0:y1, x0:x1])
+
+
+def enlarge(gray_or_rgb: np.ndarray, zoom: int) -> np.ndarray:
+    """Nearest-neighbour enlargement, so 48x48 faces stay crisp in a browser."""
+    return np.repeat(np.repeat(np.asarray(gray_or_rgb), zoom, axis=0), zoom, axis=1)

@@ -1,0 +1,334 @@
+"""The photo pipeline: decode, detect, landmarks, align, correct illumination, classify.
+
+One :class:`FerPipeline` object serves the CLI, the app and the tests. It reads the model's
+pre-processing from the model's metadata card, so the faces it classifies are prepared exactly
+as the training faces were. It holds no per-call state: the app shares one instance across
+sessions (``st.cache_resource``); the detector and the model are guarded by locks, the
+landmark predictor is read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer.detect import DETECT_MAX_PIXELS, Box, Detection, FaceDetector, clip_box, detect_faces, make_detector
+from fer.image_io import DecodedImage, decode_image
+from fer.labels import EMOTIONS
+from fer.metadata import ModelInfo, model_info
+from fer.paths import MODELS_DIR
+from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
+
+# Released models, best first: the tuned model when there is one, else the paper's CNN.
+DEFAULT_MODEL_NAMES: tuple[str, ...] = ("fer_best.h5", "paper_cnn.h5")
+STAGES: tuple[str, ...] = ("decode", "detect", "landmarks", "align", "classify")
+# JPEGs are decoded at reduced size while at least this many pixels remain: half the detection
+# budget, so detection still sees ~600x450 or more and faces stay >= ~3x the 48 px crop.
+DECODE_MIN_PIXELS: int = DETECT_MAX_PIXELS // 2
+# The Haar cascade's boxes are larger and sit higher than dlib's HOG boxes, on which the
+# landmark predictor was trained. Medians over the 49 faces of the sample photos both detectors
+# found: HOG side = 0.88 x Haar side, HOG centre = Haar centre + 0.07 x Haar side (lower).
+HAAR_BOX_SHRINK: float = 0.88
+HAAR_BOX_SHIFT_DOWN: float = 0.07
+
+
+def default_model_path(models_dir: Path = MODELS_DIR) -> Path:
+    """Returns the released model the app and CLI use by default.
+
+    ``fer_best.h5`` if it exists, else ``paper_cnn.h5`` (returned even if missing, so the
+    error names the file a person should release).
+    """
+    for name in DEFAULT_MODEL_NAMES:
+        path = models_dir / name
+        if path.is_file():
+            return path
+    return models_dir / DEFAULT_MODEL_NAMES[-1]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: fields hold arrays, compare .to_dict() instead
+class FaceResult:
+    """One face: where it is, what it looks like to the model, and what the model says.
+
+    Attributes:
+        box: (x, y, w, h) in the original photo's pixels, clipped to the photo.
+        detector_score: the detector's confidence.
+        landmarks: float32 (68, 2), original photo pixels (may lie outside the photo).
+        regions: named landmark regions (see ``fer.landmarks.REGIONS``), views of ``landmarks``.
+        gray_face: uint8 (48, 48), aligned in FER2013's framing, before illumination correction.
+        corrected_face: uint8 (48, 48), the face with the model's own illumination correction:
+            exactly what the model classified.
+        display_face: uint8 (48, 48), corrected with the illumination chosen for display (the same
+            as ``corrected_face`` unless a different one was asked for).
+        probabilities: label -> probability, in ``fer.labels.EMOTIONS`` order.
+        label: the most probable label.
+        score: its probability.
+    """
+
+    box: Box
+    detector_score: float
+    landmarks: np.ndarray = field(repr=False)
+    regions: dict[str, np.ndarray] = field(repr=False)
+    gray_face: np.ndarray = field(repr=False)
+    corrected_face: np.ndarray = field(repr=False)
+    display_face: np.ndarray = field(repr=False)
+    probabilities: dict[str, float]
+    label: str
+    score: float
+
+    @property
+    def top(self) -> tuple[str, float]:
+        """``(label, score)`` of the most probable class."""
+        return self.label, self.score
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-friendly part: box, label, score and probabilities."""
+        return {
+            "box": [int(v) for v in self.box],
+            "label": self.label,
+            "score": round(float(self.score), 6),
+            "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoResult:
+    """Everything the pipeline found in one photo.
+
+    Attributes:
+        faces: one :class:`FaceResult` per face, in reading order.
+        rgb_image: the photo as analysed: upright RGB, possibly a reduced copy of a big JPEG.
+        scale: ``rgb_image`` pixels per original pixel.
+        original_size: (width, height) of the original, upright photo.
+        timings: milliseconds per stage (:data:`STAGES`) and ``total``.
+        model_illumination: the correction the model was trained with (and got).
+        display_illumination: the correction of ``FaceResult.display_face``.
+        detector: the detector's name.
+    """
+
+    faces: tuple[FaceResult, ...]
+    rgb_image: np.ndarray = field(repr=False)
+    scale: float
+    original_size: tuple[int, int]
+    timings: dict[str, float]
+    model_illumination: str
+    display_illumination: str
+    detector: str
+
+    def boxes_image(self, probabilities: bool = False) -> np.ndarray:
+        """The photo with every face's box and label (and probability bars if asked)."""
+        from fer.draw import annotate_faces
+
+        faces = self.faces
+        return annotate_faces(
+            self.rgb_image, [f.box for f in faces], [f.label for f in faces], [f.score for f in faces],
+            [f.probabilities for f in faces] if probabilities else None, self.scale,
+        )
+
+    def landmarks_image(self, index: int, size: int = 256) -> np.ndarray:
+        """A close-up of face ``index`` with its landmark regions outlined."""
+        from fer.draw import face_overlay
+
+        face = self.faces[index]
+        return face_overlay(self.rgb_image, face.box, face.landmarks, self.scale, size)
+
+    def stage_images(self, index: int) -> dict[str, np.ndarray]:
+        """The stages of face ``index`` for display: ``boxes`` (whole photo), ``landmarks``
+        (close-up with regions), ``aligned`` (grey 48x48) and ``corrected`` (48x48 as displayed).
+        """
+        face = self.faces[index]
+        return {
+            "boxes": self.boxes_image(),
+            "landmarks": self.landmarks_image(index),
+            "aligned": face.gray_face,
+            "corrected": face.display_face,
+        }
+
+
+def _to_hog_box(detection: Detection, detector_name: str) -> Box:
+    """Converts a detector's box to the HOG framing the landmark predictor expects."""
+    if detector_name != "haar":
+        return detection.box
+    x, y, w, h = detection.box
+    side = w * HAAR_BOX_SHRINK
+    cx, cy = x + w / 2, y + h / 2 + HAAR_BOX_SHIFT_DOWN * h
+    return round(cx - side / 2), round(cy - side / 2), round(side), round(side)
+
+
+def _gray(rgb_image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb_image, cv2.COLOR_RGB2GRAY)
+
+
+class FerPipeline:
+    """Finds faces in photos and classifies their expressions.
+
+    Args:
+        model_path: a Keras ``.h5`` with its metadata JSON beside it; defaults to
+            :func:`default_model_path`.
+        detector: ``hog`` (dlib, default) or ``haar`` (OpenCV).
+        illumination: correction for *displayed* faces; ``None`` shows what the model sees.
+            The model always gets the correction it was trained with (from its metadata).
+        tta: average each face's probabilities with those of its mirror image.
+
+    Raises:
+        FileNotFoundError: the model or its metadata is missing.
+        ValueError: an unknown detector or illumination, or a model this pipeline cannot feed.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        detector: str = "hog",
+        illumination: str | None = None,
+        tta: bool = False,
+    ) -> None:
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"model not found: {path} (train one with `python -m fer.train`)")
+        if illumination is not None and illumination not in ILLUMINATIONS:
+            raise ValueError(f"unknown illumination {illumination!r}; expected one of {', '.join(ILLUMINATIONS)}")
+        self.info: ModelInfo = model_info(path)
+        if self.info.landmarks:
+            raise ValueError(f"{path}: models with a landmark input are not supported by the photo pipeline yet")
+        self.detector_name = detector
+        self.detector: FaceDetector = make_detector(detector)
+        import keras
+
+        from fer.landmarks import LandmarkPredictor
+
+        self.landmarks = LandmarkPredictor()
+        self.model = keras.models.load_model(path, compile=False)
+        self.input_size: tuple[int, int] = tuple(int(v) for v in self.model.input_shape[1:3])
+        self.illumination = illumination
+        self.tta = tta
+        self._model_lock = threading.Lock()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Traces the model once for batches of 1 and 2 faces.
+
+        TensorFlow traces a new graph for each new batch size until the second one, then keeps
+        a size-agnostic graph; paying that (~0.3 s each) here keeps it out of the first photos.
+        """
+        height, width = self.input_size
+        for n in (1, 2):
+            self.model.predict_on_batch(np.zeros((n, height, width, 1), np.float32))
+
+    @property
+    def model_illumination(self) -> str:
+        """The illumination correction the model was trained with."""
+        return self.info.illumination
+
+    def classify(self, gray_faces: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Returns class probabilities (N, 7) for aligned uint8 faces (N, H, W).
+
+        The faces get the model's own illumination correction here (via
+        ``fer.preprocess.to_model_input``).
+        """
+        if len(gray_faces) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        use_tta = self.tta if tta is None else tta
+        batch = to_model_input(np.asarray(gray_faces, np.uint8), self.model_illumination)
+        if use_tta:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
+        with self._model_lock:
+            probs = np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+        if use_tta:
+            probs = (probs[: len(gray_faces)] + probs[len(gray_faces) :]) / 2
+        return probs
+
+    def analyze_bytes(self, data: bytes, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
+        """Analyses an encoded photo (an upload's bytes; nothing touches the disk).
+
+        Raises:
+            fer.image_io.ImageDecodeError: the bytes are not a usable image.
+        """
+        start = time.perf_counter()
+        decoded = decode_image(data, min_pixels=DECODE_MIN_PIXELS)
+        decode_ms = (time.perf_counter() - start) * 1000
+        return self._analyze(decoded, illumination, tta, decode_ms, start)
+
+    def analyze_path(self, path: str | Path, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
+        """Analyses a photo file (see :meth:`analyze_bytes`)."""
+        start = time.perf_counter()
+        decoded = decode_image(Path(path).read_bytes(), min_pixels=DECODE_MIN_PIXELS)
+        decode_ms = (time.perf_counter() - start) * 1000
+        return self._analyze(decoded, illumination, tta, decode_ms, start)
+
+    def analyze(self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
+        """Analyses an RGB uint8 array (H, W, 3), e.g. a camera frame."""
+        rgb_image = np.asarray(rgb_image)
+        if rgb_image.dtype != np.uint8 or rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb_image.dtype} {rgb_image.shape}")
+        height, width = rgb_image.shape[:2]
+        decoded = DecodedImage(rgb=rgb_image, format="array", original_size=(width, height))
+        return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter())
+
+    def _analyze(
+        self, decoded: DecodedImage, illumination: str | None, tta: bool | None, decode_ms: float, start: float
+    ) -> PhotoResult:
+        from fer.align import align_face
+        from fer.landmarks import region_points
+
+        display = illumination or self.illumination or self.model_illumination
+        if display not in ILLUMINATIONS:
+            raise ValueError(f"unknown illumination {display!r}; expected one of {', '.join(ILLUMINATIONS)}")
+        timings = {"decode": decode_ms}
+        scale = decoded.scale
+        width, height = decoded.original_size
+
+        tick = time.perf_counter()
+        gray = _gray(decoded.rgb)
+        detections = detect_faces(self.detector, gray)
+        timings["detect"] = (time.perf_counter() - tick) * 1000
+
+        tick = time.perf_counter()
+        points = [self.landmarks.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
+        timings["landmarks"] = (time.perf_counter() - tick) * 1000
+
+        tick = time.perf_counter()
+        size = self.input_size[0]
+        gray_faces = np.zeros((len(points), size, size), np.uint8)
+        for i, face_points in enumerate(points):
+            gray_faces[i] = align_face(gray, face_points, size)
+        timings["align"] = (time.perf_counter() - tick) * 1000
+
+        tick = time.perf_counter()
+        probs = self.classify(gray_faces, tta)
+        timings["classify"] = (time.perf_counter() - tick) * 1000
+
+        faces = []
+        for det, pts, face, prob in zip(detections, points, gray_faces, probs, strict=True):
+            landmarks = (pts / scale).astype(np.float32)
+            corrected = correct_illumination(face, self.model_illumination)
+            shown = corrected if display == self.model_illumination else correct_illumination(face, display)
+            best = int(np.argmax(prob))
+            x, y, w, h = det.box
+            faces.append(FaceResult(
+                box=clip_box((round(x / scale), round(y / scale), round(w / scale), round(h / scale)), width, height),
+                detector_score=det.score,
+                landmarks=landmarks,
+                regions=region_points(landmarks),
+                gray_face=face,
+                corrected_face=corrected,
+                display_face=shown,
+                probabilities={name: float(p) for name, p in zip(EMOTIONS, prob, strict=True)},
+                label=EMOTIONS[best],
+                score=float(prob[best]),
+            ))
+        timings["total"] = (time.perf_counter() - start) * 1000
+        return PhotoResult(
+            faces=tuple(faces),
+            rgb_image=decoded.rgb,
+            scale=scale,
+            original_size=decoded.original_size,
+            timings=timings,
+            model_illumination=self.model_illumination,
+            display_illumination=display,
+            detector=self.detector_name,
+        )

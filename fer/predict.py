@@ -1,0 +1,199 @@
+"""Classify the expressions of every face in photos: ``python -m fer.predict PATH...``.
+
+Each PATH is a photo or a folder of photos. For every photo it prints the faces found (box,
+label, score), or with ``--json`` one JSON object per line::
+
+    {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "label": "happy", "score": 0.93,
+     "probabilities": {"angry": 0.01, ...}}], "error": null}
+
+A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
+command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
+photo with boxes, labels and probability bars to ``OUT/<name>_annotated.jpg``. A folder as input
+also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
+with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fer.detect import DETECTORS
+from fer.labels import EMOTIONS
+from fer.preprocess import ILLUMINATIONS
+
+if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not for --help
+    from fer.pipeline import FerPipeline, PhotoResult
+
+# Suffixes taken from a folder (a file given by name is tried whatever its suffix, since the
+# format is read from the bytes).
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+CSV_FIELDS: tuple[str, ...] = ("path", "face", "x", "y", "w", "h", "label", "score", *EMOTIONS)
+
+
+@dataclass(frozen=True)
+class PhotoOutcome:
+    """What happened to one input file: its faces as dicts, or the error message."""
+
+    path: Path
+    faces: tuple[dict, ...]
+    error: str | None = None
+    timings: dict[str, float] | None = None
+
+    def to_json(self) -> str:
+        """One JSON line: ``{"path", "faces", "error"}``."""
+        return json.dumps({"path": str(self.path), "faces": list(self.faces), "error": self.error})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fer.predict",
+        description="Find faces in photos and classify their expressions (FER2013 classes).",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders of photos")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line per photo")
+    parser.add_argument("--annotate", type=Path, metavar="OUT", help="write annotated photos into folder OUT")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="CSV of faces for folder inputs (see module doc)")
+    parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector (default: hog)")
+    parser.add_argument(
+        "--illumination", choices=ILLUMINATIONS, default=None,
+        help="illumination correction of displayed faces; the model always gets the one it was trained with",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
+    parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    return parser
+
+
+def expand_inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
+    """Yields ``(file, folder it came from or None)``; folders give their images, sorted."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    yield child, path
+        else:
+            yield path, None
+
+
+def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None) -> PhotoOutcome:
+    """Runs the pipeline on one file; unreadable files become an outcome with an error."""
+    from fer.image_io import ImageDecodeError
+
+    try:
+        result = pipeline.analyze_path(path)
+    except (ImageDecodeError, OSError) as err:
+        return PhotoOutcome(path, (), error=_describe(err, path))
+    if annotate_dir is not None:
+        write_annotated(result, annotate_dir / f"{path.stem}_annotated.jpg")
+    return PhotoOutcome(path, tuple(face.to_dict() for face in result.faces), timings=result.timings)
+
+
+def _describe(err: Exception, path: Path) -> str:
+    if isinstance(err, FileNotFoundError):
+        return f"file not found: {path}"
+    if isinstance(err, IsADirectoryError):
+        return f"is a folder, not a photo: {path}"
+    if isinstance(err, PermissionError):
+        return f"permission denied: {path}"
+    if isinstance(err, OSError):
+        return f"cannot read {path}: {err.strerror or err}"
+    return str(err)
+
+
+def write_annotated(result: PhotoResult, out_path: Path) -> None:
+    """Saves the photo with boxes, labels and probability bars (JPEG)."""
+    from PIL import Image
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result.boxes_image(probabilities=True)).save(out_path, quality=90)
+
+
+def format_outcome(outcome: PhotoOutcome) -> str:
+    """Human-readable lines for one photo."""
+    if outcome.error is not None:
+        return f"{outcome.path}: error: {outcome.error}"
+    count = len(outcome.faces)
+    ms = outcome.timings.get("total", 0.0) if outcome.timings else 0.0
+    lines = [f"{outcome.path}: {count} face{'s' if count != 1 else ''} ({ms:.0f} ms)"]
+    for i, face in enumerate(outcome.faces, start=1):
+        ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+        others = ", ".join(f"{name} {p:.2f}" for name, p in ranked)
+        x, y, w, h = face["box"]
+        lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others})")
+    return "\n".join(lines)
+
+
+def csv_rows(outcome: PhotoOutcome) -> Iterator[dict[str, object]]:
+    """One CSV row per face of a photo."""
+    for i, face in enumerate(outcome.faces, start=1):
+        x, y, w, h = face["box"]
+        row: dict[str, object] = {"path": str(outcome.path), "face": i, "x": x, "y": y, "w": w, "h": h,
+                                  "label": face["label"], "score": face["score"]}
+        row.update(face["probabilities"])
+        yield row
+
+
+def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
+    """Where a folder's CSV goes when ``--csv`` is not given."""
+    name = f"{folder.resolve().name or 'photos'}_faces.csv"
+    return (annotate_dir / name) if annotate_dir is not None else Path.cwd() / name
+
+
+def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
+    """Writes the faces of ``outcomes`` to a CSV and returns the number of rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for outcome in outcomes:
+            for row in csv_rows(outcome):
+                writer.writerow(row)
+                count += 1
+    return count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns 0 if every photo was read, 1 if some were not, 2 on a setup error."""
+    args = build_parser().parse_args(argv)
+    from fer.pipeline import FerPipeline
+
+    try:
+        pipeline = FerPipeline(args.model, detector=args.detector, illumination=args.illumination, tta=args.tta)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.illumination and args.illumination != pipeline.model_illumination:
+        print(
+            f"note: the model was trained with illumination {pipeline.model_illumination!r} and gets that; "
+            f"--illumination {args.illumination} only changes displayed faces",
+            file=sys.stderr,
+        )
+    failed = 0
+    by_folder: dict[Path, list[PhotoOutcome]] = {}
+    for path, folder in expand_inputs(args.paths):
+        outcome = analyze_file(pipeline, path, args.annotate)
+        failed += outcome.error is not None
+        if folder is not None:
+            by_folder.setdefault(folder, []).append(outcome)
+        print(outcome.to_json() if args.json else format_outcome(outcome), flush=True)
+    folders = list(by_folder.items())
+    for folder, outcomes in folders:
+        target = args.csv if args.csv is not None else default_csv_path(folder, args.annotate)
+        if args.csv is not None and len(folders) > 1:
+            # Several folders and one --csv: one file each, named after the folder.
+            target = args.csv.with_name(f"{args.csv.stem}_{folder.resolve().name}{args.csv.suffix}")
+        rows = write_csv(target, outcomes)
+        print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

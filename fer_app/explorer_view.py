@@ -1,0 +1,112 @@
+"""Shared parts of the Errors, Dataset and Label-issues pages: reference labels and face grids."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fer.explorer import (
+    REFERENCES,
+    SplitView,
+    current_annotation_map,
+    describe_annotation,
+    face_tile,
+    label_name,
+    reference_labels,
+    split_view,
+)
+from fer.labels import FERPLUS_COLUMNS
+from fer_app import resources, widgets
+
+FACES_PER_PAGE: int = 36
+
+
+def available_references() -> list[str]:
+    """The reference-label sources this installation can offer (FER+ needs its table)."""
+    return [r for r in REFERENCES if r != "ferplus" or resources.ferplus() is not None]
+
+
+def split_view_for(predictions: pd.DataFrame, split: str, source: str, annotations: pd.DataFrame) -> SplitView:
+    """One split of the predictions judged against the chosen reference labels."""
+    part = predictions[predictions["split"] == split]
+    tables = resources.ferplus()
+    reference = reference_labels(
+        source, part["true"].to_numpy(np.int64), part["row"].to_numpy(np.int64),
+        None if tables is None else tables.majority, annotations,
+    )
+    return split_view(predictions, split, reference)
+
+
+def vote_summary(row: int) -> str:
+    """``FER+ happy (8/10)``-style text for one face, or empty without FER+ votes."""
+    tables = resources.ferplus()
+    if tables is None:
+        return ""
+    votes = tables.votes[row]
+    total = int(votes.sum())
+    if total == 0:
+        return "FER+: no votes"
+    majority = int(tables.majority[row])
+    if majority < 0:
+        top = FERPLUS_COLUMNS[int(np.argmax(votes))]
+        return f"FER+: {top} ({int(votes.max())}/{total})"
+    share = float(tables.shares[row, majority])
+    return f"FER+ {label_name(majority)} ({share:.0%})"
+
+
+def tiles_for_rows(rows: Sequence[int], probabilities: np.ndarray | None = None,
+                   faces: np.ndarray | None = None) -> list[np.ndarray]:
+    """Face tiles (face, model bars, FER+ bars) for FER2013 rows of the embedded test faces.
+
+    Args:
+        rows: FER2013 rows.
+        probabilities: (n, 7) model probabilities, or ``None`` for no model strip.
+        faces: (n, 48, 48) faces if they do not come from the embedded test set (Training).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if faces is None:
+        faces = resources.test_face_lookup().faces(rows)
+    tables = resources.ferplus()
+    tiles = []
+    for i, row in enumerate(rows):
+        votes = None if tables is None else tables.shares[row]
+        tiles.append(face_tile(faces[i], None if probabilities is None else probabilities[i], votes))
+    return tiles
+
+
+def annotation_text(annotations: dict, row: int) -> str:
+    """`` · ✎ relabelled sad (ann)`` for an annotated face, else empty."""
+    current = annotations.get(int(row))
+    if not current:
+        return ""
+    action, label, annotator, _ = current
+    return f" · ✎ {describe_annotation(action, label)} ({annotator})"
+
+
+def annotation_lookup(annotations: pd.DataFrame) -> dict:
+    """Row -> current annotation, from the store's current table."""
+    return current_annotation_map(annotations)
+
+
+def grid_with_annotation(rows: Sequence[int], originals: Sequence[int], captions: Sequence[str],
+                         tiles: Sequence[np.ndarray], key: str, first_number: int = 1) -> None:
+    """The face grid, then the annotation form for the faces shown."""
+    widgets.face_grid(tiles, captions)
+    refs = [
+        widgets.FaceRef(int(r), int(o), f"#{first_number + i} · row {int(r)} · {label_name(int(o))}")
+        for i, (r, o) in enumerate(zip(rows, originals, strict=True))
+    ]
+    widgets.annotate_panel(refs, key)
+
+
+def annotations_export(store) -> str:
+    """The current label of every FER2013 row as CSV text (``fer.annotations`` export format)."""
+    tables = resources.ferplus()
+    if tables is None:
+        raise FileNotFoundError("the embedded FER+ table is missing; rebuild it with `python -m fer.ferplus build`")
+    buffer = io.StringIO()
+    store.export_csv(buffer, resources.original_labels(), tables.majority, tables.usage)
+    return buffer.getvalue()

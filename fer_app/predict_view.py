@@ -1,0 +1,112 @@
+"""The Predict page's input collection and result rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from fer.detect import DETECTORS
+from fer.preprocess import ILLUMINATIONS
+from fer_app import charts, resources
+
+# Extensions the uploader offers; the format itself is read from the bytes.
+UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+DETECTOR_NAMES: dict[str, str] = {"hog": "HOG (dlib)", "haar": "Haar cascade (OpenCV)"}
+ILLUMINATION_NAMES: dict[str, str] = {
+    "none": "none", "hist": "histogram equalisation", "clahe": "CLAHE (adaptive)",
+}
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """One photo to analyse: a display name and its encoded bytes (kept in memory only)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    detector: str
+    illumination: str | None  # None: the model's own correction
+
+
+def options(model_illumination: str) -> PredictOptions:
+    """Detector and displayed-illumination choices."""
+    left, right = st.columns(2)
+    detector = left.radio("Face detector", DETECTORS, key="predict_detector", horizontal=True,
+                          format_func=DETECTOR_NAMES.get)
+    choices = ("model", *ILLUMINATIONS)
+    shown = right.radio(
+        "Illumination correction shown", choices, key="predict_illumination", horizontal=True,
+        format_func=lambda c: f"model's ({model_illumination})" if c == "model" else ILLUMINATION_NAMES[c],
+        help="The model always gets the correction it was trained with; this changes the crop shown.",
+    )
+    return PredictOptions(detector=detector, illumination=None if shown == "model" else shown)
+
+
+def photo_inputs() -> list[PhotoInput]:
+    """Uploads, a camera shot and a sample photo, reduced to (name, bytes) pairs."""
+    inputs: list[PhotoInput] = []
+    uploads = st.file_uploader(
+        "Photos with faces", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="predict_uploads",
+        help="Several at once is fine. Photos stay in memory and are never written to disk.",
+    )
+    for upload in uploads or ():
+        inputs.append(PhotoInput(upload.name, upload.getvalue()))
+    left, right = st.columns([1, 2])
+    if left.toggle("Use the camera", key="predict_camera_on"):
+        shot = st.camera_input("Take a photo", key="predict_camera")
+        if shot is not None:
+            inputs.append(PhotoInput("camera.jpg", shot.getvalue()))
+    samples = resources.sample_photos()
+    if samples:
+        choice = right.pills("Or try a sample photo", list(samples), key="predict_sample",
+                             format_func=lambda n: n.rsplit(".", 1)[0])
+        if choice:
+            inputs.append(PhotoInput(choice, samples[choice].read_bytes()))
+    return inputs
+
+
+def render_photo(name: str, result, photo_index: int = 0) -> None:
+    """One photo: a summary line, the annotated whole photo, and a card per face."""
+    count = len(result.faces)
+    total = result.timings.get("total", 0.0)
+    st.subheader(name, divider="gray")
+    width, height = result.original_size
+    st.caption(
+        f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector} · "
+        f"analysed in {total:.0f} ms ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total") + ")"
+    )
+    annotated = result.boxes_image()
+    for index in range(count):
+        render_face_card(result, index, annotated, f"{photo_index}_{index}")
+    if count:
+        st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
+
+
+def render_face_card(result, index: int, annotated, key: str) -> None:
+    """Stages side by side, the probability chart and the top label of one face."""
+    from fer.photo_report import context_crop, enlarge
+
+    face = result.faces[index]
+    with st.container(border=True, key=f"predict_face_card_{key}"):
+        st.markdown(f"#### Face {index + 1}: **{face.label}** ({face.score:.0%})")
+        stages, chart = st.columns([3, 2])
+        with stages:
+            st.image(
+                [
+                    context_crop(annotated, face.box, result.scale),
+                    enlarge(face.gray_face, 3),
+                    enlarge(face.display_face, 3),
+                    result.landmarks_image(index, size=144),
+                ],
+                caption=["detected", "aligned 48×48", f"illumination: {result.display_illumination}",
+                         "landmarks and regions"],
+                width=144,
+            )
+        with chart:
+            st.plotly_chart(charts.probability_figure(face.probabilities), key=f"predict_probs_{key}",
+                            config={"displayModeBar": False})

@@ -1,0 +1,357 @@
+"""The app's one caching place: models, pipelines, tables and datasets.
+
+``st.cache_resource`` holds objects shared by every session (the pipeline with its model,
+detector and landmark predictor; the read-only face arrays; the annotation store, which holds
+only a path): they are thread-safe and never mutated. ``st.cache_data`` holds tables (model list,
+predictions, history, label-issue ranking), copied per caller. Cache keys include file
+modification times, so a model re-released under the same name is picked up.
+
+Nothing here loads at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR
+
+# Sample photos offered on the Predict page (clear faces, see photos/manifest.csv).
+SAMPLE_PHOTOS: tuple[str, ...] = (
+    "deepface_img24.jpg", "dlib_tom_cruise.jpg", "deepface_img30.jpg", "pyfeat_multi_face.jpg",
+)
+
+
+def models_dir() -> Path:
+    """Where the app looks for models: ``$FER_MODELS_DIR`` (tests, staging) or ``models/``."""
+    env = os.environ.get("FER_MODELS_DIR")
+    return Path(env) if env else MODELS_DIR
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model in the models folder, with what its card says.
+
+    Attributes:
+        path: the ``.h5`` file.
+        name: the card's ``name`` (else the file stem).
+        accuracy: split -> accuracy from the card's ``metrics``.
+        predictions: the per-image predictions CSV (may not exist).
+        history: the training history CSV (may not exist).
+        card: the whole metadata card.
+        error: why the card could not be read (the model is then listed but unusable).
+    """
+
+    path: Path
+    name: str
+    accuracy: dict[str, float] = field(default_factory=dict)
+    predictions: Path | None = None
+    history: Path | None = None
+    card: dict = field(default_factory=dict, compare=False, repr=False)
+    error: str | None = None
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def has_predictions(self) -> bool:
+        return self.predictions is not None and self.predictions.is_file()
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the model file is replaced (a cache key)."""
+        return _mtime(self.path)
+
+    def label(self) -> str:
+        """One line for the model selector: name, then PublicTest / PrivateTest accuracy."""
+        if self.error:
+            return f"{self.stem} (unreadable card)"
+        accuracies = [f"{self.accuracy[s]:.1%}" for s in ("PublicTest", "PrivateTest") if s in self.accuracy]
+        return f"{self.name} · {' / '.join(accuracies)}" if accuracies else f"{self.name} · not evaluated"
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int], ...]:
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted((p.name, _mtime(p)) for p in folder.iterdir() if p.suffix in (".h5", ".json", ".csv")))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _scan_models(folder: str, signature: tuple) -> list[ModelEntry]:
+    from fer.evaluate import predictions_path
+    from fer.metadata import model_info
+
+    del signature  # only a cache key
+    entries = []
+    for path in sorted(Path(folder).glob("*.h5")):
+        if not path.with_suffix(".json").is_file():
+            continue  # every released model has its card; a bare .h5 is a checkpoint
+        history = path.with_name(path.stem + ".history.csv")
+        common = {"predictions": predictions_path(path), "history": history if history.is_file() else None}
+        try:
+            info = model_info(path)
+        except (ValueError, OSError) as err:
+            entries.append(ModelEntry(path=path, name=path.stem, error=str(err), **common))
+            continue
+        entries.append(ModelEntry(path=path, name=info.name, accuracy=info.headline, card=info.raw, **common))
+    # The default model first, so it is what a fresh session sees.
+    from fer.pipeline import DEFAULT_MODEL_NAMES
+
+    rank = {name: i for i, name in enumerate(DEFAULT_MODEL_NAMES)}
+    entries.sort(key=lambda e: (e.error is not None, rank.get(e.path.name, len(rank)), e.path.name))
+    return entries
+
+
+def list_models() -> list[ModelEntry]:
+    """Every ``*.h5`` with a ``.json`` card beside it in :func:`models_dir`, default first."""
+    folder = models_dir()
+    return _scan_models(str(folder), _folder_signature(folder))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _pipeline(model_path: str, detector: str, version: int):
+    from fer.pipeline import FerPipeline
+
+    del version
+    pipeline = FerPipeline(model_path, detector=detector)
+    keep_keras_session()
+    return pipeline
+
+
+def keep_keras_session() -> None:
+    """Stops Streamlit from calling ``keras.backend.clear_session()`` after every script run.
+
+    Streamlit (``script_runner._clean_problem_modules``, 1.67) clears Keras' global state after
+    each run for apps that build models per run. This app loads each model once and shares it
+    read-only, so the clearing buys nothing and costs ~0.2 s per rerun (a full ``gc.collect``)
+    plus TensorFlow's kernel cache, on every click. Other modules' clean-up is kept.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    original = getattr(script_runner, "_clean_problem_modules", None)
+    if original is None or getattr(original, "_keeps_keras", False):
+        return
+
+    def clean_problem_modules_but_keras() -> None:
+        import sys
+
+        # The rest of Streamlit's clean-up, unchanged (its _log_if_error logs any failure).
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close("all")
+
+    clean_problem_modules_but_keras._keeps_keras = True
+    script_runner._clean_problem_modules = clean_problem_modules_but_keras
+
+
+def get_pipeline(model: ModelEntry, detector: str):
+    """The shared :class:`fer.pipeline.FerPipeline` of a model and detector (loaded once).
+
+    Raises:
+        FileNotFoundError, ValueError, OSError: the model cannot be loaded (see FerPipeline).
+    """
+    return _pipeline(str(model.path), detector, model.version)
+
+
+@st.cache_resource(show_spinner=False)
+def device_description() -> str:
+    """Which device TensorFlow runs the model on: the first GPU it sees, else the CPU."""
+    import tensorflow as tf
+
+    keep_keras_session()  # importing TensorFlow imports Keras
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (TensorFlow sees no GPU)"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    except (ValueError, RuntimeError):
+        name = gpus[0].name
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _predictions(path: str, version: int) -> pd.DataFrame:
+    from fer.explorer import validate_predictions
+
+    del version
+    return validate_predictions(pd.read_csv(path))
+
+
+def load_predictions(model: ModelEntry) -> pd.DataFrame:
+    """The model's per-image test predictions (validated).
+
+    Raises:
+        FileNotFoundError: if the model has no predictions CSV.
+        ValueError: if the CSV is malformed.
+    """
+    if not model.has_predictions:
+        raise FileNotFoundError(
+            f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
+        )
+    return _predictions(str(model.predictions), _mtime(model.predictions))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _history(path: str, version: int) -> pd.DataFrame:
+    del version
+    return pd.read_csv(path)
+
+
+def load_history(model: ModelEntry) -> pd.DataFrame | None:
+    """The training history (``<stem>.history.csv``), or ``None`` without one."""
+    if model.history is None:
+        return None
+    return _history(str(model.history), _mtime(model.history))
+
+
+@st.cache_resource(show_spinner=False)
+def test_faces():
+    """The embedded PublicTest + PrivateTest faces (read-only arrays).
+
+    Raises:
+        FileNotFoundError: if the embedded file is missing.
+    """
+    from fer.testset import load_test_faces
+
+    return load_test_faces()
+
+
+@dataclass(frozen=True)
+class FerPlusTables:
+    """FER+ votes by FER2013 row: raw votes (N, 10), emotion shares (N, 7), majority (N,)."""
+
+    votes: np.ndarray
+    shares: np.ndarray
+    majority: np.ndarray
+    usage: np.ndarray
+
+
+@st.cache_resource(show_spinner=False)
+def ferplus() -> FerPlusTables | None:
+    """The embedded FER+ votes, or ``None`` when the table is missing."""
+    from fer.ferplus import emotion_distribution, load_ferplus_votes, majority_label
+
+    try:
+        table = load_ferplus_votes()
+    except (FileNotFoundError, ValueError):
+        return None
+    for array in (table.votes,):
+        array.setflags(write=False)
+    return FerPlusTables(
+        votes=table.votes, shares=emotion_distribution(table.votes), majority=majority_label(table.votes),
+        usage=table.usage,
+    )
+
+
+def full_dataset_available() -> bool:
+    """Whether the full FER2013 CSV (with the Training split) is beside the project."""
+    return FER2013_CSV.is_file()
+
+
+@st.cache_resource(show_spinner=False)
+def full_dataset():
+    """All of FER2013 from the shared CSV (parsed once, cached on disk by ``fer.data``).
+
+    Raises:
+        FileNotFoundError, fer.data.DataFormatError: the CSV is missing or malformed.
+    """
+    from fer.data import load_fer2013
+
+    dataset = load_fer2013(FER2013_CSV)
+    dataset.images.setflags(write=False)
+    return dataset
+
+
+@dataclass(frozen=True)
+class FaceLookup:
+    """Faces by FER2013 row: ``images[positions[row]]`` (position -1: not available)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    positions: np.ndarray
+
+    def faces(self, rows: np.ndarray) -> np.ndarray:
+        """The (n, 48, 48) faces of the given rows (all must be available)."""
+        return self.images[self.positions[np.asarray(rows, dtype=np.int64)]]
+
+
+@st.cache_resource(show_spinner=False)
+def test_face_lookup() -> FaceLookup:
+    """Row -> face index over the embedded test faces."""
+    from fer.explorer import row_positions
+    from fer.ferplus import FER2013_ROWS
+
+    faces = test_faces()
+    return FaceLookup(faces.images, faces.labels, row_positions(faces.rows, FER2013_ROWS))
+
+
+@st.cache_data(show_spinner=False)
+def original_labels() -> np.ndarray:
+    """The FER2013 label of every row (-1 where unknown), for the annotation export."""
+    from fer.ferplus import FER2013_ROWS
+
+    dataset = full_dataset() if full_dataset_available() else test_faces()
+    labels = np.full(FER2013_ROWS, -1, dtype=np.int64)
+    labels[dataset.rows] = dataset.labels
+    return labels
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _issues(path: str, version: int, weight_ferplus: float) -> pd.DataFrame:
+    from fer.explorer import PROB_COLUMNS, validate_predictions
+    from fer.label_issues import rank_label_issues
+
+    del version
+    table = validate_predictions(pd.read_csv(path))
+    tables = ferplus()
+    rows = table["row"].to_numpy(np.int64)
+    return rank_label_issues(
+        table["true"].to_numpy(np.int64), table[list(PROB_COLUMNS)].to_numpy(np.float64),
+        None if tables is None else tables.votes[rows], weight_ferplus,
+        rows=rows, usage=table["split"].to_numpy(str),
+    )
+
+
+def label_issues(model: ModelEntry, weight_ferplus: float = 0.5) -> pd.DataFrame:
+    """The model's test faces ranked by how likely their given label is wrong.
+
+    Raises:
+        FileNotFoundError: if the model has no predictions CSV.
+    """
+    if not model.has_predictions:
+        raise FileNotFoundError(
+            f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
+        )
+    return _issues(str(model.predictions), _mtime(model.predictions), float(weight_ferplus))
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str):
+    from fer.annotations import AnnotationStore
+
+    return AnnotationStore(path)
+
+
+def annotation_store():
+    """The shared annotation store at ``$FER_ANNOTATIONS_DB`` or the default path."""
+    from fer.annotations import default_db_path
+
+    return _store(str(default_db_path()))
+
+
+def sample_photos() -> dict[str, Path]:
+    """The sample photos that exist (empty without the shared photos folder)."""
+    return {name: PHOTOS_DIR / name for name in SAMPLE_PHOTOS if (PHOTOS_DIR / name).is_file()}

@@ -1,0 +1,241 @@
+"""Shared widgets and renderers: the sidebar, model choice, paging, face grids, annotation.
+
+Widget helpers return values; renderers draw what they are given. Keys are namespaced:
+``app_*`` for the sidebar (kept across pages), ``<page>_*`` for a page's own widgets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from fer.explorer import EMOTION_COLORS, PageSlice, describe_annotation, paginate
+from fer.labels import EMOTIONS
+from fer_app import resources
+
+MODEL_KEY = "app_model"
+ANNOTATOR_KEY = "app_annotator"
+_frame = threading.local()
+
+
+@contextlib.contextmanager
+def app_frame() -> Iterator[None]:
+    """What every page sits in: page config and sidebar before it, the status line after it."""
+    st.set_page_config(page_title="fer-lab", page_icon=":material/mood:", layout="wide")
+    sidebar()
+    status = st.sidebar.container()
+    _frame.active = True
+    try:
+        yield
+    finally:
+        _frame.active = False
+    # After the page: the device line may import TensorFlow, which should not delay the page.
+    sidebar_status(status)
+    # Warm the face arrays (~1 s to decompress) while nobody waits, not on the first grid.
+    try:
+        resources.test_face_lookup()
+    except FileNotFoundError:
+        pass  # the pages that need the faces say so
+
+
+def run_page(render: Callable[[], None]) -> None:
+    """Runs a page inside :func:`app_frame` unless the entrypoint already opened one.
+
+    Streamlit runs a ``pages/`` script on its own (without the entrypoint) in its multipage-v1
+    emulation: under ``AppTest.switch_page`` and on a fresh server's first, deep-linked request.
+    """
+    if getattr(_frame, "active", False):
+        render()
+        return
+    with app_frame():
+        render()
+
+
+def sidebar() -> None:
+    """The model selector and the annotator's name (rendered on every page)."""
+    models = resources.list_models()
+    with st.sidebar:
+        if models:
+            paths = [str(m.path) for m in models]
+            labels = {str(m.path): m.label() for m in models}
+            if st.session_state.get(MODEL_KEY) not in paths:
+                st.session_state.pop(MODEL_KEY, None)
+            st.selectbox("Model", paths, key=MODEL_KEY, format_func=labels.__getitem__,
+                         help=f"Name · PublicTest / PrivateTest accuracy. Every *.h5 with a .json card in "
+                              f"`{resources.models_dir()}`.")
+            with st.expander(f"{len(models)} model{'s' if len(models) != 1 else ''}"):
+                st.dataframe(model_table(models), hide_index=True)
+        else:
+            st.warning(f"No model in `{resources.models_dir()}`.")
+        st.text_input("Annotator name", key=ANNOTATOR_KEY, placeholder="your name, to annotate faces",
+                      help="Stored with every annotation you make in this session.")
+
+
+def model_table(models: Sequence[resources.ModelEntry]):
+    """Name, file and test accuracies of every model, for the sidebar."""
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"name": m.name, "file": m.path.name, "PublicTest": m.accuracy.get("PublicTest"),
+         "PrivateTest": m.accuracy.get("PrivateTest")} for m in models
+    ]).style.format({"PublicTest": "{:.1%}", "PrivateTest": "{:.1%}"}, na_rep="–")
+
+
+def sidebar_status(container) -> None:
+    """The device and model line at the bottom of the sidebar (after the page ran)."""
+    model = selected_model()
+    with container:
+        st.divider()
+        st.caption(f"**Model:** {model.name} (`{model.path.name}`)" if model else "**Model:** none")
+        st.caption(f"**Device:** {resources.device_description()}")
+
+
+def selected_model() -> resources.ModelEntry | None:
+    """The model chosen in the sidebar (``None`` when the folder has none)."""
+    models = resources.list_models()
+    chosen = st.session_state.get(MODEL_KEY)
+    for model in models:
+        if str(model.path) == chosen:
+            return model
+    return models[0] if models else None
+
+
+def require_model(predictions: bool = False) -> resources.ModelEntry | None:
+    """The selected model, or ``None`` after telling the user what is missing.
+
+    Args:
+        predictions: also require the model's per-image predictions CSV.
+    """
+    model = selected_model()
+    if model is None:
+        st.warning(
+            f"No model found in `{resources.models_dir()}`. Train one with `python -m fer.train --out runs/x`, "
+            "copy its `.h5` and `.json` card into `models/`, then evaluate it with "
+            "`python -m fer.evaluate --model models/<name>.h5`."
+        )
+        return None
+    if model.error:
+        st.error(f"The card of `{model.path.name}` cannot be read: {model.error}")
+        return None
+    if predictions and not model.has_predictions:
+        st.warning(
+            f"`{model.path.name}` has no per-image predictions yet. Create them with "
+            f"`python -m fer.evaluate --model {model.path}`."
+        )
+        return None
+    return model
+
+
+def pager(total: int, per_page: int, key: str) -> PageSlice:
+    """A page selector for a list of ``total`` items; returns the chosen page's slice."""
+    pages = paginate(total, 1, per_page).pages
+    if pages > 1:
+        current = st.session_state.get(key, 1)
+        if not isinstance(current, int) or not 1 <= current <= pages:
+            reset_pager(key)
+        page = st.pagination(pages, key=key, max_visible_pages=9)
+    else:
+        page = 1
+    return paginate(total, page, per_page)
+
+
+def reset_pager(key: str) -> None:
+    """Back to page 1 (e.g. when the list changes); dropping the state avoids a default clash."""
+    st.session_state.pop(key, None)
+
+
+def face_grid(tiles: Sequence[np.ndarray], captions: Sequence[str], width: int = 112) -> None:
+    """Draws face tiles as one image list (one element however many faces)."""
+    if not tiles:
+        st.info("No faces to show.")
+        return
+    st.image(list(tiles), caption=list(captions), width=width)
+
+
+def legend(model: bool = True, votes: bool = True) -> None:
+    """Explains the bars under each face and their colours."""
+    swatches = " ".join(
+        f"<span style='background: rgb{EMOTION_COLORS[e]}; padding: 0 6px; border-radius: 3px;"
+        f" color: black; font-size: 0.8em'>{e}</span>" for e in EMOTIONS
+    )
+    strips = [s for s, on in (("the model's probabilities", model), ("the FER+ crowd's votes", votes)) if on]
+    st.markdown(f"Bars under each face, left to right: {swatches}; top: {', then '.join(strips)}.",
+                unsafe_allow_html=True)
+
+
+@dataclass(frozen=True)
+class FaceRef:
+    """A face offered for annotation: its FER2013 row, original label code and a caption."""
+
+    row: int
+    original: int
+    caption: str
+
+
+def annotate_panel(faces: Sequence[FaceRef], key: str) -> None:
+    """Confirm, relabel, or reject one of ``faces``, with an optional note.
+
+    The save runs in the button's callback, before the page reruns, so the grid drawn on the
+    rerun already shows the new annotation.
+    """
+    from fer.annotations import UI_CHOICES
+
+    if not faces:
+        return
+    annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
+    by_row = {f.row: f for f in faces}
+    with st.form(f"{key}_form", border=True):
+        st.markdown("**Annotate a face on this page**")
+        if not annotator:
+            st.info("Set your name under *Annotator name* in the sidebar to annotate.")
+        row = st.selectbox("Face", list(by_row), key=f"{key}_row", format_func=lambda r: by_row[r].caption)
+        st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
+                 help="confirm keeps the FER2013 label; an emotion relabels the face")
+        st.text_input("Note (optional)", key=f"{key}_note")
+        st.form_submit_button(
+            "Save annotation", key=f"{key}_save", disabled=not annotator, on_click=_save_annotation,
+            args=(key, {r: f.original for r, f in by_row.items()}),
+        )
+    message = st.session_state.pop(f"{key}_message", None)
+    if message:
+        kind, text = message
+        (st.success if kind == "ok" else st.error)(text)
+    if row is not None:
+        _history(int(row))
+
+
+def _save_annotation(key: str, originals: dict[int, int]) -> None:
+    from fer.annotations import annotate
+
+    row = st.session_state.get(f"{key}_row")
+    choice = st.session_state.get(f"{key}_choice", "confirm")
+    note = st.session_state.get(f"{key}_note", "")
+    annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
+    try:
+        saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)])
+    except (ValueError, KeyError, TypeError) as err:
+        st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
+        return
+    st.session_state[f"{key}_message"] = (
+        "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} (by {saved.annotator}).",
+    )
+    st.session_state[f"{key}_note"] = ""
+    st.session_state[f"{key}_saved"] = True  # a page may refresh more than the form's fragment
+
+
+def _history(row: int) -> None:
+    history = resources.annotation_store().history(row)
+    if history.empty:
+        return
+    with st.expander(f"Annotation history of row {row} ({len(history)})"):
+        st.dataframe(history.drop(columns=["id", "row"]), hide_index=True)
+
+
+def current_annotations():
+    """The store's current annotation per row (a fresh read: annotations change)."""
+    return resources.annotation_store().current()

@@ -1,0 +1,49 @@
+"""Dataset: browse FER2013 faces by split and label, with the FER+ crowd's votes."""
+
+import streamlit as st
+
+from fer.explorer import browse_indices
+from fer.labels import EMOTIONS, EVAL_SPLITS, SPLITS
+from fer_app import resources, widgets
+from fer_app.explorer_view import tiles_for_rows, vote_summary
+
+PER_PAGE = 48
+
+
+def render() -> None:
+    st.title("Browse the dataset")
+    full = resources.full_dataset_available()
+    splits = SPLITS if full else EVAL_SPLITS
+    if not full:
+        st.caption("Only the embedded PublicTest and PrivateTest faces are available here; the Training split "
+                   "needs the full FER2013 CSV (`fer.paths.FER2013_CSV`).")
+    left, right = st.columns([2, 3])
+    split = left.segmented_control("Split", splits, key="dataset_split", default="PublicTest", required=True)
+    label = right.segmented_control("Label", ["all", *EMOTIONS], key="dataset_label", default="all", required=True)
+
+    try:
+        with st.spinner("Reading FER2013…"):
+            dataset = resources.full_dataset() if split == "Training" else resources.test_faces()
+    except (FileNotFoundError, ValueError) as err:
+        st.error(f"The faces cannot be loaded: {err}")
+        return
+    code = None if label == "all" else EMOTIONS.index(label)
+    positions = browse_indices(dataset.labels, dataset.usage, split, code)
+    if st.session_state.get("dataset_last") != (split, label):
+        st.session_state["dataset_last"] = (split, label)
+        widgets.reset_pager("dataset_page")
+    st.subheader(f"{split}, {label}: {len(positions)} faces", divider="gray")
+    if not len(positions):
+        return
+    page = widgets.pager(len(positions), PER_PAGE, "dataset_page")
+    shown = positions[page.start:page.stop]
+    rows = dataset.rows[shown]
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, in FER2013 row order.")
+    if resources.ferplus() is not None:
+        widgets.legend(model=False)
+    captions = [f"row {r} · {EMOTIONS[int(lab)]} · {vote_summary(r)}" for r, lab in
+                zip(rows, dataset.labels[shown], strict=True)]
+    widgets.face_grid(tiles_for_rows(rows, faces=dataset.images[shown]), captions)
+
+
+widgets.run_page(render)

@@ -1,0 +1,124 @@
+"""Errors: the confusion matrix of a model on a test split; click a cell to see its faces."""
+
+import streamlit as st
+
+from fer.explorer import (
+    REFERENCES,
+    cell_members,
+    confusion_frame,
+    label_name,
+    normalise_rows,
+    per_class_table,
+    selected_cell,
+)
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer_app import charts, resources, widgets
+from fer_app.explorer_view import (
+    FACES_PER_PAGE,
+    annotation_lookup,
+    annotation_text,
+    available_references,
+    grid_with_annotation,
+    split_view_for,
+    tiles_for_rows,
+    vote_summary,
+)
+
+# Fixed cell sizes: square-ish cells, and a geometry the browser test can click.
+CELL_WIDTH, CELL_HEIGHT, INDEX_WIDTH = 64, 36, 90
+MATRIX_COLUMNS = {"_index": st.column_config.Column(width=INDEX_WIDTH),
+                  **{e: st.column_config.Column(width=CELL_WIDTH) for e in EMOTIONS}}
+
+
+def render() -> None:
+    st.title("Where the model goes wrong")
+    model = widgets.require_model(predictions=True)
+    if model is None:
+        return
+    try:
+        predictions = resources.load_predictions(model)
+    except (FileNotFoundError, ValueError) as err:
+        st.error(f"The predictions of `{model.path.name}` cannot be read: {err}")
+        return
+
+    left, middle, right = st.columns([2, 4, 2])
+    split = left.segmented_control("Split", EVAL_SPLITS, key="errors_split", default="PrivateTest", required=True)
+    reference = middle.segmented_control(
+        "Reference labels", available_references(), key="errors_reference", default="fer2013", required=True,
+        format_func=REFERENCES.get, help="Which labels count as the truth for the matrix and the accuracy.",
+    )
+    normalise = right.toggle("Row-normalised", key="errors_normalise", help="Each true class's share, not counts")
+
+    annotations = widgets.current_annotations()
+    views = {s: split_view_for(predictions, s, reference, annotations) for s in EVAL_SPLITS
+             if (predictions["split"] == s).any()}
+    if split not in views:
+        st.warning(f"`{model.predictions.name}` has no {split} predictions.")
+        return
+    view = views[split]
+
+    head, chart = st.columns([1, 2])
+    head.metric(f"{split} accuracy ({REFERENCES[reference]})", f"{view.metrics.accuracy:.1%}",
+                delta=f"{100 * (view.metrics.accuracy - 0.617):+.1f} pts vs the paper's 61.7%")
+    head.caption(
+        f"{view.metrics.total} faces evaluated"
+        + (f"; {view.excluded} excluded without a reference label (not a face, ambiguous or no FER+ emotion vote)"
+           if view.excluded else "")
+    )
+    chart.plotly_chart(charts.accuracy_figure({s: v.metrics.accuracy for s, v in views.items()}),
+                       key="errors_accuracy_chart", config={"displayModeBar": False})
+
+    cell_explorer(view, predictions, annotations, normalise, (split, reference))
+
+
+@st.fragment
+def cell_explorer(view, predictions, annotations, normalise: bool, context: tuple) -> None:
+    """The matrix and the chosen cell's faces. A fragment: a click or a page turn reruns only this,
+    not the controls, the headline and the chart above it."""
+    if st.session_state.pop("errors_annotate_saved", False):
+        st.rerun()  # an annotation can change the matrix under "our annotations": refresh it all
+    matrix_col, classes_col = st.columns([5, 3])
+    with matrix_col:
+        st.markdown("**Confusion matrix** (rows: reference label, columns: predicted). Click a cell to see its faces.")
+        frame = confusion_frame(view.metrics.confusion, normalise)
+        styled = frame.style.apply(lambda f: charts.confusion_styles(f, normalise_rows(view.metrics.confusion)),
+                                   axis=None).format("{:.1%}" if normalise else "{:d}")
+        event = st.dataframe(styled, key="errors_cell", on_select="rerun", selection_mode="single-cell",
+                             width="content", row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS)
+    with classes_col:
+        st.markdown("**Per class** (recall is the per-class accuracy)")
+        st.dataframe(per_class_table(view.metrics).style.format(
+            {"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.3f}", "support": "{:d}"}), key="errors_classes")
+
+    cell = selected_cell(event.selection.cells)
+    if cell is None:
+        st.info("Click a cell of the confusion matrix to see its faces, most confident first.",
+                icon=":material/touch_app:")
+        return
+    true, pred = cell
+    members = cell_members(view, true, pred)
+    state = (*context, true, pred)
+    if st.session_state.get("errors_last_cell") != state:
+        st.session_state["errors_last_cell"] = state
+        widgets.reset_pager("errors_page")
+    st.subheader(f"True {EMOTIONS[true]}, predicted {EMOTIONS[pred]}: {len(members)} faces", divider="gray")
+    if not len(members):
+        st.info("No face in this cell.")
+        return
+    page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
+    shown = members[page.start:page.stop]
+    rows = view.rows[shown]
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first.")
+    widgets.legend()
+    notes = annotation_lookup(annotations)
+    captions = [
+        f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {view.confidence[i]:.0%}"
+        f" · {vote_summary(r)}{annotation_text(notes, r)}"
+        for i, r in zip(shown, rows, strict=True)
+    ]
+    originals = predictions.set_index("row").loc[rows, "true"].to_numpy()
+    grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown]),
+                         key="errors_annotate", first_number=page.start + 1)
+
+
+widgets.run_page(render)

@@ -1,0 +1,83 @@
+"""Label issues: faces whose FER2013 label is probably wrong, most suspicious first; re-annotate them."""
+
+import io
+
+import streamlit as st
+
+from fer.explorer import label_name
+from fer.label_issues import filter_issues
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer_app import resources, widgets
+from fer_app.explorer_view import (
+    FACES_PER_PAGE,
+    annotation_lookup,
+    annotation_text,
+    annotations_export,
+    grid_with_annotation,
+    tiles_for_rows,
+    vote_summary,
+)
+
+
+def render_export_import() -> None:
+    store = resources.annotation_store()
+    with st.expander(f"Export or import annotations ({store.count()} actions stored)"):
+        if resources.ferplus() is not None:
+            # A callable: the 35,887-row CSV is built only when someone downloads it.
+            st.download_button("Download current labels (CSV, all FER2013 rows)", lambda: annotations_export(store),
+                               "fer2013_labels.csv", "text/csv", key="issues_export", on_click="ignore")
+        upload = st.file_uploader("Import an annotation CSV", type=["csv"], key="issues_import_file")
+        if upload is not None and st.button("Import", key="issues_import"):
+            annotator = str(st.session_state.get(widgets.ANNOTATOR_KEY, "")).strip() or None
+            try:
+                added = store.import_csv(io.StringIO(upload.getvalue().decode("utf-8")), default_annotator=annotator)
+            except (ValueError, UnicodeDecodeError) as err:
+                st.error(f"Nothing imported: {err}")
+            else:
+                st.success(f"Imported {added} new actions.")
+
+
+def render() -> None:
+    st.title("Label issues")
+    st.caption("Faces ranked by how likely their FER2013 label is wrong: confident learning on the model's "
+               "out-of-sample test predictions, mixed with the FER+ crowd's disagreement.")
+    model = widgets.require_model(predictions=True)
+    if model is None:
+        return
+    a, b, c, d = st.columns([3, 2, 1, 1])
+    classes = a.multiselect("Given label", EMOTIONS, key="issues_classes", placeholder="all classes")
+    splits = b.multiselect("Split", EVAL_SPLITS, key="issues_splits", placeholder="both test splits")
+    flagged = c.toggle("Flagged only", key="issues_flagged", help="Only faces confident learning flags as issues")
+    weight = d.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
+    try:
+        issues = resources.label_issues(model, weight)
+    except (FileNotFoundError, ValueError) as err:
+        st.error(f"The label issues cannot be ranked: {err}")
+        return
+    chosen = filter_issues(issues, given=classes or None, split=splits or None, only_flagged=flagged)
+    if st.session_state.get("issues_last") != (tuple(classes), tuple(splits), flagged, weight):
+        st.session_state["issues_last"] = (tuple(classes), tuple(splits), flagged, weight)
+        widgets.reset_pager("issues_page")
+    st.subheader(f"{len(chosen)} faces ({int(chosen['is_issue'].sum())} flagged)", divider="gray")
+    render_export_import()
+    if chosen.empty:
+        return
+    page = widgets.pager(len(chosen), FACES_PER_PAGE, "issues_page")
+    shown = chosen.iloc[page.start:page.stop]
+    rows = shown["row"].to_numpy()
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first.")
+    widgets.legend()
+    notes = annotation_lookup(widgets.current_annotations())
+    predictions = resources.load_predictions(model).set_index("row")
+    probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
+    captions = [
+        f"#{page.start + i + 1} row {r} · {label_name(given)} → {label_name(suggested)}? · score {score:.2f}"
+        f"{' · flagged' if flag else ''} · {vote_summary(r)}{annotation_text(notes, r)}"
+        for i, (r, given, suggested, score, flag) in enumerate(
+            shown[["row", "given", "suggested", "score", "is_issue"]].itertuples(index=False))
+    ]
+    grid_with_annotation(rows, shown["given"].to_numpy(), captions, tiles_for_rows(rows, probabilities),
+                         key="issues_annotate", first_number=page.start + 1)
+
+
+widgets.run_page(render)

@@ -1,0 +1,95 @@
+"""Model: the selected model's card: metrics, confusion matrices, training curves, architecture."""
+
+import pandas as pd
+import streamlit as st
+
+from fer.labels import EMOTIONS
+from fer_app import charts, resources, widgets
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """Headline metrics per split as one table."""
+    return pd.DataFrame(
+        {split: {"faces": m.get("n"), "accuracy": m.get("accuracy"), "macro-F1": m.get("macro_f1")}
+         for split, m in metrics.items()}
+    ).T
+
+
+def per_class_frame(metrics: dict) -> pd.DataFrame:
+    """Per-class accuracy and precision, one column pair per split."""
+    columns = {}
+    for split, m in metrics.items():
+        columns[(split, "accuracy")] = [m.get("per_class_accuracy", {}).get(e) for e in EMOTIONS]
+        columns[(split, "precision")] = [m.get("per_class_precision", {}).get(e) for e in EMOTIONS]
+    return pd.DataFrame(columns, index=list(EMOTIONS))
+
+
+def render_metrics(metrics: dict, title: str, key: str) -> None:
+    st.subheader(title, divider="gray")
+    st.plotly_chart(charts.accuracy_figure({s: m["accuracy"] for s, m in metrics.items() if "accuracy" in m}),
+                    key=f"{key}_accuracy", config={"displayModeBar": False})
+    left, right = st.columns([2, 3])
+    left.dataframe(metrics_table(metrics).style.format({"accuracy": "{:.2%}", "macro-F1": "{:.3f}"}))
+    right.dataframe(per_class_frame(metrics).style.format("{:.1%}", na_rep="–"))
+    columns = st.columns(max(1, len(metrics)))
+    for column, (split, m) in zip(columns, metrics.items(), strict=False):
+        if "confusion_matrix" in m:
+            column.plotly_chart(charts.confusion_figure(m["confusion_matrix"], title=f"{split} (row share, count)"),
+                                key=f"{key}_cm_{split}", config={"displayModeBar": False})
+
+
+def render() -> None:
+    st.title("Model card")
+    model = widgets.require_model()
+    if model is None:
+        return
+    card = model.card
+    arch = card.get("architecture", {})
+    st.markdown(f"### {model.name}  \n`{model.path.name}` · architecture **{arch.get('name', '?')}**")
+    cols = st.columns(4)
+    cols[0].metric("Parameters", f"{arch['parameters']:,}" if "parameters" in arch else "–")
+    cols[1].metric("Epochs", card.get("epochs_completed", "–"))
+    wall = card.get("train_wall_seconds")
+    cols[2].metric("Training wall time", f"{wall / 60:.1f} min" if wall else "–")
+    cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
+    st.caption(f"Machine: {card.get('machine', 'unknown')} · {card.get('keras', '')}")
+
+    if card.get("metrics"):
+        render_metrics(card["metrics"], "Test metrics", "model_metrics")
+    else:
+        st.info(f"No metrics in the card; add them with `python -m fer.evaluate --model {model.path} --update-card`.")
+    if card.get("metrics_tta"):
+        render_metrics(card["metrics_tta"], "Test metrics with flip test-time augmentation", "model_metrics_tta")
+    if card.get("ablation"):
+        st.subheader("Ablation", divider="gray")
+        st.dataframe(pd.DataFrame(card["ablation"]), hide_index=True, key="model_ablation")
+
+    st.subheader("Training curves", divider="gray")
+    history = resources.load_history(model)
+    if history is None or history.empty:
+        st.info(f"No training history (`{model.stem}.history.csv`) beside the model.")
+    else:
+        left, middle, right = st.columns(3)
+        left.plotly_chart(charts.history_figure(history, "accuracy"), key="model_hist_acc")
+        middle.plotly_chart(charts.history_figure(history, "loss"), key="model_hist_loss")
+        if "lr" in history:
+            right.plotly_chart(charts.learning_rate_figure(history), key="model_hist_lr")
+        if "epoch_seconds" in history:
+            st.caption(f"{len(history)} epochs, {history['epoch_seconds'].mean():.1f} s per epoch on average.")
+
+    st.subheader("How to reproduce", divider="gray")
+    st.code(card.get("command", "(no command recorded)"), language="bash")
+    if card.get("data_sha256"):
+        st.caption(f"Data SHA-256: `{card['data_sha256']}`")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Training configuration**")
+        st.json(card.get("training", {}), expanded=True)
+    with right:
+        st.markdown("**Pre-processing**")
+        st.json(card.get("preprocessing", {}), expanded=True)
+    with st.expander("Architecture summary", expanded=False):
+        st.code(arch.get("summary", "(no summary in the card)"), language=None)
+
+
+widgets.run_page(render)

@@ -1,0 +1,57 @@
+"""Predict: find the faces in photos and classify their expressions."""
+
+import streamlit as st
+
+from fer.image_io import ImageDecodeError
+from fer.photo_report import results_csv, results_json
+from fer_app import predict_view, resources, widgets
+
+
+def render() -> None:
+    st.title("Predict expressions in photos")
+    model = widgets.require_model()
+    if model is None:
+        return
+    opts = predict_view.options(model.card.get("preprocessing", {}).get("illumination", "none"))
+    inputs = predict_view.photo_inputs()
+
+    # Loaded after the widgets are on screen, so the page is usable while the model loads.
+    try:
+        with st.spinner(f"Loading {model.name} and the {opts.detector} detector…"):
+            pipeline = resources.get_pipeline(model, opts.detector)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        st.error(f"The model `{model.path.name}` cannot be used: {err}")
+        return
+    if not inputs:
+        st.info("Upload one or more photos, take one with the camera, or pick a sample photo.",
+                icon=":material/upload:")
+        return
+
+    analysed = []
+    for photo_index, photo in enumerate(inputs):
+        try:
+            result = pipeline.analyze_bytes(photo.data, illumination=opts.illumination)
+        except ImageDecodeError as err:
+            reason = str(err).rstrip()
+            st.error(f"**{photo.name}** cannot be read: {reason}{'.' if reason[-1:].isalnum() else ''}",
+                     icon=":material/broken_image:")
+            continue
+        if not result.faces:
+            st.warning(
+                f"**{photo.name}**: no face found. Try a photo where faces are frontal and at least "
+                "about 40 pixels wide, or the other detector.", icon=":material/face_retouching_off:",
+            )
+            continue
+        analysed.append((photo.name, result))
+        predict_view.render_photo(photo.name, result, photo_index)
+
+    if analysed:
+        st.subheader("Download the results", divider="gray")
+        left, right = st.columns(2)
+        left.download_button("Results as JSON", results_json(analysed, model.name), "fer_results.json",
+                             "application/json", key="predict_download_json", on_click="ignore")
+        right.download_button("Results as CSV (one row per face)", results_csv(analysed), "fer_results.csv",
+                              "text/csv", key="predict_download_csv", on_click="ignore")
+
+
+widgets.run_page(render)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One prepared call on the lent GPU machine (see ../shared/docs/GPU.md and README "Training").
+# Installs the carried Keras wheels, then trains concurrently on one GPU:
+#   * the final VGG model (epochs sized by a 2-epoch speed probe to fit the time budget),
+#   * the ablation runs (paper architecture, each change added),
+#   * the landmark-feature experiment (paper CNN with and without dlib landmark input),
+#   * a sweep of the paper model's learning rate at the paper's settings (10 epochs, batch 512).
+# Everything lands in $OUT: results.tar.gz (logs, histories, cards) and models.tar.part-* (weights).
+# Usage (device tool): bash scripts/gpu_train.sh   [SMOKE=1 for a tiny local check on CPU JAX]
+set -u
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT" runs/gpu logs
+T0=$(date +%s)
+BUDGET=${BUDGET:-540}          # seconds from start until everything must be packed
+PACK=${PACK:-.gpu/pack.npz}
+LM=${LM:-.gpu/landmarks.npz}
+if [[ -n "${SMOKE:-}" ]]; then EXTRA="--limit 600"; SWEEP_EP=1; ABL_EP=2; else EXTRA=""; SWEEP_EP=10; ABL_EP=30; fi
+if [[ -z "${SKIP_WHEELS:-}" ]]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import jax, keras; print(jax.devices(), keras.__version__)") > logs/env.txt 2>&1
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET - 45 - $(elapsed) )); }
+
+run() {  # run NAME ARGS...: one training run with a time guard that ends before the budget
+  local name=$1; shift
+  local guard; guard=$(left)
+  if (( guard < 30 )); then echo "skip $name (no time)" >> logs/driver.log; return; fi
+  echo "$(elapsed)s start $name (guard ${guard}s)" >> logs/driver.log
+  python3 -m fer.train --data "$PACK" --out "runs/gpu/$name" --time-budget "$guard" $EXTRA "$@" > "logs/$name.log" 2>&1
+  local rc=$?
+  echo "$(elapsed)s end $name rc=$rc" >> logs/driver.log
+}
+
+RECIPE=(--optimizer sgd --lr 0.05 --weight-decay 5e-4 --schedule cosine --warmup-epochs 2 --label-smoothing 0.1 --batch-size 128)
+
+# Chain 1: the paper model's learning rate at the paper's settings, then the longer curve.
+( for lr in 5e-4 2e-3 3e-3; do run "paper_lr$lr" --arch paper --epochs $SWEEP_EP --batch-size 512 --lr "$lr"; done
+  run paper_e40 --arch paper --epochs $(( SWEEP_EP * 4 )) --batch-size 512 --lr 1e-3 ) &
+# Chain 2: ablation, each change added to the one before.
+( run abl0_paper --arch paper --epochs $ABL_EP --batch-size 128 --lr 1e-3
+  run abl1_bn --arch paper_bn --epochs $ABL_EP --batch-size 128 --lr 1e-3
+  run abl2_aug --arch paper_bn --epochs $ABL_EP --batch-size 128 --lr 1e-3 --augment all ) &
+( run abl3_recipe --arch paper_bn --epochs $ABL_EP --augment all "${RECIPE[@]}"
+  run abl4_hist --arch paper_bn --epochs $ABL_EP --augment all --illumination hist "${RECIPE[@]}" ) &
+# Chain 3: the landmark hypothesis (same recipe, with and without the landmark input).
+( run lm0_paper --arch paper --epochs $ABL_EP --batch-size 128 --lr 1e-3
+  run lm1_landmarks --arch paper_landmarks --landmarks "$LM" --epochs $ABL_EP --batch-size 128 --lr 1e-3 ) &
+
+# The final model: probe the speed, then size the cosine schedule to the time left.
+FINAL=(--arch vgg --augment all --illumination hist "${RECIPE[@]}")
+run vgg_probe --epochs 2 "${FINAL[@]}"
+EPOCH_S=$(python3 -c "import csv; r=list(csv.DictReader(open('runs/gpu/vgg_probe/history.csv'))); print(float(r[-1]['epoch_seconds']))" 2>/dev/null || echo 10)
+EPOCHS=$(python3 -c "print(max(2, min(300, int(($(left) - 40) / ($EPOCH_S * 1.15)))))")
+echo "probe epoch ${EPOCH_S}s -> vgg_final $EPOCHS epochs" >> logs/driver.log
+run vgg_final --epochs "$EPOCHS" "${FINAL[@]}"
+
+# Pack whatever finished (stragglers were stopped by their own guards).
+sleep 5
+for pid in $(jobs -p); do wait "$pid" 2>/dev/null || true; done
+find runs/gpu -name 'checkpoint*.keras' -delete
+tar czf "$OUT/results.tar.gz" --exclude='*.h5' logs runs/gpu
+find runs/gpu -name 'model.h5' | grep -v 'paper_lr\|vgg_probe\|paper_e40' | tar cf - -T - | split -b 15m - "$OUT/models.tar.part-"
+ls -la "$OUT"; cat logs/driver.log; tail -n 3 logs/vgg_final.log
+echo "total $(elapsed)s"

@@ -1,0 +1,299 @@
+"""The SQLite re-annotation store: validation, current state, export/import, concurrency, crashes."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing as mp
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fer import annotations
+from fer.annotations import (
+    EXPORT_COLUMNS,
+    UI_CHOICES,
+    AnnotationStore,
+    annotate,
+    choice_to_action,
+    make_annotation,
+)
+from fer.ferplus import FER2013_ROWS
+from fer.labels import EMOTIONS
+
+ROWS = FER2013_ROWS
+
+
+@pytest.fixture
+def store(tmp_path):
+    return AnnotationStore(tmp_path / "annotations.sqlite3")
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, ROWS)
+    majority = rng.integers(-1, 7, ROWS)
+    usage = np.array(["Training"] * 28709 + ["PublicTest"] * 3589 + ["PrivateTest"] * 3589)
+    return labels, majority, usage
+
+
+def _state(store: AnnotationStore):
+    """The current annotations without the database ids, which differ between files."""
+    return store.current().drop(columns="id").fillna("").to_dict("records")
+
+
+def test_add_history_and_current(store):
+    first = store.add(5, "relabel", "happy", annotator="ann")
+    store.add(7, "not_face", annotator="bob")
+    store.add(5, "confirm", "angry", note="second look", annotator="bob")
+    assert first.id == 1 and first.created_at.endswith("+00:00")
+    assert store.count() == 3
+    assert store.history()["id"].tolist() == [1, 2, 3]
+    assert store.history(5)["action"].tolist() == ["relabel", "confirm"]
+    current = store.current()
+    assert current["row"].tolist() == [5, 7]
+    assert current["action"].tolist() == ["confirm", "not_face"]
+    assert current.loc[0, "note"] == "second look"
+    assert store.integrity_check() == "ok"
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"row": -1, "action": "confirm", "label": "happy"}, "out of range"),
+        ({"row": ROWS, "action": "confirm", "label": "happy"}, "out of range"),
+        ({"row": "3", "action": "confirm", "label": "happy"}, "integer"),
+        ({"row": 1, "action": "delete"}, "unknown action"),
+        ({"row": 1, "action": "relabel", "label": "joy"}, "needs an emotion label"),
+        ({"row": 1, "action": "confirm"}, "needs an emotion label"),
+        ({"row": 1, "action": "ambiguous", "label": "sad"}, "takes no label"),
+    ],
+)
+def test_bad_input_is_refused(store, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        store.add(**kwargs, annotator="ann")
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("annotator", ["", "   "])
+def test_empty_annotator_is_refused(store, annotator):
+    with pytest.raises(ValueError, match="annotator"):
+        store.add(1, "confirm", "sad", annotator=annotator)
+
+
+def test_schema_guards_writes_that_bypass_python(store):
+    with sqlite3.connect(store.path) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO annotations (\"row\", action, label, note, annotator, created_at) "
+            "VALUES (1, 'not_face', 'happy', '', 'x', '2024-01-01T00:00:00+00:00')"
+        )
+
+
+def test_default_path_comes_from_environment(tmp_path, monkeypatch):
+    target = tmp_path / "nested" / "db.sqlite3"
+    monkeypatch.setenv("FER_ANNOTATIONS_DB", str(target))
+    assert AnnotationStore().path == target
+    assert target.is_file()
+    monkeypatch.delenv("FER_ANNOTATIONS_DB")
+    assert annotations.default_db_path().parts[-2:] == ("data", "annotations.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("confirm", ("confirm", "sad")),
+        ("sad", ("confirm", "sad")),
+        ("happy", ("relabel", "happy")),
+        ("not a face", ("not_face", None)),
+        ("ambiguous", ("ambiguous", None)),
+    ],
+)
+def test_ui_choice_maps_to_action(choice, expected):
+    assert choice in UI_CHOICES
+    assert choice_to_action(choice, EMOTIONS.index("sad")) == expected
+
+
+def test_annotate_stores_the_choice(store):
+    stored = annotate(store, 12, "surprise", "mouth open", "ann", original_label="fear")
+    assert (stored.action, stored.label, stored.note) == ("relabel", "surprise", "mouth open")
+    with pytest.raises(ValueError, match="unknown choice"):
+        annotate(store, 12, "maybe", "", "ann", original_label=0)
+
+
+def test_labels_with_annotations(store):
+    original = np.array([0, 1, 2, 3, 4])
+    store.add(1, "relabel", "neutral", annotator="a")
+    store.add(2, "not_face", annotator="a")
+    store.add(3, "ambiguous", annotator="a")
+    store.add(4, "confirm", "sad", annotator="a")
+    assert store.labels_with_annotations(original).tolist() == [0, 6, -1, -1, 4]
+    # A subset (e.g. the test faces) maps entries to FER2013 rows.
+    subset = store.labels_with_annotations(np.array([9, 1]), rows=np.array([1, 100]))
+    assert subset.tolist() == [6, 1]
+
+
+def test_export_all_rows_in_order(store, arrays):
+    labels, majority, usage = arrays
+    store.add(3, "relabel", "happy", note='a "quoted", note\nover two lines', annotator="ann")
+    store.add(10, "not_face", annotator="bob")
+    buffer = io.StringIO()
+    assert store.export_csv(buffer, labels, majority, usage) == ROWS
+    buffer.seek(0)
+    import pandas as pd
+
+    table = pd.read_csv(buffer, dtype=str, keep_default_na=False)
+    assert tuple(table.columns) == EXPORT_COLUMNS
+    assert table["row"].astype(int).tolist() == list(range(ROWS))
+    assert table.loc[3, "current_label"] == "happy"
+    assert table.loc[3, "original_label"] == EMOTIONS[labels[3]]
+    assert table.loc[3, "note"] == 'a "quoted", note\nover two lines'
+    assert table.loc[10, "current_label"] == "" and table.loc[10, "action"] == "not_face"
+    assert table.loc[0, "action"] == "" and table.loc[0, "current_label"] == EMOTIONS[labels[0]]
+    assert (table.loc[majority == -1, "ferplus_majority"] == "").all()
+
+
+def test_export_import_round_trip(tmp_path, store, arrays):
+    labels, majority, usage = arrays
+    for row, (action, label) in enumerate([("confirm", "sad"), ("relabel", "fear"), ("ambiguous", None)]):
+        store.add(row * 1000, action, label, note=f"n{row}", annotator="ann")
+    store.add(0, "relabel", "disgust", annotator="bob")  # Only the latest action is exported.
+    exported = tmp_path / "labels.csv"
+    store.export_csv(exported, labels, majority, usage)
+
+    fresh = AnnotationStore(tmp_path / "fresh.sqlite3")
+    assert fresh.import_csv(exported) == 3
+    assert _state(fresh) == _state(store)
+    assert fresh.import_csv(exported) == 0  # Idempotent.
+    assert store.import_csv(exported) == 0  # Re-import into the source adds nothing.
+    assert store.count() == 4
+
+    only = tmp_path / "only.csv"
+    assert store.export_csv(only, labels, majority, usage, only_annotated=True) == 3
+    other = AnnotationStore(tmp_path / "other.sqlite3")
+    assert other.import_csv(only) == 3 and _state(other) == _state(store)
+
+
+def test_import_appends_only_changes(tmp_path, store, arrays):
+    labels, majority, usage = arrays
+    store.add(1, "relabel", "happy", annotator="ann")
+    store.add(2, "not_face", annotator="ann")
+    path = tmp_path / "labels.csv"
+    store.export_csv(path, labels, majority, usage, only_annotated=True)
+    text = path.read_text().replace("not_face,,", "relabel,angry,")
+    path.write_text(text + "5,Training,angry,,ambiguous,,,,,typed by hand\n")
+    assert store.import_csv(path, default_annotator="carol") == 2
+    current = store.current().set_index("row")
+    assert current.loc[2, "label"] == "angry"
+    assert current.loc[5, "annotator"] == "carol"
+    # A row without a time is compared on the rest, so importing the file again adds nothing.
+    assert store.import_csv(path, default_annotator="carol") == 0
+
+
+def test_bad_import_changes_nothing(tmp_path, store):
+    path = tmp_path / "bad.csv"
+    path.write_text("row,action,annotated_label,annotator\n1,confirm,happy,ann\n2,relabel,joy,ann\n")
+    with pytest.raises(ValueError, match="line 3: .*needs an emotion label"):
+        store.import_csv(path)
+    path.write_text("row,action,annotated_label,annotator\n1,confirm,happy,ann\n1,confirm,sad,ann\n")
+    with pytest.raises(ValueError, match="annotated twice"):
+        store.import_csv(path)
+    path.write_text("row,action\n1,confirm\n")
+    with pytest.raises(ValueError, match="annotated_label"):
+        store.import_csv(path)
+    assert store.count() == 0
+
+
+def test_cli_export_and_import(tmp_path, monkeypatch, capsys):
+    # The FER2013 labels come from the 300 MB CSV; the CLI test only needs their shape.
+    monkeypatch.setattr(annotations, "original_labels", lambda: np.zeros(ROWS, dtype=np.int64))
+    db, out = tmp_path / "a.sqlite3", tmp_path / "out.csv"
+    AnnotationStore(db).add(42, "relabel", "fear", annotator="ann")
+    assert annotations.main(["export", "--out", str(out), "--db", str(db)]) == 0
+    assert annotations.main(["import", str(out), "--db", str(tmp_path / "b.sqlite3")]) == 0
+    assert "appended 1 actions" in capsys.readouterr().out
+    assert annotations.main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
+
+
+def test_threads_share_one_store(store):
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(50):
+                store.add(worker * 50 + i, "confirm", "happy", annotator=f"t{worker}")
+                store.current()
+        except (sqlite3.Error, ValueError) as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.count() == 200 and len(store.current()) == 200
+
+
+def _process_writer(path, worker, writes, barrier, results):
+    store = AnnotationStore(path)  # Each process opens the file itself, racing to create it.
+    barrier.wait()
+    errors = []
+    for i in range(writes):
+        try:
+            store.add(worker * writes + i, "relabel", EMOTIONS[i % 7], annotator=f"p{worker}")
+        except (sqlite3.Error, ValueError) as err:
+            errors.append(repr(err))
+    results.put(errors)
+
+
+def test_eight_processes_write_at_once(tmp_path):
+    processes, writes = 8, 500
+    path = str(tmp_path / "stress.sqlite3")
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    workers = [ctx.Process(target=_process_writer, args=(path, w, writes, barrier, results)) for w in range(processes)]
+    for p in workers:
+        p.start()
+    errors = [e for _ in workers for e in results.get(timeout=60)]
+    for p in workers:
+        p.join(timeout=30)
+    assert errors == []
+    assert [p.exitcode for p in workers] == [0] * processes
+    store = AnnotationStore(path)
+    assert store.count() == processes * writes
+    assert len(store.current()) == processes * writes
+    assert store.integrity_check() == "ok"
+
+
+def _endless_writer(path):
+    store = AnnotationStore(path)
+    i = 0
+    while True:  # Batches of 10 in one transaction: a kill must never leave a partial batch.
+        store.add_many(make_annotation((i + k) % ROWS, "ambiguous", annotator="doomed") for k in range(10))
+        i += 10
+
+
+def test_sigkilled_writer_leaves_database_intact(tmp_path):
+    path = tmp_path / "killed.sqlite3"
+    store = AnnotationStore(path)
+    writer = mp.get_context("spawn").Process(target=_endless_writer, args=(str(path),))
+    writer.start()
+    deadline = time.monotonic() + 60
+    while store.count() < 300 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join(timeout=30)
+    assert writer.exitcode == -signal.SIGKILL
+    assert store.integrity_check() == "ok"
+    count = store.count()
+    assert count >= 300 and count % 10 == 0
+    assert store.history()["id"].tolist() == list(range(1, count + 1))
+    store.add(0, "confirm", "happy", annotator="survivor")  # No stale lock.
+    assert store.count() == count + 1

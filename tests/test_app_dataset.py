@@ -1,0 +1,58 @@
+"""AppTest of the Dataset page: browse a split by label, with FER+ votes, page by page."""
+
+import pytest
+from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from streamlit.testing.v1 import AppTest
+
+from fer.paths import FER2013_CSV
+from fer.testset import load_test_faces
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tmp_path_factory):
+    return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+
+
+def open_dataset() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception
+    return at
+
+
+def test_browse_public_test_by_label(app_env):
+    faces = load_test_faces()
+    at = open_dataset()
+    split = at.segmented_control(key="dataset_split")
+    assert split.value == "PublicTest"
+    assert ("Training" in split.options) == FER2013_CSV.is_file()
+    public = int((faces.usage == "PublicTest").sum())
+    assert f"PublicTest, all: {public} faces" in texts(at.subheader)
+    grid = at.image[0]
+    assert len(grid.captions) == 48
+    assert grid.captions[0].startswith(f"row {faces.rows[faces.usage == 'PublicTest'][0]} · ")
+    assert all("FER+" in c for c in grid.captions)
+
+    at.segmented_control(key="dataset_label").set_value("disgust").run()
+    assert not at.exception
+    disgust = int(((faces.usage == "PublicTest") & (faces.labels == 1)).sum())
+    assert f"PublicTest, disgust: {disgust} faces" in texts(at.subheader)
+    assert all(" · disgust · " in c for c in at.image[0].captions)
+
+
+def test_paging_and_private_test(app_env):
+    at = open_dataset()
+    at.segmented_control(key="dataset_split").set_value("PrivateTest").run()
+    at.get("pagination")[0].set_value(3)
+    at.run()
+    assert not at.exception
+    assert any(t.startswith("Faces 97–144 of ") for t in texts(at.caption))
+
+
+def test_training_split_when_the_csv_is_there(app_env):
+    if not FER2013_CSV.is_file():
+        pytest.skip("the full FER2013 CSV is not beside the project")
+    at = open_dataset()
+    at.segmented_control(key="dataset_split").set_value("Training").run()
+    assert not at.exception
+    assert any(t.startswith("Training, all: 28709 faces") for t in texts(at.subheader))

@@ -1,0 +1,129 @@
+"""AppTest of the Errors page: the confusion matrix, cell selection, paging, references, annotation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from streamlit.testing.v1 import AppTest
+
+from fer.annotations import AnnotationStore
+from fer.explorer import cell_members, split_view, validate_predictions
+from fer.ferplus import load_ferplus_votes, majority_label
+from fer.labels import EMOTIONS
+
+
+@pytest.fixture
+def models(tmp_path_factory):
+    return shared_model_folder(tmp_path_factory)
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, models):
+    return use_app_env(monkeypatch, tmp_path, models)
+
+
+@pytest.fixture
+def predictions(models):
+    return validate_predictions(pd.read_csv(models / "tiny.predictions.csv"))
+
+
+def open_errors() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/errors.py").run()
+    assert not at.exception
+    return at
+
+
+def select_cell(at: AppTest, true: str, pred: str) -> None:
+    at.session_state["errors_cell"] = {"selection": {"cells": [[EMOTIONS.index(true), pred]]}}
+    at.run()
+    assert not at.exception
+
+
+def test_matrix_and_headline(app_env, predictions):
+    at = open_errors()
+    assert at.segmented_control(key="errors_split").value == "PrivateTest"
+    part = predictions[predictions["split"] == "PrivateTest"]
+    matrix = at.dataframe(key="errors_cell").value
+    assert list(matrix.columns) == list(EMOTIONS)
+    expected = pd.crosstab(part["true"], part["pred"]).reindex(index=range(7), columns=range(7), fill_value=0)
+    assert np.array_equal(matrix.to_numpy(), expected.to_numpy())
+    accuracy = (part["true"] == part["pred"]).mean()
+    assert at.metric[0].value == f"{accuracy:.1%}"
+    assert "paper" in at.metric[0].delta
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.columns) == ["precision", "recall", "f1", "support"] for t in tables)
+    assert any("Click a cell" in t for t in texts(at.info))
+
+
+def test_row_normalised(app_env):
+    at = open_errors()
+    at.toggle(key="errors_normalise").set_value(True).run()
+    assert not at.exception
+    sums = at.dataframe(key="errors_cell").value.sum(axis=1).to_numpy()
+    assert np.allclose(sums[sums > 0], 1.0)
+
+
+def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    view = split_view(predictions, "PrivateTest")
+    members = cell_members(view, EMOTIONS.index("happy"), EMOTIONS.index("sad"))
+    assert f"True happy, predicted sad: {len(members)} faces" in texts(at.subheader)
+    grid = at.image[0]
+    shown = min(36, len(members))
+    assert len(grid.captions) == shown
+    assert grid.captions[0].startswith(f"row {view.rows[members[0]]} · happy → sad")
+    confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in grid.captions]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all("FER+" in c for c in grid.captions)
+
+
+def test_paging_through_a_big_cell(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "happy")
+    view = split_view(predictions, "PrivateTest")
+    total = len(cell_members(view, 3, 3))
+    assert total > 72
+    assert f"Faces 1–36 of {total}, most confident first." in texts(at.caption)
+    at.get("pagination")[0].set_value(2)
+    at.run()
+    assert not at.exception
+    assert f"Faces 37–72 of {total}, most confident first." in texts(at.caption)
+    # A different cell starts at page 1 again.
+    select_cell(at, "happy", "sad")
+    assert any(t.startswith("Faces 1–") for t in texts(at.caption))
+
+
+def test_ferplus_reference_excludes_faces_without_votes(app_env, predictions):
+    at = open_errors()
+    at.segmented_control(key="errors_reference").set_value("ferplus").run()
+    assert not at.exception
+    part = predictions[predictions["split"] == "PrivateTest"]
+    majority = majority_label(load_ferplus_votes().votes)[part["row"].to_numpy()]
+    excluded = int((majority < 0).sum())
+    caption = next(t for t in texts(at.caption) if "faces evaluated" in t)
+    assert caption.startswith(f"{len(part) - excluded} faces evaluated")
+    assert f"{excluded} excluded" in caption
+    matrix = at.dataframe(key="errors_cell").value
+    assert matrix.to_numpy().sum() == len(part) - excluded
+
+
+def test_annotate_from_the_errors_grid(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    assert at.form_submit_button(key="errors_annotate_save").disabled  # no annotator yet
+    at.sidebar.text_input(key="app_annotator").input("tester").run()
+    row = at.selectbox(key="errors_annotate_row").options[0]
+    at.radio(key="errors_annotate_choice").set_value("not a face")
+    at.text_input(key="errors_annotate_note").input("a cartoon")
+    at.form_submit_button(key="errors_annotate_save").click().run()
+    assert not at.exception
+    assert any("not a face" in s for s in texts(at.success))
+    current = AnnotationStore(app_env).current()
+    assert current["action"].tolist() == ["not_face"] and current["note"].tolist() == ["a cartoon"]
+    assert str(current["row"].iloc[0]) in row
+    assert any("✎ not a face (tester)" in c for c in at.image[0].captions)
+    # With our annotations as the reference, that face leaves the matrix.
+    at.segmented_control(key="errors_reference").set_value("annotated").run()
+    assert any("1 excluded" in t for t in texts(at.caption))

@@ -1,0 +1,231 @@
+"""Unit tests of the explorer's pure functions (fer.explorer, fer.photo_report, fer_app.charts)."""
+
+import csv
+import io
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer import explorer
+from fer.explorer import (
+    PAPER_ACCURACY,
+    browse_indices,
+    cell_members,
+    confusion_frame,
+    current_annotation_map,
+    describe_annotation,
+    face_tile,
+    label_name,
+    mosaic,
+    normalise_rows,
+    paginate,
+    per_class_table,
+    reference_labels,
+    row_positions,
+    selected_cell,
+    split_view,
+    validate_predictions,
+)
+from fer.labels import EMOTIONS
+from fer.photo_report import context_crop, enlarge, results_csv, results_json
+
+
+def predictions_table(true, pred, probs=None, rows=None, split="PublicTest"):
+    true, pred = np.asarray(true), np.asarray(pred)
+    n = len(true)
+    if probs is None:
+        probs = np.full((n, 7), 0.05)
+        probs[np.arange(n), pred] = 0.7
+    table = pd.DataFrame({"row": np.arange(n) + 28709 if rows is None else rows, "split": split,
+                          "true": true, "pred": pred})
+    for j, e in enumerate(EMOTIONS):
+        table[f"p_{e}"] = np.asarray(probs)[:, j]
+    return table
+
+
+def test_validate_predictions_names_missing_columns():
+    with pytest.raises(ValueError, match="p_angry"):
+        validate_predictions(pd.DataFrame({"row": [1], "split": ["PublicTest"], "true": [0], "pred": [0]}))
+
+
+def test_validate_predictions_rejects_codes_out_of_range():
+    table = predictions_table([0, 1], [0, 1])
+    table.loc[1, "pred"] = 9
+    with pytest.raises(ValueError, match="pred"):
+        validate_predictions(table)
+
+
+def test_reference_labels_sources():
+    original = np.array([3, 4, 0])
+    rows = np.array([10, 11, 12])
+    majority = np.full(20, -1)
+    majority[[10, 11, 12]] = [3, 6, -1]
+    assert reference_labels("fer2013", original, rows).tolist() == [3, 4, 0]
+    assert reference_labels("ferplus", original, rows, ferplus_majority=majority).tolist() == [3, 6, -1]
+    current = pd.DataFrame({"row": [11, 12, 99], "action": ["relabel", "not_face", "confirm"],
+                            "label": ["sad", None, "happy"], "note": "", "annotator": "a", "created_at": "t"})
+    assert reference_labels("annotated", original, rows, annotations=current).tolist() == [3, 4, -1]
+    with pytest.raises(ValueError, match="unknown reference"):
+        reference_labels("crowd", original, rows)
+    with pytest.raises(ValueError, match="FER\\+"):
+        reference_labels("ferplus", original, rows)
+
+
+def test_split_view_excludes_faces_without_reference():
+    table = validate_predictions(predictions_table([0, 1, 1, 2], [0, 1, 2, 2]))
+    view = split_view(table, "PublicTest", np.array([0, 1, -1, 2]))
+    assert view.excluded == 1
+    assert view.metrics.total == 3
+    assert view.metrics.accuracy == 1.0
+    with pytest.raises(ValueError, match="no predictions"):
+        split_view(table, "PrivateTest")
+    with pytest.raises(ValueError, match="reference has"):
+        split_view(table, "PublicTest", np.array([0, 1]))
+
+
+def test_normalise_rows_and_confusion_frame():
+    cm = np.zeros((7, 7), dtype=int)
+    cm[0, 0], cm[0, 1], cm[3, 3] = 3, 1, 5
+    shares = normalise_rows(cm)
+    assert shares[0, 0] == pytest.approx(0.75) and shares[3, 3] == 1.0 and shares[1].sum() == 0
+    frame = confusion_frame(cm, normalise=True)
+    assert list(frame.columns) == list(EMOTIONS) and list(frame.index) == list(EMOTIONS)
+    assert frame.loc["angry", "disgust"] == pytest.approx(0.25)
+    assert confusion_frame(cm).loc["happy", "happy"] == 5
+
+
+def test_per_class_table():
+    table = validate_predictions(predictions_table([0, 0, 3, 3], [0, 3, 3, 3]))
+    frame = per_class_table(split_view(table, "PublicTest").metrics)
+    assert frame.loc["angry", "recall"] == pytest.approx(0.5)
+    assert frame.loc["happy", "precision"] == pytest.approx(2 / 3)
+    assert frame.loc["happy", "support"] == 2
+
+
+def test_selected_cell():
+    assert selected_cell([]) is None
+    assert selected_cell([(3, "sad")]) == (3, 4)
+    assert selected_cell([[0, "angry"]]) == (0, 0)
+    assert selected_cell([(2, "not a column")]) is None
+    assert selected_cell([(9, "sad")]) is None
+
+
+def test_cell_members_most_confident_first_ties_by_row():
+    probs = np.full((4, 7), 0.0)
+    probs[:, 3] = [0.5, 0.9, 0.5, 0.7]
+    table = validate_predictions(predictions_table([3, 3, 3, 0], [3, 3, 3, 3], probs, rows=[40, 30, 20, 10]))
+    view = split_view(table, "PublicTest")
+    members = cell_members(view, 3, 3)
+    assert view.rows[members].tolist() == [30, 20, 40]
+    assert cell_members(view, 0, 3).tolist() == [3]
+    assert cell_members(view, 1, 1).size == 0
+
+
+@pytest.mark.parametrize(("total", "page", "expected"), [
+    (100, 1, (1, 3, 0, 48)), (100, 3, (3, 3, 96, 100)), (100, 9, (3, 3, 96, 100)),
+    (100, 0, (1, 3, 0, 48)), (0, 1, (1, 1, 0, 0)), (48, 1, (1, 1, 0, 48)),
+])
+def test_paginate(total, page, expected):
+    s = paginate(total, page, 48)
+    assert (s.page, s.pages, s.start, s.stop) == expected
+    assert s.total == total
+
+
+def test_paginate_rejects_bad_sizes():
+    with pytest.raises(ValueError):
+        paginate(10, 1, 0)
+    with pytest.raises(ValueError):
+        paginate(-1, 1, 5)
+
+
+def test_row_positions_and_browse_indices():
+    index = row_positions(np.array([5, 2]), 7)
+    assert index.tolist() == [-1, -1, 1, -1, -1, 0, -1]
+    labels = np.array([3, 3, 0, 3])
+    usage = np.array(["PublicTest", "PrivateTest", "PublicTest", "PublicTest"])
+    assert browse_indices(labels, usage, "PublicTest").tolist() == [0, 2, 3]
+    assert browse_indices(labels, usage, "PublicTest", 3).tolist() == [0, 3]
+
+
+def test_face_tile_shapes_and_bars():
+    face = np.arange(48 * 48, dtype=np.uint8).reshape(48, 48)
+    tile = face_tile(face, np.eye(7)[3], np.full(7, 1 / 7), zoom=2, bar_height=18)
+    assert tile.shape == (96 + 2 + 18 + 2 + 18, 96, 3) and tile.dtype == np.uint8
+    assert np.array_equal(tile[:96:2, :96:2, 0], face)
+    happy = tile[96 + 2:96 + 20]
+    bar = 96 // 7
+    happy_column = happy[:, (96 - 7 * bar) // 2 + 3 * bar + bar // 2]
+    assert tuple(happy_column[5]) == explorer.EMOTION_COLORS["happy"]
+    assert face_tile(face).shape == (96, 96, 3)
+    with pytest.raises(ValueError):
+        face_tile(np.zeros((48, 48, 3), np.uint8))
+
+
+def test_mosaic_layout():
+    tiles = [np.full((4, 3, 3), i, np.uint8) for i in range(5)]
+    grid = mosaic(tiles, columns=2, gap=1)
+    assert grid.shape == (3 * 4 + 2, 2 * 3 + 1, 3)
+    assert grid[5, 4, 0] == 3 and grid[10, 0, 0] == 4
+
+
+def test_labels_and_annotation_texts():
+    assert label_name(3) == "happy" and label_name(-1) == "none"
+    assert describe_annotation("relabel", "sad") == "relabelled sad"
+    assert describe_annotation("confirm", "happy") == "confirmed happy"
+    assert describe_annotation("not_face", None) == "not a face"
+    assert describe_annotation(None, None) == ""
+    current = pd.DataFrame({"row": [7], "action": ["ambiguous"], "label": [None], "note": ["?"],
+                            "annotator": ["ann"], "created_at": ["t"]})
+    assert current_annotation_map(current) == {7: ("ambiguous", None, "ann", "?")}
+    assert current_annotation_map(current.iloc[:0]) == {}
+
+
+def fake_result():
+    face = SimpleNamespace(
+        box=(10, 20, 30, 40), label="happy", score=0.9,
+        probabilities={e: (0.9 if e == "happy" else 0.1 / 6) for e in EMOTIONS},
+    )
+    face.to_dict = lambda: {"box": [10, 20, 30, 40], "label": "happy", "score": 0.9,
+                            "probabilities": face.probabilities}
+    return SimpleNamespace(faces=(face,), original_size=(200, 100), detector="hog", display_illumination="none",
+                           timings={"decode": 1.0, "total": 5.0})
+
+
+def test_results_json_and_csv():
+    named = [("a.jpg", fake_result())]
+    records = json.loads(results_json(named, "paper"))
+    assert records[0]["file"] == "a.jpg" and records[0]["model"] == "paper"
+    assert records[0]["faces"][0]["label"] == "happy" and records[0]["size"] == [200, 100]
+    rows = list(csv.DictReader(io.StringIO(results_csv(named))))
+    assert rows[0]["file"] == "a.jpg" and rows[0]["face"] == "1" and rows[0]["w"] == "30"
+    assert float(rows[0]["happy"]) == pytest.approx(0.9)
+
+
+def test_context_crop_clips_to_the_photo():
+    image = np.zeros((100, 200, 3), np.uint8)
+    crop = context_crop(image, (10, 20, 30, 40), scale=1.0, margin=0.5)
+    assert crop.shape == (40 + 40, 10 + 30 + 15, 3)
+    half = context_crop(image, (100, 50, 20, 20), scale=0.5, margin=0.0)
+    assert half.shape == (10, 10, 3)
+    assert context_crop(image, (500, 500, 10, 10)).shape[:2] == (1, 1)
+    assert enlarge(np.ones((2, 2), np.uint8), 3).shape == (6, 6)
+
+
+def test_charts_build():
+    from fer_app import charts
+
+    fig = charts.probability_figure({"happy": 0.8, "sad": 0.2})
+    assert list(fig.data[0].x)[3] == pytest.approx(80.0)
+    acc = charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.62})
+    assert acc.layout.shapes[0].x0 == pytest.approx(100 * PAPER_ACCURACY)
+    cm = np.eye(7, dtype=int) * 3
+    assert charts.confusion_figure(cm).data[0].z[0][0] == 1.0
+    styles = charts.confusion_styles(confusion_frame(cm), normalise_rows(cm))
+    assert "font-weight: bold" in styles.iloc[0, 0] and "bold" not in styles.iloc[0, 1]
+    history = pd.DataFrame({"epoch": [0, 1], "accuracy": [0.3, 0.4], "val_accuracy": [0.3, 0.5],
+                            "loss": [2, 1], "val_loss": [2, 1.5], "lr": [1e-3, 1e-4]})
+    assert len(charts.history_figure(history, "accuracy").data) == 2
+    assert len(charts.learning_rate_figure(history).data) == 1

@@ -1,0 +1,88 @@
+"""AppTest of the Label-issues page: ranking, filters, relabelling, export and import."""
+
+import io
+
+import pandas as pd
+import pytest
+from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from streamlit.testing.v1 import AppTest
+
+from fer.annotations import AnnotationStore
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tmp_path_factory):
+    return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+
+
+def open_issues() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/label_issues.py").run()
+    assert not at.exception
+    return at
+
+
+def scores(at: AppTest) -> list[float]:
+    return [float(c.split("score ")[1].split(" ")[0]) for c in at.image[0].captions]
+
+
+def test_ranked_most_suspicious_first_and_filters(app_env):
+    at = open_issues()
+    assert any(t.startswith("7178 faces (") for t in texts(at.subheader))
+    first = scores(at)
+    assert len(first) == 36 and first == sorted(first, reverse=True)
+    at.multiselect(key="issues_classes").set_value(["fear"])
+    at.multiselect(key="issues_splits").set_value(["PublicTest"])
+    at.toggle(key="issues_flagged").set_value(True)
+    at.run()
+    assert not at.exception
+    captions = at.image[0].captions
+    assert captions and all(" · fear → " in c and "flagged" in c for c in captions)
+
+
+def test_relabel_a_face(app_env):
+    at = open_issues()
+    at.sidebar.text_input(key="app_annotator").input("ann").run()
+    options = at.selectbox(key="issues_annotate_row").options
+    assert options[0].startswith("#1 · row ")
+    row = int(options[1].split("row ")[1].split(" ")[0])
+    at.selectbox(key="issues_annotate_row").set_value(row)
+    at.radio(key="issues_annotate_choice").set_value("surprise")
+    at.form_submit_button(key="issues_annotate_save").click().run()
+    assert not at.exception
+    assert f"Saved for row {row}: relabelled surprise (by ann)." in texts(at.success)
+    current = AnnotationStore(app_env).current()
+    assert current[["row", "action", "label", "annotator"]].values.tolist() == [[row, "relabel", "surprise", "ann"]]
+    assert "✎ relabelled surprise (ann)" in at.image[0].captions[1]
+
+
+def test_export_and_import(app_env):
+    at = open_issues()
+    assert any(b.label.startswith("Download current labels") for b in at.get("download_button"))
+    csv = "row,action,annotated_label,annotator,note\n30000,ambiguous,,imp,blurred\n"
+    at.file_uploader(key="issues_import_file").set_value(("labels.csv", csv.encode(), "text/csv"))
+    at.run()
+    at.button(key="issues_import").click().run()
+    assert not at.exception
+    assert "Imported 1 new actions." in texts(at.success)
+    current = AnnotationStore(app_env).current()
+    assert current[["row", "action", "annotator"]].values.tolist() == [[30000, "ambiguous", "imp"]]
+    # A bad file is refused with the reason, and changes nothing.
+    at.file_uploader(key="issues_import_file").set_value(("bad.csv", b"row,action\n1,relabel\n", "text/csv"))
+    at.run()
+    at.button(key="issues_import").click().run()
+    assert not at.exception
+    assert any(e.startswith("Nothing imported:") for e in texts(at.error))
+    assert len(AnnotationStore(app_env).history()) == 1
+
+
+def test_export_content(app_env):
+    store = AnnotationStore(app_env)
+    store.add(28709, "relabel", "sad", annotator="x")
+    at = open_issues()
+    button = next(b for b in at.get("download_button") if b.label.startswith("Download current labels"))
+    assert button is not None
+    from fer_app.explorer_view import annotations_export
+
+    table = pd.read_csv(io.StringIO(annotations_export(store)), keep_default_na=False)
+    assert len(table) == 35887 and table.loc[28709, "current_label"] == "sad"

@@ -1,0 +1,41 @@
+"""AppTest of the Model page: the model card rendered."""
+
+import pytest
+from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from streamlit.testing.v1 import AppTest
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tmp_path_factory):
+    return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+
+
+def test_model_card(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any("tiny" in m and "architecture **tiny**" in m for m in texts(at.markdown))
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Training wall time"] == "0.2 min"
+    assert metrics["Epochs"] == "3"
+    headers = texts(at.subheader)
+    for header in ("Test metrics", "Test metrics with flip test-time augmentation", "Ablation", "Training curves",
+                   "How to reproduce"):
+        assert header in headers
+    assert "python -m fer.train --arch tiny --out runs/tiny" in texts(at.code)
+    assert any("Model: tiny_cnn" in c for c in texts(at.code))
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
+    assert any("accuracy" in t.columns and set(t.index) == {"PublicTest", "PrivateTest"} for t in tables)
+    # 2 accuracy bars + 2 x 2 confusion matrices (plain and TTA) + 3 training curves.
+    assert len(at.get("plotly_chart")) == 2 + 4 + 3
+
+
+def test_model_page_without_a_model(monkeypatch, tmp_path):
+    empty = tmp_path / "none"
+    empty.mkdir()
+    use_app_env(monkeypatch, tmp_path, empty)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any("No model found" in w for w in texts(at.warning))

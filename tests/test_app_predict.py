@@ -1,0 +1,103 @@
+"""AppTest of the Predict page (the app's default page) and of the sidebar."""
+
+import io
+
+import numpy as np
+import pytest
+from app_support import APP, PHOTOS_DIR, TIMEOUT, shared_model_folder, texts, use_app_env
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+PHOTO = PHOTOS_DIR / "deepface_img24.jpg"
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tmp_path_factory):
+    return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_predict_page_and_sidebar(app_env):
+    at = start()
+    assert at.title[0].value == "Predict expressions in photos"
+    assert at.file_uploader(key="predict_uploads").accept_multiple_files
+    assert {"jpg", "png", "webp"} <= {t.lstrip(".") for t in at.file_uploader(key="predict_uploads").allowed_type}
+    assert at.radio(key="predict_detector").options == ["HOG (dlib)", "Haar cascade (OpenCV)"]
+    assert any("Upload one or more photos" in t for t in texts(at.info))
+    # The sidebar: a model selector with the card's accuracies, the model and device lines.
+    selector = at.sidebar.selectbox(key="app_model")
+    assert len(selector.options) == 1 and selector.options[0].startswith("tiny · ") and "%" in selector.options[0]
+    captions = " ".join(texts(at.sidebar.caption))
+    assert "tiny" in captions and ("CPU" in captions or "GPU" in captions)
+
+
+def test_upload_shows_a_face_card(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception
+    cards = [t for t in texts(at.markdown) if t.startswith("#### Face 1:")]
+    assert len(cards) == 1
+    label = cards[0].split("**")[1]
+    assert label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert "me.jpg" in texts(at.subheader)
+    assert len(at.get("plotly_chart")) == 1
+    stage_images = [img for img in at.image if "aligned 48×48" in img.captions]
+    assert len(stage_images) == 1 and len(stage_images[0].captions) == 4
+    assert [b.label for b in at.get("download_button")] == ["Results as JSON", "Results as CSV (one row per face)"]
+    assert not at.error and not at.warning
+
+
+def test_several_uploads_and_friendly_errors(app_env):
+    at = start()
+    jpeg = PHOTO.read_bytes() if PHOTO.is_file() else png_bytes(np.zeros((8, 8, 3), np.uint8))
+    at.file_uploader(key="predict_uploads").set_value([
+        ("empty.jpg", b"", "image/jpeg"),
+        ("notes.jpg", b"this is text, not a photo\n" * 10, "image/jpeg"),
+        ("cut.jpg", jpeg[: len(jpeg) // 3], "image/jpeg"),
+        ("noise.png", np.random.default_rng(0).bytes(5000), "image/png"),
+        ("blank.png", png_bytes(np.full((120, 160, 3), 128, np.uint8)), "image/png"),
+    ])
+    at.run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert any("empty.jpg" in e and "empty" in e for e in errors)
+    assert any("notes.jpg" in e and "not an image" in e for e in errors)
+    assert any("noise.png" in e for e in errors)
+    # A truncated JPEG either fails to decode (error) or decodes partly with no face (warning).
+    assert any("cut.jpg" in m for m in errors + texts(at.warning))
+    assert any("blank.png" in w and "no face" in w for w in texts(at.warning))
+    assert not any("Traceback" in m for m in errors)
+
+
+def test_sample_photo(app_env):
+    at = start()
+    if not at.pills:
+        pytest.skip("no sample photos in this checkout")
+    at.pills(key="predict_sample").set_value("deepface_img24.jpg")
+    at.run()
+    assert not at.exception
+    assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
+
+
+def test_no_model_message(monkeypatch, tmp_path):
+    empty = tmp_path / "no_models"
+    empty.mkdir()
+    use_app_env(monkeypatch, tmp_path, empty)
+    at = start()
+    assert any("No model found" in w for w in texts(at.warning))
+    assert not at.file_uploader

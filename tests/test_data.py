@@ -1,0 +1,141 @@
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.data import DataFormatError, load_fer2013, load_ferplus, load_image_folders, parse_fer2013_csv
+from fer.labels import EMOTIONS
+from fer.paths import FER2013_CSV, FERPLUS_CSV
+
+
+def _row(label: int | str, pixels: list[int] | str, usage: str = "Training") -> str:
+    text = pixels if isinstance(pixels, str) else " ".join(str(p) for p in pixels)
+    return f"{label},{text},{usage}"
+
+
+def _write(tmp_path, rows, name="fer.csv", gz=False):
+    body = "emotion,pixels,Usage\n" + "\n".join(rows) + "\n"
+    path = tmp_path / name
+    if gz:
+        with gzip.open(path, "wt") as handle:
+            handle.write(body)
+    else:
+        path.write_text(body)
+    return path
+
+
+GOOD = [_row(3, [i % 256 for i in range(2304)]), _row(0, [255] * 2304, "PublicTest"), _row(6, [0] * 2304, "PrivateTest")]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_parses_good_rows(tmp_path, gz):
+    data = parse_fer2013_csv(_write(tmp_path, GOOD, "f.csv.gz" if gz else "f.csv", gz=gz))
+    assert data.images.shape == (3, 48, 48) and data.images.dtype == np.uint8
+    assert data.labels.tolist() == [3, 0, 6]
+    assert data.usage.tolist() == ["Training", "PublicTest", "PrivateTest"]
+    assert data.images[0, 0, 5] == 5 and data.images[1].min() == 255
+    assert len(data.checksum) == 64
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (_row(3, [1] * 2303), "wrong pixel count 2303"),
+        (_row(3, [1] * 2303 + [256]), "pixel 2303 value '256' out of range"),
+        (_row(3, [1] * 2303 + [-1]), "out of range"),
+        (_row(7, [1] * 2304), "unknown label '7'"),
+        (_row("x", [1] * 2304), "unknown label 'x'"),
+        (_row(3, [1] * 2304, "Validation"), "unknown usage 'Validation'"),
+        ("3," + " ".join(["1"] * 2304), "expected 3 fields"),
+    ],
+)
+def test_malformed_rows_name_row_and_reason(tmp_path, bad, message):
+    path = _write(tmp_path, [GOOD[0], GOOD[1], bad])
+    with pytest.raises(DataFormatError) as err:
+        parse_fer2013_csv(path)
+    assert "data row 2" in str(err.value) and message in str(err.value)
+
+
+def test_bad_header(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("label,pixels,split\n" + GOOD[0] + "\n")
+    with pytest.raises(DataFormatError, match="header"):
+        parse_fer2013_csv(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_fer2013(tmp_path / "nope.csv")
+
+
+def test_cache_roundtrip(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, GOOD)
+    first = load_fer2013(path)
+    assert list((tmp_path / "cache").glob("*.npz"))
+    second = load_fer2013(path)
+    assert np.array_equal(first.images, second.images) and second.checksum == first.checksum
+
+
+def _folder_fixture(root, entries):
+    for folder, emotion, name, value in entries:
+        directory = root / folder / emotion
+        directory.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 48), value, np.uint8)).save(directory / name)
+
+
+def test_image_folders(tmp_path):
+    _folder_fixture(tmp_path, [
+        ("train", "happy", "Training_20.png", 20),
+        ("train", "angry", "Training_3.png", 3),
+        ("test", "sad", "PrivateTest_7.png", 7),
+        ("test", "neutral", "PublicTest_9.png", 9),
+    ])
+    data = load_image_folders(tmp_path)
+    assert data.usage.tolist() == ["Training", "Training", "PublicTest", "PrivateTest"]
+    assert [EMOTIONS[i] for i in data.labels] == ["angry", "happy", "neutral", "sad"]
+    assert data.images[:, 0, 0].tolist() == [3, 20, 9, 7]
+    assert load_fer2013(tmp_path).counts() == {"Training": 2, "PublicTest": 1, "PrivateTest": 1}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (("train", "happiness", "Training_1.png", 1), "unknown label folder 'happiness'"),
+        (("train", "happy", "img_1.png", 1), "unknown usage"),
+    ],
+)
+def test_image_folder_errors(tmp_path, entry, message):
+    _folder_fixture(tmp_path, [entry])
+    with pytest.raises(DataFormatError, match=message):
+        load_image_folders(tmp_path)
+
+
+def test_image_folder_wrong_size(tmp_path):
+    directory = tmp_path / "train" / "fear"
+    directory.mkdir(parents=True)
+    Image.fromarray(np.zeros((50, 48), np.uint8)).save(directory / "Training_1.png")
+    with pytest.raises(DataFormatError, match="48x50; expected 48x48"):
+        load_image_folders(tmp_path)
+
+
+needs_csv = pytest.mark.skipif(not FER2013_CSV.is_file(), reason=f"FER2013 CSV not at {FER2013_CSV}")
+
+
+@needs_csv
+def test_full_csv_split_counts():
+    data = load_fer2013(FER2013_CSV)
+    assert data.counts() == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
+    _, labels, _ = data.split("PublicTest")
+    assert np.bincount(labels).tolist() == [467, 56, 496, 895, 653, 415, 607]
+    assert data.images[0, 0, :8].tolist() == [70, 80, 82, 72, 58, 58, 60, 63]
+
+
+@pytest.mark.skipif(not FERPLUS_CSV.is_file(), reason="FER+ CSV missing")
+def test_ferplus_aligned_by_row():
+    votes = load_ferplus(FERPLUS_CSV, expected_rows=35887)
+    assert votes.votes.shape == (35887, 10)
+    assert votes.usage[28709] == "PublicTest" and votes.usage[-1] == "PrivateTest"
+    with pytest.raises(DataFormatError, match="35887 rows; FER2013 has 5"):
+        load_ferplus(FERPLUS_CSV, expected_rows=5)

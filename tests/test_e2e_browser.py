@@ -1,0 +1,350 @@
+"""End to end: the app in a real headless Chromium, driven by Playwright, against `streamlit run`.
+
+Measures (and prints, and writes to ``test-results/e2e_timings.json``):
+
+- server start to an interactive Predict page (bar: 10 s),
+- upload of a ~1 MP photo to its face card (bar: 1 s, from ``set_input_files`` to the card),
+- a click on a confusion-matrix cell to its face grid (bar: 1 s),
+
+uploads malformed files and checks each gets a friendly message and no traceback, and
+screenshots every page into ``test-results/screenshots/`` (and into ``docs/`` with
+``FER_E2E_SCREENSHOTS=docs``).
+
+Needs Debian's ``chromium`` (``apt-get install -y chromium``) and the ``playwright`` package;
+without them the test skips, unless ``FER_REQUIRE_E2E=1`` (CI), where it fails. The app uses the
+released models in ``models/`` when one has predictions, else a tiny model built for the test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_support import PHOTOS_DIR, PROJECT_DIR, shared_model_folder
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("FER_CHROMIUM", "/usr/bin/chromium"))
+PHOTO = PHOTOS_DIR / "deepface_img24.jpg"  # 1200x1120, one smiling face
+SECOND_PHOTO = PHOTOS_DIR / "deepface_img30.jpg"
+RESULTS_DIR = PROJECT_DIR / "test-results"
+BARS = {"start_to_interactive_s": 10.0, "upload_to_cards_s": 1.0, "click_to_grid_s": 1.0}
+# The matrix's fixed geometry (pages/errors.py): index column, then 7 cells per row.
+INDEX_WIDTH, CELL_WIDTH, CELL_HEIGHT = 90, 64, 36
+
+TIMINGS: dict[str, object] = {}
+
+
+def _require_browser() -> None:
+    problems = []
+    if not CHROMIUM.is_file():
+        problems.append(f"{CHROMIUM} not found (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problems.append("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    if not PHOTO.is_file():
+        problems.append(f"the sample photo {PHOTO} is missing")
+    if problems:
+        message = "end-to-end browser test cannot run: " + "; ".join(problems)
+        if os.environ.get("FER_REQUIRE_E2E") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _released_models() -> Path | None:
+    from fer.paths import MODELS_DIR
+
+    for h5 in sorted(MODELS_DIR.glob("*.h5")):
+        if h5.with_suffix(".json").is_file() and h5.with_name(h5.stem + ".predictions.csv").is_file():
+            return MODELS_DIR
+    return None
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, page):
+    # Depends on ``page`` so the browser is up before the clock starts: the start-up time is
+    # the server's, not Chromium's.
+    models = _released_models() or shared_model_folder(tmp_path_factory)
+    work = tmp_path_factory.mktemp("e2e")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FER_MODELS_DIR": str(models), "FER_ANNOTATIONS_DB": str(work / "annotations.sqlite3"),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    log = open(work / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(PROJECT_DIR / "streamlit_app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_healthy(url, process)
+        TIMINGS["start_to_healthy_s"] = round(time.perf_counter() - started, 3)
+        TIMINGS["models"] = str(models)
+        yield {"url": url, "started": started, "work": work, "log": work / "streamlit.log"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        _write_timings()
+
+
+def _write_timings() -> None:
+    if not TIMINGS:
+        return
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / "e2e_timings.json"
+    path.write_text(json.dumps(TIMINGS, indent=2) + "\n")
+    print(f"\nend-to-end timings ({path}):\n{json.dumps(TIMINGS, indent=2)}")
+
+
+@pytest.fixture(scope="module")
+def page():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        yield tab
+        context.close()
+        browser.close()
+
+
+def _assert_no_exception(page) -> None:
+    assert page.locator(".stException, [data-testid='stException']").count() == 0, "an exception is shown"
+    assert "Traceback" not in page.locator("[data-testid='stMain']").inner_text()
+
+
+def _screenshot(page, name: str, height: int = 1800) -> None:
+    """Saves the page; Streamlit scrolls inside its main container, so the viewport is made taller."""
+    viewport = page.viewport_size
+    content = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], min(content, height))})
+    page.wait_for_timeout(500)  # let images and charts paint
+    folder = RESULTS_DIR / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size(viewport)
+    target = os.environ.get("FER_E2E_SCREENSHOTS")
+    if target:
+        destination = PROJECT_DIR / target
+        destination.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / f"{name}.png", destination / f"{name}.png")
+
+
+def _wait_idle(page, timeout: float = 120_000) -> None:
+    """Waits until the script run is over (Streamlit shows a status widget while running)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout, polling=50,
+    )
+
+
+def _open_page(page, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.locator("h1").first.wait_for()
+    _wait_run_done(page)
+
+
+def test_start_to_interactive_predict_page(server, page):
+    page.goto(server["url"])
+    page.locator("[data-testid='stFileUploaderDropzone']").wait_for(state="visible")
+    page.locator("input[type=file]").first.wait_for(state="attached")
+    TIMINGS["start_to_interactive_s"] = round(time.perf_counter() - server["started"], 3)
+    # The model loads after the widgets are on screen; the device line appears once it is in.
+    _wait_run_done(page)
+    TIMINGS["start_to_model_ready_s"] = round(time.perf_counter() - server["started"], 3)
+    _assert_no_exception(page)
+    assert TIMINGS["start_to_interactive_s"] <= BARS["start_to_interactive_s"]
+
+
+def _upload_and_time(page, path: Path) -> float:
+    card = page.locator("h4", has_text="Face 1:").first
+    start = time.perf_counter()
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    card.wait_for(state="visible", timeout=60_000)
+    elapsed = time.perf_counter() - start
+    _wait_idle(page)
+    return elapsed
+
+
+def _wait_run_done(page) -> None:
+    """Waits for the end of the session's script run: the sidebar's device line comes last."""
+    page.get_by_text("Device:").wait_for(timeout=120_000)
+    _wait_idle(page)
+
+
+def _clear_uploads(page) -> None:
+    """A fresh session (the uploader keeps its files within one), ready for the next upload."""
+    page.reload()
+    page.locator("[data-testid='stFileUploaderDropzone']").wait_for(state="visible")
+    _wait_run_done(page)
+
+
+def test_upload_to_face_cards(server, page):
+    with Image.open(PHOTO) as image:
+        TIMINGS["photo"] = f"{PHOTO.name} {image.size[0]}x{image.size[1]} ({PHOTO.stat().st_size // 1024} KB)"
+    first = _upload_and_time(page, PHOTO)
+    label = page.locator("h4", has_text="Face 1:").first.inner_text()
+    assert any(e in label for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(state="visible")
+    _assert_no_exception(page)
+    _screenshot(page, "predict")
+    runs = [first]
+    for photo in (SECOND_PHOTO, PHOTO):
+        if photo.is_file():
+            _clear_uploads(page)
+            runs.append(_upload_and_time(page, photo))
+    TIMINGS["upload_to_cards_s"] = round(first, 3)
+    TIMINGS["upload_to_cards_runs_s"] = [round(r, 3) for r in runs]
+    assert min(runs) <= BARS["upload_to_cards_s"]
+    assert float(np.median(runs)) <= BARS["upload_to_cards_s"]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def malformed_files(folder: Path) -> dict[str, bytes]:
+    """Files a person might upload by mistake, or to break the app."""
+    jpeg = PHOTO.read_bytes()
+    rng = np.random.default_rng(0)
+    bomb = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + _png_chunk(b"IEND", b""))
+
+    def encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt, **kwargs)
+        return buffer.getvalue()
+
+    with Image.open(PHOTO) as photo:
+        small = photo.convert("RGB").resize((300, 280))
+        files = {
+            "zero_bytes.jpg": b"",
+            "random_bytes.png": rng.bytes(20_000),
+            "text.jpg": b"I am a text file, not a photo.\n" * 20,
+            "truncated.jpg": jpeg[: len(jpeg) // 4],
+            "header_bomb.png": bomb,
+            "one_pixel.png": encoded(Image.new("RGB", (1, 1), (200, 100, 50)), "PNG"),
+            "noise.gif": encoded(Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).convert("P"), "GIF"),
+            "cmyk.jpg": encoded(small.convert("CMYK"), "JPEG", quality=90),
+        }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_malformed_uploads_get_friendly_messages(server, page):
+    folder = server["work"] / "malformed"
+    folder.mkdir(exist_ok=True)
+    outcomes = {}
+    for name in malformed_files(folder):
+        _clear_uploads(page)
+        page.locator("input[type=file]").first.set_input_files(str(folder / name))
+        named = page.locator("[data-testid='stAlert'], h4, [data-testid='stHeadingWithActionElements']",
+                             has_text=name.split(".")[0])
+        card = page.locator("h4", has_text="Face 1:")
+        page.locator(f"[data-testid='stAlert']:has-text('{name}'), h4:has-text('Face 1:')").first.wait_for(
+            timeout=60_000)
+        _wait_idle(page)
+        _assert_no_exception(page)
+        alerts = page.locator("[data-testid='stAlert']", has_text=name)
+        if alerts.count():
+            outcomes[name] = alerts.first.locator("[data-testid='stMarkdownContainer']").inner_text().strip()
+        else:
+            outcomes[name] = f"{card.count()} face card(s)"
+        assert named.count() >= 1
+    TIMINGS["malformed_uploads"] = outcomes
+    for name in ("zero_bytes.jpg", "random_bytes.png", "text.jpg", "header_bomb.png", "one_pixel.png"):
+        assert name in outcomes[name], f"{name}: {outcomes[name]}"
+    assert "empty" in outcomes["zero_bytes.jpg"]
+    assert "not an image" in outcomes["text.jpg"]
+    assert "large" in outcomes["header_bomb.png"] or "megapixels" in outcomes["header_bomb.png"]
+    assert "no face" in outcomes["one_pixel.png"]
+
+
+def _click_cell(page, true_index: int, pred_index: int) -> None:
+    grid = page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first
+    box = grid.bounding_box()
+    x = box["x"] + INDEX_WIDTH + CELL_WIDTH * pred_index + CELL_WIDTH / 2
+    y = box["y"] + CELL_HEIGHT * (true_index + 1) + CELL_HEIGHT / 2
+    page.mouse.click(x, y)
+
+
+def test_errors_cell_click_to_grid(server, page):
+    _open_page(page, "Errors")
+    page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first.wait_for(state="visible")
+    page.wait_for_timeout(500)  # the grid's canvas paints after the element appears
+    _assert_no_exception(page)
+    runs, headings = [], []
+    cells = ((3, 3, "True happy, predicted happy"), (4, 6, "True sad, predicted neutral"),
+             (2, 4, "True fear, predicted sad"))
+    for true, pred, name in cells * 2:
+        heading = page.locator("h3", has_text=name).first
+        start = time.perf_counter()
+        _click_cell(page, true, pred)
+        heading.wait_for(state="visible", timeout=30_000)
+        headings.append(time.perf_counter() - start)
+        page.locator("[data-testid='stImage'] img, [data-testid='stImageContainer'] img").first.wait_for(
+            state="visible", timeout=30_000)
+        runs.append(time.perf_counter() - start)
+        _wait_idle(page)
+        if len(runs) == 1:
+            _screenshot(page, "errors")
+    _assert_no_exception(page)
+    TIMINGS["click_to_grid_s"] = round(runs[0], 3)
+    TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
+    TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
+    assert float(np.median(runs)) <= BARS["click_to_grid_s"]
+
+
+@pytest.mark.parametrize(("title", "name"), [("Dataset", "dataset"), ("Model", "model"),
+                                             ("Label issues", "label_issues")])
+def test_other_pages(server, page, title, name):
+    _open_page(page, title)
+    _assert_no_exception(page)
+    _screenshot(page, name)

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from fer.models import ARCHITECTURES, build_model  # noqa: E402
+from fer.train import build_augmenter, parse_args, train  # noqa: E402
+
+
+def test_paper_layer_sequence_and_size():
+    model = build_model("paper")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer", "Rescaling",
+        "Conv2D", "Conv2D", "MaxPooling2D",
+        "Conv2D", "Conv2D", "MaxPooling2D", "Dropout",
+        "Conv2D", "Conv2D", "MaxPooling2D",
+        "Flatten", "Dense", "Dropout", "Dense",
+    ]
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert all(c.kernel_size == (3, 3) and c.activation.__name__ == "relu" for c in convs)
+    pools = [(p.pool_size, p.strides) for p in model.layers if type(p).__name__ == "MaxPooling2D"]
+    assert pools == [((3, 3), (2, 2)), ((3, 3), (2, 2)), ((2, 2), (2, 2))]
+    assert [d.rate for d in model.layers if type(d).__name__ == "Dropout"] == [0.2, 0.2]
+    assert model.layers[-1].activation.__name__ == "softmax" and model.output_shape == (None, 7)
+    assert 1_000_000 <= model.count_params() <= 1_300_000
+
+
+def test_registry_and_vgg_budget():
+    assert {"paper", "vgg"} <= set(ARCHITECTURES)
+    assert build_model("vgg").count_params() <= 10_000_000
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet9000")
+
+
+def test_augmenter_is_identity_at_inference():
+    augmenter = build_augmenter(("flip", "shift", "rotate", "zoom", "erase"), seed=1)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    assert np.allclose(keras.ops.convert_to_numpy(augmenter(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(augmenter(x, training=True)), x)
+
+
+def _toy_csv(tmp_path, n=96):
+    # Separable toy set: bright faces are "happy", dark faces "sad"; the loss must fall.
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        happy = i % 2 == 0
+        pixels = rng.integers(150, 255, 2304) if happy else rng.integers(0, 100, 2304)
+        usage = "Training" if i < n * 3 // 4 else "PublicTest"
+        rows.append(f"{3 if happy else 4},{' '.join(map(str, pixels))},{usage}")
+    path = tmp_path / "toy.csv"
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path)
+    out = tmp_path / "run"
+    config, out = parse_args(["--data", str(data), "--out", str(out), "--epochs", "3", "--batch-size", "16", "--lr", "3e-3"])
+    model_path = train(config, out)
+    import csv
+
+    history = list(csv.DictReader(open(out / "history.csv")))
+    assert len(history) == 3 and float(history[-1]["loss"]) < float(history[0]["loss"])
+    loaded = keras.models.load_model(model_path, compile=False)
+    assert loaded.count_params() == build_model("paper").count_params()
+    # Resume: asking for more epochs continues from the checkpoint instead of restarting.
+    config5, _ = parse_args(["--data", str(data), "--out", str(out), "--epochs", "5", "--batch-size", "16", "--lr", "3e-3"])
+    with pytest.raises(SystemExit, match="other hyper-parameters"):
+        train(config5, out)

@@ -1,0 +1,449 @@
+"""The photo pipeline on real photos: detection counts, labels, orientation, odd inputs, the CLI.
+
+Photos come from ``fer.paths.PHOTOS_DIR`` (``shared/data/photos``, hand-counted in its
+``manifest.csv``). Most tests use a tiny untrained model written to a temporary folder, so they
+check the plumbing without a released model; the golden label tests use the released model
+(``fer.pipeline.default_model_path()``) and are skipped, saying so, when it is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import struct
+import threading
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye_angle, transform_points
+from fer.detect import HaarDetector, HogDetector, box_iou, clip_box, detect_faces, reading_order
+from fer.image_io import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError, decode_image
+from fer.labels import EMOTIONS
+from fer.landmarks import REGIONS, region_points
+from fer.metadata import write_metadata
+from fer.paths import PHOTOS_DIR
+from fer.pipeline import DEFAULT_MODEL_NAMES, FerPipeline, default_model_path
+
+MANIFEST = PHOTOS_DIR / "manifest.csv"
+needs_photos = pytest.mark.skipif(
+    not MANIFEST.is_file(), reason=f"sample photos not found at {PHOTOS_DIR} (shared/data/photos)"
+)
+RELEASED_MODEL = default_model_path()
+needs_released_model = pytest.mark.skipif(
+    not RELEASED_MODEL.is_file(),
+    reason=f"no released model at {RELEASED_MODEL} (release one to models/ to run the golden label tests)",
+)
+
+
+def manifest_rows() -> list[dict[str, str]]:
+    with MANIFEST.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def count_range(spec: str) -> tuple[int, int]:
+    """'2' -> (2, 2); '1-2' -> (1, 2): either count is right."""
+    low, _, high = spec.partition("-")
+    return int(low), int(high or low)
+
+
+def photo_gray(name: str) -> np.ndarray:
+    return cv2.cvtColor(decode_image((PHOTOS_DIR / name).read_bytes()).rgb, cv2.COLOR_RGB2GRAY)
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header announces ``width`` x ``height`` 1-bit pixels (and has no data)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def write_tiny_model(folder, illumination: str = "none"):
+    """An untrained but well-formed model + metadata card: enough to test the plumbing."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1), name="face")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.AveragePooling2D(4)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities")(x)
+    path = folder / "tiny.h5"
+    keras.Model(inputs, outputs).save(path)
+    write_metadata(path, {
+        "name": "tiny", "labels": list(EMOTIONS), "input_shape": [48, 48, 1],
+        "preprocessing": {"illumination": illumination, "landmarks": False},
+    })
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_model):
+    return FerPipeline(tiny_model, detector="hog")
+
+
+@pytest.fixture(scope="module")
+def hog_counts():
+    if not MANIFEST.is_file():
+        pytest.skip(f"sample photos not found at {PHOTOS_DIR}")
+    detector = HogDetector()
+    return {row["file"]: (row["faces"], len(detect_faces(detector, photo_gray(row["file"]))))
+            for row in manifest_rows()}
+
+
+# --- detection ------------------------------------------------------------------------------
+
+
+def test_haar_cascade_loads():
+    # Guards the opencv<5 pin: OpenCV 5 no longer ships cv2.data.haarcascades.
+    assert not HaarDetector()._cascade.empty()
+    assert isinstance(HaarDetector().detect(np.zeros((64, 64), np.uint8)), list)
+
+
+def summarise(counts: dict[str, tuple[str, int]]) -> tuple[int, int, int, list[str]]:
+    countable = missed = extra = 0
+    notes = []
+    for name, (spec, found) in counts.items():
+        low, high = count_range(spec)
+        countable += low
+        missed += max(0, low - found)
+        extra += max(0, found - high)
+        if not low <= found <= high:
+            notes.append(f"{name}: expected {spec}, found {found}")
+    return countable, missed, extra, notes
+
+
+@needs_photos
+def test_hog_finds_nine_in_ten_faces_with_at_most_one_false_detection(hog_counts):
+    countable, missed, extra, notes = summarise(hog_counts)
+    assert countable >= 50
+    assert missed <= 0.1 * countable, notes
+    assert extra <= 1, notes
+
+
+@needs_photos
+def test_haar_is_a_usable_second_detector():
+    # Haar is the fast-to-explain baseline, not the default; a looser bar guards regressions.
+    detector = HaarDetector()
+    counts = {row["file"]: (row["faces"], len(detect_faces(detector, photo_gray(row["file"]))))
+              for row in manifest_rows()}
+    countable, missed, extra, notes = summarise(counts)
+    assert missed <= 0.15 * countable, notes
+    assert extra <= 3, notes
+
+
+@needs_photos
+def test_no_faces_in_the_dogs_photo_or_a_blank_image(hog_counts):
+    assert hog_counts["dlib_dogs.jpg"][1] == 0
+    for detector in (HogDetector(), HaarDetector()):
+        assert detect_faces(detector, np.full((480, 640), 128, np.uint8)) == []
+
+
+def test_reading_order_is_rows_then_left_to_right():
+    boxes = [(300, 12, 50, 50), (10, 0, 50, 50), (150, 140, 50, 50), (20, 150, 50, 50), (160, 5, 50, 50)]
+    assert reading_order(boxes) == [1, 4, 0, 3, 2]
+    assert reading_order([]) == []
+
+
+def test_clip_box_keeps_boxes_inside_the_image():
+    assert clip_box((-10, -5, 50, 40), 100, 80) == (0, 0, 40, 35)
+    assert clip_box((90, 70, 50, 40), 100, 80) == (90, 70, 10, 10)
+    assert clip_box((200, 200, 10, 10), 100, 80) == (100, 80, 0, 0)
+
+
+# --- alignment ------------------------------------------------------------------------------
+
+
+def test_alignment_levels_the_eyes_and_lands_on_the_fer2013_template():
+    angle = np.radians(20.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    # The template, 5x bigger, turned 20 degrees and moved: a tilted face in a photo.
+    landmarks = (FER2013_TEMPLATE * 5.0) @ rotation.T + (300.0, 120.0)
+    assert eye_angle(landmarks) == pytest.approx(20.0, abs=0.5)
+    aligned = transform_points(landmarks, alignment_matrix(landmarks))
+    assert eye_angle(aligned) == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(aligned[17:], FER2013_TEMPLATE[17:], atol=1e-6)
+
+
+def test_template_matches_fer2013_test_faces():
+    # Re-estimating the layout on 80 held-out FER2013 test faces lands within a pixel of it.
+    from fer.landmarks import LandmarkPredictor
+    from fer.paths import TEST_FACES_PATH
+    from fer.testset import load_test_faces
+
+    if not TEST_FACES_PATH.is_file():
+        pytest.skip(f"{TEST_FACES_PATH} not available")
+    template, used = estimate_template(load_test_faces().images[:80], HogDetector(), LandmarkPredictor())
+    assert used >= 40
+    assert np.abs(template - FER2013_TEMPLATE)[17:].max() < 1.5
+
+
+def test_region_names_cover_all_68_points():
+    points = np.arange(136, dtype=np.float32).reshape(68, 2)
+    regions = region_points(points)
+    assert list(regions) == list(REGIONS)
+    assert sum(len(v) for v in regions.values()) == 68
+    assert regions["jaw"].shape == (17, 2) and regions["inner_mouth"].shape == (8, 2)
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+def test_default_model_prefers_fer_best(tmp_path):
+    assert default_model_path(tmp_path) == tmp_path / "paper_cnn.h5"
+    (tmp_path / "paper_cnn.h5").write_bytes(b"x")
+    assert default_model_path(tmp_path) == tmp_path / "paper_cnn.h5"
+    (tmp_path / "fer_best.h5").write_bytes(b"x")
+    assert default_model_path(tmp_path) == tmp_path / "fer_best.h5"
+    assert DEFAULT_MODEL_NAMES[0] == "fer_best.h5"
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model not found"):
+        FerPipeline(tmp_path / "nope.h5")
+
+
+@needs_photos
+def test_result_holds_every_stage(pipeline):
+    result = pipeline.analyze_path(PHOTOS_DIR / "fr_two_people.jpg")
+    assert len(result.faces) == 2
+    assert result.faces[0].box[0] < result.faces[1].box[0], "reading order"
+    assert set(result.timings) == {"decode", "detect", "landmarks", "align", "classify", "total"}
+    width, height = result.original_size
+    for face in result.faces:
+        x, y, w, h = face.box
+        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+        assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+        assert set(face.regions) == set(REGIONS)
+        assert face.gray_face.shape == (48, 48) and face.gray_face.dtype == np.uint8
+        assert face.corrected_face.shape == (48, 48)
+        assert list(face.probabilities) == list(EMOTIONS)
+        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+        assert face.top == (max(face.probabilities, key=face.probabilities.get), max(face.probabilities.values()))
+        # Landmarks sit inside their face box.
+        assert x <= np.median(face.landmarks[:, 0]) <= x + w and y <= np.median(face.landmarks[:, 1]) <= y + h
+    stages = result.stage_images(0)
+    assert stages["boxes"].shape == result.rgb_image.shape
+    assert stages["landmarks"].shape == (256, 256, 3)
+    assert stages["aligned"].shape == stages["corrected"].shape == (48, 48)
+    json.dumps(result.faces[0].to_dict())
+
+
+@needs_photos
+def test_big_photo_boxes_are_in_original_pixels(pipeline):
+    name = "deepface_img40.jpg"  # 3061x4600, decoded at 1/4 size
+    reduced = pipeline.analyze_path(PHOTOS_DIR / name)
+    assert reduced.scale < 1 and reduced.original_size == (3061, 4600)
+    full = pipeline.analyze(decode_image((PHOTOS_DIR / name).read_bytes()).rgb)
+    (a,), (b,) = reduced.faces, full.faces
+    # HOG's pyramid steps by 1.2, so box sizes can differ by a step; the face is the same.
+    assert box_iou(a.box, b.box) > 0.6
+    assert np.abs(a.landmarks - b.landmarks).mean() < 0.05 * b.box[2]
+
+
+@needs_photos
+def test_exif_rotated_photo_is_turned_upright(pipeline):
+    upright = Image.open(PHOTOS_DIR / "pyfeat_single_face.jpg").convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # stored turned counter-clockwise
+    rotated = pipeline.analyze_bytes(encode(sideways, "JPEG", quality=95, exif=exif))
+    ignored = pipeline.analyze(np.asarray(sideways))
+    reference = pipeline.analyze(np.asarray(upright))
+    assert len(ignored.faces) == 0, "the test needs a face HOG cannot find sideways"
+    assert len(rotated.faces) == 1 and rotated.original_size == upright.size
+    assert np.allclose(rotated.faces[0].box, reference.faces[0].box, atol=6)
+
+
+@needs_photos
+def test_rgba_and_grayscale_photos(pipeline):
+    rgba = (PHOTOS_DIR / "fr_alex_lacamoire.png").read_bytes()
+    assert Image.open(io.BytesIO(rgba)).mode == "RGBA"
+    colour = pipeline.analyze_bytes(rgba)
+    assert len(colour.faces) == 1
+    grey = Image.open(io.BytesIO(rgba)).convert("L")
+    grey_result = pipeline.analyze_bytes(encode(grey, "PNG"))
+    assert len(grey_result.faces) == 1
+    assert np.allclose(grey_result.faces[0].box, colour.faces[0].box, atol=4)
+
+
+@needs_photos
+def test_face_at_the_border_is_padded_not_dropped(pipeline):
+    rgb = decode_image((PHOTOS_DIR / "fr_obama_small.jpg").read_bytes()).rgb
+    x = pipeline.analyze(rgb).faces[0].box[0]
+    face_w = pipeline.analyze(rgb).faces[0].box[2]
+    cut = np.ascontiguousarray(rgb[:, x + face_w // 5 :])  # a fifth of the face off the left edge
+    (face,) = pipeline.analyze(cut).faces
+    assert face.box[0] == 0
+    assert face.landmarks[:, 0].min() < 0, "landmarks keep their true place outside the photo"
+    assert face.gray_face.shape == (48, 48) and face.gray_face.std() > 10
+
+
+def test_odd_inputs_never_crash(pipeline):
+    tiny = encode(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG")
+    assert pipeline.analyze_bytes(tiny).faces == ()
+    assert pipeline.analyze(np.zeros((480, 640, 3), np.uint8)).faces == ()
+    for data, error in ((b"", EmptyFileError), (b"plain text", NotAnImageError),
+                        (b"\xff\xd8\xff\xe0\x00\x10JFIF", TruncatedImageError)):
+        with pytest.raises(error):
+            pipeline.analyze_bytes(data)
+    with pytest.raises(ImageTooLargeError):
+        pipeline.analyze_bytes(huge_png_header(20000, 20000))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        pipeline.analyze(np.zeros((10, 10), np.uint8))
+
+
+def test_model_input_uses_the_model_illumination_whatever_is_displayed(tmp_path):
+    hist_pipeline = FerPipeline(write_tiny_model(tmp_path, illumination="hist"))
+    rng = np.random.default_rng(0)
+    face = np.clip(rng.normal(100, 10, (48, 48)), 0, 255).astype(np.uint8)
+    probs = hist_pipeline.classify(face[None])
+    # Equalised by hand and fed with "none" must give the same answer: the model saw "hist".
+    direct = hist_pipeline.model.predict_on_batch(cv2.equalizeHist(face)[None, ..., None].astype(np.float32))
+    np.testing.assert_allclose(probs, direct, atol=1e-6)
+    if MANIFEST.is_file():
+        data = (PHOTOS_DIR / "fr_obama_small.jpg").read_bytes()
+        shown_as_model = hist_pipeline.analyze_bytes(data)
+        shown_clahe = hist_pipeline.analyze_bytes(data, illumination="clahe")
+        a, b = shown_as_model.faces[0], shown_clahe.faces[0]
+        assert shown_as_model.model_illumination == shown_clahe.model_illumination == "hist"
+        np.testing.assert_array_equal(a.corrected_face, cv2.equalizeHist(a.gray_face))
+        np.testing.assert_array_equal(b.corrected_face, a.corrected_face)
+        assert not np.array_equal(b.display_face, a.display_face)
+        assert a.probabilities == b.probabilities
+
+
+def test_tta_averages_the_mirror_image(pipeline):
+    face = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))
+    plain = pipeline.classify(face[None], tta=False)
+    mirror = pipeline.classify(face[None, :, ::-1], tta=False)
+    np.testing.assert_allclose(pipeline.classify(face[None], tta=True), (plain + mirror) / 2, atol=1e-6)
+
+
+@needs_photos
+def test_one_pipeline_serves_threads(pipeline):
+    names = ["fr_obama_small.jpg", "isf_rob_lowe_lfw.jpg", "fr_two_people.jpg", "dlib_2009_004587.jpg"]
+    expected = {n: [f.to_dict() for f in pipeline.analyze_path(PHOTOS_DIR / n).faces] for n in names}
+    got: dict[str, list] = {}
+
+    def work(name):
+        got[name] = [f.to_dict() for f in pipeline.analyze_path(PHOTOS_DIR / name).faces]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == expected
+
+
+# --- golden labels with the released model ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def released():
+    if not RELEASED_MODEL.is_file():
+        pytest.skip(f"no released model at {RELEASED_MODEL}")
+    return FerPipeline(detector="hog")
+
+
+def expected_labels(confidence: str) -> dict[str, str]:
+    return {
+        row["file"]: row["expression"] for row in manifest_rows()
+        if row["expression"] and f"expr_conf={confidence}" in row["notes"]
+    }
+
+
+@needs_photos
+@needs_released_model
+def test_clear_expressions_get_their_label(released):
+    # Every photo labelled with high confidence (six happy, one neutral) must get its label.
+    # The paper CNN gets these with probabilities 0.72 (neutral) to 1.00.
+    clear = expected_labels("high")
+    assert len([label for label in clear.values() if label == "happy"]) >= 5
+    wrong = {}
+    for name, label in sorted(clear.items()):
+        faces = released.analyze_path(PHOTOS_DIR / name).faces
+        assert len(faces) == 1, name
+        if faces[0].label != label:
+            wrong[name] = (label, faces[0].probabilities)
+    assert not wrong, wrong
+
+
+@needs_photos
+@needs_released_model
+def test_most_labelled_photos_get_their_label(released):
+    # All labelled photos (high and medium confidence): a tolerance of 3 in 4, not every one.
+    # The paper CNN gets 10 of 12; it calls the two medium-confidence neutral men (one in 3/4
+    # view, one small in a full-length shot) happy or sad.
+    labels = {**expected_labels("high"), **expected_labels("medium")}
+    right = [name for name, label in labels.items()
+             if [f.label for f in released.analyze_path(PHOTOS_DIR / name).faces][:1] == [label]]
+    assert len(right) >= 0.75 * len(labels), sorted(set(labels) - set(right))
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    good = tmp_path / "face.png"
+    if MANIFEST.is_file():
+        good.write_bytes((PHOTOS_DIR / "fr_obama_small.jpg").read_bytes())
+    else:
+        good.write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a photo at all")
+    code = main([str(good), str(bad), "--json", "--model", str(tiny_model)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 1, "a file that could not be read makes the exit code 1"
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"path", "faces", "error"} and first["error"] is None
+    if MANIFEST.is_file():
+        (face,) = first["faces"]
+        assert set(face) == {"box", "label", "score", "probabilities"}
+        assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
+        assert face["label"] in EMOTIONS
+    assert second == {"path": str(bad), "faces": [], "error": second["error"]}
+    assert "not an image" in second["error"]
+
+
+@needs_photos
+def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("fr_two_people.jpg", "isf_rob_lowe_lfw.jpg"):
+        (folder / name).write_bytes((PHOTOS_DIR / name).read_bytes())
+    (folder / "notes.txt").write_text("skipped: not an image suffix")
+    out = tmp_path / "annotated"
+    assert main([str(folder), "--annotate", str(out), "--model", str(tiny_model)]) == 0
+    captured = capsys.readouterr()
+    assert "2 faces" in captured.out and "1 face " in captured.out
+    table = out / "photos_faces.csv"
+    assert str(table) in captured.err
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and set(EMOTIONS) <= set(rows[0])
+    written = sorted(p.name for p in out.glob("*.jpg"))
+    assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
