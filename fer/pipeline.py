@@ -193,17 +193,20 @@ class FerPipeline:
         if illumination is not None and illumination not in ILLUMINATIONS:
             raise ValueError(f"unknown illumination {illumination!r}; expected one of {', '.join(ILLUMINATIONS)}")
         self.info: ModelInfo = model_info(path)
-        if self.info.landmarks:
-            raise ValueError(f"{path}: models with a landmark input are not supported by the photo pipeline yet")
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector)
         import keras
 
         from fer.landmarks import LandmarkPredictor
 
-        self.landmarks = LandmarkPredictor()
+        self.landmark_predictor = LandmarkPredictor()
         self.model = keras.models.load_model(path, compile=False)
-        self.input_size: tuple[int, int] = tuple(int(v) for v in self.model.input_shape[1:3])
+        self.uses_landmarks = len(self.model.inputs) > 1
+        if self.uses_landmarks != self.info.landmarks:
+            raise ValueError(f"{path}: the model's inputs and its metadata disagree about the landmark input")
+        # A landmark model has two inputs; the face is the first (named "face").
+        face_shape = self.model.inputs[0].shape
+        self.input_size: tuple[int, int] = (int(face_shape[1]), int(face_shape[2]))
         self.illumination = illumination
         self.tta = tta
         self._model_lock = threading.Lock()
@@ -217,7 +220,22 @@ class FerPipeline:
         """
         height, width = self.input_size
         for n in (1, 2):
-            self.model.predict_on_batch(np.zeros((n, height, width, 1), np.float32))
+            self.model.predict_on_batch(self._model_inputs(np.zeros((n, height, width), np.uint8)))
+
+    def _model_inputs(self, gray_faces: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        """The model's input for aligned uint8 faces, prepared exactly as in training.
+
+        Illumination comes from the model's metadata. Landmark models also get
+        ``fer.landmark_features`` of the uncorrected face, quantised to 1/255 as the training
+        table stores them.
+        """
+        faces = to_model_input(gray_faces, self.model_illumination)
+        if not self.uses_landmarks:
+            return faces
+        from fer.landmark_features import face_landmark_features
+
+        points = np.stack([face_landmark_features(face) for face in gray_faces])
+        return {"face": faces, "landmarks": (np.round(points * 255) / 255).astype(np.float32)}
 
     @property
     def model_illumination(self) -> str:
@@ -227,15 +245,15 @@ class FerPipeline:
     def classify(self, gray_faces: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Returns class probabilities (N, 7) for aligned uint8 faces (N, H, W).
 
-        The faces get the model's own illumination correction here (via
-        ``fer.preprocess.to_model_input``).
+        The faces get the model's own pre-processing here (see :meth:`_model_inputs`).
         """
         if len(gray_faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         use_tta = self.tta if tta is None else tta
-        batch = to_model_input(np.asarray(gray_faces, np.uint8), self.model_illumination)
+        faces = np.asarray(gray_faces, np.uint8)
         if use_tta:
-            batch = np.concatenate([batch, batch[:, :, ::-1]])
+            faces = np.concatenate([faces, faces[:, :, ::-1]])
+        batch = self._model_inputs(faces)
         with self._model_lock:
             probs = np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
         if use_tta:
@@ -288,7 +306,7 @@ class FerPipeline:
         timings["detect"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
-        points = [self.landmarks.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
+        points = [self.landmark_predictor.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()

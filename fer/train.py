@@ -131,10 +131,13 @@ def build_augmenter(augment: tuple[str, ...], seed: int):
         steps.append(layers.RandomFlip("horizontal", seed=seed))
     if "rotate" in augment:
         steps.append(layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1))
-    if "zoom" in augment:
-        steps.append(layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed + 2))
-    if "shift" in augment:
-        steps.append(layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3))
+    if "zoom" in augment or "shift" in augment:
+        from fer.augment import RandomZoomShift
+
+        # Separable matrix products: Keras' affine layers cost 80x a VGG step on a GPU under JAX.
+        steps.append(RandomZoomShift(
+            zoom=0.15 if "zoom" in augment else 0.0, shift=0.1 if "shift" in augment else 0.0, seed=seed + 2,
+        ))
     if "erase" in augment:
         steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 4))
     return keras.Sequential(steps, name="augment") if steps else None
@@ -183,9 +186,14 @@ def train(config: TrainConfig, out: Path) -> Path:
     hparams = asdict(config)
     if hparams_path.is_file() and checkpoint.is_file():
         previous = json.loads(hparams_path.read_text())
-        previous.pop("time_budget", None)
         current = dict(hparams, augment=list(config.augment))
-        current.pop("time_budget", None)
+        ignored = ["time_budget"]
+        if config.schedule == "constant":
+            # With a constant learning rate, more epochs extend a run without changing its past.
+            ignored.append("epochs")
+        for key in ignored:
+            previous.pop(key, None)
+            current.pop(key, None)
         if previous != current:
             raise SystemExit(f"{out} holds a run with other hyper-parameters; use a new --out")
     hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")

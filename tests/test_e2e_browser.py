@@ -184,9 +184,13 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
     )
 
 
+PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
+               "Label issues": "Label issues"}
+
+
 def _open_page(page, title: str) -> None:
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.locator("h1").first.wait_for()
+    page.locator("h1", has_text=PAGE_TITLES[title]).first.wait_for()
     _wait_run_done(page)
 
 
@@ -307,9 +311,21 @@ def test_malformed_uploads_get_friendly_messages(server, page):
     assert "no face" in outcomes["one_pixel.png"]
 
 
+def _stable_box(locator) -> dict:
+    """The element's box once the layout has settled (charts above it load lazily)."""
+    box = locator.bounding_box()
+    for _ in range(40):
+        time.sleep(0.05)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def _click_cell(page, true_index: int, pred_index: int) -> None:
     grid = page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first
-    box = grid.bounding_box()
+    box = _stable_box(grid)
     x = box["x"] + INDEX_WIDTH + CELL_WIDTH * pred_index + CELL_WIDTH / 2
     y = box["y"] + CELL_HEIGHT * (true_index + 1) + CELL_HEIGHT / 2
     page.mouse.click(x, y)
@@ -318,6 +334,7 @@ def _click_cell(page, true_index: int, pred_index: int) -> None:
 def test_errors_cell_click_to_grid(server, page):
     _open_page(page, "Errors")
     page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first.wait_for(state="visible")
+    page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']").first.wait_for(state="visible")
     page.wait_for_timeout(500)  # the grid's canvas paints after the element appears
     _assert_no_exception(page)
     runs, headings = [], []
@@ -327,7 +344,11 @@ def test_errors_cell_click_to_grid(server, page):
         heading = page.locator("h3", has_text=name).first
         start = time.perf_counter()
         _click_cell(page, true, pred)
-        heading.wait_for(state="visible", timeout=30_000)
+        try:
+            heading.wait_for(state="visible", timeout=30_000)
+        except Exception:
+            _screenshot(page, "errors_click_failed")
+            raise
         headings.append(time.perf_counter() - start)
         page.locator("[data-testid='stImage'] img, [data-testid='stImageContainer'] img").first.wait_for(
             state="visible", timeout=30_000)

@@ -54,19 +54,31 @@ def _toy_csv(tmp_path, n=96):
     return path
 
 
-def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch):
+def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch, capsys):
+    import csv
+    import json
+
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     data = _toy_csv(tmp_path)
     out = tmp_path / "run"
-    config, out = parse_args(["--data", str(data), "--out", str(out), "--epochs", "3", "--batch-size", "16", "--lr", "3e-3"])
-    model_path = train(config, out)
-    import csv
 
+    def args(epochs, lr="3e-3"):
+        return parse_args(["--data", str(data), "--out", str(out), "--epochs", str(epochs), "--batch-size", "16",
+                           "--lr", lr])[0]
+
+    model_path = train(args(3), out)
     history = list(csv.DictReader(open(out / "history.csv")))
     assert len(history) == 3 and float(history[-1]["loss"]) < float(history[0]["loss"])
     loaded = keras.models.load_model(model_path, compile=False)
     assert loaded.count_params() == build_model("paper").count_params()
-    # Resume: asking for more epochs continues from the checkpoint instead of restarting.
-    config5, _ = parse_args(["--data", str(data), "--out", str(out), "--epochs", "5", "--batch-size", "16", "--lr", "3e-3"])
+    card = json.loads((out / "model.json").read_text())
+    assert card["preprocessing"]["illumination"] == "none" and card["epochs_completed"] == 3
+
+    # An interruption after epoch 2: the same command resumes from the checkpoint.
+    (out / "state.json").write_text(json.dumps({"epoch": 2, "seconds": 1.0}))
+    (out / "history.csv").write_text("".join(open(out / "history.csv").readlines()[:3]))
+    train(args(3), out)
+    assert "resuming" in capsys.readouterr().out
+    assert len(list(csv.DictReader(open(out / "history.csv")))) == 3
     with pytest.raises(SystemExit, match="other hyper-parameters"):
-        train(config5, out)
+        train(args(3, lr="1e-2"), out)

@@ -71,21 +71,26 @@ def huge_png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
 
-def write_tiny_model(folder, illumination: str = "none"):
+def write_tiny_model(folder, illumination: str = "none", landmarks: bool = False):
     """An untrained but well-formed model + metadata card: enough to test the plumbing."""
     import keras
 
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1), name="face")
-    x = keras.layers.Rescaling(1 / 255)(inputs)
+    face = keras.Input((48, 48, 1), name="face")
+    x = keras.layers.Rescaling(1 / 255)(face)
     x = keras.layers.AveragePooling2D(4)(x)
     x = keras.layers.Flatten()(x)
+    inputs = [face]
+    if landmarks:
+        points = keras.Input((136,), name="landmarks")
+        inputs.append(points)
+        x = keras.layers.Concatenate()([x, points])
     outputs = keras.layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities")(x)
-    path = folder / "tiny.h5"
-    keras.Model(inputs, outputs).save(path)
+    path = folder / ("tiny_landmarks.h5" if landmarks else "tiny.h5")
+    keras.Model(inputs if landmarks else face, outputs).save(path)
     write_metadata(path, {
-        "name": "tiny", "labels": list(EMOTIONS), "input_shape": [48, 48, 1],
-        "preprocessing": {"illumination": illumination, "landmarks": False},
+        "name": path.stem, "labels": list(EMOTIONS), "input_shape": [48, 48, 1],
+        "preprocessing": {"illumination": illumination, "landmarks": landmarks},
     })
     return path
 
@@ -202,6 +207,17 @@ def test_region_names_cover_all_68_points():
     assert list(regions) == list(REGIONS)
     assert sum(len(v) for v in regions.values()) == 68
     assert regions["jaw"].shape == (17, 2) and regions["inner_mouth"].shape == (8, 2)
+
+
+def test_drawing_returns_new_images():
+    from fer.draw import annotate_faces, draw_regions
+
+    rgb = np.zeros((100, 120, 3), np.uint8)
+    outlined = draw_regions(rgb, FER2013_TEMPLATE * 2)
+    assert outlined.shape == rgb.shape and outlined.any()
+    annotated = annotate_faces(rgb, [(10, 10, 40, 40)], ["happy"], [0.9], [dict.fromkeys(EMOTIONS, 1 / 7)])
+    assert annotated.shape[0] >= 100 and annotated.shape[1] > 120, "a probability panel on the right"
+    assert not rgb.any(), "inputs are never drawn on"
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -329,6 +345,14 @@ def test_model_input_uses_the_model_illumination_whatever_is_displayed(tmp_path)
         np.testing.assert_array_equal(b.corrected_face, a.corrected_face)
         assert not np.array_equal(b.display_face, a.display_face)
         assert a.probabilities == b.probabilities
+
+
+@needs_photos
+def test_landmark_input_models_get_landmark_features(tmp_path):
+    landmark_pipeline = FerPipeline(write_tiny_model(tmp_path, landmarks=True))
+    assert landmark_pipeline.uses_landmarks
+    (face,) = landmark_pipeline.analyze_path(PHOTOS_DIR / "fr_obama_small.jpg").faces
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_tta_averages_the_mirror_image(pipeline):

@@ -1,0 +1,60 @@
+"""Golden tests of the released models: their cards, recorded predictions and metrics."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer.labels import EMOTIONS
+from fer.paths import MODELS_DIR, TEST_FACES_PATH
+
+RELEASED = sorted(p for p in MODELS_DIR.glob("*.h5") if p.with_suffix(".json").is_file())
+
+
+def test_paper_model_is_released():
+    assert (MODELS_DIR / "paper_cnn.h5").is_file(), "models/paper_cnn.h5 must be committed"
+    assert TEST_FACES_PATH.is_file() and TEST_FACES_PATH.stat().st_size <= 15 * 1024 * 1024
+
+
+@pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
+def test_card_is_complete(model_path):
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    assert card["labels"] == list(EMOTIONS) and card["input_shape"] == [48, 48, 1]
+    assert card["preprocessing"]["illumination"] in ("none", "hist", "clahe")
+    for key in ("architecture", "training", "data_sha256", "train_wall_seconds", "command", "machine"):
+        assert card[key], key
+    for split in ("PublicTest", "PrivateTest"):
+        metrics = card["metrics"][split]
+        assert metrics["n"] == 3589 and len(metrics["confusion_matrix"]) == 7
+        assert sum(map(sum, metrics["confusion_matrix"])) == 3589
+
+
+@pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
+def test_released_model_gives_recorded_predictions(model_path):
+    import keras
+
+    from fer.evaluate import PROB_COLUMNS, predict_probabilities, predictions_path
+    from fer.metadata import model_info
+    from fer.testset import load_test_faces
+
+    recorded = pd.read_csv(predictions_path(model_path))
+    faces = load_test_faces()
+    picks = np.r_[0:8, 3589:3597]  # the first faces of PublicTest and of PrivateTest
+    info = model_info(model_path)
+    model = keras.models.load_model(model_path, compile=False)
+    probs = predict_probabilities(model, faces.images[picks], info.illumination)
+    expected = recorded.set_index("row").loc[faces.rows[picks]]
+    assert np.allclose(probs, expected[list(PROB_COLUMNS)].to_numpy(), atol=2e-4)
+    assert (probs.argmax(axis=1) == expected["pred"].to_numpy()).all()
+
+
+def test_evaluate_reproduces_paper_card_exactly():
+    from fer.evaluate import evaluate_model
+
+    model_path = MODELS_DIR / "paper_cnn.h5"
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    evaluation = evaluate_model(model_path)
+    for split in ("PublicTest", "PrivateTest"):
+        assert evaluation.metrics[split]["confusion_matrix"] == card["metrics"][split]["confusion_matrix"]
+        assert evaluation.metrics[split]["accuracy"] == card["metrics"][split]["accuracy"]
