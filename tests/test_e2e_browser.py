@@ -323,12 +323,19 @@ def _stable_box(locator) -> dict:
     return box
 
 
-def _click_cell(page, true_index: int, pred_index: int) -> None:
+def _click_cell(page, true_index: int, pred_index: int) -> float:
+    """Clicks one cell of the confusion matrix; returns the click's time (``perf_counter``)."""
     grid = page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first
     box = _stable_box(grid)
     x = box["x"] + INDEX_WIDTH + CELL_WIDTH * pred_index + CELL_WIDTH / 2
     y = box["y"] + CELL_HEIGHT * (true_index + 1) + CELL_HEIGHT / 2
+    # The grid is a canvas: it needs to see the pointer over a cell before a click selects it.
+    page.mouse.move(x, y - 3)
+    page.mouse.move(x, y)
+    page.wait_for_timeout(50)
+    start = time.perf_counter()
     page.mouse.click(x, y)
+    return start
 
 
 def test_errors_cell_click_to_grid(server, page):
@@ -342,8 +349,7 @@ def test_errors_cell_click_to_grid(server, page):
              (2, 4, "True fear, predicted sad"))
     for true, pred, name in cells * 2:
         heading = page.locator("h3", has_text=name).first
-        start = time.perf_counter()
-        _click_cell(page, true, pred)
+        start = _click_cell(page, true, pred)
         try:
             heading.wait_for(state="visible", timeout=30_000)
         except Exception:

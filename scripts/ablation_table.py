@@ -1,0 +1,71 @@
+"""Print the ablation table and the landmark-feature result from recorded runs.
+
+``python scripts/ablation_table.py [--runs experiments/gpu_session1] [--evaluate runs/gpu_session1]``
+
+Reads each run's ``history.csv`` (validation = PublicTest, computed during training on exact
+pixels) and, with ``--evaluate``, re-evaluates the returned models here with ``fer.evaluate``
+on PublicTest only: the test split is never used for tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+ROWS = [
+    ("abl0_paper", "paper CNN (first reconstruction, 1.11M), Adam 1e-3, batch 128, 30 epochs"),
+    ("abl1_bn", "+ batch normalisation"),
+    ("abl2_aug", "+ augmentation (flip, shift, rotate, zoom, erase)"),
+    ("abl3_recipe", "+ SGD 0.05 cosine warm-up, weight decay 5e-4, label smoothing 0.1"),
+    ("abl4_hist", "+ histogram equalisation"),
+]
+LANDMARK_ROWS = [("lm0_paper", "paper CNN, face only"), ("lm1_landmarks", "paper CNN + 68 dlib landmarks input")]
+
+
+def history_summary(run: Path) -> dict | None:
+    path = run / "history.csv"
+    if not path.is_file():
+        return None
+    rows = list(csv.DictReader(open(path)))
+    hparams = json.loads((run / "hparams.json").read_text()) if (run / "hparams.json").is_file() else {}
+    val = [float(r["val_accuracy"]) for r in rows]
+    return {
+        "epochs_done": len(val), "epochs_planned": hparams.get("epochs"), "final": val[-1], "best": max(val),
+        "mean_last10": sum(val[-10:]) / len(val[-10:]), "seconds": sum(float(r["epoch_seconds"]) for r in rows),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", default="experiments/gpu_session1", type=Path)
+    parser.add_argument("--evaluate", default=None, type=Path, help="folder with the runs' model.h5 files")
+    args = parser.parse_args(argv)
+    table = []
+    for group in (ROWS, LANDMARK_ROWS):
+        print("| run | change | epochs | PublicTest final | best | mean of last 10 | here, fer.evaluate |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name, label in group:
+            summary = history_summary(args.runs / name)
+            local = ""
+            if summary and args.evaluate and (args.evaluate / name / "model.h5").is_file():
+                from fer.evaluate import evaluate_model
+
+                model = args.evaluate / name / "model.h5"
+                if not model.with_suffix(".json").is_file():
+                    (model.with_suffix(".json")).write_text((args.runs / name / "model.json").read_text())
+                local = f"{evaluate_model(model, splits=('PublicTest',)).metrics['PublicTest']['accuracy']:.4f}"
+            if summary is None:
+                print(f"| {name} | {label} | not run | | | | |")
+                continue
+            epochs = f"{summary['epochs_done']}/{summary['epochs_planned']}"
+            print(f"| {name} | {label} | {epochs} | {summary['final']:.4f} | {summary['best']:.4f} | "
+                  f"{summary['mean_last10']:.4f} | {local} |")
+            table.append({"run": name, "change": label, **summary, "public_test_here": local})
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
