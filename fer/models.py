@@ -23,12 +23,12 @@ LANDMARK_FEATURES: int = 68 * 2
 def build_paper_cnn(
     input_shape: tuple[int, int, int] = INPUT_SHAPE,
     num_classes: int = NUM_CLASSES,
-    filters: tuple[int, int, int] = (64, 128, 256),
-    dense_units: int = 64,
+    filters: tuple[int, int, int] = (32, 64, 128),
+    dense_units: int = 256,
     dropout: float = 0.2,
     batch_norm: bool = False,
     landmarks: bool = False,
-    conv_padding: str = "valid",
+    conv_padding: str = "same",
 ) -> keras.Model:
     """Builds the paper's CNN (the seed paper, Section IV, "Our model was trained using ...").
 
@@ -41,19 +41,21 @@ def build_paper_cnn(
     * "two dropouts with value 0.2": one after the second pooling, one after the hidden dense.
     * "one flattened layer and two dense layers, one ReLU and one softmax": ``Flatten``,
       ``Dense(relu)``, ``Dense(7, softmax)``.
-    * "total parameters 1.2 million": 1,210,311 with the defaults below.
+    * "total parameters 1.2 million": 1,107,687 with the defaults below.
 
     Where the paper is silent, chosen here and why:
 
-    * 3x3 kernels and filter counts 64-128-256 (doubling after each pooling, the usual Keras
-      FER2013 baseline) with Keras' default ``valid`` padding: 48 -> 44 -> 21 -> 17 -> 8 -> 4
-      -> 2, so the flattened map is 2x2x256 = 1024, and a 64-unit dense layer lands at
-      1,210,311 parameters, matching the paper's "1.2 million" to the first decimal. (A first
-      guess, 32-64-128 with ``same`` padding and a 256-unit dense layer, has 1.11M parameters and
-      peaked at 60.9% on PublicTest over 40 epochs; see the model card.)
-    * optimizer Adam at 1e-3 (chosen in :mod:`fer.train`): a sweep at the paper's batch 512 and
-      10 epochs (5e-4, 1e-3, 2e-3, 3e-3) was best at 1e-3.
+    * 3x3 kernels, filter counts 32-64-128 (doubling after each pooling, as in VGG) and
+      ``same`` padding on the convolutions (border pixels of a 48x48 face stay in play); the
+      poolings use ``valid`` padding: 48 -> 23 -> 11 -> 5, a flattened 5x5x128 = 3200.
+    * a 256-unit dense layer: 1.11M parameters, most of them in that layer, a head that can
+      memorise, as the paper's 99.64% training accuracy suggests.
+    * optimizer Adam at 1e-3 (set in :mod:`fer.train`): at the paper's batch 512 and 10
+      epochs a sweep of 5e-4, 1e-3, 2e-3 and 3e-3 was best at 1e-3 on PublicTest.
     * input rescaled to [0, 1] inside the model.
+    * ``paper_v2`` (64-128-256, ``valid`` convolutions, 64-unit dense layer) matches "1.2
+      million" more closely (1,210,311) but learned far slower at batch 512 (26.3% PublicTest
+      after 3 epochs against 43.8% here), so it is kept as an experiment, not the default.
 
     Args:
         input_shape: (height, width, channels) of the face input.
@@ -148,9 +150,8 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "paper": build_paper_cnn,
     "paper_bn": lambda *a, **k: build_paper_cnn(*a, batch_norm=True, **k),
     "paper_landmarks": lambda *a, **k: build_paper_cnn(*a, landmarks=True, **k),
-    # The first reconstruction (1.11M parameters), kept so its recorded runs stay reproducible.
-    "paper_v0": lambda *a, **k: build_paper_cnn(
-        *a, filters=(32, 64, 128), dense_units=256, conv_padding="same", **k
+    "paper_v2": lambda *a, **k: build_paper_cnn(
+        *a, filters=(64, 128, 256), dense_units=64, conv_padding="valid", **k
     ),
     "vgg": build_vgg,
     "vgg_small": lambda *a, **k: build_vgg(*a, filters=(32, 64, 128, 256), dense_units=256, **k),

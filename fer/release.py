@@ -16,7 +16,8 @@ from fer.metadata import read_metadata, write_metadata
 from fer.paths import MODELS_DIR
 
 
-def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = False, data: str | None = None) -> Path:
+def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = False, data: str | None = None,
+            notes: list[str] | None = None) -> Path:
     """Releases ``run/model.h5`` as ``models_dir/name.h5`` with card, history and predictions."""
     from fer.evaluate import evaluate_model, predictions_path, update_card
 
@@ -29,6 +30,7 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
     card = read_metadata(source)
     card["name"] = name
     card["released_from"] = str(run)
+    card["notes"] = list(notes or [])
     history = run / "history.csv"
     if history.is_file():
         shutil.copyfile(history, models_dir / f"{name}.history.csv")
@@ -49,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--tta", action="store_true", help="also evaluate with flip test-time augmentation")
     parser.add_argument("--data", default=None)
+    parser.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
     args = parser.parse_args(argv)
-    path = release(args.run, args.name, tta=args.tta, data=args.data)
+    path = release(args.run, args.name, tta=args.tta, data=args.data, notes=args.note)
     card = read_metadata(path)
     for split, metrics in card["metrics"].items():
         print(f"{split}: accuracy {metrics['accuracy']:.4f} macro-F1 {metrics['macro_f1']:.4f}")

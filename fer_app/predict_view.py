@@ -101,11 +101,11 @@ def render_face_card(result, index: int, annotated, key: str) -> None:
                     context_crop(annotated, face.box, result.scale),
                     enlarge(face.gray_face, 3),
                     enlarge(face.display_face, 3),
-                    result.landmarks_image(index, size=144),
+                    result.landmarks_image(index, size=120),
                 ],
                 caption=["detected", "aligned 48×48", f"illumination: {result.display_illumination}",
                          "landmarks and regions"],
-                width=144,
+                width=120,
             )
         with chart:
             st.plotly_chart(charts.probability_figure(face.probabilities), key=f"predict_probs_{key}",

@@ -154,6 +154,7 @@ def keep_keras_session() -> None:
             pyplot.close("all")
 
     clean_problem_modules_but_keras._keeps_keras = True
+    clean_problem_modules_but_keras._original = original
     script_runner._clean_problem_modules = clean_problem_modules_but_keras
 
 

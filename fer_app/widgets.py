@@ -225,7 +225,6 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} (by {saved.annotator}).",
     )
     st.session_state[f"{key}_note"] = ""
-    st.session_state[f"{key}_saved"] = True  # a page may refresh more than the form's fragment
 
 
 def _history(row: int) -> None:

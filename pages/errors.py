@@ -71,12 +71,13 @@ def render() -> None:
     cell_explorer(view, predictions, annotations, normalise, (split, reference))
 
 
-@st.fragment
 def cell_explorer(view, predictions, annotations, normalise: bool, context: tuple) -> None:
-    """The matrix and the chosen cell's faces. A fragment: a click or a page turn reruns only this,
-    not the controls, the headline and the chart above it."""
-    if st.session_state.pop("errors_annotate_saved", False):
-        st.rerun()  # an annotation can change the matrix under "our annotations": refresh it all
+    """The clickable matrix, the per-class table and the chosen cell's faces.
+
+    Not an ``st.fragment``: a full rerun costs ~0.1 s here, and a fragment loses its clicks when
+    a previous long run (a model load) ends after the page registered it (Streamlit 1.67 clears
+    the fragment storage at the end of every full run, including an overtaken one).
+    """
     matrix_col, classes_col = st.columns([5, 3])
     with matrix_col:
         st.markdown("**Confusion matrix** (rows: reference label, columns: predicted). Click a cell to see its faces.")

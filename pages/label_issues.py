@@ -44,7 +44,7 @@ def render() -> None:
     model = widgets.require_model(predictions=True)
     if model is None:
         return
-    a, b, c, d = st.columns([3, 2, 1, 1])
+    a, b, c, d = st.columns([3, 2, 2, 2])
     classes = a.multiselect("Given label", EMOTIONS, key="issues_classes", placeholder="all classes")
     splits = b.multiselect("Split", EVAL_SPLITS, key="issues_splits", placeholder="both test splits")
     flagged = c.toggle("Flagged only", key="issues_flagged", help="Only faces confident learning flags as issues")

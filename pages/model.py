@@ -29,7 +29,7 @@ def render_metrics(metrics: dict, title: str, key: str) -> None:
     st.plotly_chart(charts.accuracy_figure({s: m["accuracy"] for s, m in metrics.items() if "accuracy" in m}),
                     key=f"{key}_accuracy", config={"displayModeBar": False})
     left, right = st.columns([2, 3])
-    left.dataframe(metrics_table(metrics).style.format({"accuracy": "{:.2%}", "macro-F1": "{:.3f}"}))
+    left.dataframe(metrics_table(metrics).style.format({"faces": "{:.0f}", "accuracy": "{:.2%}", "macro-F1": "{:.3f}"}))
     right.dataframe(per_class_frame(metrics).style.format("{:.1%}", na_rep="–"))
     columns = st.columns(max(1, len(metrics)))
     for column, (split, m) in zip(columns, metrics.items(), strict=False):

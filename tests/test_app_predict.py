@@ -101,3 +101,17 @@ def test_no_model_message(monkeypatch, tmp_path):
     at = start()
     assert any("No model found" in w for w in texts(at.warning))
     assert not at.file_uploader
+
+
+def test_camera_shot_and_the_haar_detector(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.toggle(key="predict_camera_on").set_value(True).run()
+    at.camera_input(key="predict_camera").upload("shot.jpg", PHOTO.read_bytes())
+    at.radio(key="predict_detector").set_value("haar")
+    at.run()
+    assert not at.exception
+    assert "camera.jpg" in texts(at.subheader)
+    assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
+    assert any("detector haar" in t for t in texts(at.caption))

@@ -11,8 +11,9 @@ screenshots every page into ``test-results/screenshots/`` (and into ``docs/`` wi
 ``FER_E2E_SCREENSHOTS=docs``).
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``) and the ``playwright`` package;
-without them the test skips, unless ``FER_REQUIRE_E2E=1`` (CI), where it fails. The app uses the
-released models in ``models/`` when one has predictions, else a tiny model built for the test.
+without them the test skips, unless ``FER_REQUIRE_E2E=1`` (CI), where it fails. The app uses
+``$FER_MODELS_DIR`` if set, else the released models in ``models/`` when one has predictions, else a
+tiny model built for the test.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -99,7 +101,8 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) ->
 def server(tmp_path_factory, page):
     # Depends on ``page`` so the browser is up before the clock starts: the start-up time is
     # the server's, not Chromium's.
-    models = _released_models() or shared_model_folder(tmp_path_factory)
+    chosen = os.environ.get("FER_MODELS_DIR")
+    models = Path(chosen) if chosen else _released_models() or shared_model_folder(tmp_path_factory)
     work = tmp_path_factory.mktemp("e2e")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -190,7 +193,11 @@ PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the da
 
 def _open_page(page, title: str) -> None:
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.locator("h1", has_text=PAGE_TITLES[title]).first.wait_for()
+    try:
+        page.locator("h1", has_text=PAGE_TITLES[title]).first.wait_for()
+    except Exception:
+        _screenshot(page, f"open_{title.replace(' ', '_').lower()}_failed")
+        raise
     _wait_run_done(page)
 
 
@@ -356,8 +363,13 @@ def test_errors_cell_click_to_grid(server, page):
             _screenshot(page, "errors_click_failed")
             raise
         headings.append(time.perf_counter() - start)
-        page.locator("[data-testid='stImage'] img, [data-testid='stImageContainer'] img").first.wait_for(
-            state="visible", timeout=30_000)
+        count = int(re.search(r": (\d+) faces", heading.inner_text()).group(1))
+        if count:
+            # The first face of this cell: its caption names the cell (the previous grid may linger).
+            true_name, pred_name = name.removeprefix("True ").split(", predicted ")
+            page.get_by_text(re.compile(rf"· {true_name} → {pred_name} \d+%")).first.wait_for(
+                state="visible", timeout=30_000)
+            page.locator("[data-testid='stMain'] img").last.wait_for(state="visible", timeout=30_000)
         runs.append(time.perf_counter() - start)
         _wait_idle(page)
         if len(runs) == 1:

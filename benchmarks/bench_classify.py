@@ -1,0 +1,58 @@
+"""Classification time per face on this CPU: batch of 1, after warm-up.
+
+``python benchmarks/bench_classify.py [--repeats 200]``
+
+Times every released model in ``models/`` and every registered architecture (random weights:
+the same arithmetic), with and without flip test-time augmentation (a batch of 2), through
+``predict_on_batch`` as the pipeline calls it. Prints the median and 90th percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fer.metadata import machine_description  # noqa: E402
+from fer.models import ARCHITECTURES, build_model  # noqa: E402
+from fer.paths import MODELS_DIR  # noqa: E402
+
+
+def time_model(model, repeats: int, batch: int) -> tuple[float, float]:
+    face = np.random.default_rng(0).uniform(0, 255, (batch, 48, 48, 1)).astype(np.float32)
+    for _ in range(10):
+        model.predict_on_batch(face)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(face)
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.9 * len(samples)) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args(argv)
+    print(f"machine: {machine_description()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'model':28s} {'params':>10s} {'ms/face p50':>12s} {'p90':>7s} {'TTA p50':>9s} {'p90':>7s}")
+    models = [(p.stem + " (released)", keras.models.load_model(p, compile=False)) for p in sorted(MODELS_DIR.glob("*.h5"))]
+    models += [(f"{name} (architecture)", build_model(name)) for name in ARCHITECTURES if "landmarks" not in name]
+    for name, model in models:
+        if len(model.inputs) > 1:
+            continue
+        p50, p90 = time_model(model, args.repeats, 1)
+        t50, t90 = time_model(model, args.repeats, 2)
+        print(f"{name:28s} {model.count_params():>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

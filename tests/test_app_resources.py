@@ -1,0 +1,79 @@
+"""Tests of the app's resource layer: model discovery, cached loaders, the Keras-session guard."""
+
+import json
+import shutil
+import sys
+from types import SimpleNamespace
+
+from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from streamlit.testing.v1 import AppTest
+
+from fer_app import resources
+
+
+def test_models_dir_follows_the_environment(monkeypatch, tmp_path):
+    from fer.paths import MODELS_DIR
+
+    monkeypatch.delenv("FER_MODELS_DIR", raising=False)
+    assert resources.models_dir() == MODELS_DIR
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path))
+    assert resources.models_dir() == tmp_path
+
+
+def test_list_models_needs_a_card_and_reports_bad_ones(monkeypatch, tmp_path, tmp_path_factory):
+    source = shared_model_folder(tmp_path_factory)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(source / "tiny.h5", folder / "paper_cnn.h5")
+    shutil.copy(source / "tiny.json", folder / "paper_cnn.json")
+    shutil.copy(source / "tiny.h5", folder / "checkpoint.h5")  # no card: not listed
+    shutil.copy(source / "tiny.h5", folder / "broken.h5")
+    (folder / "broken.json").write_text("{not json")
+    monkeypatch.setenv("FER_MODELS_DIR", str(folder))
+    models = resources.list_models()
+    assert [m.path.name for m in models] == ["paper_cnn.h5", "broken.h5"]
+    good, bad = models
+    assert good.name == "tiny" and not good.has_predictions and good.history is None
+    assert good.label() == f"tiny · {good.accuracy['PublicTest']:.1%} / {good.accuracy['PrivateTest']:.1%}"
+    assert bad.error and bad.label() == "broken (unreadable card)"
+    # A new file shows up without a restart (the cache key includes the folder's state).
+    card = json.loads((folder / "paper_cnn.json").read_text())
+    card.pop("metrics")
+    shutil.copy(source / "tiny.h5", folder / "fer_best.h5")
+    (folder / "fer_best.json").write_text(json.dumps(card))
+    models = resources.list_models()
+    assert models[0].path.name == "fer_best.h5" and models[0].label() == "tiny · not evaluated"
+
+
+def test_pages_say_what_is_missing_without_predictions(monkeypatch, tmp_path, tmp_path_factory):
+    source = shared_model_folder(tmp_path_factory)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for suffix in (".h5", ".json"):
+        shutil.copy(source / f"tiny{suffix}", folder / f"tiny{suffix}")
+    use_app_env(monkeypatch, tmp_path, folder)
+    for page in ("errors", "label_issues"):
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception
+        assert any("python -m fer.evaluate --model" in w for w in texts(at.warning)), page
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any("No training history" in i for i in texts(at.info))
+
+
+def test_keep_keras_session(monkeypatch):
+    from streamlit.runtime.scriptrunner import script_runner
+
+    calls = []
+    fake_keras = SimpleNamespace(backend=SimpleNamespace(clear_session=lambda: calls.append("cleared")))
+    monkeypatch.setitem(sys.modules, "keras", fake_keras)
+    current = script_runner._clean_problem_modules
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", getattr(current, "_original", current))
+    script_runner._clean_problem_modules()
+    assert calls == ["cleared"]  # Streamlit's own behaviour
+    resources.keep_keras_session()
+    resources.keep_keras_session()  # idempotent
+    script_runner._clean_problem_modules()
+    assert calls == ["cleared"]
