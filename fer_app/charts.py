@@ -35,8 +35,11 @@ def probability_figure(probabilities: Mapping[str, float], height: int = 220) ->
 
 
 def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,
-                    reference_name: str = "paper") -> go.Figure:
-    """Accuracy per split as bars, with the paper's accuracy as a reference line."""
+                    reference_name: str = "paper", compact: bool = False) -> go.Figure:
+    """Accuracy per split as bars, with the paper's accuracy as a reference line.
+
+    ``compact`` makes a small version for the sidebar.
+    """
     names = list(accuracies)
     values = [100.0 * accuracies[n] for n in names]
     fig = go.Figure(go.Bar(
@@ -47,8 +50,10 @@ def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_AC
     fig.add_vline(x=100.0 * reference, line_dash="dash", line_color="#E45756",
                   annotation_text=f"{reference_name} {reference:.1%}", annotation_position="top")
     fig.update_layout(
-        height=60 + 36 * len(names), margin=dict(l=0, r=10, t=24, b=0), showlegend=False,
-        xaxis=dict(range=[0, 100], ticksuffix="%"),
+        height=(24 + 26 * len(names)) if compact else (60 + 36 * len(names)),
+        margin=dict(l=0, r=10, t=22, b=0), showlegend=False,
+        xaxis=dict(range=[0, 100], ticksuffix="%", showticklabels=not compact),
+        font=dict(size=10) if compact else None,
     )
     return fig
 
@@ -91,7 +96,9 @@ def learning_rate_figure(history: pd.DataFrame) -> go.Figure:
     """The learning rate per epoch."""
     epochs = history["epoch"] + 1 if "epoch" in history else pd.Series(range(1, len(history) + 1))
     fig = go.Figure(go.Scatter(x=epochs, y=history["lr"], mode="lines+markers", name="lr"))
-    fig.update_layout(height=300, margin=dict(l=0, r=0, t=30, b=0), title="learning rate", xaxis_title="epoch")
+    # Log scale: schedules span decades, and a constant rate stays readable (not "0").
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=30, b=0), title="learning rate", xaxis_title="epoch",
+                      yaxis=dict(type="log", exponentformat="e"))
     return fig
 
 

@@ -21,7 +21,7 @@ from fer.explorer import (
 from fer.labels import FERPLUS_COLUMNS
 from fer_app import resources, widgets
 
-FACES_PER_PAGE: int = 36
+FACES_PER_PAGE: int = 24
 
 
 def available_references() -> list[str]:

@@ -106,6 +106,9 @@ def _scan_models(folder: str, signature: tuple) -> list[ModelEntry]:
         except (ValueError, OSError) as err:
             entries.append(ModelEntry(path=path, name=path.stem, error=str(err), **common))
             continue
+        named = info.raw.get("history")  # a card may name its history file (beside the model)
+        if isinstance(named, str) and (path.parent / Path(named).name).is_file():
+            common["history"] = path.parent / Path(named).name
         entries.append(ModelEntry(path=path, name=info.name, accuracy=info.headline, card=info.raw, **common))
     # The default model first, so it is what a fresh session sees.
     from fer.pipeline import DEFAULT_MODEL_NAMES
@@ -249,12 +252,16 @@ def ferplus() -> FerPlusTables | None:
         table = load_ferplus_votes()
     except (FileNotFoundError, ValueError):
         return None
-    for array in (table.votes,):
-        array.setflags(write=False)
     return FerPlusTables(
-        votes=table.votes, shares=emotion_distribution(table.votes), majority=majority_label(table.votes),
-        usage=table.usage,
+        votes=_read_only(table.votes), shares=_read_only(emotion_distribution(table.votes)),
+        majority=_read_only(majority_label(table.votes)), usage=_read_only(table.usage),
     )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    # Shared across sessions: a stray in-place write would corrupt every session's view.
+    array.setflags(write=False)
+    return array
 
 
 def full_dataset_available() -> bool:
@@ -296,7 +303,7 @@ def test_face_lookup() -> FaceLookup:
     from fer.ferplus import FER2013_ROWS
 
     faces = test_faces()
-    return FaceLookup(faces.images, faces.labels, row_positions(faces.rows, FER2013_ROWS))
+    return FaceLookup(faces.images, faces.labels, _read_only(row_positions(faces.rows, FER2013_ROWS)))
 
 
 @st.cache_data(show_spinner=False)

@@ -88,10 +88,16 @@ def model_table(models: Sequence[resources.ModelEntry]):
 
 def sidebar_status(container) -> None:
     """The device and model line at the bottom of the sidebar (after the page ran)."""
+    from fer_app import charts
+
     model = selected_model()
     with container:
         st.divider()
         st.caption(f"**Model:** {model.name} (`{model.path.name}`)" if model else "**Model:** none")
+        if model is not None and model.accuracy:
+            # Also loads Plotly's JavaScript once per tab, before the first photo's chart needs it.
+            st.plotly_chart(charts.accuracy_figure(model.accuracy, compact=True), key="app_model_accuracy",
+                            config={"displayModeBar": False, "staticPlot": True})
         st.caption(f"**Device:** {resources.device_description()}")
 
 
@@ -164,7 +170,8 @@ def legend(model: bool = True, votes: bool = True) -> None:
         f" color: black; font-size: 0.8em'>{e}</span>" for e in EMOTIONS
     )
     strips = [s for s, on in (("the model's probabilities", model), ("the FER+ crowd's votes", votes)) if on]
-    st.markdown(f"Bars under each face, left to right: {swatches}; top: {', then '.join(strips)}.",
+    which = " (upper), then ".join(strips) + (" (lower)" if len(strips) > 1 else "")
+    st.markdown(f"Bars under each face: {which}; one bar per class, left to right: {swatches}.",
                 unsafe_allow_html=True)
 
 

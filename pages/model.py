@@ -78,7 +78,10 @@ def render() -> None:
             st.caption(f"{len(history)} epochs, {history['epoch_seconds'].mean():.1f} s per epoch on average.")
 
     st.subheader("How to reproduce", divider="gray")
-    st.code(card.get("command", "(no command recorded)"), language="bash")
+    steps = [card.get("command", "# (no training command recorded)")]
+    if card.get("evaluate_command"):
+        steps.append(card["evaluate_command"])
+    st.code("\n".join(steps), language="bash")
     if card.get("data_sha256"):
         st.caption(f"Data SHA-256: `{card['data_sha256']}`")
     left, right = st.columns(2)

@@ -10,6 +10,7 @@ from fer.annotations import AnnotationStore
 from fer.explorer import cell_members, split_view, validate_predictions
 from fer.ferplus import load_ferplus_votes, majority_label
 from fer.labels import EMOTIONS
+from fer_app.explorer_view import FACES_PER_PAGE
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
     members = cell_members(view, EMOTIONS.index("happy"), EMOTIONS.index("sad"))
     assert f"True happy, predicted sad: {len(members)} faces" in texts(at.subheader)
     grid = at.image[0]
-    shown = min(36, len(members))
+    shown = min(FACES_PER_PAGE, len(members))
     assert len(grid.captions) == shown
     assert grid.captions[0].startswith(f"row {view.rows[members[0]]} · happy → sad")
     confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in grid.captions]
@@ -84,12 +85,13 @@ def test_paging_through_a_big_cell(app_env, predictions):
     select_cell(at, "happy", "happy")
     view = split_view(predictions, "PrivateTest")
     total = len(cell_members(view, 3, 3))
-    assert total > 72
-    assert f"Faces 1–36 of {total}, most confident first." in texts(at.caption)
+    n = FACES_PER_PAGE
+    assert total > 2 * n
+    assert f"Faces 1–{n} of {total}, most confident first." in texts(at.caption)
     at.get("pagination")[0].set_value(2)
     at.run()
     assert not at.exception
-    assert f"Faces 37–72 of {total}, most confident first." in texts(at.caption)
+    assert f"Faces {n + 1}–{2 * n} of {total}, most confident first." in texts(at.caption)
     # A different cell starts at page 1 again.
     select_cell(at, "happy", "sad")
     assert any(t.startswith("Faces 1–") for t in texts(at.caption))

@@ -8,6 +8,7 @@ from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
+from fer_app.explorer_view import FACES_PER_PAGE
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_ranked_most_suspicious_first_and_filters(app_env):
     at = open_issues()
     assert any(t.startswith("7178 faces (") for t in texts(at.subheader))
     first = scores(at)
-    assert len(first) == 36 and first == sorted(first, reverse=True)
+    assert len(first) == FACES_PER_PAGE and first == sorted(first, reverse=True)
     at.multiselect(key="issues_classes").set_value(["fear"])
     at.multiselect(key="issues_splits").set_value(["PublicTest"])
     at.toggle(key="issues_flagged").set_value(True)

@@ -55,7 +55,7 @@ def test_upload_shows_a_face_card(app_env):
     label = cards[0].split("**")[1]
     assert label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert "me.jpg" in texts(at.subheader)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.main.get("plotly_chart")) == 1
     stage_images = [img for img in at.image if "aligned 48×48" in img.captions]
     assert len(stage_images) == 1 and len(stage_images[0].captions) == 4
     assert [b.label for b in at.get("download_button")] == ["Results as JSON", "Results as CSV (one row per face)"]

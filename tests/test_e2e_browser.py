@@ -220,6 +220,9 @@ def _upload_and_time(page, path: Path) -> float:
     card.wait_for(state="visible", timeout=60_000)
     elapsed = time.perf_counter() - start
     _wait_idle(page)
+    # The pipeline's own time, from the photo's caption, to tell server from browser time.
+    caption = page.get_by_text(re.compile(r"analysed in \d+ ms")).first.inner_text()
+    TIMINGS.setdefault("pipeline_ms_runs", []).append(int(re.search(r"analysed in (\d+) ms", caption).group(1)))
     return elapsed
 
 
@@ -227,6 +230,9 @@ def _wait_run_done(page) -> None:
     """Waits for the end of the session's script run: the sidebar's device line comes last."""
     page.get_by_text("Device:").wait_for(timeout=120_000)
     _wait_idle(page)
+    sidebar_chart = page.locator("[data-testid='stSidebar'] [data-testid='stPlotlyChart']")
+    if sidebar_chart.count():
+        sidebar_chart.first.wait_for(state="visible")
 
 
 def _clear_uploads(page) -> None:
