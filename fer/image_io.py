@@ -13,6 +13,7 @@ maps coordinates on the decoded array back to the original photo.
 from __future__ import annotations
 
 import io
+import re
 import math
 import struct
 from dataclasses import dataclass
@@ -123,7 +124,12 @@ def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(f"the image is too large to process safely ({err})") from None
+        # Pillow refuses gigantic headers before we can read the size: say it in our words.
+        match = re.search(r"\((\d+) pixels\)", str(err))
+        size = f" ({int(match.group(1)) / 1e6:.0f} megapixels)" if match else ""
+        raise ImageTooLargeError(
+            f"the image is too large{size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
+        ) from None
     except UnidentifiedImageError:
         pass
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as err:
