@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'model':28s} {'params':>10s} {'ms/face p50':>12s} {'p90':>7s} {'TTA p50':>9s} {'p90':>7s}")
-    models = [(p.stem + " (released)", keras.models.load_model(p, compile=False)) for p in sorted(MODELS_DIR.glob("*.h5"))]
+    models = [
+        (p.stem + " (released)", keras.models.load_model(p, compile=False)) for p in sorted(MODELS_DIR.glob("*.h5"))
+    ]
     models += [(f"{name} (architecture)", build_model(name)) for name in ARCHITECTURES if "landmarks" not in name]
     for name, model in models:
         if len(model.inputs) > 1:

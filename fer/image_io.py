@@ -13,8 +13,8 @@ maps coordinates on the decoded array back to the original photo.
 from __future__ import annotations
 
 import io
-import re
 import math
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path

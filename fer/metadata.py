@@ -83,4 +83,7 @@ def machine_description() -> str:
     """A short description of this machine for model cards."""
     import os
 
-    return f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )

@@ -224,7 +224,7 @@ def train(config: TrainConfig, out: Path) -> Path:
             raise SystemExit(f"{config.arch} needs --landmarks FEATURES.npz")
         augmenter = build_augmenter(config.augment, config.seed)
         if augmenter is not None and uses_landmarks(core):
-            raise SystemExit("augmentation is not supported with landmark inputs (it would move the face, not the points)")
+            raise SystemExit("augmentation is not supported with landmark inputs (it moves the face, not the points)")
         if augmenter is None:
             train_model = core
         else:

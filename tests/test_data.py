@@ -25,7 +25,11 @@ def _write(tmp_path, rows, name="fer.csv", gz=False):
     return path
 
 
-GOOD = [_row(3, [i % 256 for i in range(2304)]), _row(0, [255] * 2304, "PublicTest"), _row(6, [0] * 2304, "PrivateTest")]
+GOOD = [
+    _row(3, [i % 256 for i in range(2304)]),
+    _row(0, [255] * 2304, "PublicTest"),
+    _row(6, [0] * 2304, "PrivateTest"),
+]
 
 
 @pytest.mark.parametrize("gz", [False, True])
