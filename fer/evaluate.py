@@ -31,6 +31,7 @@ class Evaluation:
 
     predictions: pd.DataFrame
     metrics: dict[str, dict]
+    metrics_ferplus: dict[str, dict] | None = None
 
 
 def predictions_path(model_path: str | Path, tta: bool = False) -> Path:
@@ -97,7 +98,28 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
         for j, column in enumerate(PROB_COLUMNS):
             frame[column] = probs[:, j].round(6)
         frames.append(frame)
-    return Evaluation(predictions=pd.concat(frames, ignore_index=True), metrics=metrics)
+    predictions = pd.concat(frames, ignore_index=True)
+    return Evaluation(predictions=predictions, metrics=metrics, metrics_ferplus=ferplus_metrics(predictions))
+
+
+def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
+    """Metrics of the same predictions against the FER+ crowd's majority label per face.
+
+    Faces where no FER+ annotator voted for one of the 7 emotions (not-a-face, unknown) are
+    left out; ``n`` says how many remain. ``None`` when the embedded FER+ table is missing.
+    """
+    from fer.ferplus import load_ferplus_votes, majority_label
+
+    try:
+        votes = load_ferplus_votes()
+    except FileNotFoundError:
+        return None
+    majority = majority_label(votes.votes)
+    out = {}
+    for split, frame in predictions.groupby("split", sort=False):
+        reference = majority[frame["row"].to_numpy()]
+        out[str(split)] = compute_metrics(reference, frame["pred"].to_numpy()).as_dict()
+    return out
 
 
 def _landmark_features(images: np.ndarray) -> np.ndarray:
@@ -125,6 +147,8 @@ def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool) -> No
 
     card = read_metadata(model_path)
     card["metrics_tta" if tta else "metrics"] = evaluation.metrics
+    if evaluation.metrics_ferplus is not None:
+        card["metrics_ferplus_tta" if tta else "metrics_ferplus"] = evaluation.metrics_ferplus
     write_metadata(model_path, card)
 
 
@@ -155,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluation.metrics))
     else:
         print(format_report(evaluation.metrics))
+        if evaluation.metrics_ferplus:
+            print("Against FER+ majority labels: " + "  ".join(
+                f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
+            ))
     return 0
 
 
