@@ -60,6 +60,12 @@ def render() -> None:
         st.info(f"No metrics in the card; add them with `python -m fer.evaluate --model {model.path} --update-card`.")
     if card.get("metrics_tta"):
         render_metrics(card["metrics_tta"], "Test metrics with flip test-time augmentation", "model_metrics_tta")
+    if card.get("metrics_ferplus"):
+        render_metrics(card["metrics_ferplus"], "Against FER+ majority labels (faces with emotion votes)",
+                       "model_metrics_ferplus")
+    if card.get("notes"):
+        st.subheader("Notes", divider="gray")
+        st.markdown("\n".join(f"- {note}" for note in card["notes"]))
     if card.get("ablation"):
         st.subheader("Ablation", divider="gray")
         st.dataframe(pd.DataFrame(card["ablation"]), hide_index=True, key="model_ablation")
