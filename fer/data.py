@@ -11,7 +11,9 @@ import csv
 import gzip
 import hashlib
 import io
+import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,23 +152,13 @@ def parse_fer2013_csv(path: str | Path) -> FerDataset:
     for row, fields in enumerate(splits):
         if len(fields) != 3:
             raise _row_error(path, row, fields)
-        code = label_codes.get(fields[0])
+        code = label_codes.get(fields[0].strip())
         name = usage_names.get(fields[2].strip())
         if code is None or name is None:
             raise _row_error(path, row, fields)
         labels[row] = code
         usage[row] = name
-    # Fast path: one C-level parse of every pixel. A count or range mismatch falls back to the
-    # per-row check above, which names the row.
-    joined = " ".join(fields[1] for fields in splits)
-    values = _parse_ints(joined)
-    if values is None or values.size != n * PIXELS_PER_FACE or values.min() < 0 or values.max() > 255:
-        for row, fields in enumerate(splits):
-            tokens = fields[1].split()
-            if len(tokens) != PIXELS_PER_FACE or not all(t.isdigit() and int(t) <= 255 for t in tokens):
-                raise _row_error(path, row, fields)
-        raise DataFormatError(f"{path}: pixels could not be parsed")
-    images = values.astype(np.uint8).reshape(n, FACE_SIZE, FACE_SIZE)
+    images = _parse_pixels(path, splits)
     return FerDataset(
         images=images,
         labels=labels,
@@ -175,6 +167,28 @@ def parse_fer2013_csv(path: str | Path) -> FerDataset:
         checksum=file_sha256(path),
         source=str(path),
     )
+
+
+def _parse_pixels(path: Path, splits: list[list[str]]) -> np.ndarray:
+    """Parses every row's pixels into uint8 (N, 48, 48), naming the first bad row.
+
+    Fast path: when every row has exactly 2303 single spaces (the canonical file), one C-level
+    parse of all pixels. The per-row count check first matters: otherwise a row one pixel short
+    followed by a row one pixel long would still add up. Anything unusual takes the per-row path.
+    """
+    n = len(splits)
+    separators = PIXELS_PER_FACE - 1
+    if all(fields[1].count(" ") == separators for fields in splits):
+        values = _parse_ints(" ".join(fields[1] for fields in splits))
+        if values is not None and values.size == n * PIXELS_PER_FACE and values.min() >= 0 and values.max() <= 255:
+            return values.astype(np.uint8).reshape(n, FACE_SIZE, FACE_SIZE)
+    images = np.empty((n, PIXELS_PER_FACE), dtype=np.uint8)
+    for row, fields in enumerate(splits):
+        tokens = fields[1].split()
+        if len(tokens) != PIXELS_PER_FACE or not all(t.isdigit() and int(t) <= 255 for t in tokens):
+            raise _row_error(path, row, fields)
+        images[row] = np.array(tokens, dtype=np.int32)
+    return images.reshape(n, FACE_SIZE, FACE_SIZE)
 
 
 def _parse_ints(joined: str) -> np.ndarray | None:
@@ -225,10 +239,11 @@ def load_fer2013(path: str | Path, use_cache: bool = True) -> FerDataset:
                     checksum=checksum,
                     source=str(path),
                 )
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
             cached.unlink(missing_ok=True)  # A torn cache file is rebuilt, not trusted.
     dataset = parse_fer2013_csv(path)
-    tmp = cached.with_suffix(".tmp.npz")
+    # A per-process temporary name: two processes filling the cache at once never share a file.
+    tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, images=dataset.images, labels=dataset.labels, usage=dataset.usage, rows=dataset.rows)
     tmp.replace(cached)
     return dataset
@@ -258,8 +273,10 @@ def load_image_folders(root: str | Path) -> FerDataset:
                     f"{class_dir}: unknown label folder {class_dir.name!r}; expected one of {', '.join(EMOTIONS)}"
                 )
             for file in sorted(class_dir.iterdir()):
+                if file.name.startswith("."):
+                    continue  # hidden files (.DS_Store) are never faces
                 if file.suffix.lower() not in _IMAGE_SUFFIXES:
-                    continue
+                    raise DataFormatError(f"{file}: not an image file (expected one of {sorted(_IMAGE_SUFFIXES)})")
                 match = _FILE_SPLIT.match(file.name)
                 if not match:
                     raise DataFormatError(

@@ -119,8 +119,10 @@ def rank_label_issues(
     per-class thresholds of :func:`per_class_thresholds`:
 
     - ``self_confidence = p[y]`` (cleanlab's label-quality score: low means suspicious).
-    - ``margin_suspicion = (1 + max_{k != y} p[k] - p[y]) / 2``: the normalised margin
-      ``p[y] - max_{k != y} p[k]`` in [-1, 1], flipped and mapped to [0, 1].
+    - ``margin_suspicion = (2 + max_{k != y} (p[k] - t[k]) - (p[y] - t[y])) / 4``: the margin of
+      the given label over the strongest other class, each measured against its own per-class
+      threshold (confident learning), so classes the model is always unsure of (fear, sad) are
+      not ranked as suspicious merely for being hard; in [-2, 2], flipped and mapped to [0, 1].
     - ``ferplus_disagreement = 1 - votes[y] / sum(votes over the 7 emotions)`` from FER+; NaN
       without FER+ votes or where no emotion got a vote.
     - ``score = (1 - w) * margin_suspicion + w * ferplus_disagreement`` with ``w =
@@ -157,7 +159,10 @@ def rank_label_issues(
     thresholds = per_class_thresholds(labels, probabilities)
     suggested, max_other, is_issue = _suggestions(labels, probabilities, thresholds)
     self_confidence = probabilities[np.arange(n), labels]
-    margin_suspicion = (1.0 + max_other - self_confidence) / 2.0
+    # A class nobody was given has no threshold: treat it as unreachable (1.0), not as -inf.
+    adjusted = probabilities - np.where(np.isfinite(thresholds), thresholds, 1.0)[None, :]
+    adjusted_other = np.where(np.eye(probabilities.shape[1], dtype=bool)[labels], -np.inf, adjusted).max(axis=1)
+    margin_suspicion = (2.0 + adjusted_other - adjusted[np.arange(n), labels]) / 4.0
 
     if ferplus_votes is None:
         disagreement = np.full(n, np.nan)

@@ -214,6 +214,7 @@ def train(config: TrainConfig, out: Path) -> Path:
     initial_epoch = 0
     if checkpoint.is_file() and state_path.is_file():
         initial_epoch = json.loads(state_path.read_text())["epoch"]
+        _truncate_history(out / "history.csv", initial_epoch)
         train_model = keras.models.load_model(checkpoint)
         print(f"resuming {out} from epoch {initial_epoch}", flush=True)
     else:
@@ -246,11 +247,21 @@ def train(config: TrainConfig, out: Path) -> Path:
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
 
+        budget_hit = False
+
         def on_train_batch_end(self, batch, logs=None):
             if config.time_budget and time.perf_counter() - started > config.time_budget:
+                self.budget_hit = True
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            if self.budget_hit:
+                # Keras still ends the interrupted epoch: keep the last complete one as the state.
+                state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0}
+                seconds = previous_seconds + time.perf_counter() - started
+                state.update(seconds=seconds, stopped_by_budget_in_epoch=epoch + 1)
+                state_path.write_text(json.dumps(state))
+                return
             if logs is not None:
                 logs["epoch_seconds"] = round(time.perf_counter() - self.epoch_started, 3)
                 logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -291,6 +302,15 @@ def train(config: TrainConfig, out: Path) -> Path:
     return model_path
 
 
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Drops history rows past the last checkpointed epoch (an interrupted or partial epoch)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if len(lines) > epochs + 1:
+        path.write_text("".join(lines[: epochs + 1]))
+
+
 def _compile_for_eval(core) -> bool:
     import keras
 
@@ -327,6 +347,7 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
         "training": dict(asdict(config), augment=list(config.augment)),
         "data_sha256": _checksum(config.data),
         "epochs_completed": state["epoch"],
+        "stopped_by_time_budget_in_epoch": state.get("stopped_by_budget_in_epoch"),
         "train_wall_seconds": round(state["seconds"], 1),
         "final_train_accuracy_eval_mode": train_eval.get("accuracy"),
         "machine": machine_description(),

@@ -7,6 +7,8 @@ Widget helpers return values; renderers draw what they are given. Keys are names
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ def app_frame() -> Iterator[None]:
         pass  # the pages that need the faces say so
 
 
+_log = logging.getLogger("fer_app")
+
+
 def run_page(render: Callable[[], None]) -> None:
     """Runs a page inside :func:`app_frame` unless the entrypoint already opened one.
 
@@ -50,10 +55,35 @@ def run_page(render: Callable[[], None]) -> None:
     emulation: under ``AppTest.switch_page`` and on a fresh server's first, deep-linked request.
     """
     if getattr(_frame, "active", False):
-        render()
+        _guarded(render)
         return
     with app_frame():
+        _guarded(render)
+
+
+def _guarded(render: Callable[[], None]) -> None:
+    """Runs a page; an unexpected failure becomes a short message, never a traceback.
+
+    Streamlit's own control flow (rerun, stop) derives from ``BaseException`` and passes
+    through. The full traceback goes to the server log for whoever runs the app.
+    """
+    try:
         render()
+    except sqlite3.Error as err:
+        _log.exception("annotation database error")
+        st.error(f"The annotation database cannot be used ({err}). Check that `{annotations_db_hint()}` is "
+                 "writable, or set FER_ANNOTATIONS_DB to another file.", icon=":material/database:")
+    except Exception as err:  # noqa: BLE001 - the last line of defence of a page
+        _log.exception("page failed")
+        st.error(f"Something went wrong on this page ({type(err).__name__}: {err}). Nothing was saved by the "
+                 "failed action; the details are in the server log.", icon=":material/error:")
+
+
+def annotations_db_hint() -> str:
+    """Where the annotation database lives, for error messages."""
+    from fer.annotations import default_db_path
+
+    return str(default_db_path())
 
 
 def sidebar() -> None:

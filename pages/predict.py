@@ -1,5 +1,7 @@
 """Predict: find the faces in photos and classify their expressions."""
 
+import logging
+
 import streamlit as st
 
 from fer.image_io import ImageDecodeError
@@ -34,6 +36,11 @@ def render() -> None:
         except ImageDecodeError as err:
             reason = str(err).rstrip()
             st.error(f"**{photo.name}** cannot be read: {reason}{'.' if reason[-1:].isalnum() else ''}",
+                     icon=":material/broken_image:")
+            continue
+        except Exception as err:  # noqa: BLE001 - one bad photo must not hide the others
+            logging.getLogger("fer_app").exception("analysis of an upload failed")
+            st.error(f"**{photo.name}** could not be analysed ({type(err).__name__}: {err}).",
                      icon=":material/broken_image:")
             continue
         if not result.faces:

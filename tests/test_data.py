@@ -61,6 +61,19 @@ def test_malformed_rows_name_row_and_reason(tmp_path, bad, message):
     assert "data row 2" in str(err.value) and message in str(err.value)
 
 
+def test_short_row_then_long_row_is_not_accepted(tmp_path):
+    # The totals add up (2303 + 2305), so only a per-row check catches it.
+    path = _write(tmp_path, [GOOD[0], _row(3, [1] * 2303), _row(3, [1] * 2305)])
+    with pytest.raises(DataFormatError, match="data row 1 .*wrong pixel count 2303"):
+        parse_fer2013_csv(path)
+
+
+def test_padded_fields_still_parse(tmp_path):
+    path = _write(tmp_path, [" 3 ,  " + " ".join(["7"] * 2304) + " , PublicTest"])
+    data = parse_fer2013_csv(path)
+    assert data.labels.tolist() == [3] and data.images.min() == 7 and data.usage.tolist() == ["PublicTest"]
+
+
 def test_bad_header(tmp_path):
     path = tmp_path / "h.csv"
     path.write_text("label,pixels,split\n" + GOOD[0] + "\n")
@@ -78,8 +91,23 @@ def test_cache_roundtrip(tmp_path, monkeypatch):
     path = _write(tmp_path, GOOD)
     first = load_fer2013(path)
     assert list((tmp_path / "cache").glob("*.npz"))
+    import fer.data
+
+    def no_parse(_path):
+        raise AssertionError("the second load must come from the cache")
+
+    monkeypatch.setattr(fer.data, "parse_fer2013_csv", no_parse)
     second = load_fer2013(path)
     assert np.array_equal(first.images, second.images) and second.checksum == first.checksum
+
+
+def test_torn_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, GOOD)
+    load_fer2013(path)
+    (cached,) = (tmp_path / "cache").glob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])
+    assert load_fer2013(path).labels.tolist() == [3, 0, 6]
 
 
 def _folder_fixture(root, entries):

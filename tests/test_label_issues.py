@@ -84,7 +84,8 @@ def test_score_formula_on_one_hand_made_case():
     # Sample 1: given 0 with p=0.2 < t0=0.55, class 1 has 0.8 >= t1=0.8: flagged, suggest 1.
     assert ranked.loc[1, "is_issue"]
     assert ranked.loc[1, "suggested"] == 1
-    assert ranked.loc[1, "score"] == pytest.approx((1 + 0.8 - 0.2) / 2)
+    # Thresholds t0 = (0.9 + 0.2) / 2 = 0.55, t1 = (0.7 + 0.9) / 2 = 0.8.
+    assert ranked.loc[1, "score"] == pytest.approx((2 + (0.8 - 0.8) - (0.2 - 0.55)) / 4)
     assert not ranked.loc[[0, 2, 3], "is_issue"].any()
     assert rank_label_issues(labels, probs)["index"].iloc[0] == 1
 
@@ -102,7 +103,7 @@ def test_ferplus_disagreement_and_fallback():
     assert np.isnan(disagreement[2])
     probs = np.full((3, 7), 1 / 7)
     ranked = rank_label_issues(labels, probs, votes, weight_ferplus=1.0).set_index("index")
-    margin = (1 + 1 / 7 - 1 / 7) / 2
+    margin = (2 + (1 / 7 - 1.0) - 0.0) / 4  # other classes were never given: threshold 1.0
     assert ranked.loc[2, "score"] == pytest.approx(margin)  # No emotion vote: model term only.
     assert ranked.loc[1, "score"] == pytest.approx(0.25)
     assert ranked.loc[1, "ferplus_majority"] == EMOTIONS.index("happy")
@@ -139,3 +140,25 @@ def test_filters_by_class_split_and_flag():
 def test_bad_input_is_refused(labels, probs, kwargs, message):
     with pytest.raises(ValueError, match=message):
         rank_label_issues(labels, probs, **kwargs)
+
+
+def test_hard_class_is_not_mistaken_for_label_errors():
+    # Class 2 is hard (the model gives it ~0.45 on its own faces); class 0 and 1 are easy. Planted
+    # errors: 20 class-0 faces labelled 1. Against per-class thresholds, the planted errors
+    # must outrank the merely-hard class-2 faces.
+    rng = np.random.default_rng(3)
+    n = 600
+    truth = rng.integers(0, 3, n)
+    probs = np.empty((n, 3))
+    for i, t in enumerate(truth):
+        strength = 0.45 if t == 2 else 0.85
+        rest = (1 - strength) / 2
+        probs[i] = rest
+        probs[i, t] = strength
+    probs = np.clip(probs + rng.normal(0, 0.03, probs.shape), 0.01, None)
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = truth.copy()
+    planted = np.flatnonzero(truth == 0)[:20]
+    labels[planted] = 1
+    top = rank_label_issues(labels, probs)["index"].to_numpy()[:20]
+    assert len(set(top) & set(planted)) >= 18
