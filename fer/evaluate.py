@@ -99,7 +99,10 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
             frame[column] = probs[:, j].round(6)
         frames.append(frame)
     predictions = pd.concat(frames, ignore_index=True)
-    return Evaluation(predictions=predictions, metrics=metrics, metrics_ferplus=ferplus_metrics(predictions))
+    # Image folders carry no FER2013 row numbers, so FER+ votes cannot be aligned with them.
+    aligned = not Path(dataset.source).is_dir()
+    return Evaluation(predictions=predictions, metrics=metrics,
+                      metrics_ferplus=ferplus_metrics(predictions) if aligned else None)
 
 
 def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
@@ -171,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if not args.no_save:
+    if args.data and Path(args.data).is_dir():
+        # Image-folder faces have no FER2013 row numbers: never overwrite the aligned predictions.
+        print("note: predictions not saved (image folders carry no FER2013 row numbers)", file=sys.stderr)
+    elif not args.no_save:
         evaluation.predictions.to_csv(predictions_path(args.model, args.tta), index=False)
     if args.update_card:
         update_card(args.model, evaluation, args.tta)

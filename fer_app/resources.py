@@ -292,8 +292,16 @@ class FaceLookup:
     positions: np.ndarray
 
     def faces(self, rows: np.ndarray) -> np.ndarray:
-        """The (n, 48, 48) faces of the given rows (all must be available)."""
-        return self.images[self.positions[np.asarray(rows, dtype=np.int64)]]
+        """The (n, 48, 48) faces of the given rows.
+
+        Raises:
+            KeyError: naming the rows that have no embedded face (never a silent wrong face).
+        """
+        positions = self.positions[np.asarray(rows, dtype=np.int64)]
+        if (positions < 0).any():
+            missing = np.asarray(rows)[positions < 0][:5].tolist()
+            raise KeyError(f"no embedded face for FER2013 rows {missing}; predictions and faces disagree")
+        return self.images[positions]
 
 
 @st.cache_resource(show_spinner=False)

@@ -77,6 +77,8 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "command": f"python -m fer.train --arch tiny --out runs/{name}",
         "metrics": metrics,
         "metrics_tta": metrics,
+        "metrics_ferplus": metrics,
+        "notes": ["A note from the card."],
         "ablation": [{"variant": "baseline", "PrivateTest": 0.60}, {"variant": "+ hist", "PrivateTest": 0.61}],
     }
     (folder / f"{name}.json").write_text(json.dumps(card))

@@ -19,16 +19,18 @@ def test_model_card(app_env):
     assert metrics["Training wall time"] == "0.2 min"
     assert metrics["Epochs"] == "3"
     headers = texts(at.subheader)
-    for header in ("Test metrics", "Test metrics with flip test-time augmentation", "Ablation", "Training curves",
-                   "How to reproduce"):
+    for header in ("Test metrics", "Test metrics with flip test-time augmentation",
+                   "Against FER+ majority labels (faces with emotion votes)", "Notes", "Ablation",
+                   "Training curves", "How to reproduce"):
         assert header in headers
     assert any(c.startswith("python -m fer.train --arch tiny --out runs/tiny") for c in texts(at.code))
     assert any("Model: tiny_cnn" in c for c in texts(at.code))
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
     assert any("accuracy" in t.columns and set(t.index) == {"PublicTest", "PrivateTest"} for t in tables)
-    # 2 accuracy bars + 2 x 2 confusion matrices (plain and TTA) + 3 training curves.
-    assert len(at.main.get("plotly_chart")) == 2 + 4 + 3
+    assert any("A note from the card." in m for m in texts(at.markdown))
+    # 3 accuracy bars + 3 x 2 confusion matrices (plain, TTA, FER+) + 3 training curves.
+    assert len(at.main.get("plotly_chart")) == 3 + 6 + 3
     assert len(at.sidebar.get("plotly_chart")) == 1  # the selected model's accuracy
 
 

@@ -49,12 +49,24 @@ def test_released_model_gives_recorded_predictions(model_path):
     assert (probs.argmax(axis=1) == expected["pred"].to_numpy()).all()
 
 
-def test_evaluate_reproduces_paper_card_exactly():
-    from fer.evaluate import evaluate_model
+def test_evaluate_cli_reproduces_paper_card_exactly(tmp_path, capsys):
+    import shutil
 
-    model_path = MODELS_DIR / "paper_cnn.h5"
-    card = json.loads(model_path.with_suffix(".json").read_text())
-    evaluation = evaluate_model(model_path)
+    from fer.evaluate import PROB_COLUMNS, main
+
+    source = MODELS_DIR / "paper_cnn.h5"
+    model = tmp_path / "paper_cnn.h5"
+    shutil.copyfile(source, model)
+    shutil.copyfile(source.with_suffix(".json"), model.with_suffix(".json"))
+    assert main(["--model", str(model), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    card = json.loads(source.with_suffix(".json").read_text())
+    assert set(printed) == {"PublicTest", "PrivateTest"}
     for split in ("PublicTest", "PrivateTest"):
-        assert evaluation.metrics[split]["confusion_matrix"] == card["metrics"][split]["confusion_matrix"]
-        assert evaluation.metrics[split]["accuracy"] == card["metrics"][split]["accuracy"]
+        assert printed[split]["confusion_matrix"] == card["metrics"][split]["confusion_matrix"]
+        assert printed[split]["accuracy"] == card["metrics"][split]["accuracy"]
+        assert printed[split]["macro_f1"] == card["metrics"][split]["macro_f1"]
+    written = pd.read_csv(tmp_path / "paper_cnn.predictions.csv")
+    assert len(written) == 7178 and list(written.columns) == ["row", "split", "true", "pred", *PROB_COLUMNS]
+    released = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
+    assert (written["pred"] == released["pred"]).all()
