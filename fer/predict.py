@@ -82,7 +82,8 @@ def expand_inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
             yield path, None
 
 
-def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None) -> PhotoOutcome:
+def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None,
+                 taken: set[Path] | None = None) -> PhotoOutcome:
     """Runs the pipeline on one file; unreadable files become an outcome with an error."""
     from fer.image_io import ImageDecodeError
 
@@ -90,9 +91,28 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
         result = pipeline.analyze_path(path)
     except (ImageDecodeError, OSError) as err:
         return PhotoOutcome(path, (), error=_describe(err, path))
+    except Exception as err:  # noqa: BLE001 - one bad photo must not stop the others
+        return PhotoOutcome(path, (), error=f"analysis failed ({type(err).__name__}: {err})")
+    faces = tuple(face.to_dict() for face in result.faces)
     if annotate_dir is not None:
-        write_annotated(result, annotate_dir / f"{path.stem}_annotated.jpg")
-    return PhotoOutcome(path, tuple(face.to_dict() for face in result.faces), timings=result.timings)
+        try:
+            write_annotated(result, annotated_path(annotate_dir, path, taken if taken is not None else set()))
+        except OSError as err:
+            return PhotoOutcome(path, faces, error=f"cannot write the annotated image: {err}", timings=result.timings)
+    return PhotoOutcome(path, faces, timings=result.timings)
+
+
+def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:
+    """Where a photo's annotated copy goes: ``<stem>_annotated.jpg``, numbered when another
+    input of the same run already took that name (``a.jpg`` and ``a.png``, or two folders).
+    """
+    candidate = annotate_dir / f"{path.stem}_annotated.jpg"
+    number = 2
+    while candidate in taken:
+        candidate = annotate_dir / f"{path.stem}_{number}_annotated.jpg"
+        number += 1
+    taken.add(candidate)
+    return candidate
 
 
 def _describe(err: Exception, path: Path) -> str:
@@ -178,8 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     failed = 0
     by_folder: dict[Path, list[PhotoOutcome]] = {}
+    taken_names: set[Path] = set()
     for path, folder in expand_inputs(args.paths):
-        outcome = analyze_file(pipeline, path, args.annotate)
+        outcome = analyze_file(pipeline, path, args.annotate, taken_names)
         failed += outcome.error is not None
         if folder is not None:
             by_folder.setdefault(folder, []).append(outcome)
