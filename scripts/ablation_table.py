@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default="experiments/gpu_session1", type=Path)
     parser.add_argument("--evaluate", default=None, type=Path, help="folder with the runs' model.h5 files")
+    parser.add_argument("--write-card", default=None, type=Path, help="store the table as 'ablation' in this card")
     args = parser.parse_args(argv)
     table = []
     for group in (ROWS, LANDMARK_ROWS):
@@ -64,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{summary['mean_last10']:.4f} | {local} |")
             table.append({"run": name, "change": label, **summary, "public_test_here": local})
         print()
+    if args.write_card:
+        from fer.metadata import read_metadata, write_metadata
+
+        card = read_metadata(args.write_card)
+        rows = [{"run": r["run"], "change": r["change"], "epochs": f"{r['epochs_done']}/{r['epochs_planned']}",
+                 "PublicTest (final)": round(r["final"], 4), "PublicTest (best epoch)": round(r["best"], 4)}
+                for r in table if r["run"].startswith("abl")]
+        public = card["metrics"]["PublicTest"]["accuracy"]
+        rows.append({"run": card["name"], "change": "this model: vgg_small + BN + fast augmentation + AdamW cosine "
+                     "+ label smoothing + hist. equalisation (CPU, 15 epochs)",
+                     "epochs": f"{card['epochs_completed']}/{card['training']['epochs']}",
+                     "PublicTest (final)": public, "PublicTest (best epoch)": None})
+        card["ablation"] = rows
+        card["landmark_experiment"] = [r for r in table if r["run"].startswith("lm")]
+        write_metadata(args.write_card, card)
+        print(f"wrote the ablation into {args.write_card}")
     return 0
 
 
