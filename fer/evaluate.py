@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.labels import EVAL_SPLITS, PROB_COLUMNS
 from fer.metrics import compute_metrics, format_confusion
 from fer.preprocess import to_model_input
 
-PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
+__all__ = ["PROB_COLUMNS", "Evaluation", "evaluate_model", "predict_probabilities", "predictions_path"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
     """
     import keras
 
+    from fer.landmark_features import model_landmark_features
     from fer.metadata import model_info
     from fer.testset import load_eval_dataset
 
@@ -90,7 +91,7 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
         images, labels, rows = dataset.split(split)
         probs = predict_probabilities(
             model, images, info.illumination, tta=tta,
-            landmarks=_landmark_features(images) if info.landmarks else None,
+            landmarks=model_landmark_features(images) if info.landmarks else None,
         )
         predicted = probs.argmax(axis=1)
         metrics[split] = compute_metrics(labels, predicted).as_dict()
@@ -123,14 +124,6 @@ def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
         reference = majority[frame["row"].to_numpy()]
         out[str(split)] = compute_metrics(reference, frame["pred"].to_numpy()).as_dict()
     return out
-
-
-def _landmark_features(images: np.ndarray) -> np.ndarray:
-    # Computed from the faces with the training function itself, so no table can drift.
-    from fer.landmark_features import face_landmark_features
-
-    quantised = np.stack([np.round(face_landmark_features(face) * 255) for face in images])
-    return (quantised / 255.0).astype(np.float32)
 
 
 def format_report(metrics: dict[str, dict]) -> str:

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from fer.draw import EMOTION_COLORS
-from fer.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES
+from fer.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES, PROB_COLUMNS
 from fer.metrics import Metrics, confusion_matrix
 
-PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 PREDICTION_COLUMNS: tuple[str, ...] = ("row", "split", "true", "pred", *PROB_COLUMNS)
 # The seed paper's FER2013 test accuracy (its Abstract), the reference line of every accuracy plot.
 PAPER_ACCURACY: float = 0.617

@@ -5,6 +5,8 @@ from __future__ import annotations
 # FER2013's integer codes, in order: 0 angry ... 6 neutral.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES: int = len(EMOTIONS)
+# Probability columns of every per-image predictions table.
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 
 # Official splits from the ``Usage`` column. PublicTest is our validation split (and the
 # paper's "test"); PrivateTest is our headline test split.

@@ -55,6 +55,14 @@ def build_table(images: np.ndarray) -> np.ndarray:
     return table
 
 
+def model_landmark_features(gray_faces: np.ndarray) -> np.ndarray:
+    """Returns the landmark input (N, 136) float32 of faces exactly as training saw it.
+
+    Training reads the uint8 table, so serving quantises the same way: no silent skew.
+    """
+    return build_table(gray_faces).astype(np.float32) / 255.0
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: build the landmark table for every FER2013 row."""
     from fer.data import load_fer2013

@@ -232,10 +232,9 @@ class FerPipeline:
         faces = to_model_input(gray_faces, self.model_illumination)
         if not self.uses_landmarks:
             return faces
-        from fer.landmark_features import face_landmark_features
+        from fer.landmark_features import model_landmark_features
 
-        points = np.stack([face_landmark_features(face) for face in gray_faces])
-        return {"face": faces, "landmarks": (np.round(points * 255) / 255).astype(np.float32)}
+        return {"face": faces, "landmarks": model_landmark_features(gray_faces)}
 
     @property
     def model_illumination(self) -> str:
