@@ -138,7 +138,7 @@ def parse_fer2013_csv(path: str | Path) -> FerDataset:
     header = tuple(field.strip() for field in lines[0].split(","))
     if header != CSV_HEADER:
         raise DataFormatError(f"{path}: header is {','.join(header)!r}; expected 'emotion,pixels,Usage'")
-    body = [line for line in lines[1:]]
+    body = lines[1:]
     while body and not body[-1].strip():
         body.pop()
     n = len(body)
@@ -323,23 +323,6 @@ class FerPlusVotes:
     votes: np.ndarray
     usage: np.ndarray
     image_names: np.ndarray
-
-    def emotion_votes(self) -> np.ndarray:
-        """Returns votes (N, 7) re-ordered to :data:`fer.labels.EMOTIONS`."""
-        from fer.labels import FERPLUS_TO_EMOTION
-
-        order = {v: k for k, v in FERPLUS_TO_EMOTION.items()}
-        return np.stack([self.votes[:, FERPLUS_COLUMNS.index(order[e])] for e in EMOTIONS], axis=1)
-
-    def majority(self) -> np.ndarray:
-        """Returns the FER+ plurality label over the 7 emotions per row (-1 where none voted).
-
-        Ties break towards the lower FER2013 code, deterministically.
-        """
-        emo = self.emotion_votes()
-        majority = emo.argmax(axis=1)
-        majority[emo.sum(axis=1) == 0] = -1
-        return majority
 
 
 def load_ferplus(path: str | Path, expected_rows: int | None = None) -> FerPlusVotes:

@@ -57,8 +57,7 @@ def emotion_votes(votes: np.ndarray) -> np.ndarray:
 def majority_label(votes: np.ndarray) -> np.ndarray:
     """Return the FER+ plurality label over the 7 FER2013 emotions.
 
-    Ties break towards the lower FER2013 code, the same rule as
-    :meth:`fer.data.FerPlusVotes.majority`.
+    Ties break towards the lower FER2013 code.
 
     Args:
         votes: FER+ votes, shape (10,) or (N, 10).

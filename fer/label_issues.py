@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from fer.ferplus import emotion_votes
+from fer.ferplus import emotion_votes, majority_label
 from fer.labels import EMOTIONS, SPLITS
 
 ISSUE_COLUMNS: tuple[str, ...] = (
@@ -171,8 +171,7 @@ def rank_label_issues(
         if probabilities.shape[1] != len(EMOTIONS):
             raise ValueError(f"FER+ votes need the {len(EMOTIONS)} FER2013 classes; got {probabilities.shape[1]}")
         disagreement = ferplus_disagreement(labels, ferplus_votes)
-        emo = emotion_votes(ferplus_votes)
-        majority = np.where(emo.sum(axis=1) > 0, emo.argmax(axis=1), -1).astype(np.int64)
+        majority = majority_label(ferplus_votes)
     score = np.where(
         np.isnan(disagreement),
         margin_suspicion,

@@ -292,10 +292,11 @@ def train(config: TrainConfig, out: Path) -> Path:
     model_path = out / "model.h5"
     # Serving needs architecture + weights only; optimizer slots would triple the file.
     keras.saving.save_model(core, model_path, include_optimizer=False)
+    core.compile(loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
     train_eval = core.evaluate(
         _inputs(x_train, rows_train, config, landmark_table), onehot(y_train), verbose=0, batch_size=512,
         return_dict=True,
-    ) if _compile_for_eval(core) else {}
+    )
     _write_run_card(model_path, config, state, core, train_eval, history)
     print(json.dumps({"model": str(model_path), "epochs_done": state["epoch"], "seconds": round(state["seconds"], 1),
                       "train_accuracy": train_eval.get("accuracy")}), flush=True)
@@ -309,13 +310,6 @@ def _truncate_history(path: Path, epochs: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
     if len(lines) > epochs + 1:
         path.write_text("".join(lines[: epochs + 1]))
-
-
-def _compile_for_eval(core) -> bool:
-    import keras
-
-    core.compile(loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
-    return True
 
 
 def _core_of(train_model):

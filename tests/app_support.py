@@ -111,6 +111,16 @@ def use_app_env(monkeypatch, tmp_path: Path, models: Path) -> Path:
     return db
 
 
+def open_page(page: str):
+    """Runs the app on one page (``pages/<name>.py``) and checks that nothing raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
 def texts(elements) -> list[str]:
     """The ``value`` of every element in an AppTest element list."""
     return [str(e.value) for e in elements]

@@ -1,7 +1,7 @@
 """AppTest of the Dataset page: browse a split by label, with FER+ votes, page by page."""
 
 import pytest
-from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from app_support import open_page, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.paths import FER2013_CSV
@@ -14,10 +14,7 @@ def app_env(monkeypatch, tmp_path, tmp_path_factory):
 
 
 def open_dataset() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/dataset.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/dataset.py")
 
 
 def test_browse_public_test_by_label(app_env):

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from app_support import open_page, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
@@ -29,10 +29,7 @@ def predictions(models):
 
 
 def open_errors() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/errors.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/errors.py")
 
 
 def select_cell(at: AppTest, true: str, pred: str) -> None:

@@ -4,7 +4,7 @@ import io
 
 import pandas as pd
 import pytest
-from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from app_support import open_page, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
@@ -17,10 +17,7 @@ def app_env(monkeypatch, tmp_path, tmp_path_factory):
 
 
 def open_issues() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/label_issues.py").run()
-    assert not at.exception
-    return at
+    return open_page("pages/label_issues.py")
 
 
 def scores(at: AppTest) -> list[float]:

@@ -1,8 +1,7 @@
 """AppTest of the Model page: the model card rendered."""
 
 import pytest
-from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
-from streamlit.testing.v1 import AppTest
+from app_support import open_page, shared_model_folder, texts, use_app_env
 
 
 @pytest.fixture
@@ -11,9 +10,7 @@ def app_env(monkeypatch, tmp_path, tmp_path_factory):
 
 
 def test_model_card(app_env):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/model.py").run()
-    assert not at.exception
+    at = open_page("pages/model.py")
     assert any("tiny" in m and "architecture **tiny**" in m for m in texts(at.markdown))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Training wall time"] == "0.2 min"
@@ -38,7 +35,5 @@ def test_model_page_without_a_model(monkeypatch, tmp_path):
     empty = tmp_path / "none"
     empty.mkdir()
     use_app_env(monkeypatch, tmp_path, empty)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page("pages/model.py").run()
-    assert not at.exception
+    at = open_page("pages/model.py")
     assert any("No model found" in w for w in texts(at.warning))

@@ -39,7 +39,17 @@ def test_embedded_table_matches_csv():
     np.testing.assert_array_equal(table.usage, source.usage)
     np.testing.assert_array_equal(table.image_names, source.image_names)
     assert ferplus.embedded_checksum() == file_sha256(FERPLUS_CSV)
-    np.testing.assert_array_equal(ferplus.majority_label(table.votes), source.majority())
+    # shared/data/README.md: the FER+ plurality equals the FER2013 label on 64.4% of the 35,709
+    # named rows that have votes.
+    from fer.data import load_fer2013
+    from fer.paths import FER2013_CSV
+
+    if not FER2013_CSV.is_file():
+        pytest.skip(f"{FER2013_CSV} not available")
+    majority = ferplus.majority_label(table.votes)
+    named = (table.image_names != "") & (majority >= 0)
+    assert named.sum() == 35709
+    assert round(float((majority[named] == load_fer2013(FER2013_CSV).labels[named]).mean()), 3) == 0.644
 
 
 @needs_csv
