@@ -532,7 +532,15 @@ def original_labels() -> np.ndarray:
     """
     from fer.testset import load_eval_dataset
 
-    dataset = load_eval_dataset()
+    return labels_by_row(load_eval_dataset())
+
+
+def labels_by_row(dataset) -> np.ndarray:
+    """Return the FER2013 label of every row (-1 for rows ``dataset`` does not hold).
+
+    Args:
+        dataset: a :class:`fer.data.FerDataset` (the full CSV or the embedded test faces).
+    """
     labels = np.full(FER2013_ROWS, -1, dtype=np.int64)
     labels[dataset.rows] = dataset.labels
     return labels

@@ -317,21 +317,17 @@ def test_face_lookup() -> FaceLookup:
 @st.cache_data(show_spinner=False)
 def original_labels() -> np.ndarray:
     """The FER2013 label of every row (-1 where unknown), for the annotation export."""
-    from fer.ferplus import FER2013_ROWS
+    from fer.annotations import labels_by_row
 
-    dataset = full_dataset() if full_dataset_available() else test_faces()
-    labels = np.full(FER2013_ROWS, -1, dtype=np.int64)
-    labels[dataset.rows] = dataset.labels
-    return labels
+    return labels_by_row(full_dataset() if full_dataset_available() else test_faces())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _issues(path: str, version: int, weight_ferplus: float) -> pd.DataFrame:
-    from fer.explorer import PROB_COLUMNS, validate_predictions
+    from fer.explorer import PROB_COLUMNS
     from fer.label_issues import rank_label_issues
 
-    del version
-    table = validate_predictions(pd.read_csv(path))
+    table = _predictions(path, version)
     tables = ferplus()
     rows = table["row"].to_numpy(np.int64)
     return rank_label_issues(
