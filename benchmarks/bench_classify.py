@@ -1,10 +1,12 @@
 """Classification time per face on this CPU: batch of 1, after warm-up.
 
-``python benchmarks/bench_classify.py [--repeats 200]``
+``python benchmarks/bench_classify.py [--repeats 200] [--ensemble A.h5 B.h5 ...]``
 
 Times every released model in ``models/`` and every registered architecture (random weights:
 the same arithmetic), with and without flip test-time augmentation (a batch of 2), through
-``predict_on_batch`` as the pipeline calls it. Prints the median and 90th percentile.
+``predict_on_batch`` as the pipeline calls it. Prints the median and 90th percentile. With
+``--ensemble`` it also times the members run one after the other on the same face, as
+:mod:`fer.ensemble` averages them.
 """
 
 from __future__ import annotations
@@ -28,13 +30,19 @@ from fer.paths import MODELS_DIR  # noqa: E402
 
 
 def time_model(model, repeats: int, batch: int) -> tuple[float, float]:
+    return time_members([model], repeats, batch)
+
+
+def time_members(members: list, repeats: int, batch: int) -> tuple[float, float]:
     face = np.random.default_rng(0).uniform(0, 255, (batch, 48, 48, 1)).astype(np.float32)
     for _ in range(10):
-        model.predict_on_batch(face)
+        for model in members:
+            model.predict_on_batch(face)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict_on_batch(face)
+        for model in members:
+            model.predict_on_batch(face)
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
     return statistics.median(samples), samples[int(0.9 * len(samples)) - 1]
@@ -43,6 +51,7 @@ def time_model(model, repeats: int, batch: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--ensemble", nargs="+", default=[], help="member .h5 files to time together")
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}; load average {os.getloadavg()[0]:.2f}")
     print(f"{'model':28s} {'params':>10s} {'ms/face p50':>12s} {'p90':>7s} {'TTA p50':>9s} {'p90':>7s}")
@@ -56,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         p50, p90 = time_model(model, args.repeats, 1)
         t50, t90 = time_model(model, args.repeats, 2)
         print(f"{name:28s} {model.count_params():>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
+    if args.ensemble:
+        members = [keras.models.load_model(path, compile=False) for path in args.ensemble]
+        p50, p90 = time_members(members, args.repeats, 1)
+        t50, t90 = time_members(members, args.repeats, 2)
+        params = sum(model.count_params() for model in members)
+        name = "ensemble of " + "+".join(Path(path).stem for path in args.ensemble)
+        print(f"{name:28s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
     return 0
 
 

@@ -29,6 +29,8 @@ def build_paper_cnn(
     batch_norm: bool = False,
     landmarks: bool = False,
     conv_padding: str = "same",
+    kernel_initializer: str = "glorot_uniform",
+    centre_input: bool = False,
 ) -> keras.Model:
     """Builds the paper's CNN (the seed paper, Section IV, "Our model was trained using ...").
 
@@ -68,17 +70,24 @@ def build_paper_cnn(
         landmarks: add a second input of 68 normalised dlib landmark coordinates, merged
             before the hidden dense layer (the paper's feature-extraction hypothesis).
         conv_padding: padding of the convolutions.
+        kernel_initializer: initializer of the convolution and dense kernels.
+        centre_input: rescale grey levels to [-1, 1] instead of [0, 1].
 
     Returns:
         An uncompiled ``keras.Model`` with softmax outputs.
     """
     image = keras.Input(shape=input_shape, name="face")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)
+    if centre_input:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(image)
+    else:
+        x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)
+    init = kernel_initializer
     pools = ((3, 2), (3, 2), (2, 2))
     for stage, (width, (pool, stride)) in enumerate(zip(filters, pools, strict=True), start=1):
         for conv in (1, 2):
             x = layers.Conv2D(
                 width, 3, padding=conv_padding, use_bias=not batch_norm, name=f"conv{stage}_{conv}",
+                kernel_initializer=init,
                 activation=None if batch_norm else "relu",
             )(x)
             if batch_norm:
@@ -94,7 +103,7 @@ def build_paper_cnn(
         inputs.append(points)
         y = layers.Dense(128, activation="relu", name="landmark_dense")(points)
         x = layers.Concatenate(name="merge")([x, y])
-    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense", kernel_initializer=init)(x)
     x = layers.Dropout(dropout, name="dropout2")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     name = "paper_cnn" + ("_bn" if batch_norm else "") + ("_landmarks" if landmarks else "")
@@ -153,6 +162,10 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "paper_v2": lambda *a, **k: build_paper_cnn(
         *a, filters=(64, 128, 256), dense_units=64, conv_padding="valid", **k
     ),
+    "paper_w48": lambda *a, **k: build_paper_cnn(
+        *a, filters=(48, 96, 192), dense_units=112, kernel_initializer="he_uniform", centre_input=True, **k
+    ),
+    "paper_he": lambda *a, **k: build_paper_cnn(*a, kernel_initializer="he_uniform", centre_input=True, **k),
     "vgg": build_vgg,
     "vgg_small": lambda *a, **k: build_vgg(*a, filters=(32, 64, 128, 256), dense_units=256, **k),
 }
