@@ -8,7 +8,6 @@ measured by ``python benchmarks/bench_classify.py --ensemble A.h5 B.h5``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.evaluate import Evaluation, evaluate_model, ferplus_metrics, format_report
+from fer.evaluate import Evaluation, evaluate_model, ferplus_metrics, print_evaluation
 from fer.labels import EVAL_SPLITS, PROB_COLUMNS
 from fer.metrics import compute_metrics
 
@@ -73,16 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(evaluation.metrics))
-    else:
+    if not args.json:
         print(f"ensemble of {len(args.model)}: {', '.join(Path(p).name for p in args.model)}"
               + (" (flip TTA)" if args.tta else ""))
-        print(format_report(evaluation.metrics))
-        if evaluation.metrics_ferplus:
-            print("Against FER+ majority labels: " + "  ".join(
-                f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
-            ))
+    print_evaluation(evaluation, as_json=args.json)
     return 0
 
 

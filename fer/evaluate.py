@@ -159,6 +159,18 @@ def format_report(metrics: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
+def print_evaluation(evaluation: Evaluation, as_json: bool = False) -> None:
+    """Prints the metrics as one JSON object keyed by split, or as text tables with the FER+ line."""
+    if as_json:
+        print(json.dumps(evaluation.metrics))
+        return
+    print(format_report(evaluation.metrics))
+    if evaluation.metrics_ferplus:
+        print("Against FER+ majority labels: " + "  ".join(
+            f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
+        ))
+
+
 def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shifts: bool = False) -> None:
     """Writes the metrics into the model's metadata JSON (``metrics``, ``metrics_tta`` or
     ``metrics_tta_shifts``).
@@ -201,14 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluation.predictions.to_csv(predictions_path(args.model, args.tta, args.tta_shifts), index=False)
     if args.update_card:
         update_card(args.model, evaluation, args.tta, args.tta_shifts)
-    if args.json:
-        print(json.dumps(evaluation.metrics))
-    else:
-        print(format_report(evaluation.metrics))
-        if evaluation.metrics_ferplus:
-            print("Against FER+ majority labels: " + "  ".join(
-                f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
-            ))
+    print_evaluation(evaluation, as_json=args.json)
     return 0
 
 
