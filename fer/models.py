@@ -58,6 +58,10 @@ def build_paper_cnn(
     * ``paper_v2`` (64-128-256, ``valid`` convolutions, 64-unit dense layer) matches "1.2
       million" more closely (1,210,311) but learned far slower at batch 512 (26.3% PublicTest
       after 3 epochs against 43.8% here), so it is kept as an experiment, not the default.
+    * ``paper_w48`` (48-96-192 filters, 112-unit dense layer, 1,182,423 parameters) moves
+      capacity from the dense head into the convolutions and adds He initialisation and a
+      [-1, 1] input; ``paper_he`` is the default shape with only those two. Measured on this
+      CPU at batch 512 with a cosine schedule: see ``experiments/cpu_session2``.
 
     Args:
         input_shape: (height, width, channels) of the face input.
