@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.evaluate import Evaluation, evaluate_model, ferplus_metrics, print_evaluation
+from fer.evaluate import Evaluation, evaluate_model, print_evaluation, summarise
 from fer.labels import EVAL_SPLITS, PROB_COLUMNS
-from fer.metrics import compute_metrics
 
 
 def average_predictions(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -44,14 +43,9 @@ def evaluate_ensemble(model_paths: list[str | Path], data: str | None = None, tt
                       splits: tuple[str, ...] = EVAL_SPLITS) -> Evaluation:
     """Evaluates the probability average of several models on the evaluation splits."""
     members = [evaluate_model(path, data, tta=tta, splits=splits) for path in model_paths]
-    predictions = average_predictions([member.predictions for member in members])
-    metrics = {
-        split: compute_metrics(frame["true"].to_numpy(), frame["pred"].to_numpy()).as_dict()
-        for split, frame in predictions.groupby("split", sort=False)
-    }
-    aligned = not (data and Path(data).is_dir())
-    return Evaluation(predictions=predictions, metrics=metrics,
-                      metrics_ferplus=ferplus_metrics(predictions) if aligned else None)
+    # Members were aligned with FER+ exactly when their rows are FER2013 row numbers.
+    aligned = all(member.metrics_ferplus is not None for member in members)
+    return summarise(average_predictions([member.predictions for member in members]), aligned)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from fer.labels import EVAL_SPLITS, PROB_COLUMNS
 from fer.metrics import compute_metrics, format_confusion
 from fer.preprocess import to_model_input
 
-__all__ = ["PROB_COLUMNS", "Evaluation", "evaluate_model", "predict_probabilities", "predictions_path"]
+__all__ = ["PROB_COLUMNS", "Evaluation", "evaluate_model", "predict_probabilities", "predictions_path", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,15 @@ class Evaluation:
 TTA_SHIFTS: tuple[tuple[int, int], ...] = ((-2, 0), (2, 0), (0, -2), (0, 2))
 
 
+def _views_suffix(tta: bool, shifts: bool) -> str:
+    """Names the test-time views in file names and card keys: '', '_tta' or '_tta_shifts'."""
+    return "_tta_shifts" if shifts else "_tta" if tta else ""
+
+
 def predictions_path(model_path: str | Path, tta: bool = False, shifts: bool = False) -> Path:
     """Returns where per-image predictions of a model are stored."""
     model_path = Path(model_path)
-    suffix = ".predictions_tta_shifts.csv" if shifts else ".predictions_tta.csv" if tta else ".predictions.csv"
-    return model_path.with_name(model_path.stem + suffix)
+    return model_path.with_name(f"{model_path.stem}.predictions{_views_suffix(tta, shifts)}.csv")
 
 
 def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -108,22 +112,29 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
     info = model_info(model_path)
     model = keras.models.load_model(model_path, compile=False)
     dataset = load_eval_dataset(data)
-    frames, metrics = [], {}
+    frames = []
     for split in splits:
         images, labels, rows = dataset.split(split)
         probs = predict_probabilities(
             model, images, info.illumination, tta=tta, shifts=shifts,
             landmarks=model_landmark_features(images) if info.landmarks else None,
         )
-        predicted = probs.argmax(axis=1)
-        metrics[split] = compute_metrics(labels, predicted).as_dict()
-        frame = pd.DataFrame({"row": rows, "split": split, "true": labels, "pred": predicted})
+        frame = pd.DataFrame({"row": rows, "split": split, "true": labels, "pred": probs.argmax(axis=1)})
         for j, column in enumerate(PROB_COLUMNS):
             frame[column] = probs[:, j].round(6)
         frames.append(frame)
-    predictions = pd.concat(frames, ignore_index=True)
     # Image folders carry no FER2013 row numbers, so FER+ votes cannot be aligned with them.
-    aligned = not Path(dataset.source).is_dir()
+    return summarise(pd.concat(frames, ignore_index=True), aligned=not Path(dataset.source).is_dir())
+
+
+def summarise(predictions: pd.DataFrame, aligned: bool) -> Evaluation:
+    """Per-split metrics of a per-image prediction table (and FER+ metrics when its rows are
+    FER2013 row numbers).
+    """
+    metrics = {
+        str(split): compute_metrics(frame["true"].to_numpy(), frame["pred"].to_numpy()).as_dict()
+        for split, frame in predictions.groupby("split", sort=False)
+    }
     return Evaluation(predictions=predictions, metrics=metrics,
                       metrics_ferplus=ferplus_metrics(predictions) if aligned else None)
 
@@ -178,7 +189,7 @@ def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shift
     from fer.metadata import read_metadata, write_metadata
 
     card = read_metadata(model_path)
-    suffix = "_tta_shifts" if shifts else "_tta" if tta else ""
+    suffix = _views_suffix(tta, shifts)
     card["metrics" + suffix] = evaluation.metrics
     if evaluation.metrics_ferplus is not None:
         card["metrics_ferplus" + suffix] = evaluation.metrics_ferplus

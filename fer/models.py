@@ -85,13 +85,12 @@ def build_paper_cnn(
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(image)
     else:
         x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)
-    init = kernel_initializer
     pools = ((3, 2), (3, 2), (2, 2))
     for stage, (width, (pool, stride)) in enumerate(zip(filters, pools, strict=True), start=1):
         for conv in (1, 2):
             x = layers.Conv2D(
                 width, 3, padding=conv_padding, use_bias=not batch_norm, name=f"conv{stage}_{conv}",
-                kernel_initializer=init,
+                kernel_initializer=kernel_initializer,
                 activation=None if batch_norm else "relu",
             )(x)
             if batch_norm:
@@ -107,7 +106,7 @@ def build_paper_cnn(
         inputs.append(points)
         y = layers.Dense(128, activation="relu", name="landmark_dense")(points)
         x = layers.Concatenate(name="merge")([x, y])
-    x = layers.Dense(dense_units, activation="relu", name="dense", kernel_initializer=init)(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense", kernel_initializer=kernel_initializer)(x)
     x = layers.Dropout(dropout, name="dropout2")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     name = "paper_cnn" + ("_bn" if batch_norm else "") + ("_landmarks" if landmarks else "")
