@@ -26,6 +26,24 @@ def test_paper_layer_sequence_and_size():
     assert 1_000_000 <= model.count_params() <= 1_300_000
 
 
+@pytest.mark.parametrize("arch", ["paper_w48", "paper_w48d", "paper_he"])
+def test_paper_variants_keep_the_papers_bullets(arch):
+    model = build_model(arch)
+    kinds = [type(layer).__name__ for layer in model.layers if type(layer).__name__ != "Dropout"]
+    body = ["Conv2D", "Conv2D", "MaxPooling2D"] * 3
+    assert kinds == ["InputLayer", "Rescaling", *body, "Flatten", "Dense", "Dense"]
+    assert all(c.activation.__name__ == "relu" for c in model.layers if type(c).__name__ == "Conv2D")
+    assert [d.rate for d in model.layers if type(d).__name__ == "Dropout"] == [0.2, 0.2]
+    assert 1_000_000 <= model.count_params() <= 1_300_000
+
+
+def test_first_dropout_position():
+    names = [layer.name for layer in build_model("paper_w48d").layers]
+    assert names.index("dropout1") == names.index("pool3") + 1
+    with pytest.raises(ValueError, match="first_dropout_after"):
+        build_model("paper", first_dropout_after=1)
+
+
 def test_registry_and_vgg_budget():
     assert {"paper", "vgg"} <= set(ARCHITECTURES)
     assert build_model("vgg").count_params() <= 10_000_000
