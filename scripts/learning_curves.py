@@ -32,7 +32,8 @@ def describe(run: Path) -> str:
     if not path.is_file():
         return ""
     h = json.loads(path.read_text())
-    return (f"{h['arch']}, {h['optimizer']} {h['lr']:g} {h['schedule']}, batch {h['batch_size']}, "
+    smoothing = f", label smoothing {h['label_smoothing']:g}" if h.get("label_smoothing") else ""
+    return (f"{h['arch']}, {h['optimizer']} {h['lr']:g} {h['schedule']}{smoothing}, batch {h['batch_size']}, "
             f"{h['epochs']} epochs planned")
 
 
