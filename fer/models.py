@@ -165,6 +165,11 @@ def build_vgg(
     return keras.Model(image, outputs, name="vgg")
 
 
+# paper_w48's choices where the paper is silent; paper_w48d only moves the first dropout.
+_PAPER_W48: dict[str, Any] = {
+    "filters": (48, 96, 192), "dense_units": 112, "kernel_initializer": "he_uniform", "centre_input": True,
+}
+
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "paper": build_paper_cnn,
     "paper_bn": lambda *a, **k: build_paper_cnn(*a, batch_norm=True, **k),
@@ -172,13 +177,8 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "paper_v2": lambda *a, **k: build_paper_cnn(
         *a, filters=(64, 128, 256), dense_units=64, conv_padding="valid", **k
     ),
-    "paper_w48": lambda *a, **k: build_paper_cnn(
-        *a, filters=(48, 96, 192), dense_units=112, kernel_initializer="he_uniform", centre_input=True, **k
-    ),
-    "paper_w48d": lambda *a, **k: build_paper_cnn(
-        *a, filters=(48, 96, 192), dense_units=112, kernel_initializer="he_uniform", centre_input=True,
-        first_dropout_after=3, **k
-    ),
+    "paper_w48": lambda *a, **k: build_paper_cnn(*a, **_PAPER_W48, **k),
+    "paper_w48d": lambda *a, **k: build_paper_cnn(*a, **_PAPER_W48, first_dropout_after=3, **k),
     "paper_he": lambda *a, **k: build_paper_cnn(*a, kernel_initializer="he_uniform", centre_input=True, **k),
     "vgg": build_vgg,
     "vgg_small": lambda *a, **k: build_vgg(*a, filters=(32, 64, 128, 256), dense_units=256, **k),

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of recorded runs (repeatable; default experiments/gpu_session1)")
     parser.add_argument("--at-epoch", type=int, default=None, help="the short same-length ablation")
     parser.add_argument("--evaluate", default=None, type=Path, help="folder with the runs' model.h5 files")
-    parser.add_argument("--write-card", default=None, type=Path, help="store the table as 'ablation' in this card")
+    parser.add_argument("--write-card", default=None, type=Path,
+                        help="store the table in this card ('ablation', or 'ablation_N_epochs' with --at-epoch)")
     args = parser.parse_args(argv)
     folders = args.runs or [Path("experiments/gpu_session1")]
     table = []
@@ -77,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| run | change | epochs | PublicTest final | best | mean of last third | here, fer.evaluate |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for name, label in group:
-            found = [(f / name, s) for f in folders if (s := history_summary(f / name, args.at_epoch))]
-            run_dir, summary = found[0] if found else (None, None)
+            found = ((f / name, s) for f in folders if (s := history_summary(f / name, args.at_epoch)))
+            run_dir, summary = next(found, (None, None))
             local = ""
             if summary and args.evaluate and (args.evaluate / name / "model.h5").is_file():
                 from fer.evaluate import evaluate_model
