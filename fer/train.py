@@ -48,6 +48,7 @@ class TrainConfig:
     time_budget: float = 0.0
     limit: int = 0
     steps_per_execution: int = 1
+    init_from: str = ""
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -77,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--time-budget", type=float, default=0.0, help="stop cleanly after this many seconds (0: none)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke tests)")
     p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--init-from", default="",
+                   help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
     args = p.parse_args(argv)
     augment: tuple[str, ...] = ()
     if args.augment:
@@ -90,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         augment=augment, illumination=args.illumination, landmarks=args.landmarks,
         time_budget=args.time_budget, limit=args.limit, steps_per_execution=args.steps_per_execution,
+        init_from=args.init_from,
     )
     return config, Path(args.out)
 
@@ -223,6 +227,8 @@ def train(config: TrainConfig, out: Path) -> Path:
             raise SystemExit(f"--landmarks needs a *_landmarks architecture, not {config.arch}")
         if uses_landmarks(core) and not config.landmarks:
             raise SystemExit(f"{config.arch} needs --landmarks FEATURES.npz")
+        if config.init_from:
+            warm_start(core, Path(config.init_from), config)
         augmenter = build_augmenter(config.augment, config.seed)
         if augmenter is not None and uses_landmarks(core):
             raise SystemExit("augmentation is not supported with landmark inputs (it moves the face, not the points)")
@@ -287,7 +293,8 @@ def train(config: TrainConfig, out: Path) -> Path:
             verbose=1 if sys.stdout.isatty() else 2,
             shuffle=True,
         )
-    state = json.loads(state_path.read_text())
+    # No state after zero epochs: the saved model is then the initial (or warm-started) one.
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0, "seconds": 0.0}
     core = _core_of(train_model)
     model_path = out / "model.h5"
     # Serving needs architecture + weights only; optimizer slots would triple the file.
@@ -301,6 +308,35 @@ def train(config: TrainConfig, out: Path) -> Path:
     print(json.dumps({"model": str(model_path), "epochs_done": state["epoch"], "seconds": round(state["seconds"], 1),
                       "train_accuracy": train_eval.get("accuracy")}), flush=True)
     return model_path
+
+
+def warm_start(core, source: Path, config: TrainConfig) -> None:
+    """Copies the weights of a trained model into ``core`` (a new schedule continues from them).
+
+    Raises:
+        SystemExit: if the source is missing, has another architecture, or was trained on other
+            pre-processing (its card's illumination), which would silently change what it learnt.
+    """
+    import keras
+
+    from fer.metadata import metadata_path, read_metadata
+
+    if not source.is_file():
+        raise SystemExit(f"--init-from: no model at {source}")
+    card = read_metadata(source) if metadata_path(source).is_file() else {}
+    trained_arch = card.get("architecture", {}).get("name")
+    if trained_arch and trained_arch != config.arch:
+        raise SystemExit(f"--init-from: {source} is a {trained_arch}, not a {config.arch}")
+    trained_illumination = card.get("preprocessing", {}).get("illumination")
+    if trained_illumination and trained_illumination != config.illumination:
+        raise SystemExit(f"--init-from: {source} was trained with --illumination {trained_illumination}, "
+                         f"not {config.illumination}")
+    trained = keras.models.load_model(source, compile=False)
+    shapes = [w.shape for w in trained.get_weights()]
+    if shapes != [w.shape for w in core.get_weights()]:
+        raise SystemExit(f"--init-from: the weights of {source} do not fit {config.arch}")
+    core.set_weights(trained.get_weights())
+    print(f"warm start from {source}", flush=True)
 
 
 def _truncate_history(path: Path, epochs: int) -> None:
@@ -348,7 +384,22 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
         "keras": f"{keras.__version__} ({backend} backend)",
         "command": "python -m fer.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
+    if config.init_from:
+        card["warm_start"] = _warm_start_record(Path(config.init_from))
     write_metadata(model_path, card)
+
+
+def _warm_start_record(source: Path) -> dict:
+    """What the warm start began from, so the card traces the whole training (all epochs and time)."""
+    from fer.metadata import metadata_path, read_metadata
+
+    record: dict = {"from": str(source)}
+    if metadata_path(source).is_file():
+        card = read_metadata(source)
+        record.update({key: card.get(key) for key in ("command", "epochs_completed", "train_wall_seconds", "machine")})
+        if card.get("warm_start"):
+            record["warm_start"] = card["warm_start"]
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:

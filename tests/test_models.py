@@ -100,3 +100,30 @@ def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch, capsys):
     assert len(list(csv.DictReader(open(out / "history.csv")))) == 3
     with pytest.raises(SystemExit, match="other hyper-parameters"):
         train(args(3, lr="1e-2"), out)
+
+
+def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path, n=32)
+
+    def run(name, *extra):
+        return train(parse_args(["--data", str(data), "--out", str(tmp_path / name), "--batch-size", "16",
+                                 *extra])[0], tmp_path / name)
+
+    first = run("first", "--epochs", "1")
+    # Zero epochs: the saved model is exactly the warm start, so the weights must match.
+    second = run("second", "--epochs", "0", "--init-from", str(first))
+    a = keras.models.load_model(first, compile=False).get_weights()
+    b = keras.models.load_model(second, compile=False).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    card = json.loads((tmp_path / "second" / "model.json").read_text())
+    assert card["warm_start"]["from"] == str(first) and card["warm_start"]["epochs_completed"] == 1
+
+    with pytest.raises(SystemExit, match="is a paper, not a paper_bn"):
+        run("third", "--arch", "paper_bn", "--epochs", "0", "--init-from", str(first))
+    with pytest.raises(SystemExit, match="trained with --illumination none, not hist"):
+        run("fourth", "--illumination", "hist", "--epochs", "0", "--init-from", str(first))
+    with pytest.raises(SystemExit, match="no model at"):
+        run("fifth", "--epochs", "0", "--init-from", str(tmp_path / "missing.h5"))
