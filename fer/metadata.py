@@ -87,3 +87,20 @@ def machine_description() -> str:
         f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+
+
+def training_commands(card: dict[str, Any]) -> list[str]:
+    """The training commands behind a card, first to last (a warm start's source comes first).
+
+    A model trained with ``--init-from`` records what it started from under ``warm_start``,
+    possibly nested; reproducing it needs that whole chain.
+    """
+    chain: list[str] = []
+    start = card.get("warm_start")
+    while start:
+        if start.get("command"):
+            chain.insert(0, start["command"])
+        start = start.get("warm_start")
+    if card.get("command"):
+        chain.append(card["command"])
+    return chain

@@ -31,9 +31,9 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
     card["name"] = name
     card["released_from"] = str(run)
     card["notes"] = list(notes or [])
-    history = run / "history.csv"
-    if history.is_file():
-        shutil.copyfile(history, models_dir / f"{name}.history.csv")
+    history = combined_history(run)
+    if history is not None:
+        history.to_csv(models_dir / f"{name}.history.csv", index=False)
         card["history"] = f"{name}.history.csv"
     card["evaluate_command"] = f"python -m fer.evaluate --model models/{name}.h5" + (" --tta" if tta else "")
     write_metadata(target, card)
@@ -42,6 +42,30 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
         evaluation.predictions.to_csv(predictions_path(target, use_tta), index=False)
         update_card(target, evaluation, use_tta)
     return target
+
+
+def combined_history(run: Path):
+    """The run's ``history.csv``, preceded by its warm start's (``cycle`` 1, 2, ...), or ``None``.
+
+    Epochs are renumbered end to end so the curves show the whole training of a warm-restarted
+    model, not only its last cycle.
+    """
+    import pandas as pd
+
+    parts, seen = [], set()
+    while run is not None and (run / "history.csv").is_file() and run.resolve() not in seen:
+        seen.add(run.resolve())
+        parts.insert(0, pd.read_csv(run / "history.csv"))
+        card_path = run / "model.json"
+        source = read_metadata(run / "model.h5").get("warm_start", {}).get("from") if card_path.is_file() else None
+        run = Path(source).parent if source else None
+    if not parts:
+        return None
+    for cycle, part in enumerate(parts, start=1):
+        part.insert(0, "cycle", cycle)
+    history = pd.concat(parts, ignore_index=True)
+    history["epoch"] = range(len(history))
+    return history
 
 
 def main(argv: list[str] | None = None) -> int:

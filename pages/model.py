@@ -4,7 +4,15 @@ import pandas as pd
 import streamlit as st
 
 from fer.labels import EMOTIONS
+from fer.metadata import training_commands
 from fer_app import charts, resources, widgets
+
+# Card keys written by scripts/ablation_table.py, in the order they are shown.
+ABLATION_TABLES = (
+    ("ablation", "Each change added to the one before (GPU runs, 30 epochs planned)"),
+    ("ablation_10_epochs", "The same chain, every row 10 epochs (same length)"),
+    ("landmark_experiment", "The paper's feature-extraction hypothesis: dlib landmarks as a second input"),
+)
 
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
@@ -66,9 +74,13 @@ def render() -> None:
     if card.get("notes"):
         st.subheader("Notes", divider="gray")
         st.markdown("\n".join(f"- {note}" for note in card["notes"]))
-    if card.get("ablation"):
+    tables = [(key, title) for key, title in ABLATION_TABLES if card.get(key)]
+    if tables:
         st.subheader("Ablation", divider="gray")
-        st.dataframe(pd.DataFrame(card["ablation"]), hide_index=True, key="model_ablation")
+        st.caption("PublicTest (our validation split) only: the test split is never used to choose.")
+        for key, title in tables:
+            st.markdown(f"**{title}**")
+            st.dataframe(pd.DataFrame(card[key]), hide_index=True, key=f"model_{key}")
 
     st.subheader("Training curves", divider="gray")
     history = resources.load_history(model)
@@ -84,7 +96,7 @@ def render() -> None:
             st.caption(f"{len(history)} epochs, {history['epoch_seconds'].mean():.1f} s per epoch on average.")
 
     st.subheader("How to reproduce", divider="gray")
-    steps = [card.get("command", "# (no training command recorded)")]
+    steps = training_commands(card) or ["# (no training command recorded)"]
     if card.get("evaluate_command"):
         steps.append(card["evaluate_command"])
     st.code("\n".join(steps), language="bash")

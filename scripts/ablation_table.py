@@ -104,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                  "PublicTest (final)": round(r["final"], 4), "PublicTest (best epoch)": round(r["best"], 4)}
                 for r in table if r["run"].startswith("abl")]
         public = card["metrics"]["PublicTest"]["accuracy"]
-        rows.append({"run": card["name"], "change": "this model: vgg_small + BN + fast augmentation + AdamW cosine "
-                     "+ label smoothing + hist. equalisation (CPU, batch 256)",
-                     "epochs": f"{card['epochs_completed']}/{card['training']['epochs']}",
-                     "PublicTest (final)": public, "PublicTest (best epoch)": None})
+        epochs = f"{card['epochs_completed']}/{card['training']['epochs']}"
+        if card.get("warm_start"):  # a second cosine cycle from an earlier model: count both
+            epochs = f"{card['warm_start']['epochs_completed']} + {epochs} (warm restart)"
+        rows.append({"run": card["name"], "change": f"this model: {card['training']['arch']} + BN + fast augmentation "
+                     "+ AdamW cosine + label smoothing + hist. equalisation (CPU, batch 256)",
+                     "epochs": epochs, "PublicTest (final)": public, "PublicTest (best epoch)": None})
         if args.at_epoch:
             card[f"ablation_{args.at_epoch}_epochs"] = rows
         else:

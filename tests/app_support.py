@@ -74,12 +74,15 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "train_wall_seconds": 12.5,
         "machine": "test machine",
         "keras": keras.__version__,
-        "command": f"python -m fer.train --arch tiny --out runs/{name}",
+        "command": f"python -m fer.train --arch tiny --out runs/{name} --init-from runs/{name}_first/model.h5",
+        "warm_start": {"from": f"runs/{name}_first/model.h5", "command": f"python -m fer.train --arch tiny "
+                       f"--out runs/{name}_first", "epochs_completed": 2},
         "metrics": metrics,
         "metrics_tta": metrics,
         "metrics_ferplus": metrics,
         "notes": ["A note from the card."],
         "ablation": [{"variant": "baseline", "PrivateTest": 0.60}, {"variant": "+ hist", "PrivateTest": 0.61}],
+        "landmark_experiment": [{"run": "lm0_paper", "final": 0.59}, {"run": "lm1_landmarks", "final": 0.6}],
     }
     (folder / f"{name}.json").write_text(json.dumps(card))
     pd.DataFrame({

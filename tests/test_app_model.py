@@ -20,10 +20,13 @@ def test_model_card(app_env):
                    "Against FER+ majority labels (faces with emotion votes)", "Notes", "Ablation",
                    "Training curves", "How to reproduce"):
         assert header in headers
-    assert any(c.startswith("python -m fer.train --arch tiny --out runs/tiny") for c in texts(at.code))
+    # A warm-started model: reproducing it takes the first run's command, then its own.
+    assert any(c.startswith("python -m fer.train --arch tiny --out runs/tiny_first\n"
+                            "python -m fer.train --arch tiny --out runs/tiny --init-from") for c in texts(at.code))
     assert any("Model: tiny_cnn" in c for c in texts(at.code))
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
+    assert any(list(t.columns) == ["run", "final"] for t in tables)  # the landmark experiment
     assert any("accuracy" in t.columns and set(t.index) == {"PublicTest", "PrivateTest"} for t in tables)
     assert any("A note from the card." in m for m in texts(at.markdown))
     # 3 accuracy bars + 3 x 2 confusion matrices (plain, TTA, FER+) + 3 training curves.

@@ -70,3 +70,31 @@ def test_evaluate_cli_reproduces_paper_card_exactly(tmp_path, capsys):
     assert len(written) == 7178 and list(written.columns) == ["row", "split", "true", "pred", *PROB_COLUMNS]
     released = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
     assert (written["pred"] == released["pred"]).all()
+
+
+def test_warm_restart_history_and_commands_chain(tmp_path):
+    from fer.metadata import training_commands, write_metadata
+    from fer.release import combined_history
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for run, epochs in ((first, 3), (second, 2)):
+        run.mkdir()
+        pd.DataFrame({"epoch": range(epochs), "val_accuracy": np.linspace(0.3, 0.5, epochs)}).to_csv(
+            run / "history.csv", index=False)
+    write_metadata(first / "model.h5", {"command": "python -m fer.train --out first"})
+    write_metadata(second / "model.h5", {
+        "command": "python -m fer.train --out second --init-from first/model.h5",
+        "warm_start": {"from": str(first / "model.h5"), "command": "python -m fer.train --out first"},
+    })
+    history = combined_history(second)
+    assert list(history["epoch"]) == [0, 1, 2, 3, 4] and list(history["cycle"]) == [1, 1, 1, 2, 2]
+    assert combined_history(tmp_path / "missing") is None
+    card = json.loads((second / "model.json").read_text())
+    assert training_commands(card) == ["python -m fer.train --out first",
+                                       "python -m fer.train --out second --init-from first/model.h5"]
+
+
+def test_best_model_card_carries_the_ablation():
+    card = json.loads((MODELS_DIR / "fer_best.json").read_text())
+    assert [row["run"] for row in card["ablation"]][:2] == ["abl0_paper", "abl1_bn"]
+    assert {row["run"] for row in card["landmark_experiment"]} == {"lm0_paper", "lm1_landmarks"}
