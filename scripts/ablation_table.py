@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a fresh clone
 
 ROWS = [
     ("abl0_paper", "paper CNN (first reconstruction, 1.11M), Adam 1e-3, batch 128, 30 epochs"),
