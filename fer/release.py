@@ -11,9 +11,13 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer.metadata import read_metadata, write_metadata
 from fer.paths import MODELS_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = False, data: str | None = None,
@@ -44,7 +48,7 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
     return target
 
 
-def combined_history(run: Path):
+def combined_history(run: Path) -> pd.DataFrame | None:
     """The run's ``history.csv``, preceded by its warm start's (``cycle`` 1, 2, ...), or ``None``.
 
     Epochs are renumbered end to end so the curves show the whole training of a warm-restarted
