@@ -38,6 +38,7 @@ SHORT_ROWS = [
     ("abl2_aug_fast", "+ augmentation (flip, shift, zoom, erase)"),
     ("abl3_adamw", "+ AdamW 2e-3, weight decay 0.05, cosine after 1 warm-up epoch, label smoothing 0.1"),
     ("abl4_hist_adamw", "+ histogram equalisation"),
+    ("abl5_vgg_small", "+ vgg_small instead of the paper network (1.77M parameters)"),
 ]
 LANDMARK_ROWS = [("lm0_paper", "paper CNN, face only"), ("lm1_landmarks", "paper CNN + 68 dlib landmarks input")]
 
