@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer.metadata import read_metadata, write_metadata
+from fer.metadata import metadata_path, read_metadata, write_metadata
 from fer.paths import MODELS_DIR
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ def combined_history(run: Path) -> pd.DataFrame | None:
     while run is not None and (run / "history.csv").is_file() and run.resolve() not in seen:
         seen.add(run.resolve())
         parts.insert(0, pd.read_csv(run / "history.csv"))
-        card_path = run / "model.json"
-        source = read_metadata(run / "model.h5").get("warm_start", {}).get("from") if card_path.is_file() else None
+        model = run / "model.h5"
+        source = read_metadata(model).get("warm_start", {}).get("from") if metadata_path(model).is_file() else None
         run = Path(source).parent if source else None
     if not parts:
         return None

@@ -331,11 +331,10 @@ def warm_start(core, source: Path, config: TrainConfig) -> None:
     if trained_illumination and trained_illumination != config.illumination:
         raise SystemExit(f"--init-from: {source} was trained with --illumination {trained_illumination}, "
                          f"not {config.illumination}")
-    trained = keras.models.load_model(source, compile=False)
-    shapes = [w.shape for w in trained.get_weights()]
-    if shapes != [w.shape for w in core.get_weights()]:
+    weights = keras.models.load_model(source, compile=False).get_weights()
+    if [w.shape for w in weights] != [w.shape for w in core.get_weights()]:
         raise SystemExit(f"--init-from: the weights of {source} do not fit {config.arch}")
-    core.set_weights(trained.get_weights())
+    core.set_weights(weights)
     print(f"warm start from {source}", flush=True)
 
 
