@@ -89,18 +89,31 @@ def machine_description() -> str:
     )
 
 
-def training_commands(card: dict[str, Any]) -> list[str]:
-    """The training commands behind a card, first to last (a warm start's source comes first).
+@dataclass(frozen=True)
+class TrainingCycle:
+    """One ``python -m fer.train`` run in a model's history (a warm restart adds one)."""
+
+    command: str | None
+    epochs: int | None
+    wall_seconds: float | None
+    machine: str | None
+
+
+def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
+    """The training runs behind a card, first to last (a warm start's source comes first).
 
     A model trained with ``--init-from`` records what it started from under ``warm_start``,
-    possibly nested; reproducing it needs that whole chain.
+    possibly nested; its epochs and wall time are the sum over this whole chain.
     """
-    chain: list[str] = []
-    start = card.get("warm_start")
-    while start:
-        if start.get("command"):
-            chain.insert(0, start["command"])
-        start = start.get("warm_start")
-    if card.get("command"):
-        chain.append(card["command"])
-    return chain
+    cycles: list[TrainingCycle] = []
+    record: dict[str, Any] | None = card
+    while record:
+        cycles.insert(0, TrainingCycle(record.get("command"), record.get("epochs_completed"),
+                                       record.get("train_wall_seconds"), record.get("machine")))
+        record = record.get("warm_start")
+    return cycles
+
+
+def training_commands(card: dict[str, Any]) -> list[str]:
+    """The training commands behind a card, first to last; reproducing a warm start needs them all."""
+    return [cycle.command for cycle in training_cycles(card) if cycle.command]

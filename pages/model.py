@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fer.labels import EMOTIONS
-from fer.metadata import training_commands
+from fer.metadata import training_commands, training_cycles
 from fer_app import charts, resources, widgets
 
 # Card keys written by scripts/ablation_table.py, in the order they are shown.
@@ -56,11 +56,17 @@ def render() -> None:
     st.markdown(f"### {model.name}  \n`{model.path.name}` · architecture **{arch.get('name', '?')}**")
     cols = st.columns(4)
     cols[0].metric("Parameters", f"{arch['parameters']:,}" if "parameters" in arch else "–")
-    cols[1].metric("Epochs", card.get("epochs_completed", "–"))
-    wall = card.get("train_wall_seconds")
-    cols[2].metric("Training wall time", f"{wall / 60:.1f} min" if wall else "–")
+    # A warm-restarted model's epochs and wall time are those of its whole chain of runs.
+    cycles = training_cycles(card)
+    epochs = [c.epochs for c in cycles if c.epochs is not None]
+    walls = [c.wall_seconds for c in cycles if c.wall_seconds is not None]
+    cols[1].metric("Epochs", sum(epochs) if epochs else "–")
+    cols[2].metric("Training wall time", f"{sum(walls) / 60:.1f} min" if walls else "–")
     cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
     st.caption(f"Machine: {card.get('machine', 'unknown')} · {card.get('keras', '')}")
+    if len(cycles) > 1:
+        st.caption(f"Trained in {len(cycles)} runs, each a warm restart from the one before: "
+                   + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in cycles) + " epochs.")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             table.append({"run": name, "change": label, **summary, "public_test_here": local})
         print()
     if args.write_card:
-        from fer.metadata import read_metadata, write_metadata
+        from fer.metadata import read_metadata, training_cycles, write_metadata
 
         card = read_metadata(args.write_card)
         rows = [{"run": r["run"], "change": r["change"], "epochs": f"{r['epochs_done']}/{r['epochs_planned']}",
@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 for r in table if r["run"].startswith("abl")]
         public = card["metrics"]["PublicTest"]["accuracy"]
         epochs = f"{card['epochs_completed']}/{card['training']['epochs']}"
-        if card.get("warm_start"):  # a second cosine cycle from an earlier model: count both
-            epochs = f"{card['warm_start']['epochs_completed']} + {epochs} (warm restart)"
+        cycles = training_cycles(card)
+        if len(cycles) > 1:  # cosine cycles warm-restarted from earlier models: count them all
+            epochs = " + ".join(str(c.epochs) for c in cycles[:-1]) + f" + {epochs} (warm restarts)"
         rows.append({"run": card["name"], "change": f"this model: {card['training']['arch']} + BN + fast augmentation "
                      "+ AdamW cosine + label smoothing + hist. equalisation (CPU, batch 256)",
                      "epochs": epochs, "PublicTest (final)": public, "PublicTest (best epoch)": None})

@@ -13,8 +13,10 @@ def test_model_card(app_env):
     at = open_page("pages/model.py")
     assert any("tiny" in m and "architecture **tiny**" in m for m in texts(at.markdown))
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Training wall time"] == "0.2 min"
-    assert metrics["Epochs"] == "3"
+    # A warm-started model counts its whole chain: 2 + 3 epochs, 6.5 + 12.5 s.
+    assert metrics["Training wall time"] == "0.3 min"
+    assert metrics["Epochs"] == "5"
+    assert any("Trained in 2 runs" in c and "2 + 3 epochs" in c for c in texts(at.caption))
     headers = texts(at.subheader)
     for header in ("Test metrics", "Test metrics with flip test-time augmentation",
                    "Against FER+ majority labels (faces with emotion votes)", "Notes", "Ablation",

@@ -94,6 +94,18 @@ def test_warm_restart_history_and_commands_chain(tmp_path):
                                        "python -m fer.train --out second --init-from first/model.h5"]
 
 
+def test_training_cycles_walk_nested_warm_starts():
+    from fer.metadata import TrainingCycle, training_cycles
+
+    card = {"command": "c3", "epochs_completed": 14, "train_wall_seconds": 30.0, "machine": "m",
+            "warm_start": {"from": "b.h5", "command": "c2", "epochs_completed": 22, "train_wall_seconds": 20.0,
+                           "warm_start": {"from": "a.h5", "command": "c1", "epochs_completed": 15}}}
+    cycles = training_cycles(card)
+    assert [c.command for c in cycles] == ["c1", "c2", "c3"]
+    assert sum(c.epochs for c in cycles) == 51 and cycles[0].wall_seconds is None
+    assert training_cycles({"command": "only"}) == [TrainingCycle("only", None, None, None)]
+
+
 def test_best_model_card_carries_the_ablation():
     card = json.loads((MODELS_DIR / "fer_best.json").read_text())
     assert [row["run"] for row in card["ablation"]][:2] == ["abl0_paper", "abl1_bn"]
