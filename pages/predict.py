@@ -32,7 +32,7 @@ def render() -> None:
     analysed = []
     for photo_index, photo in enumerate(inputs):
         try:
-            result = pipeline.analyze_bytes(photo.data, illumination=opts.illumination)
+            result = pipeline.analyze_bytes(photo.data, illumination=opts.illumination, tta=opts.tta)
         except ImageDecodeError as err:
             reason = str(err).rstrip()
             st.error(f"**{photo.name}** cannot be read: {reason}{'.' if reason[-1:].isalnum() else ''}",
