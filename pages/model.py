@@ -63,7 +63,8 @@ def render() -> None:
     cols[1].metric("Epochs", sum(epochs) if epochs else "–")
     cols[2].metric("Training wall time", f"{sum(walls) / 60:.1f} min" if walls else "–")
     cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
-    st.caption(f"Machine: {card.get('machine', 'unknown')} · {card.get('keras', '')}")
+    machines = list(dict.fromkeys(c.machine for c in cycles if c.machine)) or ["unknown"]
+    st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)} · {card.get('keras', '')}")
     if len(cycles) > 1:
         st.caption(f"Trained in {len(cycles)} runs, each a warm restart from the one before: "
                    + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in cycles) + " epochs.")
