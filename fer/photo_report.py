@@ -16,11 +16,11 @@ import numpy as np
 
 from fer.labels import EMOTIONS
 
-CSV_FIELDS: tuple[str, ...] = ("file", "face", "x", "y", "w", "h", "label", "score", *EMOTIONS)
+CSV_FIELDS: tuple[str, ...] = ("file", "face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
 
 
 def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -> list[dict[str, Any]]:
-    """One JSON-ready record per photo: file name, size, detector, faces and timings."""
+    """One JSON-ready record per photo: file name, size, detector, TTA, faces and timings."""
     records = []
     for name, result in named_results:
         records.append({
@@ -29,6 +29,8 @@ def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -
             "size": [int(v) for v in result.original_size],
             "detector": result.detector,
             "illumination": result.display_illumination,
+            "model_illumination": result.model_illumination,
+            "tta": bool(result.tta),
             "faces": [face.to_dict() for face in result.faces],
             "timings_ms": {k: round(float(v), 1) for k, v in result.timings.items()},
         })
@@ -41,7 +43,7 @@ def results_json(named_results: Sequence[tuple[str, Any]], model: str = "") -> s
 
 
 def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
-    """One CSV row per face: file, face number (1-based), box, label, score, 7 probabilities."""
+    """One CSV row per face: file, face number (1-based), box, label, score, TTA (0/1), 7 probabilities."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
@@ -49,7 +51,7 @@ def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
         for i, face in enumerate(result.faces, start=1):
             x, y, w, h = (int(v) for v in face.box)
             writer.writerow([
-                name, i, x, y, w, h, face.label, f"{face.score:.6f}",
+                name, i, x, y, w, h, face.label, f"{face.score:.6f}", int(bool(result.tta)),
                 *(f"{face.probabilities[e]:.6f}" for e in EMOTIONS),
             ])
     return buffer.getvalue()

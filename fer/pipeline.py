@@ -107,6 +107,7 @@ class PhotoResult:
         model_illumination: the correction the model was trained with (and got).
         display_illumination: the correction of ``FaceResult.display_face``.
         detector: the detector's name.
+        tta: whether each face's probabilities average it with its mirror image.
     """
 
     faces: tuple[FaceResult, ...]
@@ -117,6 +118,7 @@ class PhotoResult:
     model_illumination: str
     display_illumination: str
     detector: str
+    tta: bool = False
 
     def boxes_image(self, probabilities: bool = False) -> np.ndarray:
         """The photo with every face's box and label (and probability bars if asked)."""
@@ -315,8 +317,9 @@ class FerPipeline:
             gray_faces[i] = align_face(gray, face_points, size)
         timings["align"] = (time.perf_counter() - tick) * 1000
 
+        use_tta = self.tta if tta is None else tta
         tick = time.perf_counter()
-        probs = self.classify(gray_faces, tta)
+        probs = self.classify(gray_faces, use_tta)
         timings["classify"] = (time.perf_counter() - tick) * 1000
 
         faces = []
@@ -348,4 +351,5 @@ class FerPipeline:
             model_illumination=self.model_illumination,
             display_illumination=display,
             detector=self.detector_name,
+            tta=use_tta,
         )

@@ -363,6 +363,14 @@ def test_tta_averages_the_mirror_image(pipeline):
 
 
 @needs_photos
+def test_photo_result_records_whether_tta_was_used(pipeline):
+    path = PHOTOS_DIR / "fr_obama_small.jpg"
+    plain, flipped = pipeline.analyze_path(path, tta=False), pipeline.analyze_path(path, tta=True)
+    assert (plain.tta, flipped.tta, pipeline.analyze_path(path).tta) == (False, True, pipeline.tta)
+    assert plain.faces[0].probabilities != flipped.faces[0].probabilities
+
+
+@needs_photos
 def test_one_pipeline_serves_threads(pipeline):
     names = ["fr_obama_small.jpg", "isf_rob_lowe_lfw.jpg", "fr_two_people.jpg", "dlib_2009_004587.jpg"]
     expected = {n: [f.to_dict() for f in pipeline.analyze_path(PHOTOS_DIR / n).faces] for n in names}
