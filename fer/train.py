@@ -336,6 +336,11 @@ def warm_start(core, source: Path, config: TrainConfig) -> None:
         raise SystemExit(f"--init-from: the weights of {source} do not fit {config.arch}")
     core.set_weights(weights)
     print(f"warm start from {source}", flush=True)
+    if card.get("training", {}).get("seed") == config.seed and config.augment:
+        # The seed fixes the shuffle and every augmentation draw: the new cycle would replay the
+        # source's batches epoch by epoch (training accuracy jumps as it re-learns them).
+        print(f"warning: --seed {config.seed} is the seed {source} was trained with, so this run replays "
+              "its shuffled, augmented batches; pass another --seed for fresh ones", file=sys.stderr, flush=True)
 
 
 def _truncate_history(path: Path, epochs: int) -> None:

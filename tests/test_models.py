@@ -102,7 +102,7 @@ def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch, capsys):
         train(args(3, lr="1e-2"), out)
 
 
-def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch):
+def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch, capsys):
     import json
 
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
@@ -120,6 +120,13 @@ def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch):
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     card = json.loads((tmp_path / "second" / "model.json").read_text())
     assert card["warm_start"]["from"] == str(first) and card["warm_start"]["epochs_completed"] == 1
+
+    # Augmented warm restarts with the source's seed would replay its batches: warned, not refused.
+    capsys.readouterr()
+    run("replay", "--epochs", "0", "--augment", "flip", "--init-from", str(first))
+    assert "replays its shuffled, augmented batches" in capsys.readouterr().err
+    run("fresh", "--epochs", "0", "--augment", "flip", "--seed", "1", "--init-from", str(first))
+    assert "replays" not in capsys.readouterr().err
 
     with pytest.raises(SystemExit, match="is a paper, not a paper_bn"):
         run("third", "--arch", "paper_bn", "--epochs", "0", "--init-from", str(first))
