@@ -99,6 +99,20 @@ class TrainingCycle:
     machine: str | None
 
 
+def run_record(model_path: str | Path) -> dict[str, Any]:
+    """What a model was trained by, for the card of a model made from it (a warm start's
+    source, a soup's member): its path and its card's run keys and own ``warm_start``, so
+    :func:`training_cycles` can trace the whole chain (all epochs and time).
+    """
+    record: dict[str, Any] = {"from": str(model_path)}
+    if metadata_path(model_path).is_file():
+        card = read_metadata(model_path)
+        record.update({key: card.get(key) for key in ("command", "epochs_completed", "train_wall_seconds", "machine")})
+        if card.get("warm_start"):
+            record["warm_start"] = card["warm_start"]
+    return record
+
+
 def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
     """The training runs behind a card, first to last (a warm start's source comes first).
 

@@ -363,7 +363,7 @@ def _core_of(train_model):
 def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, train_eval: dict, history) -> None:
     import keras
 
-    from fer.metadata import machine_description, write_metadata
+    from fer.metadata import machine_description, run_record, write_metadata
 
     summary: list[str] = []
     core.summary(print_fn=lambda line, *a, **k: summary.append(line))
@@ -389,21 +389,8 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
         "command": "python -m fer.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
     if config.init_from:
-        card["warm_start"] = _warm_start_record(Path(config.init_from))
+        card["warm_start"] = run_record(Path(config.init_from))
     write_metadata(model_path, card)
-
-
-def _warm_start_record(source: Path) -> dict:
-    """What the warm start began from, so the card traces the whole training (all epochs and time)."""
-    from fer.metadata import metadata_path, read_metadata
-
-    record: dict = {"from": str(source)}
-    if metadata_path(source).is_file():
-        card = read_metadata(source)
-        record.update({key: card.get(key) for key in ("command", "epochs_completed", "train_wall_seconds", "machine")})
-        if card.get("warm_start"):
-            record["warm_start"] = card["warm_start"]
-    return record
 
 
 def main(argv: list[str] | None = None) -> int:

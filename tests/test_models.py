@@ -134,3 +134,45 @@ def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch, 
         run("fourth", "--illumination", "hist", "--epochs", "0", "--init-from", str(first))
     with pytest.raises(SystemExit, match="no model at"):
         run("fifth", "--epochs", "0", "--init-from", str(tmp_path / "missing.h5"))
+
+
+def test_soup_averages_weights_and_recalibrates_batchnorm(tmp_path, monkeypatch):
+    from fer.metadata import read_metadata, training_cycles
+    from fer.soup import make_soup, recalibrate_batchnorm
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path, n=32)
+
+    def run(name, *extra):
+        return train(parse_args(["--data", str(data), "--out", str(tmp_path / name), "--batch-size", "16",
+                                 "--arch", "paper_bn", "--epochs", "1", *extra])[0], tmp_path / name)
+
+    first = run("first")
+    second = run("second", "--seed", "1", "--init-from", str(first))
+    soup_path = make_soup([first, second], tmp_path / "soup", data=str(data), bn_faces=16)
+    members = [keras.models.load_model(p, compile=False) for p in (first, second)]
+    soup = keras.models.load_model(soup_path, compile=False)
+    for name in ("conv1_1", "dense", "probabilities"):
+        expected = (members[0].get_layer(name).get_weights()[0] + members[1].get_layer(name).get_weights()[0]) / 2
+        np.testing.assert_allclose(soup.get_layer(name).get_weights()[0], expected, rtol=1e-5, atol=1e-6)
+    card = read_metadata(soup_path)
+    assert [c.epochs for c in training_cycles(card)] == [1, 1, 0]
+    assert training_cycles(card)[-1].command.startswith("python -m fer.soup --model")
+    assert [m["from"] for m in card["soup"]["members"]] == [str(first), str(second)]
+    assert "metrics" not in card and card["preprocessing"] == read_metadata(second)["preprocessing"]
+
+    # Recalibrated, every batch-norm layer normalises these very faces: each channel's output
+    # has the layer's beta as mean and gamma squared as variance.
+    x = np.random.default_rng(1).integers(0, 256, (40, 48, 48, 1)).astype(np.float32)
+    assert recalibrate_batchnorm(soup, x, batch_size=16) >= 6
+    for layer in (la for la in soup.layers if isinstance(la, keras.layers.BatchNormalization)):
+        out = np.asarray(keras.Model(soup.inputs, layer.output)(x, training=False), dtype=np.float64)
+        axes = tuple(range(out.ndim - 1))
+        gamma, beta = (v.numpy() for v in (layer.gamma, layer.beta))
+        np.testing.assert_allclose(out.mean(axis=axes), beta, atol=1e-3)
+        variance = layer.moving_variance.numpy()
+        np.testing.assert_allclose(out.var(axis=axes), gamma**2 * variance / (variance + layer.epsilon),
+                                   rtol=1e-3, atol=1e-4)
+
+    with pytest.raises(ValueError, match="differ in architecture"):
+        make_soup([first, run("other", "--arch", "paper")], tmp_path / "bad", data=str(data), bn_faces=16)
