@@ -66,7 +66,7 @@ def recalibrate_batchnorm(model: keras.Model, x: np.ndarray, batch_size: int = 5
 
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in layers:
-        probe = keras.Model(model.inputs, layer.input)
+        probe = keras.Model(model.input, layer.input)
         total = total_sq = None
         count = 0
         for start in range(0, len(x), batch_size):
