@@ -65,9 +65,17 @@ def render() -> None:
     cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
     machines = list(dict.fromkeys(c.machine for c in cycles if c.machine)) or ["unknown"]
     st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)} · {card.get('keras', '')}")
-    if len(cycles) > 1:
-        st.caption(f"Trained in {len(cycles)} runs, each a warm restart from the one before: "
-                   + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in cycles) + " epochs.")
+    # A soup's own step (fer.soup) is the chain's last record, with no epochs of its own.
+    soup = card.get("soup") or {}
+    runs = cycles[:-1] if soup else cycles
+    if len(runs) > 1:
+        st.caption(f"Trained in {len(runs)} runs, each a warm restart from the one before: "
+                   + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in runs) + " epochs.")
+    if soup:
+        members = [str(m.get("from", "?")) for m in soup.get("members", [])]
+        st.caption(f"Its weights are the average of {len(members)} snapshots ({', '.join(members)}), with "
+                   f"batch-norm statistics re-estimated on {soup.get('bn_faces', '?')} training faces and "
+                   "their mirror images (`python -m fer.soup`).")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

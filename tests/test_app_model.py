@@ -37,6 +37,31 @@ def test_model_card(app_env):
     assert len(at.sidebar.get("plotly_chart")) == 1  # the selected model's accuracy
 
 
+def test_model_card_of_a_soup(monkeypatch, tmp_path, tmp_path_factory):
+    import json
+    import shutil
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    (card_path,) = folder.glob("*.json")
+    card = json.loads(card_path.read_text())
+    # The soup's own step joins the chain with no epochs: 2 + 3 + 0, and is not called a run.
+    card["warm_start"] = {k: card[k] for k in ("command", "epochs_completed", "train_wall_seconds", "warm_start")}
+    card.update(command="python -m fer.soup --model a.h5 --model b.h5 --out runs/soup", epochs_completed=0,
+                train_wall_seconds=60.0, soup={"members": [{"from": "a.h5"}, {"from": "b.h5"}], "bn_faces": 8000})
+    card_path.write_text(json.dumps(card))
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/model.py")
+    assert {m.label: m.value for m in at.metric}["Epochs"] == "5"
+    captions = texts(at.caption)
+    assert any("Trained in 2 runs" in c and "2 + 3 epochs" in c for c in captions)
+    assert any("average of 2 snapshots (a.h5, b.h5)" in c and "8000 training faces" in c for c in captions)
+    (steps,) = [c for c in texts(at.code) if "fer.soup" in c]
+    lines = steps.splitlines()
+    assert lines[0].endswith("--out runs/tiny_first") and "--init-from" in lines[1]
+    assert lines[2] == "python -m fer.soup --model a.h5 --model b.h5 --out runs/soup"
+
+
 def test_model_page_without_a_model(monkeypatch, tmp_path):
     empty = tmp_path / "none"
     empty.mkdir()
