@@ -110,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         public = card["metrics"]["PublicTest"]["accuracy"]
         epochs = f"{card['epochs_completed']}/{card['training']['epochs']}"
         cycles = training_cycles(card)
-        if len(cycles) > 1:  # cosine cycles warm-restarted from earlier models: count them all
+        change = (f"this model: {card['training']['arch']} + BN + fast augmentation + AdamW cosine + label "
+                  "smoothing + hist. equalisation (CPU, batch 256)")
+        if card.get("soup"):  # its last record is the averaging step (fer.soup), not an epoch of training
+            epochs = " + ".join(str(c.epochs) for c in cycles[:-1]) + " (warm restarts)"
+            change += f" + weight average of {len(card['soup']['members'])} snapshots"
+        elif len(cycles) > 1:  # cosine cycles warm-restarted from earlier models: count them all
             epochs = " + ".join(str(c.epochs) for c in cycles[:-1]) + f" + {epochs} (warm restarts)"
-        rows.append({"run": card["name"], "change": f"this model: {card['training']['arch']} + BN + fast augmentation "
-                     "+ AdamW cosine + label smoothing + hist. equalisation (CPU, batch 256)",
+        rows.append({"run": card["name"], "change": change,
                      "epochs": epochs, "PublicTest (final)": public, "PublicTest (best epoch)": None})
         if args.at_epoch:
             card[f"ablation_{args.at_epoch}_epochs"] = rows
