@@ -128,6 +128,14 @@ def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
     return cycles
 
 
+def training_runs(card: dict[str, Any]) -> list[TrainingCycle]:
+    """The ``fer.train`` runs behind a card: :func:`training_cycles` without a soup's own
+    averaging step (``fer.soup`` records itself as the chain's last step, with no epochs).
+    """
+    cycles = training_cycles(card)
+    return cycles[:-1] if card.get("soup") else cycles
+
+
 def training_commands(card: dict[str, Any]) -> list[str]:
     """The training commands behind a card, first to last; reproducing a warm start needs them all."""
     return [cycle.command for cycle in training_cycles(card) if cycle.command]

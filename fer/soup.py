@@ -132,6 +132,7 @@ def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces:
     out.mkdir(parents=True, exist_ok=True)
     target = out / "model.h5"
     soup.save(target)
+    records = [run_record(path) for path in members]
     card = {k: v for k, v in cards[-1].items() if k not in _STALE_KEYS}
     card.update({
         "name": out.name,
@@ -140,8 +141,8 @@ def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces:
         "machine": machine_description(),
         "command": command or "python -m fer.soup " + " ".join(f"--model {shlex.quote(str(m))}" for m in members)
         + f" --out {shlex.quote(str(out))}",
-        "warm_start": run_record(members[-1]),
-        "soup": {"members": [run_record(path) for path in members], "bn_faces": len(chosen),
+        "warm_start": records[-1],
+        "soup": {"members": records, "bn_faces": len(chosen),
                  "bn_layers": layers, "bn_seed": seed},
     })
     write_metadata(target, card)

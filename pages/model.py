@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fer.labels import EMOTIONS
-from fer.metadata import training_commands, training_cycles
+from fer.metadata import training_commands, training_cycles, training_runs
 from fer_app import charts, resources, widgets
 
 # Card keys written by scripts/ablation_table.py, in the order they are shown.
@@ -65,13 +65,11 @@ def render() -> None:
     cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
     machines = list(dict.fromkeys(c.machine for c in cycles if c.machine)) or ["unknown"]
     st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)} · {card.get('keras', '')}")
-    # A soup's own step (fer.soup) is the chain's last record, with no epochs of its own.
-    soup = card.get("soup") or {}
-    runs = cycles[:-1] if soup else cycles
+    runs = training_runs(card)
     if len(runs) > 1:
         st.caption(f"Trained in {len(runs)} runs, each a warm restart from the one before: "
                    + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in runs) + " epochs.")
-    if soup:
+    if soup := card.get("soup"):
         members = [str(m.get("from", "?")) for m in soup.get("members", [])]
         st.caption(f"Its weights are the average of {len(members)} snapshots ({', '.join(members)}), with "
                    f"batch-norm statistics re-estimated on {soup.get('bn_faces', '?')} training faces and "

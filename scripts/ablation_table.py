@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             table.append({"run": name, "change": label, **summary, "public_test_here": local})
         print()
     if args.write_card:
-        from fer.metadata import read_metadata, training_cycles, write_metadata
+        from fer.metadata import read_metadata, training_runs, write_metadata
 
         card = read_metadata(args.write_card)
         rows = [{"run": r["run"], "change": r["change"], "epochs": f"{r['epochs_done']}/{r['epochs_planned']}",
@@ -109,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                 for r in table if r["run"].startswith("abl")]
         public = card["metrics"]["PublicTest"]["accuracy"]
         epochs = f"{card['epochs_completed']}/{card['training']['epochs']}"
-        cycles = training_cycles(card)
+        runs = training_runs(card)
         change = (f"this model: {card['training']['arch']} + BN + fast augmentation + AdamW cosine + label "
                   "smoothing + hist. equalisation (CPU, batch 256)")
-        if card.get("soup"):  # its last record is the averaging step (fer.soup), not an epoch of training
-            epochs = " + ".join(str(c.epochs) for c in cycles[:-1]) + " (warm restarts)"
+        if card.get("soup"):  # every run is an earlier model's; the card's own step is the averaging
+            epochs = " + ".join(str(c.epochs) for c in runs) + " (warm restarts)"
             change += f" + weight average of {len(card['soup']['members'])} snapshots"
-        elif len(cycles) > 1:  # cosine cycles warm-restarted from earlier models: count them all
-            epochs = " + ".join(str(c.epochs) for c in cycles[:-1]) + f" + {epochs} (warm restarts)"
+        elif len(runs) > 1:  # cosine cycles warm-restarted from earlier models: count them all
+            epochs = " + ".join(str(c.epochs) for c in runs[:-1]) + f" + {epochs} (warm restarts)"
         rows.append({"run": card["name"], "change": change,
                      "epochs": epochs, "PublicTest (final)": public, "PublicTest (best epoch)": None})
         if args.at_epoch:
