@@ -32,6 +32,7 @@ import contextlib
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -241,9 +242,7 @@ class AnnotationStore:
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
-            # WAL is a property of the file, set once; several processes may race to create it,
-            # which busy_timeout (set in _connect) serialises.
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             with _transaction(conn):
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -384,6 +383,31 @@ class AnnotationStore:
                 appended += 1
             return appended
 
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Put the database file in WAL mode, waiting out other processes doing the same.
+
+    Switching the journal mode needs an exclusive lock and SQLite answers SQLITE_BUSY at once,
+    without calling the busy handler, when another connection holds any lock (seen in CI as
+    "database is locked" with eight processes opening a new file together), so we retry here.
+
+    Raises:
+        sqlite3.OperationalError: if the file stays locked for ``timeout_s`` or fails otherwise.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            busy = (getattr(err, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing as mp
 import os
@@ -241,10 +242,33 @@ def test_threads_share_one_store(store):
     assert store.count() == 200 and len(store.current()) == 200
 
 
+@contextlib.contextmanager
+def _reaped(processes):
+    """Start daemon processes and kill any still alive on exit.
+
+    A worker stuck forever (e.g. at a barrier whose peer crashed) must fail its test, not hang
+    pytest at exit, where multiprocessing joins every non-daemon child: that cost a CI run.
+    """
+    for p in processes:
+        p.daemon = True
+        p.start()
+    try:
+        yield processes
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.kill()
+            p.join(timeout=10)
+
+
 def _process_writer(path, worker, writes, barrier, results):
-    store = AnnotationStore(path)  # Each process opens the file itself, racing to create it.
-    barrier.wait()
     errors = []
+    try:
+        barrier.wait(timeout=60)  # All eight open the new file at once: the race CI once lost.
+        store = AnnotationStore(path)
+    except (sqlite3.Error, threading.BrokenBarrierError) as err:
+        results.put([repr(err)])
+        return
     for i in range(writes):
         try:
             store.add(worker * writes + i, "relabel", EMOTIONS[i % 7], annotator=f"p{worker}")
@@ -259,11 +283,10 @@ def test_eight_processes_write_at_once(tmp_path):
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     workers = [ctx.Process(target=_process_writer, args=(path, w, writes, barrier, results)) for w in range(processes)]
-    for p in workers:
-        p.start()
-    errors = [e for _ in workers for e in results.get(timeout=60)]
-    for p in workers:
-        p.join(timeout=30)
+    with _reaped(workers):
+        errors = [e for _ in workers for e in results.get(timeout=120)]
+        for p in workers:
+            p.join(timeout=30)
     assert errors == []
     assert [p.exitcode for p in workers] == [0] * processes
     store = AnnotationStore(path)
@@ -284,12 +307,12 @@ def test_sigkilled_writer_leaves_database_intact(tmp_path):
     path = tmp_path / "killed.sqlite3"
     store = AnnotationStore(path)
     writer = mp.get_context("spawn").Process(target=_endless_writer, args=(str(path),))
-    writer.start()
-    deadline = time.monotonic() + 60
-    while store.count() < 300 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.join(timeout=30)
+    with _reaped([writer]):
+        deadline = time.monotonic() + 60
+        while store.count() < 300 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join(timeout=30)
     assert writer.exitcode == -signal.SIGKILL
     assert store.integrity_check() == "ok"
     count = store.count()
