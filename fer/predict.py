@@ -4,7 +4,10 @@ Each PATH is a photo or a folder of photos. For every photo it prints the faces 
 label, score), or with ``--json`` one JSON object per line::
 
     {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "label": "happy", "score": 0.93,
-     "probabilities": {"angry": 0.01, ...}}], "error": null}
+     "probabilities": {"angry": 0.01, ...}}], "tta": false, "error": null}
+
+``"tta"`` says whether the probabilities average each face with its mirror image (``--tta``),
+so saved results say how they were made; the CSV has it as a 0/1 column.
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
 command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
@@ -34,7 +37,7 @@ if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not f
 # Suffixes taken from a folder (a file given by name is tried whatever its suffix, since the
 # format is read from the bytes).
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-CSV_FIELDS: tuple[str, ...] = ("path", "face", "x", "y", "w", "h", "label", "score", *EMOTIONS)
+CSV_FIELDS: tuple[str, ...] = ("path", "face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,11 @@ class PhotoOutcome:
     faces: tuple[dict, ...]
     error: str | None = None
     timings: dict[str, float] | None = None
+    tta: bool = False
 
     def to_json(self) -> str:
-        """One JSON line: ``{"path", "faces", "error"}``."""
-        return json.dumps({"path": str(self.path), "faces": list(self.faces), "error": self.error})
+        """One JSON line: ``{"path", "faces", "tta", "error"}``."""
+        return json.dumps({"path": str(self.path), "faces": list(self.faces), "tta": self.tta, "error": self.error})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,16 +94,18 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
     try:
         result = pipeline.analyze_path(path)
     except (ImageDecodeError, OSError) as err:
-        return PhotoOutcome(path, (), error=_describe(err, path))
+        return PhotoOutcome(path, (), error=_describe(err, path), tta=pipeline.tta)
     except Exception as err:  # noqa: BLE001 - one bad photo must not stop the others
-        return PhotoOutcome(path, (), error=f"analysis failed ({type(err).__name__}: {err})")
+        return PhotoOutcome(path, (), error=f"analysis failed ({type(err).__name__}: {err})", tta=pipeline.tta)
     faces = tuple(face.to_dict() for face in result.faces)
     if annotate_dir is not None:
         try:
             write_annotated(result, annotated_path(annotate_dir, path, taken if taken is not None else set()))
         except OSError as err:
-            return PhotoOutcome(path, faces, error=f"cannot write the annotated image: {err}", timings=result.timings)
-    return PhotoOutcome(path, faces, timings=result.timings)
+            return PhotoOutcome(
+                path, faces, error=f"cannot write the annotated image: {err}", timings=result.timings, tta=result.tta
+            )
+    return PhotoOutcome(path, faces, timings=result.timings, tta=result.tta)
 
 
 def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:
@@ -155,7 +161,7 @@ def csv_rows(outcome: PhotoOutcome) -> Iterator[dict[str, object]]:
     for i, face in enumerate(outcome.faces, start=1):
         x, y, w, h = face["box"]
         row: dict[str, object] = {"path": str(outcome.path), "face": i, "x": x, "y": y, "w": w, "h": h,
-                                  "label": face["label"], "score": face["score"]}
+                                  "label": face["label"], "score": face["score"], "tta": int(outcome.tta)}
         row.update(face["probabilities"])
         yield row
 

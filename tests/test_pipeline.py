@@ -449,14 +449,27 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1, "a file that could not be read makes the exit code 1"
     first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"path", "faces", "error"} and first["error"] is None
+    assert set(first) == {"path", "faces", "tta", "error"} and first["error"] is None
+    assert first["tta"] is False
     if MANIFEST.is_file():
         (face,) = first["faces"]
         assert set(face) == {"box", "label", "score", "probabilities"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
-    assert second == {"path": str(bad), "faces": [], "error": second["error"]}
+    assert second == {"path": str(bad), "faces": [], "tta": False, "error": second["error"]}
     assert "not an image" in second["error"]
+
+
+def test_cli_records_tta_in_json_and_on_errors(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a photo at all")
+    good = tmp_path / "blank.png"
+    good.write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    assert main([str(good), str(bad), "--json", "--tta", "--model", str(tiny_model)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["tta"] for line in lines] == [True, True]
 
 
 @needs_photos
@@ -477,5 +490,6 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     with table.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and set(EMOTIONS) <= set(rows[0])
+    assert {row["tta"] for row in rows} == {"0"}
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
