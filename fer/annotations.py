@@ -384,13 +384,13 @@ class AnnotationStore:
             return appended
 
 
-
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
     """Put the database file in WAL mode, waiting out other processes doing the same.
 
-    Switching the journal mode needs an exclusive lock and SQLite answers SQLITE_BUSY at once,
-    without calling the busy handler, when another connection holds any lock (seen in CI as
-    "database is locked" with eight processes opening a new file together), so we retry here.
+    Switching the journal mode needs an exclusive lock, and while other connections are switching
+    or creating the same new file SQLite can answer SQLITE_BUSY without waiting out
+    ``busy_timeout`` (seen in CI as "database is locked" with eight processes opening a new file
+    together; about one run in five here), so we retry until ``timeout_s``.
 
     Raises:
         sqlite3.OperationalError: if the file stays locked for ``timeout_s`` or fails otherwise.
@@ -408,6 +408,7 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float = BUSY_TIMEOUT_MS / 1
                 raise
             time.sleep(delay)
             delay = min(2 * delay, 0.05)
+
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
