@@ -49,6 +49,8 @@ class TrainConfig:
     limit: int = 0
     steps_per_execution: int = 1
     init_from: str = ""
+    soft_targets: str = ""
+    soft_weight: float = 0.5
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -80,7 +82,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--steps-per-execution", type=int, default=1)
     p.add_argument("--init-from", default="",
                    help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
+    p.add_argument("--soft-targets", default="",
+                   help="distillation: teacher targets .npz from python -m fer.distill")
+    p.add_argument("--soft-weight", type=float, default=0.5,
+                   help="share of the teacher in each target (the rest is the one-hot label)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.soft_weight <= 1.0:
+        p.error(f"--soft-weight must be in [0, 1], not {args.soft_weight}")
     augment: tuple[str, ...] = ()
     if args.augment:
         augment = AUGMENTATIONS if args.augment == "all" else tuple(a.strip() for a in args.augment.split(","))
@@ -93,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         schedule=args.schedule, warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         augment=augment, illumination=args.illumination, landmarks=args.landmarks,
         time_budget=args.time_budget, limit=args.limit, steps_per_execution=args.steps_per_execution,
-        init_from=args.init_from,
+        init_from=args.init_from, soft_targets=args.soft_targets, soft_weight=args.soft_weight,
     )
     return config, Path(args.out)
 
@@ -189,7 +197,8 @@ def train(config: TrainConfig, out: Path) -> Path:
     hparams_path = out / "hparams.json"
     hparams = asdict(config)
     if hparams_path.is_file() and checkpoint.is_file():
-        previous = json.loads(hparams_path.read_text())
+        # Switches added since a run started take their defaults, so older runs still resume.
+        previous = {**asdict(TrainConfig()), "augment": [], **json.loads(hparams_path.read_text())}
         current = dict(hparams, augment=list(config.augment))
         ignored = ["time_budget"]
         if config.schedule == "constant":
@@ -280,11 +289,17 @@ def train(config: TrainConfig, out: Path) -> Path:
     def onehot(labels: np.ndarray) -> np.ndarray:
         return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
+    targets = onehot(y_train)
+    if config.soft_targets:
+        from fer.distill import blend_targets, load_soft_targets
+
+        targets = blend_targets(y_train, load_soft_targets(config.soft_targets, rows_train), config.soft_weight)
+
     history = None
     if initial_epoch < config.epochs:
         history = train_model.fit(
             _inputs(x_train, rows_train, config, landmark_table),
-            onehot(y_train),
+            targets,
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
@@ -398,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     config, out = parse_args(argv)
     if config.data and not config.data.endswith(".npz") and not Path(config.data).exists():
         print(f"error: data not found: {config.data}", file=sys.stderr)
+        return 2
+    if config.soft_targets and not Path(config.soft_targets).is_file():
+        print(f"error: soft targets not found: {config.soft_targets}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     train(config, out)

@@ -1,0 +1,133 @@
+"""Soft targets for knowledge distillation: ``python -m fer.distill``.
+
+``python -m fer.distill --teacher runs/a/model.h5 --teacher runs/b/model.h5 --out runs/teacher.npz``
+
+Averages the teachers' flip-TTA probabilities on every Training face, softens them with a
+temperature, and stores them by CSV row. ``python -m fer.train --soft-targets runs/teacher.npz
+--soft-weight W`` then trains on ``(1 - W) * one-hot label + W * teacher``: the teachers' "dark
+knowledge" (which wrong classes a face resembles) and a partial vote against FER2013's noisy
+labels, computed once here instead of running the teachers in every training step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fer.labels import NUM_CLASSES
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Returns ``softmax(log(p) / T)`` row-wise: T > 1 flattens, T < 1 sharpens.
+
+    Args:
+        probabilities: (N, C) rows of probabilities.
+        temperature: the distillation temperature (> 0).
+
+    Raises:
+        ValueError: a temperature that is not positive.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, not {temperature}")
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def blend_targets(labels: np.ndarray, soft: np.ndarray, weight: float) -> np.ndarray:
+    """Returns float32 ``(1 - weight) * one_hot(labels) + weight * soft`` (rows sum to 1).
+
+    Raises:
+        ValueError: a weight outside [0, 1] or shapes that do not match.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"soft-target weight must be in [0, 1], not {weight}")
+    if soft.shape != (len(labels), NUM_CLASSES):
+        raise ValueError(f"soft targets of shape {soft.shape} for {len(labels)} labels")
+    onehot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return ((1.0 - weight) * onehot + weight * soft).astype(np.float32)
+
+
+def teacher_probabilities(model_paths: list[Path], faces: np.ndarray) -> np.ndarray:
+    """Averages the teachers' flip-TTA probabilities on uint8 faces (N, 48, 48).
+
+    Each teacher gets its own illumination correction from its card.
+
+    Raises:
+        FileNotFoundError: a teacher without its model file or card.
+        ValueError: a landmark-input teacher (it would need landmarks for every face).
+    """
+    import keras
+
+    from fer.evaluate import predict_probabilities
+    from fer.metadata import metadata_path, read_metadata
+
+    total = np.zeros((len(faces), NUM_CLASSES))
+    for path in model_paths:
+        if not path.is_file() or not metadata_path(path).is_file():
+            raise FileNotFoundError(f"{path}: no model with a card (model .h5 and .json) there")
+        card = read_metadata(path)
+        if card.get("preprocessing", {}).get("landmarks"):
+            raise ValueError(f"{path}: landmark-input teachers are not supported")
+        model = keras.models.load_model(path, compile=False)
+        illumination = card.get("preprocessing", {}).get("illumination", "none")
+        total += predict_probabilities(model, faces, illumination, tta=True, batch_size=512)
+    return total / len(model_paths)
+
+
+def load_soft_targets(path: str | Path, rows: np.ndarray) -> np.ndarray:
+    """Returns the stored soft targets of CSV ``rows``, in that order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        KeyError: a row the file has no target for.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"soft targets not found: {path}")
+    with np.load(path) as archive:
+        stored_rows, stored = archive["rows"], archive["targets"]
+    index = {int(row): i for i, row in enumerate(stored_rows)}
+    missing = [int(row) for row in rows if int(row) not in index]
+    if missing:
+        raise KeyError(f"{path} has no soft target for {len(missing)} rows (first: CSV row {missing[0]})")
+    return stored[[index[int(row)] for row in rows]].astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m fer.distill", description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", action="append", required=True, type=Path, help="a teacher .h5 (repeat)")
+    parser.add_argument("--out", required=True, type=Path, help="output .npz")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--data", default=None, help="FER2013 CSV (default: the shared one)")
+    args = parser.parse_args(argv)
+
+    from fer.data import load_fer2013
+    from fer.paths import FER2013_CSV
+
+    faces, labels, rows = load_fer2013(args.data or FER2013_CSV).split("Training")
+    try:
+        probabilities = teacher_probabilities(args.teacher, faces)
+        targets = soften(probabilities, args.temperature)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python -m fer.distill " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32),
+                        teachers=np.array([str(p) for p in args.teacher]),
+                        temperature=args.temperature, command=command)
+    agreement = float((probabilities.argmax(1) == labels).mean())
+    print(f"wrote {args.out}: {len(rows)} faces, teachers agree with the label on {agreement:.2%}, "
+          f"mean top target {targets.max(1).mean():.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from test_models import _toy_csv  # noqa: E402
+
+from fer.distill import blend_targets, load_soft_targets, main, soften  # noqa: E402
+from fer.train import parse_args, train  # noqa: E402
+
+
+def test_soften_and_blend():
+    p = np.array([[0.7, 0.2, 0.1, 0, 0, 0, 0], [1 / 7] * 7])
+    np.testing.assert_allclose(soften(p, 1.0), p, atol=1e-9)
+    flat = soften(p, 2.0)
+    np.testing.assert_allclose(flat.sum(1), 1.0)
+    # T = 2 takes square roots before renormalising (zeros count as 1e-12): the order stays, the gaps shrink.
+    np.testing.assert_allclose(flat[0, :3], np.sqrt(p[0, :3]) / np.sqrt(p[0, :3]).sum(), rtol=1e-4)
+    np.testing.assert_allclose(flat[1], p[1])
+    with pytest.raises(ValueError, match="positive"):
+        soften(p, 0.0)
+
+    blended = blend_targets(np.array([3, 0]), p.astype(np.float32), 0.25)
+    assert blended.dtype == np.float32
+    np.testing.assert_allclose(blended.sum(1), 1.0, rtol=1e-6)
+    assert blended[0, 3] == pytest.approx(0.75) and blended[0, 0] == pytest.approx(0.25 * 0.7)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        blend_targets(np.array([3, 0]), p, 1.5)
+
+
+def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monkeypatch, capsys):
+    from fer.data import load_fer2013
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path, n=64)
+
+    def run(name, *extra):
+        return train(parse_args(["--data", str(data), "--out", str(tmp_path / name), "--batch-size", "16",
+                                 "--lr", "3e-3", *extra])[0], tmp_path / name)
+
+    teacher = run("teacher", "--epochs", "1")
+    out = tmp_path / "teacher.npz"
+    assert main(["--teacher", str(teacher), "--out", str(out), "--temperature", "2", "--data", str(data)]) == 0
+    assert "48 faces" in capsys.readouterr().out
+    faces, labels, rows = load_fer2013(str(data)).split("Training")
+    targets = load_soft_targets(out, rows[::-1])
+    assert targets.shape == (48, 7)
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-5)
+    with pytest.raises(KeyError, match="no soft target for 1 rows"):
+        load_soft_targets(out, np.array([10_000]))
+    assert main(["--teacher", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.npz"),
+                 "--data", str(data)]) == 2
+
+    # A teacher that swaps happy (3) and sad (4), at full weight: the student must learn the swap.
+    swapped = np.eye(7, dtype=np.float32)[np.where(labels == 3, 4, 3)]
+    np.savez(tmp_path / "swapped.npz", rows=rows, targets=swapped)
+    student = run("student", "--epochs", "4", "--soft-targets", str(tmp_path / "swapped.npz"), "--soft-weight", "1")
+    model = keras.models.load_model(student, compile=False)
+    predicted = model.predict(faces[..., None].astype(np.float32), verbose=0).argmax(1)
+    assert (predicted == labels).mean() < 0.2
