@@ -99,6 +99,17 @@ def load_soft_targets(path: str | Path, rows: np.ndarray) -> np.ndarray:
     return stored[[index[int(row)] for row in rows]].astype(np.float32)
 
 
+def describe_soft_targets(path: str | Path) -> dict:
+    """Returns what a soft-target file records of its making (teachers, temperature, command)."""
+    with np.load(path) as archive:
+        return {
+            "targets": str(path),
+            "teachers": [str(t) for t in archive["teachers"]] if "teachers" in archive else [],
+            "temperature": float(archive["temperature"]) if "temperature" in archive else None,
+            "command": str(archive["command"]) if "command" in archive else "",
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m fer.distill", description=__doc__.splitlines()[0])

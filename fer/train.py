@@ -405,6 +405,10 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
     }
     if config.init_from:
         card["warm_start"] = run_record(Path(config.init_from))
+    if config.soft_targets:
+        from fer.distill import describe_soft_targets
+
+        card["distillation"] = dict(describe_soft_targets(config.soft_targets), weight=config.soft_weight)
     write_metadata(model_path, card)
 
 

@@ -5,7 +5,7 @@ keras = pytest.importorskip("keras")
 
 from test_models import _toy_csv  # noqa: E402
 
-from fer.distill import blend_targets, load_soft_targets, main, soften  # noqa: E402
+from fer.distill import blend_targets, describe_soft_targets, load_soft_targets, main, soften  # noqa: E402
 from fer.train import parse_args, train  # noqa: E402
 
 
@@ -42,6 +42,9 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     out = tmp_path / "teacher.npz"
     assert main(["--teacher", str(teacher), "--out", str(out), "--temperature", "2", "--data", str(data)]) == 0
     assert "48 faces" in capsys.readouterr().out
+    recorded = describe_soft_targets(out)
+    assert recorded["teachers"] == [str(teacher)] and recorded["temperature"] == 2.0
+    assert recorded["command"].startswith("python -m fer.distill --teacher")
     faces, labels, rows = load_fer2013(str(data)).split("Training")
     targets = load_soft_targets(out, rows[::-1])
     assert targets.shape == (48, 7)
@@ -55,6 +58,11 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     swapped = np.eye(7, dtype=np.float32)[np.where(labels == 3, 4, 3)]
     np.savez(tmp_path / "swapped.npz", rows=rows, targets=swapped)
     student = run("student", "--epochs", "4", "--soft-targets", str(tmp_path / "swapped.npz"), "--soft-weight", "1")
+    from fer.metadata import read_metadata
+
+    card = read_metadata(student)["distillation"]
+    assert card["weight"] == 1.0 and card["targets"].endswith("swapped.npz") and card["teachers"] == []
+    assert read_metadata(student)["training"]["soft_targets"] == card["targets"]
     model = keras.models.load_model(student, compile=False)
     predicted = model.predict(faces[..., None].astype(np.float32), verbose=0).argmax(1)
     assert (predicted == labels).mean() < 0.2
