@@ -24,6 +24,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,21 +92,20 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
     """Runs the pipeline on one file; unreadable files become an outcome with an error."""
     from fer.image_io import ImageDecodeError
 
+    outcome = partial(PhotoOutcome, path, tta=pipeline.tta)  # the CLI never overrides the pipeline's TTA
     try:
         result = pipeline.analyze_path(path)
     except (ImageDecodeError, OSError) as err:
-        return PhotoOutcome(path, (), error=_describe(err, path), tta=pipeline.tta)
+        return outcome((), error=_describe(err, path))
     except Exception as err:  # noqa: BLE001 - one bad photo must not stop the others
-        return PhotoOutcome(path, (), error=f"analysis failed ({type(err).__name__}: {err})", tta=pipeline.tta)
+        return outcome((), error=f"analysis failed ({type(err).__name__}: {err})")
     faces = tuple(face.to_dict() for face in result.faces)
     if annotate_dir is not None:
         try:
             write_annotated(result, annotated_path(annotate_dir, path, taken if taken is not None else set()))
         except OSError as err:
-            return PhotoOutcome(
-                path, faces, error=f"cannot write the annotated image: {err}", timings=result.timings, tta=result.tta
-            )
-    return PhotoOutcome(path, faces, timings=result.timings, tta=result.tta)
+            return outcome(faces, error=f"cannot write the annotated image: {err}", timings=result.timings)
+    return outcome(faces, timings=result.timings)
 
 
 def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:

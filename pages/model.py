@@ -74,6 +74,11 @@ def render() -> None:
         st.caption(f"Its weights are the average of {len(members)} snapshots ({', '.join(members)}), with "
                    f"batch-norm statistics re-estimated on {soup.get('bn_faces', '?')} training faces and "
                    "their mirror images (`python -m fer.soup`).")
+    if distilled := card.get("distillation"):
+        teachers = ", ".join(distilled.get("teachers") or ["?"])
+        st.caption(f"The last training run learnt from blended targets: {1 - distilled.get('weight', 0):.2f} × the "
+                   f"FER2013 label + {distilled.get('weight', 0):.2f} × the averaged flip-TTA probabilities of "
+                   f"{teachers} at temperature {distilled.get('temperature', '?')} (`python -m fer.distill`).")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

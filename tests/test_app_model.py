@@ -27,6 +27,7 @@ def test_model_card(app_env):
     assert any(c.startswith("python -m fer.train --arch tiny --out runs/tiny_first\n"
                             "python -m fer.train --arch tiny --out runs/tiny --init-from") for c in texts(at.code))
     assert any("Model: tiny_cnn" in c for c in texts(at.code))
+    assert not any("blended targets" in c for c in texts(at.caption))
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
     assert any(list(t.columns) == ["run", "final"] for t in tables)  # the landmark experiment
@@ -48,7 +49,8 @@ def test_model_card_of_a_soup(monkeypatch, tmp_path, tmp_path_factory):
     # The soup's own step joins the chain with no epochs: 2 + 3 + 0, and is not called a run.
     card["warm_start"] = {k: card[k] for k in ("command", "epochs_completed", "train_wall_seconds", "warm_start")}
     card.update(command="python -m fer.soup --model a.h5 --model b.h5 --out runs/soup", epochs_completed=0,
-                train_wall_seconds=60.0, soup={"members": [{"from": "a.h5"}, {"from": "b.h5"}], "bn_faces": 8000})
+                train_wall_seconds=60.0, soup={"members": [{"from": "a.h5"}, {"from": "b.h5"}], "bn_faces": 8000},
+                distillation={"teachers": ["t1.h5", "t2.h5"], "temperature": 2.0, "weight": 0.5})
     card_path.write_text(json.dumps(card))
     use_app_env(monkeypatch, tmp_path, folder)
     at = open_page("pages/model.py")
@@ -56,6 +58,8 @@ def test_model_card_of_a_soup(monkeypatch, tmp_path, tmp_path_factory):
     captions = texts(at.caption)
     assert any("Trained in 2 runs" in c and "2 + 3 epochs" in c for c in captions)
     assert any("average of 2 snapshots (a.h5, b.h5)" in c and "8000 training faces" in c for c in captions)
+    assert any("0.50 × the FER2013 label + 0.50 × the averaged flip-TTA probabilities of t1.h5, t2.h5 at "
+               "temperature 2.0" in c for c in captions)
     (steps,) = [c for c in texts(at.code) if "fer.soup" in c]
     lines = steps.splitlines()
     assert lines[0].endswith("--out runs/tiny_first") and "--init-from" in lines[1]
