@@ -137,5 +137,15 @@ def training_runs(card: dict[str, Any]) -> list[TrainingCycle]:
 
 
 def training_commands(card: dict[str, Any]) -> list[str]:
-    """The training commands behind a card, first to last; reproducing a warm start needs them all."""
-    return [cycle.command for cycle in training_cycles(card) if cycle.command]
+    """The training commands behind a card, first to last; reproducing a warm start needs them all.
+
+    A distilled run's teacher targets (``fer.distill``) are made just before the run that reads them.
+    """
+    commands = [cycle.command for cycle in training_cycles(card) if cycle.command]
+    distill = card.get("distillation") or {}
+    targets = distill.get("targets")
+    if distill.get("command") and targets:
+        readers = [i for i, command in enumerate(commands) if f"--soft-targets {targets}" in command]
+        if readers:
+            commands.insert(readers[0], distill["command"])
+    return commands

@@ -93,6 +93,20 @@ def test_warm_restart_history_and_commands_chain(tmp_path):
     assert training_commands(card) == ["python -m fer.train --out first",
                                        "python -m fer.train --out second --init-from first/model.h5"]
 
+    # A distilled run needs its teacher targets made first: that command goes just before it.
+    distilled = {
+        "command": "python -m fer.soup --model second/model.h5 --model third/model.h5 --out soup",
+        "warm_start": {"command": "python -m fer.train --out third --soft-targets t.npz --init-from second/model.h5",
+                       "warm_start": card["warm_start"] | {"warm_start": None}},
+        "distillation": {"targets": "t.npz", "command": "python -m fer.distill --teacher first/model.h5 --out t.npz"},
+    }
+    assert training_commands(distilled) == [
+        "python -m fer.train --out first", "python -m fer.distill --teacher first/model.h5 --out t.npz",
+        "python -m fer.train --out third --soft-targets t.npz --init-from second/model.h5",
+        distilled["command"],
+    ]
+    assert training_commands(distilled | {"distillation": {"targets": "other.npz", "command": "x"}})[1] != "x"
+
 
 def test_training_cycles_walk_nested_warm_starts():
     from fer.metadata import TrainingCycle, training_cycles
