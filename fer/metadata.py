@@ -129,11 +129,14 @@ def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
 
 
 def training_runs(card: dict[str, Any]) -> list[TrainingCycle]:
-    """The ``fer.train`` runs behind a card: :func:`training_cycles` without a soup's own
-    averaging step (``fer.soup`` records itself as the chain's last step, with no epochs).
+    """The ``fer.train`` runs behind a card: :func:`training_cycles` without the averaging steps
+    (``fer.soup`` records itself as a step of the chain, with no epochs; a later run may start
+    from such an average).
     """
     cycles = training_cycles(card)
-    return cycles[:-1] if card.get("soup") else cycles
+    if card.get("soup"):
+        cycles = cycles[:-1]
+    return [cycle for cycle in cycles if not (cycle.command or "").startswith("python -m fer.soup")]
 
 
 def training_commands(card: dict[str, Any]) -> list[str]:

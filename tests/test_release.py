@@ -109,7 +109,7 @@ def test_warm_restart_history_and_commands_chain(tmp_path):
 
 
 def test_training_cycles_walk_nested_warm_starts():
-    from fer.metadata import TrainingCycle, training_cycles
+    from fer.metadata import TrainingCycle, training_cycles, training_runs
 
     card = {"command": "c3", "epochs_completed": 14, "train_wall_seconds": 30.0, "machine": "m",
             "warm_start": {"from": "b.h5", "command": "c2", "epochs_completed": 22, "train_wall_seconds": 20.0,
@@ -118,6 +118,14 @@ def test_training_cycles_walk_nested_warm_starts():
     assert [c.command for c in cycles] == ["c1", "c2", "c3"]
     assert sum(c.epochs for c in cycles) == 51 and cycles[0].wall_seconds is None
     assert training_cycles({"command": "only"}) == [TrainingCycle("only", None, None, None)]
+
+    # A run that started from an average: neither averaging step is a training run.
+    soup = {"command": "python -m fer.soup --model c3 --model c4 --out s2", "epochs_completed": 0, "soup": {},
+            "warm_start": {"command": "c4", "epochs_completed": 11,
+                           "warm_start": {"command": "python -m fer.soup --model c2 --model c3 --out s1",
+                                          "epochs_completed": 0, "warm_start": card}}}
+    assert [c.command for c in training_runs(soup)] == ["c1", "c2", "c3", "c4"]
+    assert len(training_cycles(soup)) == 6
 
 
 def test_best_model_card_carries_the_ablation():
