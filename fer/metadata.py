@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,21 @@ def training_commands(card: dict[str, Any]) -> list[str]:
     distill = card.get("distillation") or {}
     targets = distill.get("targets")
     if distill.get("command") and targets:
-        readers = [i for i, command in enumerate(commands) if f"--soft-targets {targets}" in command]
+        readers = [i for i, command in enumerate(commands) if _option_value(command, "--soft-targets") == targets]
         if readers:
             commands.insert(readers[0], distill["command"])
     return commands
+
+
+def _option_value(command: str, option: str) -> str | None:
+    """The value a command line gives ``option`` (``--opt value`` or ``--opt=value``), else None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # an unbalanced quote: not a command we wrote
+        return None
+    for i, word in enumerate(words):
+        if word == option and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith(option + "="):
+            return word[len(option) + 1:]
+    return None

@@ -106,6 +106,12 @@ def test_warm_restart_history_and_commands_chain(tmp_path):
         distilled["command"],
     ]
     assert training_commands(distilled | {"distillation": {"targets": "other.npz", "command": "x"}})[1] != "x"
+    reader = distilled["warm_start"]
+    reader["command"] = reader["command"].replace("--soft-targets ", "--soft-targets=")
+    assert training_commands(distilled)[1].startswith("python -m fer.distill")
+    # A longer path that merely starts like the targets is another file.
+    reader["command"] = "python -m fer.train --soft-targets t.npz.old"
+    assert not any("fer.distill" in c for c in training_commands(distilled))
 
 
 def test_training_cycles_walk_nested_warm_starts():
