@@ -80,18 +80,32 @@ def teacher_probabilities(model_paths: list[Path], faces: np.ndarray) -> np.ndar
     return total / len(model_paths)
 
 
-def load_soft_targets(path: str | Path, rows: np.ndarray) -> np.ndarray:
+def load_soft_targets(path: str | Path, rows: np.ndarray, data_sha256: str = "") -> np.ndarray:
     """Returns the stored soft targets of CSV ``rows``, in that order.
+
+    Args:
+        path: an ``.npz`` from :func:`main`.
+        rows: CSV rows of the training faces.
+        data_sha256: the training data's checksum; when both it and the file's are known they
+            must agree, since rows only line up within one dataset.
 
     Raises:
         FileNotFoundError: no such file.
+        ValueError: not a soft-target file, or targets of another dataset.
         KeyError: a row the file has no target for.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"soft targets not found: {path}")
-    with np.load(path) as archive:
-        stored_rows, stored = archive["rows"], archive["targets"]
+    try:
+        with np.load(path) as archive:
+            stored_rows, stored = archive["rows"], archive["targets"]
+            source = str(archive["source_sha256"]) if "source_sha256" in archive else ""
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path} is not a soft-target file from python -m fer.distill ({err})") from err
+    if source and data_sha256 and source != data_sha256:
+        raise ValueError(f"{path} was made from another dataset (SHA-256 {source[:12]}…, "
+                         f"training data {data_sha256[:12]}…)")
     index = {int(row): i for i, row in enumerate(stored_rows)}
     missing = [int(row) for row in rows if int(row) not in index]
     if missing:
@@ -116,14 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher", action="append", required=True, type=Path, help="a teacher .h5 (repeat)")
     parser.add_argument("--out", required=True, type=Path, help="output .npz")
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--data", default=None, help="FER2013 CSV (default: the shared one)")
+    parser.add_argument("--data", default=None, help="FER2013 CSV or image folder (default: the shared CSV)")
     args = parser.parse_args(argv)
+    if args.temperature <= 0:
+        parser.error(f"--temperature must be positive, not {args.temperature}")
+
+    missing = [str(t) for t in args.teacher if not t.is_file()]
+    if missing:
+        print(f"error: teacher model not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
 
     from fer.data import load_fer2013
     from fer.paths import FER2013_CSV
 
-    faces, labels, rows = load_fer2013(args.data or FER2013_CSV).split("Training")
     try:
+        dataset = load_fer2013(args.data or FER2013_CSV)
+        faces, labels, rows = dataset.split("Training")
         probabilities = teacher_probabilities(args.teacher, faces)
         targets = soften(probabilities, args.temperature)
     except (FileNotFoundError, ValueError) as err:
@@ -131,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m fer.distill " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32),
+    np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32), source_sha256=dataset.checksum,
                         teachers=np.array([str(p) for p in args.teacher]),
                         temperature=args.temperature, command=command)
     agreement = float((probabilities.argmax(1) == labels).mean())

@@ -109,8 +109,9 @@ def run_record(model_path: str | Path) -> dict[str, Any]:
     if metadata_path(model_path).is_file():
         card = read_metadata(model_path)
         record.update({key: card.get(key) for key in ("command", "epochs_completed", "train_wall_seconds", "machine")})
-        if card.get("warm_start"):
-            record["warm_start"] = card["warm_start"]
+        for key in ("warm_start", "distillation"):
+            if card.get(key):
+                record[key] = card[key]
     return record
 
 
@@ -146,12 +147,14 @@ def training_commands(card: dict[str, Any]) -> list[str]:
     A distilled run's teacher targets (``fer.distill``) are made just before the run that reads them.
     """
     commands = [cycle.command for cycle in training_cycles(card) if cycle.command]
-    distill = card.get("distillation") or {}
-    targets = distill.get("targets")
-    if distill.get("command") and targets:
+    record: dict[str, Any] | None = card
+    while record:  # each distilled run of the chain records its own targets
+        distill = record.get("distillation") or {}
+        targets = distill.get("targets")
         readers = [i for i, command in enumerate(commands) if _option_value(command, "--soft-targets") == targets]
-        if readers:
+        if distill.get("command") and targets and readers and distill["command"] not in commands:
             commands.insert(readers[0], distill["command"])
+        record = record.get("warm_start")
     return commands
 
 

@@ -84,9 +84,12 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
     p.add_argument("--soft-targets", default="",
                    help="distillation: teacher targets .npz from python -m fer.distill")
-    p.add_argument("--soft-weight", type=float, default=0.5,
-                   help="share of the teacher in each target (the rest is the one-hot label)")
+    p.add_argument("--soft-weight", type=float, default=None,
+                   help="share of the teacher in each target, the rest being the one-hot label (default 0.5)")
     args = p.parse_args(argv)
+    if args.soft_weight is not None and not args.soft_targets:
+        p.error("--soft-weight needs --soft-targets")
+    args.soft_weight = 0.5 if args.soft_weight is None else args.soft_weight
     if not 0.0 <= args.soft_weight <= 1.0:
         p.error(f"--soft-weight must be in [0, 1], not {args.soft_weight}")
     augment: tuple[str, ...] = ()
@@ -217,6 +220,15 @@ def train(config: TrainConfig, out: Path) -> Path:
     if config.limit:
         x_train, y_train, rows_train = x_train[: config.limit], y_train[: config.limit], rows_train[: config.limit]
     x_val, y_val, rows_val = splits["PublicTest"]
+    targets = np.eye(NUM_CLASSES, dtype=np.float32)[y_train]
+    if config.soft_targets:
+        from fer.distill import blend_targets, load_soft_targets
+
+        try:
+            soft = load_soft_targets(config.soft_targets, rows_train, _checksum(config.data))
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            raise SystemExit(f"--soft-targets: {err}") from err
+        targets = blend_targets(y_train, soft, config.soft_weight)
     landmark_table = None
     if config.landmarks:
         from fer.landmark_features import load_table
@@ -288,12 +300,6 @@ def train(config: TrainConfig, out: Path) -> Path:
 
     def onehot(labels: np.ndarray) -> np.ndarray:
         return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-
-    targets = onehot(y_train)
-    if config.soft_targets:
-        from fer.distill import blend_targets, load_soft_targets
-
-        targets = blend_targets(y_train, load_soft_targets(config.soft_targets, rows_train), config.soft_weight)
 
     history = None
     if initial_epoch < config.epochs:

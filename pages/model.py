@@ -76,9 +76,11 @@ def render() -> None:
                    "their mirror images (`python -m fer.soup`).")
     if distilled := card.get("distillation"):
         teachers = ", ".join(distilled.get("teachers") or ["?"])
-        st.caption(f"The last training run learnt from blended targets: {1 - distilled.get('weight', 0):.2f} × the "
-                   f"FER2013 label + {distilled.get('weight', 0):.2f} × the averaged flip-TTA probabilities of "
-                   f"{teachers} at temperature {distilled.get('temperature', '?')} (`python -m fer.distill`).")
+        weight = distilled.get("weight")
+        blend = (f"{1 - weight:.2f} × the FER2013 label + {weight:.2f} × " if weight is not None
+                 else "the FER2013 label blended with ")
+        st.caption(f"The last training run learnt from blended targets: {blend}the averaged flip-TTA probabilities "
+                   f"of {teachers} at temperature {distilled.get('temperature') or '?'} (`python -m fer.distill`).")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

@@ -6,6 +6,7 @@ keras = pytest.importorskip("keras")
 from test_models import _toy_csv  # noqa: E402
 
 from fer.distill import blend_targets, describe_soft_targets, load_soft_targets, main, soften  # noqa: E402
+from fer.preprocess import to_model_input  # noqa: E402
 from fer.train import parse_args, train  # noqa: E402
 
 
@@ -48,6 +49,7 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     faces, labels, rows = load_fer2013(str(data)).split("Training")
     targets = load_soft_targets(out, rows[::-1])
     assert targets.shape == (48, 7)
+    np.testing.assert_array_equal(targets, load_soft_targets(out, rows)[::-1])
     np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-5)
     with pytest.raises(KeyError, match="no soft target for 1 rows"):
         load_soft_targets(out, np.array([10_000]))
@@ -64,5 +66,16 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     assert card["weight"] == 1.0 and card["targets"].endswith("swapped.npz") and card["teachers"] == []
     assert read_metadata(student)["training"]["soft_targets"] == card["targets"]
     model = keras.models.load_model(student, compile=False)
-    predicted = model.predict(faces[..., None].astype(np.float32), verbose=0).argmax(1)
-    assert (predicted == labels).mean() < 0.2
+    predicted = model.predict(to_model_input(faces), verbose=0).argmax(1)
+    assert (predicted == swapped.argmax(1)).mean() > 0.8
+
+    # Targets of another dataset, a weight without targets and a bad temperature are refused.
+    with pytest.raises(SystemExit, match="another dataset"):
+        np.savez(tmp_path / "other.npz", rows=rows, targets=swapped, source_sha256="0" * 64)
+        run("other", "--epochs", "0", "--soft-targets", str(tmp_path / "other.npz"))
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x", "--soft-weight", "0.3"])
+    assert "needs --soft-targets" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--teacher", str(teacher), "--out", str(tmp_path / "y.npz"), "--temperature", "0"])
+    assert "must be positive" in capsys.readouterr().err

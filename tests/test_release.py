@@ -106,6 +106,10 @@ def test_warm_restart_history_and_commands_chain(tmp_path):
         distilled["command"],
     ]
     assert training_commands(distilled | {"distillation": {"targets": "other.npz", "command": "x"}})[1] != "x"
+    # A run started from a distilled model keeps its step: the record travels with the chain.
+    later = {"command": "python -m fer.train --out fourth", "warm_start": distilled["warm_start"]
+             | {"distillation": distilled["distillation"]}}
+    assert training_commands(later)[1].startswith("python -m fer.distill") and len(training_commands(later)) == 4
     reader = distilled["warm_start"]
     reader["command"] = reader["command"].replace("--soft-targets ", "--soft-targets=")
     assert training_commands(distilled)[1].startswith("python -m fer.distill")
