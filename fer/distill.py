@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.labels import NUM_CLASSES
+from fer.labels import NUM_CLASSES, one_hot
 
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -49,35 +49,45 @@ def blend_targets(labels: np.ndarray, soft: np.ndarray, weight: float) -> np.nda
         raise ValueError(f"soft-target weight must be in [0, 1], not {weight}")
     if soft.shape != (len(labels), NUM_CLASSES):
         raise ValueError(f"soft targets of shape {soft.shape} for {len(labels)} labels")
-    onehot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    return ((1.0 - weight) * onehot + weight * soft).astype(np.float32)
+    return ((1.0 - weight) * one_hot(labels) + weight * soft).astype(np.float32)
 
 
-def teacher_probabilities(model_paths: list[Path], faces: np.ndarray) -> np.ndarray:
-    """Averages the teachers' flip-TTA probabilities on uint8 faces (N, 48, 48).
-
-    Each teacher gets its own illumination correction from its card.
+def teacher_cards(model_paths: list[Path]) -> dict[Path, dict]:
+    """Reads every teacher's card, so that a bad teacher fails before any teacher runs.
 
     Raises:
         FileNotFoundError: a teacher without its model file or card.
         ValueError: a landmark-input teacher (it would need landmarks for every face).
     """
-    import keras
-
-    from fer.evaluate import predict_probabilities
     from fer.metadata import metadata_path, read_metadata
 
-    total = np.zeros((len(faces), NUM_CLASSES))
+    cards = {}
     for path in model_paths:
         if not path.is_file() or not metadata_path(path).is_file():
             raise FileNotFoundError(f"{path}: no model with a card (model .h5 and .json) there")
-        card = read_metadata(path)
-        if card.get("preprocessing", {}).get("landmarks"):
+        cards[path] = read_metadata(path)
+        if cards[path].get("preprocessing", {}).get("landmarks"):
             raise ValueError(f"{path}: landmark-input teachers are not supported")
+    return cards
+
+
+def teacher_probabilities(cards: dict[Path, dict], faces: np.ndarray) -> np.ndarray:
+    """Averages the teachers' flip-TTA probabilities on uint8 faces (N, 48, 48).
+
+    Args:
+        cards: :func:`teacher_cards` of the teachers; each brings its own illumination correction.
+        faces: uint8 faces.
+    """
+    import keras
+
+    from fer.evaluate import predict_probabilities
+
+    total = np.zeros((len(faces), NUM_CLASSES))
+    for path, card in cards.items():
         model = keras.models.load_model(path, compile=False)
         illumination = card.get("preprocessing", {}).get("illumination", "none")
         total += predict_probabilities(model, faces, illumination, tta=True, batch_size=512)
-    return total / len(model_paths)
+    return total / len(cards)
 
 
 def load_soft_targets(path: str | Path, rows: np.ndarray, data_sha256: str = "") -> np.ndarray:
@@ -135,18 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.temperature <= 0:
         parser.error(f"--temperature must be positive, not {args.temperature}")
 
-    missing = [str(t) for t in args.teacher if not t.is_file()]
-    if missing:
-        print(f"error: teacher model not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
-
     from fer.data import load_fer2013
     from fer.paths import FER2013_CSV
 
     try:
+        cards = teacher_cards(args.teacher)
         dataset = load_fer2013(args.data or FER2013_CSV)
         faces, labels, rows = dataset.split("Training")
-        probabilities = teacher_probabilities(args.teacher, faces)
+        probabilities = teacher_probabilities(cards, faces)
         targets = soften(probabilities, args.temperature)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

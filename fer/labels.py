@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 # FER2013's integer codes, in order: 0 angry ... 6 neutral.
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES: int = len(EMOTIONS)
@@ -25,6 +27,11 @@ FERPLUS_TO_EMOTION: dict[str, str] = {
     "anger": "angry", "disgust": "disgust", "fear": "fear", "happiness": "happy",
     "sadness": "sad", "surprise": "surprise", "neutral": "neutral",
 }
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """Returns float32 (N, NUM_CLASSES) one-hot rows for integer class codes (N,)."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
 def label_index(name: str) -> int:

@@ -115,19 +115,24 @@ def run_record(model_path: str | Path) -> dict[str, Any]:
     return record
 
 
+def _chain(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """A card and the ``warm_start`` records nested in it, last run first."""
+    records: list[dict[str, Any]] = []
+    record: dict[str, Any] | None = card
+    while record:
+        records.append(record)
+        record = record.get("warm_start")
+    return records
+
+
 def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
     """The training runs behind a card, first to last (a warm start's source comes first).
 
     A model trained with ``--init-from`` records what it started from under ``warm_start``,
     possibly nested; its epochs and wall time are the sum over this whole chain.
     """
-    cycles: list[TrainingCycle] = []
-    record: dict[str, Any] | None = card
-    while record:
-        cycles.insert(0, TrainingCycle(record.get("command"), record.get("epochs_completed"),
-                                       record.get("train_wall_seconds"), record.get("machine")))
-        record = record.get("warm_start")
-    return cycles
+    return [TrainingCycle(record.get("command"), record.get("epochs_completed"), record.get("train_wall_seconds"),
+                          record.get("machine")) for record in reversed(_chain(card))]
 
 
 def training_runs(card: dict[str, Any]) -> list[TrainingCycle]:
@@ -147,14 +152,12 @@ def training_commands(card: dict[str, Any]) -> list[str]:
     A distilled run's teacher targets (``fer.distill``) are made just before the run that reads them.
     """
     commands = [cycle.command for cycle in training_cycles(card) if cycle.command]
-    record: dict[str, Any] | None = card
-    while record:  # each distilled run of the chain records its own targets
+    for record in _chain(card):  # each distilled run of the chain records its own targets
         distill = record.get("distillation") or {}
         targets = distill.get("targets")
         readers = [i for i, command in enumerate(commands) if _option_value(command, "--soft-targets") == targets]
         if distill.get("command") and targets and readers and distill["command"] not in commands:
             commands.insert(readers[0], distill["command"])
-        record = record.get("warm_start")
     return commands
 
 

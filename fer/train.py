@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.labels import EMOTIONS, NUM_CLASSES
+from fer.labels import EMOTIONS, one_hot
 from fer.preprocess import ILLUMINATIONS, to_model_input
 
 AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "erase")
@@ -220,7 +220,7 @@ def train(config: TrainConfig, out: Path) -> Path:
     if config.limit:
         x_train, y_train, rows_train = x_train[: config.limit], y_train[: config.limit], rows_train[: config.limit]
     x_val, y_val, rows_val = splits["PublicTest"]
-    targets = np.eye(NUM_CLASSES, dtype=np.float32)[y_train]
+    targets = one_hot(y_train)
     if config.soft_targets:
         from fer.distill import blend_targets, load_soft_targets
 
@@ -298,9 +298,6 @@ def train(config: TrainConfig, out: Path) -> Path:
             seconds = previous_seconds + time.perf_counter() - started
             state_path.write_text(json.dumps({"epoch": epoch + 1, "seconds": seconds}))
 
-    def onehot(labels: np.ndarray) -> np.ndarray:
-        return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-
     history = None
     if initial_epoch < config.epochs:
         history = train_model.fit(
@@ -309,7 +306,7 @@ def train(config: TrainConfig, out: Path) -> Path:
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            validation_data=(_inputs(x_val, rows_val, config, landmark_table), onehot(y_val)),
+            validation_data=(_inputs(x_val, rows_val, config, landmark_table), one_hot(y_val)),
             callbacks=[_EpochState(), keras.callbacks.CSVLogger(str(out / "history.csv"), append=True)],
             verbose=1 if sys.stdout.isatty() else 2,
             shuffle=True,
@@ -322,7 +319,7 @@ def train(config: TrainConfig, out: Path) -> Path:
     keras.saving.save_model(core, model_path, include_optimizer=False)
     core.compile(loss=keras.losses.CategoricalCrossentropy(), metrics=["accuracy"])
     train_eval = core.evaluate(
-        _inputs(x_train, rows_train, config, landmark_table), onehot(y_train), verbose=0, batch_size=512,
+        _inputs(x_train, rows_train, config, landmark_table), one_hot(y_train), verbose=0, batch_size=512,
         return_dict=True,
     )
     _write_run_card(model_path, config, state, core, train_eval, history)
