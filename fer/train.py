@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     args.soft_weight = 0.5 if args.soft_weight is None else args.soft_weight
     if not 0.0 <= args.soft_weight <= 1.0:
         p.error(f"--soft-weight must be in [0, 1], not {args.soft_weight}")
+    if args.soft_targets and args.label_smoothing > 0:
+        print("note: --label-smoothing also smooths the teacher's share of each soft target; "
+              "distilled runs usually use --label-smoothing 0", file=sys.stderr)
     augment: tuple[str, ...] = ()
     if args.augment:
         augment = AUGMENTATIONS if args.augment == "all" else tuple(a.strip() for a in args.augment.split(","))
@@ -199,11 +202,18 @@ def train(config: TrainConfig, out: Path) -> Path:
     state_path = out / "state.json"
     hparams_path = out / "hparams.json"
     hparams = asdict(config)
+    if config.soft_targets and Path(config.soft_targets).is_file():
+        from fer.data import file_sha256
+
+        # The path alone would let a rewritten targets file change a run halfway through.
+        hparams["soft_targets_sha256"] = file_sha256(Path(config.soft_targets))
     if hparams_path.is_file() and checkpoint.is_file():
         # Switches added since a run started take their defaults, so older runs still resume.
         previous = {**asdict(TrainConfig()), "augment": [], **json.loads(hparams_path.read_text())}
         current = dict(hparams, augment=list(config.augment))
         ignored = ["time_budget"]
+        if "soft_targets_sha256" not in previous:  # older runs did not record it
+            ignored.append("soft_targets_sha256")
         if config.schedule == "constant":
             # With a constant learning rate, more epochs extend a run without changing its past.
             ignored.append("epochs")
@@ -211,6 +221,10 @@ def train(config: TrainConfig, out: Path) -> Path:
             previous.pop(key, None)
             current.pop(key, None)
         if previous != current:
+            if {k: v for k, v in previous.items() if k != "soft_targets_sha256"} == {
+                    k: v for k, v in current.items() if k != "soft_targets_sha256"}:
+                raise SystemExit(f"{out}: the soft targets {config.soft_targets} changed since the run started; "
+                                 "use a new --out")
             raise SystemExit(f"{out} holds a run with other hyper-parameters; use a new --out")
     hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")
 

@@ -69,6 +69,11 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     predicted = model.predict(to_model_input(faces), verbose=0).argmax(1)
     assert (predicted == swapped.argmax(1)).mean() > 0.8
 
+    # Resuming after the targets file was rewritten is refused: the path alone is not enough.
+    np.savez(tmp_path / "swapped.npz", rows=rows, targets=np.eye(7, dtype=np.float32)[labels])
+    with pytest.raises(SystemExit, match="soft targets .* changed since the run started"):
+        run("student", "--epochs", "5", "--soft-targets", str(tmp_path / "swapped.npz"), "--soft-weight", "1")
+
     # Targets of another dataset, a weight without targets and a bad temperature are refused.
     with pytest.raises(SystemExit, match="another dataset"):
         np.savez(tmp_path / "other.npz", rows=rows, targets=swapped, source_sha256="0" * 64)
@@ -79,3 +84,5 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     with pytest.raises(SystemExit):
         main(["--teacher", str(teacher), "--out", str(tmp_path / "y.npz"), "--temperature", "0"])
     assert "must be positive" in capsys.readouterr().err
+    parse_args(["--out", "x", "--soft-targets", "t.npz", "--label-smoothing", "0.1"])
+    assert "also smooths the teacher's share" in capsys.readouterr().err
