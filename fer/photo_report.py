@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from fer.labels import EMOTIONS
 
-CSV_FIELDS: tuple[str, ...] = ("file", "face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
+# The columns after the photo's name, shared by the app's download and ``python -m fer.predict``.
+FACE_FIELDS: tuple[str, ...] = ("face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
+CSV_FIELDS: tuple[str, ...] = ("file", *FACE_FIELDS)
 
 
 def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -> list[dict[str, Any]]:
@@ -42,18 +44,25 @@ def results_json(named_results: Sequence[tuple[str, Any]], model: str = "") -> s
     return json.dumps(results_records(named_results, model), indent=2) + "\n"
 
 
+def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool) -> Iterator[list[object]]:
+    """One CSV row per face (``Face.to_dict()`` form): the photo's name, then :data:`FACE_FIELDS`
+    (face number from 1, box, label, score, TTA as 0/1, 7 probabilities).
+    """
+    for i, face in enumerate(faces, start=1):
+        x, y, w, h = (int(v) for v in face["box"])
+        yield [
+            name, i, x, y, w, h, face["label"], f"{face['score']:.6f}", int(bool(tta)),
+            *(f"{face['probabilities'][e]:.6f}" for e in EMOTIONS),
+        ]
+
+
 def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
-    """One CSV row per face: file, face number (1-based), box, label, score, TTA (0/1), 7 probabilities."""
+    """One CSV row per face of several photos, under :data:`CSV_FIELDS`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for name, result in named_results:
-        for i, face in enumerate(result.faces, start=1):
-            x, y, w, h = (int(v) for v in face.box)
-            writer.writerow([
-                name, i, x, y, w, h, face.label, f"{face.score:.6f}", int(bool(result.tta)),
-                *(f"{face.probabilities[e]:.6f}" for e in EMOTIONS),
-            ])
+        writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta))
     return buffer.getvalue()
 
 

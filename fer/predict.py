@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS
-from fer.labels import EMOTIONS
+from fer.photo_report import FACE_FIELDS, face_rows
 from fer.preprocess import ILLUMINATIONS
 
 if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not for --help
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not f
 # Suffixes taken from a folder (a file given by name is tried whatever its suffix, since the
 # format is read from the bytes).
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-CSV_FIELDS: tuple[str, ...] = ("path", "face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
+CSV_FIELDS: tuple[str, ...] = ("path", *FACE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -156,16 +156,6 @@ def format_outcome(outcome: PhotoOutcome) -> str:
     return "\n".join(lines)
 
 
-def csv_rows(outcome: PhotoOutcome) -> Iterator[dict[str, object]]:
-    """One CSV row per face of a photo."""
-    for i, face in enumerate(outcome.faces, start=1):
-        x, y, w, h = face["box"]
-        row: dict[str, object] = {"path": str(outcome.path), "face": i, "x": x, "y": y, "w": w, "h": h,
-                                  "label": face["label"], "score": face["score"], "tta": int(outcome.tta)}
-        row.update(face["probabilities"])
-        yield row
-
-
 def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
     """Where a folder's CSV goes when ``--csv`` is not given."""
     name = f"{folder.resolve().name or 'photos'}_faces.csv"
@@ -177,10 +167,10 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow(CSV_FIELDS)
         for outcome in outcomes:
-            for row in csv_rows(outcome):
+            for row in face_rows(str(outcome.path), outcome.faces, outcome.tta):
                 writer.writerow(row)
                 count += 1
     return count
