@@ -10,6 +10,7 @@ import numpy as np
 
 Illumination = Literal["none", "hist", "clahe"]
 ILLUMINATIONS: tuple[str, ...] = ("none", "hist", "clahe")
+_EQUALIZE_CHUNK = 1024  # faces per vectorised step of equalize_hist
 
 
 def correct_illumination(gray_faces: np.ndarray, method: str = "none") -> np.ndarray:
@@ -32,16 +33,50 @@ def correct_illumination(gray_faces: np.ndarray, method: str = "none") -> np.nda
         raise ValueError(f"faces must be uint8 grey levels, got {gray_faces.dtype}")
     if method == "none":
         return gray_faces
+    if method == "hist":
+        return equalize_hist(gray_faces)
     import cv2
 
-    if method == "hist":
-        apply = cv2.equalizeHist
-    else:
-        clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
-        apply = clahe.apply
+    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
     if gray_faces.ndim == 2:
-        return apply(np.ascontiguousarray(gray_faces))
-    return np.stack([apply(np.ascontiguousarray(face)) for face in gray_faces])
+        return clahe.apply(np.ascontiguousarray(gray_faces))
+    return np.stack([clahe.apply(np.ascontiguousarray(face)) for face in gray_faces])
+
+
+def equalize_hist(gray_faces: np.ndarray) -> np.ndarray:
+    """Global histogram equalisation of each face, bit for bit ``cv2.equalizeHist``.
+
+    In NumPy because the GPU training machine has no OpenCV, and a model must see the same
+    pixels there as here.
+
+    Args:
+        gray_faces: uint8 array, one face (H, W) or a stack (N, H, W).
+
+    Returns:
+        A uint8 array of the same shape.
+    """
+    faces = gray_faces.reshape(-1, gray_faces.shape[-2] * gray_faces.shape[-1])
+    out = np.empty_like(faces)
+    for start in range(0, len(faces), _EQUALIZE_CHUNK):  # chunks keep the index arrays small
+        out[start:start + _EQUALIZE_CHUNK] = _equalize_rows(faces[start:start + _EQUALIZE_CHUNK])
+    return out.reshape(gray_faces.shape)
+
+
+
+def _equalize_rows(faces: np.ndarray) -> np.ndarray:
+    """:func:`equalize_hist` of (N, pixels) uint8 rows."""
+    n, size = faces.shape
+    index = faces + (np.arange(n, dtype=np.int32) * 256)[:, None]  # each face's own 256 bins
+    hist = np.bincount(index.ravel(), minlength=n * 256).reshape(n, 256)
+    first = (hist > 0).argmax(axis=1)  # the darkest grey level present
+    at_first = hist[np.arange(n), first]
+    # OpenCV's arithmetic exactly: a float32 scale, float32 products, round half to even.
+    scale = np.float32(255) / np.maximum(size - at_first, 1).astype(np.float32)
+    above = (np.cumsum(hist, axis=1) - at_first[:, None]).astype(np.float32)
+    lut = np.clip(np.rint(above * scale[:, None]), 0, 255).astype(np.uint8)
+    flat = size == at_first  # a single grey level: OpenCV leaves it as it is
+    lut[flat] = first[flat, None].astype(np.uint8)
+    return lut.ravel()[index]
 
 
 def to_model_input(gray_faces: np.ndarray, illumination: str = "none") -> np.ndarray:

@@ -171,3 +171,24 @@ def test_ferplus_aligned_by_row():
     assert votes.usage[28709] == "PublicTest" and votes.usage[-1] == "PrivateTest"
     with pytest.raises(DataFormatError, match="35887 rows; FER2013 has 5"):
         load_ferplus(FERPLUS_CSV, expected_rows=5)
+
+
+def test_equalize_hist_is_opencv_bit_for_bit():
+    """The NumPy equalisation (it runs where OpenCV is missing) must give OpenCV's pixels."""
+    import cv2
+
+    from fer.preprocess import correct_illumination, equalize_hist
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (2500, 48, 48), dtype=np.uint8)  # more than one chunk
+    faces[:500] //= rng.integers(1, 40, (500, 1, 1)).astype(np.uint8)  # dark, narrow histograms
+    faces[500] = 7  # one grey level
+    faces[501] = 0
+    faces[501, 0, 0] = 200  # two grey levels
+    expected = np.stack([cv2.equalizeHist(face) for face in faces])
+    np.testing.assert_array_equal(equalize_hist(faces), expected)
+    np.testing.assert_array_equal(correct_illumination(faces[3], "hist"), expected[3])  # one (H, W) face
+    assert equalize_hist(faces[:0]).shape == (0, 48, 48)
+    if FER2013_CSV.is_file():  # real faces, the ones models are trained on
+        real = load_fer2013(FER2013_CSV).split("PublicTest")[0]
+        np.testing.assert_array_equal(equalize_hist(real), np.stack([cv2.equalizeHist(f) for f in real]))
