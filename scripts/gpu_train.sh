@@ -58,7 +58,7 @@ RECIPE=(--optimizer sgd --lr 0.05 --weight-decay 5e-4 --schedule cosine --warmup
 
 # The final models: probe the speed, then size the cosine schedule to the time left. Both
 # widths train side by side with the same recipe and length: `vgg` (4.4M parameters) measured
-# 9.4-11.2 ms per face on a CPU without AVX-512, at or over the 10 ms bar, while `vgg_small`
+# 8.5-11.2 ms per face on CPUs without AVX-512, at or over the 10 ms bar, while `vgg_small`
 # (1.8M) measured 6.3 ms, so the release can pick the better one that meets the bar. The second
 # concurrent run slows the first, hence the wider margin (1.5) on the probed epoch time.
 FINAL=(--augment "$AUG" --illumination hist "${RECIPE[@]}")
