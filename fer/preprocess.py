@@ -54,7 +54,14 @@ def equalize_hist(gray_faces: np.ndarray) -> np.ndarray:
 
     Returns:
         A uint8 array of the same shape.
+
+    Raises:
+        ValueError: an array that is not one face or a stack of faces.
     """
+    if gray_faces.ndim not in (2, 3):
+        raise ValueError(f"faces must be (H, W) or (N, H, W), got shape {gray_faces.shape}")
+    if gray_faces.size == 0:
+        return gray_faces.copy()
     faces = gray_faces.reshape(-1, gray_faces.shape[-2] * gray_faces.shape[-1])
     out = np.empty_like(faces)
     for start in range(0, len(faces), _EQUALIZE_CHUNK):  # chunks keep the index arrays small

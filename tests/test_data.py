@@ -189,6 +189,13 @@ def test_equalize_hist_is_opencv_bit_for_bit():
     np.testing.assert_array_equal(equalize_hist(faces), expected)
     np.testing.assert_array_equal(correct_illumination(faces[3], "hist"), expected[3])  # one (H, W) face
     assert equalize_hist(faces[:0]).shape == (0, 48, 48)
+    odd = rng.integers(0, 256, (3, 37, 61), dtype=np.uint8)  # not square
+    np.testing.assert_array_equal(equalize_hist(odd), np.stack([cv2.equalizeHist(face) for face in odd]))
+    for level in (0, 255):
+        flat = np.full((48, 48), level, np.uint8)
+        np.testing.assert_array_equal(equalize_hist(flat), cv2.equalizeHist(flat))
+    with pytest.raises(ValueError, match="shape"):
+        equalize_hist(faces[..., None])  # (N, H, W, 1) model input, not faces
     if FER2013_CSV.is_file():  # real faces, the ones models are trained on
         real = load_fer2013(FER2013_CSV).split("PublicTest")[0]
         np.testing.assert_array_equal(equalize_hist(real), np.stack([cv2.equalizeHist(f) for f in real]))
