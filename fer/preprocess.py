@@ -69,7 +69,6 @@ def equalize_hist(gray_faces: np.ndarray) -> np.ndarray:
     return out.reshape(gray_faces.shape)
 
 
-
 def _equalize_rows(faces: np.ndarray) -> np.ndarray:
     """:func:`equalize_hist` of (N, pixels) uint8 rows."""
     n, size = faces.shape

@@ -223,12 +223,11 @@ def train(config: TrainConfig, out: Path) -> Path:
         for key in ignored:
             previous.pop(key, None)
             current.pop(key, None)
-        if previous != current:
-            if "soft_targets_sha256" in current and {
-                    k: v for k, v in previous.items() if k != "soft_targets_sha256"} == {
-                    k: v for k, v in current.items() if k != "soft_targets_sha256"}:
-                raise SystemExit(f"{out}: the soft targets {config.soft_targets} changed since the run started; "
-                                 "use a new --out")
+        changed = {key for key in previous.keys() | current.keys() if previous.get(key) != current.get(key)}
+        if changed == {"soft_targets_sha256"} and "soft_targets_sha256" in current:
+            raise SystemExit(f"{out}: the soft targets {config.soft_targets} changed since the run started; "
+                             "use a new --out")
+        if changed:
             raise SystemExit(f"{out} holds a run with other hyper-parameters; use a new --out")
     hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")
 
