@@ -167,7 +167,7 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")  # the same bytes as the app's CSV download
         writer.writerow(CSV_FIELDS)
         for outcome in outcomes:
             for row in face_rows(str(outcome.path), outcome.faces, outcome.tta):

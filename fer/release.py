@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer.data import file_sha256
 from fer.metadata import metadata_path, read_metadata, write_metadata
 from fer.paths import MODELS_DIR
 
@@ -34,6 +35,7 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
     card = read_metadata(source)
     card["name"] = name
     card["released_from"] = str(run)
+    card["model_sha256"] = file_sha256(target)  # lets a user check the weights the metrics describe
     card["notes"] = list(notes or [])
     history = combined_history(run)
     if history is not None:

@@ -120,8 +120,9 @@ def render() -> None:
     if card.get("evaluate_command"):
         steps.append(card["evaluate_command"])
     st.code("\n".join(steps), language="bash")
-    if card.get("data_sha256"):
-        st.caption(f"Data SHA-256: `{card['data_sha256']}`")
+    sums = [(what, card[key]) for what, key in (("Model", "model_sha256"), ("Data", "data_sha256")) if card.get(key)]
+    if sums:
+        st.caption(" · ".join(f"{what} SHA-256: `{value}`" for what, value in sums))
     left, right = st.columns(2)
     with left:
         st.markdown("**Training configuration**")

@@ -491,5 +491,6 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and set(EMOTIONS) <= set(rows[0])
     assert {row["tta"] for row in rows} == {"0"}
+    assert b"\r" not in table.read_bytes()  # plain newlines, as in the app's CSV download
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]

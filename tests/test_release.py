@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer.data import file_sha256
 from fer.labels import EMOTIONS
 from fer.paths import MODELS_DIR, TEST_FACES_PATH
 
@@ -24,6 +25,8 @@ def test_card_is_complete(model_path):
     assert card["preprocessing"]["illumination"] in ("none", "hist", "clahe")
     for key in ("architecture", "training", "data_sha256", "train_wall_seconds", "command", "machine"):
         assert card[key], key
+    # The metrics describe these exact weights (fer.release records the checksum).
+    assert card["model_sha256"] == file_sha256(model_path)
     for split in ("PublicTest", "PrivateTest"):
         metrics = card["metrics"][split]
         assert metrics["n"] == 3589 and len(metrics["confusion_matrix"]) == 7
