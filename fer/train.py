@@ -339,7 +339,7 @@ def train(config: TrainConfig, out: Path) -> Path:
         _inputs(x_train, rows_train, config, landmark_table), one_hot(y_train), verbose=0, batch_size=512,
         return_dict=True,
     )
-    _write_run_card(model_path, config, state, core, train_eval, history)
+    _write_run_card(model_path, config, state, core, train_eval, history, hparams.get("soft_targets_sha256", ""))
     print(json.dumps({"model": str(model_path), "epochs_done": state["epoch"], "seconds": round(state["seconds"], 1),
                       "train_accuracy": train_eval.get("accuracy")}), flush=True)
     return model_path
@@ -395,7 +395,8 @@ def _core_of(train_model):
     return train_model
 
 
-def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, train_eval: dict, history) -> None:
+def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, train_eval: dict, history,
+                    targets_sha256: str = "") -> None:
     import keras
 
     from fer.metadata import machine_description, run_record, write_metadata
@@ -428,7 +429,8 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
     if config.soft_targets:
         from fer.distill import describe_soft_targets
 
-        card["distillation"] = dict(describe_soft_targets(config.soft_targets), weight=config.soft_weight)
+        card["distillation"] = dict(describe_soft_targets(config.soft_targets), weight=config.soft_weight,
+                                    sha256=targets_sha256)  # the file as hashed when the run started
     write_metadata(model_path, card)
 
 

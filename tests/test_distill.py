@@ -5,6 +5,7 @@ keras = pytest.importorskip("keras")
 
 from test_models import _toy_csv  # noqa: E402
 
+from fer.data import file_sha256  # noqa: E402
 from fer.distill import blend_targets, describe_soft_targets, load_soft_targets, main, soften  # noqa: E402
 from fer.preprocess import to_model_input  # noqa: E402
 from fer.train import parse_args, train  # noqa: E402
@@ -64,6 +65,7 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
 
     card = read_metadata(student)["distillation"]
     assert card["weight"] == 1.0 and card["targets"].endswith("swapped.npz") and card["teachers"] == []
+    assert card["sha256"] == file_sha256(tmp_path / "swapped.npz")
     assert read_metadata(student)["training"]["soft_targets"] == card["targets"]
     model = keras.models.load_model(student, compile=False)
     predicted = model.predict(to_model_input(faces), verbose=0).argmax(1)
