@@ -35,7 +35,7 @@ _STALE_KEYS: tuple[str, ...] = (
     "metrics", "metrics_tta", "metrics_tta_shifts", "metrics_ferplus", "metrics_ferplus_tta",
     "metrics_ferplus_tta_shifts", "history", "released_from", "evaluate_command", "notes", "ablation",
     "ablation_10_epochs", "landmark_experiment", "final_train_accuracy_eval_mode",
-    "stopped_by_time_budget_in_epoch",
+    "stopped_by_time_budget_in_epoch", "model_sha256",
 )
 
 
