@@ -113,31 +113,26 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return config, Path(args.out)
 
 
-def load_training_arrays(data: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def load_training_arrays(data: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], str]:
     """Loads ``{split: (images, labels, rows)}`` from a dataset path or a training pack.
 
     A training pack (``.npz`` made by :mod:`fer.pack`) carries the Training split as JPEG bytes
     and PublicTest exactly, for the trip to the GPU machine.
+
+    Returns:
+        The splits and the SHA-256 of the FER2013 source (for a pack, of the CSV it was made
+        from), so a run hashes its data once.
     """
     if data.endswith(".npz"):
         from fer.pack import read_pack
 
-        return read_pack(data)
+        with np.load(data) as archive:
+            checksum = str(archive["source_sha256"])
+        return read_pack(data), checksum
     from fer.data import load_fer2013
 
     dataset = load_fer2013(data)
-    return {split: dataset.split(split) for split in ("Training", "PublicTest")}
-
-
-def _checksum(data: str) -> str:
-    """SHA-256 of the FER2013 source (for a training pack, of the CSV it was made from)."""
-    from fer.data import file_sha256
-
-    path = Path(data)
-    if data.endswith(".npz") and path.is_file():
-        with np.load(path) as archive:
-            return str(archive["source_sha256"])
-    return file_sha256(path) if path.is_file() else ""
+    return {split: dataset.split(split) for split in ("Training", "PublicTest")}, dataset.checksum
 
 
 def build_augmenter(augment: tuple[str, ...], seed: int):
@@ -232,7 +227,7 @@ def train(config: TrainConfig, out: Path) -> Path:
     hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")
 
     keras.utils.set_random_seed(config.seed)
-    splits = load_training_arrays(config.data)
+    splits, data_sha256 = load_training_arrays(config.data)
     x_train, y_train, rows_train = splits["Training"]
     if config.limit:
         x_train, y_train, rows_train = x_train[: config.limit], y_train[: config.limit], rows_train[: config.limit]
@@ -242,7 +237,7 @@ def train(config: TrainConfig, out: Path) -> Path:
         from fer.distill import blend_targets, load_soft_targets
 
         try:
-            soft = load_soft_targets(config.soft_targets, rows_train, _checksum(config.data))
+            soft = load_soft_targets(config.soft_targets, rows_train, data_sha256)
         except (FileNotFoundError, KeyError, ValueError) as err:
             raise SystemExit(f"--soft-targets: {err}") from err
         targets = blend_targets(y_train, soft, config.soft_weight)
@@ -339,7 +334,8 @@ def train(config: TrainConfig, out: Path) -> Path:
         _inputs(x_train, rows_train, config, landmark_table), one_hot(y_train), verbose=0, batch_size=512,
         return_dict=True,
     )
-    _write_run_card(model_path, config, state, core, train_eval, history, hparams.get("soft_targets_sha256", ""))
+    _write_run_card(model_path, config, state, core, train_eval, history, data_sha256,
+                    hparams.get("soft_targets_sha256", ""))
     print(json.dumps({"model": str(model_path), "epochs_done": state["epoch"], "seconds": round(state["seconds"], 1),
                       "train_accuracy": train_eval.get("accuracy")}), flush=True)
     return model_path
@@ -396,7 +392,7 @@ def _core_of(train_model):
 
 
 def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, train_eval: dict, history,
-                    targets_sha256: str = "") -> None:
+                    data_sha256: str, targets_sha256: str = "") -> None:
     import keras
 
     from fer.metadata import machine_description, run_record, write_metadata
@@ -415,7 +411,7 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
         },
         "architecture": {"name": config.arch, "parameters": int(core.count_params()), "summary": "\n".join(summary)},
         "training": dict(asdict(config), augment=list(config.augment)),
-        "data_sha256": _checksum(config.data),
+        "data_sha256": data_sha256,
         "epochs_completed": state["epoch"],
         "stopped_by_time_budget_in_epoch": state.get("stopped_by_budget_in_epoch"),
         "train_wall_seconds": round(state["seconds"], 1),
