@@ -58,10 +58,12 @@ def write_pack(data: str, out: str, quality: int = 90) -> None:
     )
 
 
-def read_pack(path: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Reads a pack into ``{split: (images, labels, rows)}`` for Training and PublicTest."""
+def read_pack(path: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], str]:
+    """Reads a pack into ``{split: (images, labels, rows)}`` for Training and PublicTest, and the
+    SHA-256 of the CSV it was made from (one open of the archive for both).
+    """
     with np.load(path, allow_pickle=False) as archive:
-        return {
+        splits = {
             "Training": (
                 _decode_jpeg(archive["train_jpeg"], archive["train_offsets"]),
                 archive["train_labels"].astype(np.int64),
@@ -71,6 +73,7 @@ def read_pack(path: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
                 archive["val_images"], archive["val_labels"].astype(np.int64), archive["val_rows"].astype(np.int64),
             ),
         }
+        return splits, str(archive["source_sha256"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -126,9 +126,7 @@ def load_training_arrays(data: str) -> tuple[dict[str, tuple[np.ndarray, np.ndar
     if data.endswith(".npz"):
         from fer.pack import read_pack
 
-        with np.load(data) as archive:
-            checksum = str(archive["source_sha256"])
-        return read_pack(data), checksum
+        return read_pack(data)
     from fer.data import load_fer2013
 
     dataset = load_fer2013(data)

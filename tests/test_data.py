@@ -101,6 +101,25 @@ def test_cache_roundtrip(tmp_path, monkeypatch):
     assert np.array_equal(first.images, second.images) and second.checksum == first.checksum
 
 
+def test_training_pack_carries_splits_and_source_checksum(tmp_path, monkeypatch):
+    from fer.data import file_sha256
+    from fer.pack import write_pack
+    from fer.train import load_training_arrays
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    path = _write(tmp_path, GOOD)
+    write_pack(str(path), str(tmp_path / "pack.npz"))
+    from_csv, csv_sha = load_training_arrays(str(path))
+    from_pack, pack_sha = load_training_arrays(str(tmp_path / "pack.npz"))
+    assert csv_sha == pack_sha == file_sha256(path)
+    for split in ("Training", "PublicTest"):
+        assert np.array_equal(from_pack[split][1], from_csv[split][1])
+        assert np.array_equal(from_pack[split][2], from_csv[split][2])
+    assert np.array_equal(from_pack["PublicTest"][0], from_csv["PublicTest"][0])  # validation travels exactly
+    # Training travels as JPEG: close, not exact.
+    assert np.abs(from_pack["Training"][0].astype(int) - from_csv["Training"][0]).mean() < 8
+
+
 def test_torn_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     path = _write(tmp_path, GOOD)
