@@ -7,6 +7,10 @@ temperature, and stores them by CSV row. ``python -m fer.train --soft-targets ru
 --soft-weight W`` then trains on ``(1 - W) * one-hot label + W * teacher``: the teachers' "dark
 knowledge" (which wrong classes a face resembles) and a partial vote against FER2013's noisy
 labels, computed once here instead of running the teachers in every training step.
+
+``python -m fer.distill --ferplus --out runs/ferplus.npz`` stores human teachers instead: the
+FER+ crowd's vote shares over the seven emotions for every Training face (ten annotators each;
+a face with no emotion vote keeps its FER2013 label).
 """
 
 from __future__ import annotations
@@ -90,6 +94,23 @@ def teacher_probabilities(cards: dict[Path, dict], faces: np.ndarray) -> np.ndar
     return total / len(cards)
 
 
+def ferplus_training_targets(dataset, labels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Returns :func:`ferplus_targets` of the Training faces at CSV ``rows`` of ``dataset``.
+
+    Raises:
+        ValueError: a dataset that is not the canonical FER2013 CSV (FER+ rows follow its order).
+    """
+    from fer.ferplus import FER2013_ROWS, emotion_distribution, load_ferplus_votes
+
+    if len(dataset.labels) != FER2013_ROWS:
+        raise ValueError(f"FER+ votes follow the {FER2013_ROWS:,} rows of the FER2013 CSV; "
+                         f"this dataset has {len(dataset.labels):,}")
+    table = load_ferplus_votes()
+    if not np.array_equal(table.usage, dataset.usage):
+        raise ValueError("the FER+ table's splits differ from this dataset's: not the canonical FER2013 CSV")
+    return ferplus_targets(emotion_distribution(table.votes[rows]), labels)
+
+
 def load_soft_targets(path: str | Path, rows: np.ndarray, data_sha256: str = "") -> np.ndarray:
     """Returns the stored soft targets of CSV ``rows``, in that order.
 
@@ -134,10 +155,29 @@ def describe_soft_targets(path: str | Path) -> dict:
         }
 
 
+def ferplus_targets(emotion_shares: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Returns float32 FER+ vote shares as targets, the one-hot label where no emotion got a vote.
+
+    Args:
+        emotion_shares: (N, 7) rows from :func:`fer.ferplus.emotion_distribution` (all zeros
+            for a face the crowd gave no emotion vote, such as not-a-face).
+        labels: the FER2013 codes of the same faces (N,).
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    if emotion_shares.shape != (len(labels), NUM_CLASSES):
+        raise ValueError(f"vote shares of shape {emotion_shares.shape} for {len(labels)} labels")
+    voted = emotion_shares.sum(axis=1, keepdims=True) > 0
+    return np.where(voted, emotion_shares, one_hot(labels)).astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m fer.distill", description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", action="append", required=True, type=Path, help="a teacher .h5 (repeat)")
+    teachers = parser.add_mutually_exclusive_group(required=True)
+    teachers.add_argument("--teacher", action="append", type=Path, help="a teacher .h5 (repeat)")
+    teachers.add_argument("--ferplus", action="store_true", help="the FER+ crowd votes as the teacher")
     parser.add_argument("--out", required=True, type=Path, help="output .npz")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--data", default=None, help="FER2013 CSV or image folder (default: the shared CSV)")
@@ -149,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     from fer.paths import FER2013_CSV
 
     try:
-        cards = teacher_cards(args.teacher)
+        cards = {} if args.ferplus else teacher_cards(args.teacher)
         dataset = load_fer2013(args.data or FER2013_CSV)
         faces, labels, rows = dataset.split("Training")
-        probabilities = teacher_probabilities(cards, faces)
+        if args.ferplus:
+            probabilities = ferplus_training_targets(dataset, labels, rows)
+        else:
+            probabilities = teacher_probabilities(cards, faces)
         targets = soften(probabilities, args.temperature)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -160,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m fer.distill " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32), source_sha256=dataset.checksum,
-                        teachers=np.array([str(p) for p in args.teacher]),
+                        teachers=np.array(["FER+ crowd votes"] if args.ferplus else [str(p) for p in args.teacher]),
                         temperature=args.temperature, command=command)
     agreement = float((probabilities.argmax(1) == labels).mean())
     print(f"wrote {args.out}: {len(rows)} faces, teachers agree with the label on {agreement:.2%}, "

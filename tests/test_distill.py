@@ -88,3 +88,46 @@ def test_distill_writes_targets_by_row_and_training_follows_them(tmp_path, monke
     assert "must be positive" in capsys.readouterr().err
     parse_args(["--out", "x", "--soft-targets", "t.npz", "--label-smoothing", "0.1"])
     assert "also smooths the teacher's share" in capsys.readouterr().err
+
+
+def test_ferplus_targets_are_vote_shares_or_the_label():
+    from fer.distill import ferplus_targets
+
+    shares = np.array([[0.0, 0, 0, 0.8, 0.2, 0, 0], [0.0] * 7])
+    targets = ferplus_targets(shares, np.array([4, 2]))
+    assert targets.dtype == np.float32
+    np.testing.assert_allclose(targets[0], shares[0])  # the crowd's shares, even against the label
+    np.testing.assert_array_equal(targets[1], np.eye(7)[2])  # no emotion vote: the FER2013 label
+    with pytest.raises(ValueError, match="for 3 labels"):
+        ferplus_targets(shares, np.array([4, 2, 1]))
+
+
+def test_ferplus_teacher_needs_the_canonical_csv(tmp_path, monkeypatch, capsys):
+    from fer.data import load_fer2013
+    from fer.ferplus import majority_label
+    from fer.paths import FER2013_CSV
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    toy = _toy_csv(tmp_path, n=64)
+    assert main(["--ferplus", "--out", str(tmp_path / "x.npz"), "--data", str(toy)]) == 2
+    assert "35,887 rows of the FER2013 CSV" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--ferplus", "--teacher", "a.h5", "--out", str(tmp_path / "x.npz")])
+    if not FER2013_CSV.is_file():
+        pytest.skip(f"{FER2013_CSV} not available")
+    monkeypatch.delenv("FER_CACHE_DIR")
+    out = tmp_path / "ferplus.npz"
+    assert main(["--ferplus", "--out", str(out)]) == 0
+    assert "28709 faces" in capsys.readouterr().out
+    assert describe_soft_targets(out)["teachers"] == ["FER+ crowd votes"]
+    from fer.ferplus import load_ferplus_votes
+
+    dataset = load_fer2013(FER2013_CSV)
+    _, labels, rows = dataset.split("Training")
+    targets = load_soft_targets(out, rows, dataset.checksum)
+    majority = majority_label(load_ferplus_votes().votes[rows])
+    voted = majority >= 0
+    # Where the crowd voted, the target's top class is its plurality (ties aside); elsewhere the label.
+    agree = targets[voted].argmax(1) == majority[voted]
+    assert agree.mean() > 0.97
+    np.testing.assert_array_equal(targets[~voted].argmax(1), labels[~voted])
