@@ -24,6 +24,18 @@ import numpy as np
 
 from fer.labels import NUM_CLASSES, one_hot
 
+FERPLUS_TEACHER = "FER+ crowd votes"
+
+
+def describe_teachers(distillation: dict) -> str:
+    """Says in words what a distilled run learnt from, given its card's ``distillation`` record."""
+    teachers = distillation.get("teachers") or []
+    if teachers == [FERPLUS_TEACHER]:
+        return ("the FER+ crowd's vote shares over the seven emotions, ten annotators per face "
+                "(`python -m fer.distill --ferplus`)")
+    return (f"the averaged flip-TTA probabilities of {', '.join(teachers) or '?'} at temperature "
+            f"{distillation.get('temperature') or '?'} (`python -m fer.distill`)")
+
 
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """Returns ``softmax(log(p) / T)`` row-wise: T > 1 flattens, T < 1 sharpens.
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = "python -m fer.distill " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32), source_sha256=dataset.checksum,
-                        teachers=np.array(["FER+ crowd votes"] if args.ferplus else [str(p) for p in args.teacher]),
+                        teachers=np.array([FERPLUS_TEACHER] if args.ferplus else [str(p) for p in args.teacher]),
                         temperature=args.temperature, command=command)
     agreement = float((probabilities.argmax(1) == labels).mean())
     print(f"wrote {args.out}: {len(rows)} faces, teachers agree with the label on {agreement:.2%}, "

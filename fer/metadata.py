@@ -125,14 +125,36 @@ def _chain(card: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
+def _lineage(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run record behind a card, first to last, each once.
+
+    A plain card's runs are its ``warm_start`` chain. An average's members may be side branches
+    (two cycles started from the same weights), so its runs are the union of its members' chains
+    and its own, in member order, then the averaging step itself. A member recorded without a
+    command (a model without a card) adds nothing.
+    """
+    members = (card.get("soup") or {}).get("members") or []
+    if not members:
+        return list(reversed(_chain(card)))
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for source in [*members, card.get("warm_start") or {}]:
+        for record in reversed(_chain(source)):
+            if record.get("command") and record["command"] not in seen:
+                seen.add(record["command"])
+                records.append(record)
+    return [*records, card]
+
+
 def training_cycles(card: dict[str, Any]) -> list[TrainingCycle]:
     """The training runs behind a card, first to last (a warm start's source comes first).
 
     A model trained with ``--init-from`` records what it started from under ``warm_start``,
-    possibly nested; its epochs and wall time are the sum over this whole chain.
+    possibly nested; an average records its members. Its epochs and wall time are the sum over
+    all of these runs.
     """
     return [TrainingCycle(record.get("command"), record.get("epochs_completed"), record.get("train_wall_seconds"),
-                          record.get("machine")) for record in reversed(_chain(card))]
+                          record.get("machine")) for record in _lineage(card)]
 
 
 def training_runs(card: dict[str, Any]) -> list[TrainingCycle]:
@@ -152,7 +174,7 @@ def training_commands(card: dict[str, Any]) -> list[str]:
     A distilled run's teacher targets (``fer.distill``) are made just before the run that reads them.
     """
     commands = [cycle.command for cycle in training_cycles(card) if cycle.command]
-    for record in _chain(card):  # each distilled run of the chain records its own targets
+    for record in reversed(_lineage(card)):  # each distilled run records its own targets
         distill = record.get("distillation") or {}
         targets = distill.get("targets")
         readers = [i for i, command in enumerate(commands) if _option_value(command, "--soft-targets") == targets]

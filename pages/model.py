@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fer.distill import describe_teachers
 from fer.labels import EMOTIONS
 from fer.metadata import training_commands, training_cycles, training_runs
 from fer_app import charts, resources, widgets
@@ -67,7 +68,7 @@ def render() -> None:
     st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)} · {card.get('keras', '')}")
     runs = training_runs(card)
     if len(runs) > 1:
-        st.caption(f"Trained in {len(runs)} runs, each a warm restart from the one before: "
+        st.caption(f"Trained in {len(runs)} runs, each a warm restart from an earlier run or average: "
                    + " + ".join(str(c.epochs) if c.epochs is not None else "?" for c in runs) + " epochs.")
     if soup := card.get("soup"):
         members = [str(m.get("from", "?")) for m in soup.get("members", [])]
@@ -75,12 +76,10 @@ def render() -> None:
                    f"batch-norm statistics re-estimated on {soup.get('bn_faces', '?')} training faces and "
                    "their mirror images (`python -m fer.soup`).")
     if distilled := card.get("distillation"):
-        teachers = ", ".join(distilled.get("teachers") or ["?"])
         weight = distilled.get("weight")
         blend = (f"{1 - weight:.2f} × the FER2013 label + {weight:.2f} × " if weight is not None
                  else "the FER2013 label blended with ")
-        st.caption(f"The last training run learnt from blended targets: {blend}the averaged flip-TTA probabilities "
-                   f"of {teachers} at temperature {distilled.get('temperature') or '?'} (`python -m fer.distill`).")
+        st.caption(f"The last training run learnt from blended targets: {blend}{describe_teachers(distilled)}.")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

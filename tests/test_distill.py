@@ -131,3 +131,11 @@ def test_ferplus_teacher_needs_the_canonical_csv(tmp_path, monkeypatch, capsys):
     agree = targets[voted].argmax(1) == majority[voted]
     assert agree.mean() > 0.97
     np.testing.assert_array_equal(targets[~voted].argmax(1), labels[~voted])
+
+
+def test_describe_teachers_names_the_crowd_or_the_models():
+    from fer.distill import FERPLUS_TEACHER, describe_teachers
+
+    assert "FER+ crowd's vote shares" in describe_teachers({"teachers": [FERPLUS_TEACHER], "temperature": 1.0})
+    models = describe_teachers({"teachers": ["a.h5", "b.h5"], "temperature": 2.0})
+    assert "flip-TTA probabilities of a.h5, b.h5 at temperature 2.0" in models

@@ -140,6 +140,15 @@ def test_training_cycles_walk_nested_warm_starts():
     assert [c.command for c in training_runs(soup)] == ["c1", "c2", "c3", "c4"]
     assert len(training_cycles(soup)) == 6
 
+    # An average of two side branches (c5 and c6 both started from c4): both count, each run once.
+    branch = {"command": "c5", "epochs_completed": 6, "warm_start": soup["warm_start"]}
+    other = {"command": "c6", "epochs_completed": 6, "warm_start": soup["warm_start"]}
+    both = {"command": "python -m fer.soup --model c5 --model c6 --out s3", "epochs_completed": 0,
+            "soup": {"members": [branch, other]}, "warm_start": other}
+    assert [c.command for c in training_runs(both)] == ["c1", "c2", "c3", "c4", "c5", "c6"]
+    assert sum(c.epochs for c in training_cycles(both)) == 51 + 11 + 12
+    assert [c.command for c in training_runs(dict(both, soup={}))] == ["c1", "c2", "c3", "c4", "c6"]
+
 
 def test_best_model_card_carries_the_ablation():
     card = json.loads((MODELS_DIR / "fer_best.json").read_text())
