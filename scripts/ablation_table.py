@@ -112,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = training_runs(card)
         change = (f"this model: {card['training']['arch']} + BN + fast augmentation + AdamW cosine + label "
                   "smoothing + hist. equalisation (CPU, batch 256)")
-        if card.get("distillation"):
-            change += " + distillation from earlier cycles (last run)"
+        if distilled := card.get("distillation"):
+            from fer.distill import FERPLUS_TEACHER
+
+            crowd = distilled.get("teachers") == [FERPLUS_TEACHER]
+            change += f" + {'FER+ crowd-vote soft targets' if crowd else 'distillation from earlier cycles'} (last run)"
         if card.get("soup"):  # every run is an earlier model's; the card's own step is the averaging
             epochs = " + ".join(str(c.epochs) for c in runs) + " (warm restarts)"
             change += f" + weight average of {len(card['soup']['members'])} snapshots"
