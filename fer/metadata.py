@@ -6,6 +6,7 @@ The pipeline reads pre-processing from here, never from a second copy.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 from dataclasses import dataclass, field
@@ -137,11 +138,13 @@ def _lineage(card: dict[str, Any]) -> list[dict[str, Any]]:
     if not members:
         return list(reversed(_chain(card)))
     records: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for source in [*members, card.get("warm_start") or {}]:
         for record in reversed(_chain(source)):
-            if record.get("command") and record["command"] not in seen:
-                seen.add(record["command"])
+            # The same run appears in several chains with the same model path and command.
+            key = (os.path.normpath(record.get("from") or ""), record.get("command"))
+            if record.get("command") and key not in seen:
+                seen.add(key)
                 records.append(record)
     return [*records, card]
 
