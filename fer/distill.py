@@ -19,10 +19,14 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fer.labels import NUM_CLASSES, one_hot
+
+if TYPE_CHECKING:
+    from fer.data import FerDataset
 
 FERPLUS_TEACHER = "FER+ crowd votes"
 
@@ -106,7 +110,7 @@ def teacher_probabilities(cards: dict[Path, dict], faces: np.ndarray) -> np.ndar
     return total / len(cards)
 
 
-def ferplus_training_targets(dataset, labels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def ferplus_training_targets(dataset: FerDataset, labels: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Returns :func:`ferplus_targets` of the Training faces at CSV ``rows`` of ``dataset``.
 
     Raises:
