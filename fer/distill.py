@@ -31,10 +31,15 @@ if TYPE_CHECKING:
 FERPLUS_TEACHER = "FER+ crowd votes"
 
 
+def from_crowd(distillation: dict) -> bool:
+    """Whether a card's ``distillation`` record is of FER+ crowd votes (``fer.distill --ferplus``)."""
+    return distillation.get("teachers") == [FERPLUS_TEACHER]
+
+
 def describe_teachers(distillation: dict) -> str:
     """Says in words what a distilled run learnt from, given its card's ``distillation`` record."""
     teachers = distillation.get("teachers") or []
-    if teachers == [FERPLUS_TEACHER]:
+    if from_crowd(distillation):
         return ("the FER+ crowd's vote shares over the seven emotions, ten annotators per face "
                 "(`python -m fer.distill --ferplus`)")
     return (f"the averaged flip-TTA probabilities of {', '.join(teachers) or '?'} at temperature "

@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         change = (f"this model: {card['training']['arch']} + BN + fast augmentation + AdamW cosine + label "
                   "smoothing + hist. equalisation (CPU, batch 256)")
         if distilled := card.get("distillation"):
-            from fer.distill import FERPLUS_TEACHER
+            from fer.distill import from_crowd
 
-            crowd = distilled.get("teachers") == [FERPLUS_TEACHER]
-            change += f" + {'FER+ crowd-vote soft targets' if crowd else 'distillation from earlier cycles'} (last run)"
+            teachers = "FER+ crowd-vote soft targets" if from_crowd(distilled) else "distillation from earlier cycles"
+            change += f" + {teachers} (last run)"
         if card.get("soup"):  # every run is an earlier model's; the card's own step is the averaging
             epochs = " + ".join(str(c.epochs) for c in runs) + " (warm restarts)"
             change += f" + weight average of {len(card['soup']['members'])} snapshots"
