@@ -176,8 +176,9 @@ def training_commands(card: dict[str, Any]) -> list[str]:
 
     A distilled run's teacher targets (``fer.distill``) are made just before the run that reads them.
     """
-    commands = [cycle.command for cycle in training_cycles(card) if cycle.command]
-    for record in reversed(_lineage(card)):  # each distilled run records its own targets
+    records = _lineage(card)
+    commands = [record["command"] for record in records if record.get("command")]
+    for record in reversed(records):  # each distilled run records its own targets
         distill = record.get("distillation") or {}
         targets = distill.get("targets")
         readers = [i for i, command in enumerate(commands) if _option_value(command, "--soft-targets") == targets]
