@@ -46,6 +46,17 @@ def describe_teachers(distillation: dict) -> str:
             f"{distillation.get('temperature') or '?'} (`python -m fer.distill`)")
 
 
+def describe_targets(distillation: dict) -> str:
+    """Says in words what targets a distilled run trained on: the blend, or the teacher alone."""
+    weight = distillation.get("weight")
+    teachers = describe_teachers(distillation)
+    if weight is None:
+        return f"the FER2013 label blended with {teachers}"
+    if weight >= 1.0:
+        return f"{teachers} alone (the FER2013 label had no weight)"
+    return f"{1 - weight:.2f} × the FER2013 label + {weight:.2f} × {teachers}"
+
+
 def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """Returns ``softmax(log(p) / T)`` row-wise: T > 1 flattens, T < 1 sharpens.
 

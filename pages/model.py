@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fer.distill import describe_teachers
+from fer.distill import describe_targets
 from fer.labels import EMOTIONS
 from fer.metadata import training_commands, training_cycles, training_runs
 from fer_app import charts, resources, widgets
@@ -76,10 +76,7 @@ def render() -> None:
                    f"batch-norm statistics re-estimated on {soup.get('bn_faces', '?')} training faces and "
                    "their mirror images (`python -m fer.soup`).")
     if distilled := card.get("distillation"):
-        weight = distilled.get("weight")
-        blend = (f"{1 - weight:.2f} × the FER2013 label + {weight:.2f} × " if weight is not None
-                 else "the FER2013 label blended with ")
-        st.caption(f"The last training run learnt from blended targets: {blend}{describe_teachers(distilled)}.")
+        st.caption(f"The last training run learnt from these targets: {describe_targets(distilled)}.")
 
     if card.get("metrics"):
         render_metrics(card["metrics"], "Test metrics", "model_metrics")

@@ -27,7 +27,7 @@ def test_model_card(app_env):
     assert any(c.startswith("python -m fer.train --arch tiny --out runs/tiny_first\n"
                             "python -m fer.train --arch tiny --out runs/tiny --init-from") for c in texts(at.code))
     assert any("Model: tiny_cnn" in c for c in texts(at.code))
-    assert not any("blended targets" in c for c in texts(at.caption))
+    assert not any("learnt from these targets" in c for c in texts(at.caption))
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
     assert any(list(t.columns) == ["run", "final"] for t in tables)  # the landmark experiment

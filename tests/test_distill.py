@@ -139,3 +139,13 @@ def test_describe_teachers_names_the_crowd_or_the_models():
     assert "FER+ crowd's vote shares" in describe_teachers({"teachers": [FERPLUS_TEACHER], "temperature": 1.0})
     models = describe_teachers({"teachers": ["a.h5", "b.h5"], "temperature": 2.0})
     assert "flip-TTA probabilities of a.h5, b.h5 at temperature 2.0" in models
+
+
+def test_describe_targets_gives_the_blend_or_the_teacher_alone():
+    from fer.distill import FERPLUS_TEACHER, describe_targets
+
+    crowd = {"teachers": [FERPLUS_TEACHER], "temperature": 1.0}
+    assert describe_targets({**crowd, "weight": 0.3}).startswith("0.70 × the FER2013 label + 0.30 × the FER+ crowd")
+    alone = describe_targets({**crowd, "weight": 1.0})
+    assert alone.startswith("the FER+ crowd's vote shares") and "FER2013 label had no weight" in alone
+    assert describe_targets(crowd).startswith("the FER2013 label blended with the FER+ crowd")
