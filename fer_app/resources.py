@@ -76,11 +76,23 @@ class ModelEntry:
         return _mtime(self.path)
 
     def label(self) -> str:
-        """One line for the model selector: name, then PublicTest / PrivateTest accuracy."""
+        """One line for the model selector: name and PublicTest / PrivateTest accuracy.
+
+        The same against FER+ majority labels follows where the card has them: a model trained
+        on the crowd's votes is judged by those.
+        """
         if self.error:
             return f"{self.stem} (unreadable card)"
-        accuracies = [f"{self.accuracy[s]:.1%}" for s in ("PublicTest", "PrivateTest") if s in self.accuracy]
-        return f"{self.name} · {' / '.join(accuracies)}" if accuracies else f"{self.name} · not evaluated"
+        accuracies = _split_accuracies(self.accuracy)
+        if not accuracies:
+            return f"{self.name} · not evaluated"
+        ferplus = _split_accuracies({s: m.get("accuracy") for s, m in (self.card.get("metrics_ferplus") or {}).items()})
+        return f"{self.name} · {accuracies}" + (f" · FER+ {ferplus}" if ferplus else "")
+
+
+def _split_accuracies(accuracy: dict[str, float | None]) -> str:
+    """``"69.0% / 69.7%"``: PublicTest / PrivateTest, those the mapping has."""
+    return " / ".join(f"{accuracy[s]:.1%}" for s in ("PublicTest", "PrivateTest") if accuracy.get(s) is not None)
 
 
 def _folder_signature(folder: Path) -> tuple[tuple[str, int], ...]:

@@ -34,11 +34,13 @@ def test_list_models_needs_a_card_and_reports_bad_ones(monkeypatch, tmp_path, tm
     assert [m.path.name for m in models] == ["paper_cnn.h5", "broken.h5"]
     good, bad = models
     assert good.name == "tiny" and not good.has_predictions and good.history is None
-    assert good.label() == f"tiny · {good.accuracy['PublicTest']:.1%} / {good.accuracy['PrivateTest']:.1%}"
+    ferplus = {s: m["accuracy"] for s, m in good.card["metrics_ferplus"].items()}
+    assert good.label() == (f"tiny · {good.accuracy['PublicTest']:.1%} / {good.accuracy['PrivateTest']:.1%}"
+                            f" · FER+ {ferplus['PublicTest']:.1%} / {ferplus['PrivateTest']:.1%}")
     assert bad.error and bad.label() == "broken (unreadable card)"
     # A new file shows up without a restart (the cache key includes the folder's state).
     card = json.loads((folder / "paper_cnn.json").read_text())
-    card.pop("metrics")
+    card.pop("metrics")  # FER+ figures alone do not make a model evaluated
     shutil.copy(source / "tiny.h5", folder / "fer_best.h5")
     (folder / "fer_best.json").write_text(json.dumps(card))
     models = resources.list_models()
