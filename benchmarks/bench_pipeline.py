@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer.detect import DETECTORS  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
 from fer.pipeline import STAGES  # noqa: E402
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=Path, default=PHOTOS_DIR)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--detector", choices=("hog", "haar"), default="hog")
+    parser.add_argument("--detector", choices=DETECTORS, default="hog")
     parser.add_argument("--model", type=Path, default=None, help="default: the released model")
     parser.add_argument("--fer-venv", type=Path, default=DEFAULT_FER_VENV)
     parser.add_argument("--no-fer-package", action="store_true", help="skip the PyPI fer comparison")

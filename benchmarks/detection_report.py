@@ -1,6 +1,6 @@
-"""Face counts of both detectors against the photos' hand counts.
+"""Face counts of each detector against the photos' hand counts, and its time per photo.
 
-``python benchmarks/detection_report.py [--photos DIR]``
+``python benchmarks/detection_report.py [--photos DIR] [--detector hog ...]``
 
 The manifest's ``faces`` column is a count or a range (``1-2``: either is right). Found faces
 beyond the range's top count as false detections, faces below its bottom as misses; a range's
@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from fer.detect import DETECTORS  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
 
@@ -26,24 +28,29 @@ from fer.pipeline import FerPipeline  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", default=str(PHOTOS_DIR), type=Path)
+    parser.add_argument("--detector", action="append", choices=DETECTORS,
+                        help="a detector to report (repeatable; default: all)")
     args = parser.parse_args(argv)
     rows = list(csv.DictReader(open(args.photos / "manifest.csv", newline="")))
     ok = True
-    for detector in ("hog", "haar"):
+    for detector in args.detector or DETECTORS:
         pipeline = FerPipeline(detector=detector)
         countable = found = false = 0
-        details = []
+        details, detect_ms = [], []
         for row in rows:
             low, _, high = row["faces"].partition("-")
             low, high = int(low), int(high or low)
-            count = len(pipeline.analyze_path(args.photos / row["file"]).faces)
+            result = pipeline.analyze_path(args.photos / row["file"])
+            count = len(result.faces)
+            detect_ms.append(result.timings["detect"])
             countable += high if count >= high else max(low, count)
             found += min(count, high)
             false += max(0, count - high)
             if count < low or count > high:
                 details.append(f"{row['file']}: {count} found, manifest {row['faces']}")
         share = found / countable
-        print(f"{detector}: {found}/{countable} countable faces found ({share:.1%}), {false} false detections")
+        print(f"{detector}: {found}/{countable} countable faces found ({share:.1%}), {false} false detections; "
+              f"detection {statistics.median(detect_ms):.0f} ms median, {max(detect_ms):.0f} ms max per photo")
         for line in details:
             print(f"  {line}")
         if detector == "hog":

@@ -29,11 +29,11 @@ STAGES: tuple[str, ...] = ("decode", "detect", "landmarks", "align", "classify")
 # JPEGs are decoded at reduced size while at least this many pixels remain: half the detection
 # budget, so detection still sees ~600x450 or more and faces stay >= ~3x the 48 px crop.
 DECODE_MIN_PIXELS: int = DETECT_MAX_PIXELS // 2
-# The Haar cascade's boxes are larger and sit higher than dlib's HOG boxes, on which the
-# landmark predictor was trained. Medians over the 49 faces of the sample photos both detectors
-# found: HOG side = 0.88 x Haar side, HOG centre = Haar centre + 0.07 x Haar side (lower).
-HAAR_BOX_SHRINK: float = 0.88
-HAAR_BOX_SHIFT_DOWN: float = 0.07
+# The landmark predictor was trained on dlib's HOG boxes; the other detectors' boxes are mapped
+# to that framing: (HOG side / their side, HOG centre's drop below theirs in their sides).
+# Medians over the sample photos' faces both detectors found: the Haar cascade's boxes are
+# larger and higher (49 faces); the CNN's about as large, a little higher (54 faces).
+HOG_FRAMING: dict[str, tuple[float, float]] = {"haar": (0.88, 0.07), "cnn": (0.98, 0.07)}
 
 
 def default_model_path(models_dir: Path = MODELS_DIR) -> Path:
@@ -152,11 +152,12 @@ class PhotoResult:
 
 def _to_hog_box(detection: Detection, detector_name: str) -> Box:
     """Converts a detector's box to the HOG framing the landmark predictor expects."""
-    if detector_name != "haar":
+    if detector_name not in HOG_FRAMING:
         return detection.box
+    shrink, shift_down = HOG_FRAMING[detector_name]
     x, y, w, h = detection.box
-    side = w * HAAR_BOX_SHRINK
-    cx, cy = x + w / 2, y + h / 2 + HAAR_BOX_SHIFT_DOWN * h
+    side = w * shrink
+    cx, cy = x + w / 2, y + h / 2 + shift_down * h
     return round(cx - side / 2), round(cy - side / 2), round(side), round(side)
 
 
@@ -172,7 +173,8 @@ class FerPipeline:
     Args:
         model_path: a Keras ``.h5`` with its metadata JSON beside it; defaults to
             :func:`default_model_path`.
-        detector: ``hog`` (dlib, default) or ``haar`` (OpenCV).
+        detector: ``hog`` (dlib, default), ``haar`` (OpenCV) or ``cnn`` (dlib's CNN: slow, finds
+            turned faces).
         illumination: correction for *displayed* faces; ``None`` shows what the model sees.
             The model always gets the correction it was trained with (from its metadata).
         tta: average each face's probabilities with those of its mirror image.

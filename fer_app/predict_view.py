@@ -12,7 +12,7 @@ from fer_app import charts, resources
 
 # Extensions the uploader offers; the format itself is read from the bytes.
 UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
-DETECTOR_NAMES: dict[str, str] = {"hog": "HOG (dlib)", "haar": "Haar cascade (OpenCV)"}
+DETECTOR_NAMES: dict[str, str] = {"hog": "HOG (dlib)", "haar": "Haar cascade (OpenCV)", "cnn": "CNN (dlib, slow)"}
 ILLUMINATION_NAMES: dict[str, str] = {
     "none": "none", "hist": "histogram equalisation", "clahe": "CLAHE (adaptive)",
 }
@@ -37,7 +37,9 @@ def options(model_illumination: str) -> PredictOptions:
     """Detector, displayed-illumination and test-time augmentation choices."""
     left, right, last = st.columns([2, 2, 1])
     detector = left.radio("Face detector", DETECTORS, key="predict_detector", horizontal=True,
-                          format_func=DETECTOR_NAMES.get)
+                          format_func=DETECTOR_NAMES.get,
+                          help="HOG is fast and frontal. The CNN also finds turned, tilted and partly "
+                               "covered faces, but takes seconds per photo on a CPU.")
     choices = ("model", *ILLUMINATIONS)
     shown = right.radio(
         "Illumination correction shown", choices, key="predict_illumination", horizontal=True,

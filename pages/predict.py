@@ -45,8 +45,9 @@ def render() -> None:
             continue
         if not result.faces:
             st.warning(
-                f"**{photo.name}**: no face found. Try a photo where faces are frontal and at least "
-                "about 40 pixels wide, or the other detector.", icon=":material/face_retouching_off:",
+                f"**{photo.name}**: no face found. Try a photo where faces are at least about 40 pixels "
+                "wide, or another detector: the CNN finds turned and partly covered faces.",
+                icon=":material/face_retouching_off:",
             )
             continue
         analysed.append((photo.name, result))

@@ -34,7 +34,7 @@ def test_predict_page_and_sidebar(app_env):
     assert at.title[0].value == "Predict expressions in photos"
     assert at.file_uploader(key="predict_uploads").accept_multiple_files
     assert {"jpg", "png", "webp"} <= {t.lstrip(".") for t in at.file_uploader(key="predict_uploads").allowed_type}
-    assert at.radio(key="predict_detector").options == ["HOG (dlib)", "Haar cascade (OpenCV)"]
+    assert at.radio(key="predict_detector").options == ["HOG (dlib)", "Haar cascade (OpenCV)", "CNN (dlib, slow)"]
     assert any("Upload one or more photos" in t for t in texts(at.info))
     # The sidebar: a model selector with the card's accuracies, the model and device lines.
     selector = at.sidebar.selectbox(key="app_model")

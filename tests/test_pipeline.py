@@ -21,7 +21,17 @@ import pytest
 from PIL import Image
 
 from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye_angle, transform_points
-from fer.detect import HaarDetector, HogDetector, box_iou, clip_box, detect_faces, reading_order
+from fer.detect import (
+    CNN_MAX_WORK_PIXELS,
+    HaarDetector,
+    HogDetector,
+    affordable_passes,
+    box_iou,
+    clip_box,
+    detect_faces,
+    detection_passes,
+    reading_order,
+)
 from fer.image_io import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError, decode_image
 from fer.labels import EMOTIONS
 from fer.landmarks import REGIONS, region_points
@@ -160,6 +170,40 @@ def test_no_faces_in_the_dogs_photo_or_a_blank_image(hog_counts):
     assert hog_counts["dlib_dogs.jpg"][1] == 0
     for detector in (HogDetector(), HaarDetector()):
         assert detect_faces(detector, np.full((480, 640), 128, np.uint8)) == []
+
+
+def test_costly_detectors_run_at_most_two_capped_passes():
+    # A 1000x667 photo: HOG's coarse, fine and fine-upsampled passes...
+    passes = detection_passes(1000, 667, 150_000, 400_000, 300_000)
+    assert passes == [(150_000, 0), (400_000, 0), (400_000, 1)]
+    # ... the CNN's: the coarse pass, then the fine one upsampled within its budget.
+    assert affordable_passes(passes, CNN_MAX_WORK_PIXELS) == [(150_000, 0), (CNN_MAX_WORK_PIXELS // 4, 1)]
+    # A 500x375 group photo is searched once, upsampled, whole (187,500 x 4 pixels).
+    small = detection_passes(500, 375, 150_000, 400_000, 300_000)
+    assert affordable_passes(small, CNN_MAX_WORK_PIXELS) == [(CNN_MAX_WORK_PIXELS // 4, 1)]
+    assert 500 * 375 <= CNN_MAX_WORK_PIXELS // 4
+
+
+@pytest.fixture(scope="module")
+def cnn_results(tiny_model):
+    if not MANIFEST.is_file():
+        pytest.skip(f"sample photos not found at {PHOTOS_DIR}")
+    pipeline = FerPipeline(tiny_model, detector="cnn")
+    return {name: pipeline.analyze_path(PHOTOS_DIR / name) for name in ("pyfeat_multi_face.jpg", "dlib_dogs.jpg")}
+
+
+@needs_photos
+def test_cnn_finds_the_face_in_sunglasses_that_hog_misses(cnn_results, hog_counts):
+    assert hog_counts["pyfeat_multi_face.jpg"] == ("5", 4)
+    group = cnn_results["pyfeat_multi_face.jpg"]
+    assert group.detector == "cnn" and len(group.faces) == 5
+    # Every face gets landmarks inside its box (the CNN's boxes are mapped to HOG's framing).
+    for face in group.faces:
+        x, y, w, h = face.box
+        inside = ((face.landmarks[:, 0] >= x - 0.2 * w) & (face.landmarks[:, 0] <= x + 1.2 * w)
+                  & (face.landmarks[:, 1] >= y - 0.2 * h) & (face.landmarks[:, 1] <= y + 1.3 * h))
+        assert inside.mean() > 0.95
+    assert cnn_results["dlib_dogs.jpg"].faces == ()
 
 
 def test_reading_order_is_rows_then_left_to_right():
