@@ -110,7 +110,7 @@ def run_record(model_path: str | Path) -> dict[str, Any]:
     if metadata_path(model_path).is_file():
         card = read_metadata(model_path)
         record.update({key: card.get(key) for key in ("command", "epochs_completed", "train_wall_seconds", "machine")})
-        for key in ("warm_start", "distillation"):
+        for key in ("warm_start", "distillation", "soup"):  # an average's members are its sources
             if card.get(key):
                 record[key] = card[key]
     return record
@@ -129,23 +129,29 @@ def _chain(card: dict[str, Any]) -> list[dict[str, Any]]:
 def _lineage(card: dict[str, Any]) -> list[dict[str, Any]]:
     """Every run record behind a card, first to last, each once.
 
-    A plain card's runs are its ``warm_start`` chain. An average's members may be side branches
-    (two cycles started from the same weights), so its runs are the union of its members' chains
-    and its own, in member order, then the averaging step itself. A member recorded without a
-    command (a model without a card) adds nothing.
+    A run's sources come before it: its ``warm_start`` chain, and where a record is an average,
+    the chains of all its members, in member order (they may be side branches: two cycles
+    started from the same weights), wherever the average sits in the chain. The card itself
+    comes last. A member recorded without a command (a model without a card) adds nothing.
     """
-    members = (card.get("soup") or {}).get("members") or []
-    if not members:
-        return list(reversed(_chain(card)))
     records: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for source in [*members, card.get("warm_start") or {}]:
-        for record in reversed(_chain(source)):
-            # The same run appears in several chains with the same model path and command.
-            key = (os.path.normpath(record.get("from") or ""), record.get("command"))
-            if record.get("command") and key not in seen:
-                seen.add(key)
-                records.append(record)
+    seen: set[tuple[str, str | None]] = set()
+
+    def visit(record: dict[str, Any], member: bool) -> None:
+        for source in (record.get("soup") or {}).get("members") or []:
+            visit(source, member=True)
+        if record.get("warm_start"):
+            visit(record["warm_start"], member=False)
+        # The same run appears in several chains with the same model path and command.
+        key = (os.path.normpath(record.get("from") or ""), record.get("command"))
+        if key not in seen and (record.get("command") or not member):
+            seen.add(key)
+            records.append(record)
+
+    for source in (card.get("soup") or {}).get("members") or []:
+        visit(source, member=True)
+    if card.get("warm_start"):
+        visit(card["warm_start"], member=False)
     return [*records, card]
 
 

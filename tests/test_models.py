@@ -137,7 +137,7 @@ def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch, 
 
 
 def test_soup_averages_weights_and_recalibrates_batchnorm(tmp_path, monkeypatch):
-    from fer.metadata import read_metadata, training_cycles
+    from fer.metadata import read_metadata, run_record, training_cycles
     from fer.soup import make_soup, recalibrate_batchnorm
 
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
@@ -159,6 +159,8 @@ def test_soup_averages_weights_and_recalibrates_batchnorm(tmp_path, monkeypatch)
     assert [c.epochs for c in training_cycles(card)] == [1, 1, 0]
     assert training_cycles(card)[-1].command.startswith("python -m fer.soup --model")
     assert [m["from"] for m in card["soup"]["members"]] == [str(first), str(second)]
+    # A run warm-started from the average records its members, so its card counts them all.
+    assert run_record(soup_path)["soup"] == card["soup"]
     assert "metrics" not in card and card["preprocessing"] == read_metadata(second)["preprocessing"]
 
     # Recalibrated, every batch-norm layer normalises these very faces: each channel's output

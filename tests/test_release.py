@@ -149,6 +149,11 @@ def test_training_cycles_walk_nested_warm_starts():
     assert sum(c.epochs for c in training_cycles(both)) == 51 + 11 + 12
     assert [c.command for c in training_runs(dict(both, soup={}))] == ["c1", "c2", "c3", "c4", "c6"]
 
+    # A run started from that average (its warm-start record carries the members): c5 counts too.
+    later = {"command": "c7", "epochs_completed": 6, "warm_start": dict(both, **{"from": "s3/model.h5"})}
+    assert [c.command for c in training_runs(later)] == ["c1", "c2", "c3", "c4", "c5", "c6", "c7"]
+    assert sum(c.epochs for c in training_cycles(later)) == 51 + 11 + 12 + 6
+
 
 def test_best_model_card_carries_the_ablation():
     card = json.loads((MODELS_DIR / "fer_best.json").read_text())
