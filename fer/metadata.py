@@ -116,16 +116,6 @@ def run_record(model_path: str | Path) -> dict[str, Any]:
     return record
 
 
-def _chain(card: dict[str, Any]) -> list[dict[str, Any]]:
-    """A card and the ``warm_start`` records nested in it, last run first."""
-    records: list[dict[str, Any]] = []
-    record: dict[str, Any] | None = card
-    while record:
-        records.append(record)
-        record = record.get("warm_start")
-    return records
-
-
 def _lineage(card: dict[str, Any]) -> list[dict[str, Any]]:
     """Every run record behind a card, first to last, each once.
 
