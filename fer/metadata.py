@@ -127,21 +127,21 @@ def _lineage(card: dict[str, Any]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     seen: set[tuple[str, str | None]] = set()
 
-    def visit(record: dict[str, Any], member: bool) -> None:
+    def visit_sources(record: dict[str, Any]) -> None:
         for source in (record.get("soup") or {}).get("members") or []:
             visit(source, member=True)
         if record.get("warm_start"):
             visit(record["warm_start"], member=False)
+
+    def visit(record: dict[str, Any], member: bool) -> None:
+        visit_sources(record)
         # The same run appears in several chains with the same model path and command.
         key = (os.path.normpath(record.get("from") or ""), record.get("command"))
         if key not in seen and (record.get("command") or not member):
             seen.add(key)
             records.append(record)
 
-    for source in (card.get("soup") or {}).get("members") or []:
-        visit(source, member=True)
-    if card.get("warm_start"):
-        visit(card["warm_start"], member=False)
+    visit_sources(card)
     return [*records, card]
 
 
