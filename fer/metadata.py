@@ -35,8 +35,12 @@ class ModelInfo:
     @property
     def headline(self) -> dict[str, float]:
         """Accuracy per evaluated split, where the card has it."""
-        metrics = self.raw.get("metrics", {})
-        return {split: m["accuracy"] for split, m in metrics.items() if "accuracy" in m}
+        return split_accuracies(self.raw, "metrics")
+
+
+def split_accuracies(card: dict[str, Any], key: str) -> dict[str, float]:
+    """Accuracy per split in a card's ``key`` metrics (``metrics``, ``metrics_ferplus``, ...)."""
+    return {split: m["accuracy"] for split, m in (card.get(key) or {}).items() if "accuracy" in m}
 
 
 def read_metadata(model_path: str | Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fer.metadata import split_accuracies
 from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR
 
 # Sample photos offered on the Predict page (clear faces, see photos/manifest.csv).
@@ -83,16 +84,16 @@ class ModelEntry:
         """
         if self.error:
             return f"{self.stem} (unreadable card)"
-        accuracies = _split_accuracies(self.accuracy)
+        accuracies = _test_accuracies(self.accuracy)
         if not accuracies:
             return f"{self.name} · not evaluated"
-        ferplus = _split_accuracies({s: m.get("accuracy") for s, m in (self.card.get("metrics_ferplus") or {}).items()})
+        ferplus = _test_accuracies(split_accuracies(self.card, "metrics_ferplus"))
         return f"{self.name} · {accuracies}" + (f" · FER+ {ferplus}" if ferplus else "")
 
 
-def _split_accuracies(accuracy: dict[str, float | None]) -> str:
+def _test_accuracies(accuracy: dict[str, float]) -> str:
     """``"69.0% / 69.7%"``: PublicTest / PrivateTest, those the mapping has."""
-    return " / ".join(f"{accuracy[s]:.1%}" for s in ("PublicTest", "PrivateTest") if accuracy.get(s) is not None)
+    return " / ".join(f"{accuracy[s]:.1%}" for s in ("PublicTest", "PrivateTest") if s in accuracy)
 
 
 def _folder_signature(folder: Path) -> tuple[tuple[str, int], ...]:
