@@ -22,7 +22,6 @@ because a busy machine inflates every number.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.detect import DETECTORS  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
+from fer.photos import MANIFEST_NAME, manifest_rows  # noqa: E402
 from fer.pipeline import STAGES  # noqa: E402
 
 DEFAULT_FER_VENV = Path(tempfile.gettempdir()) / "fer-pypi-venv"
@@ -69,11 +69,9 @@ FER_SCRIPT = textwrap.dedent("""
 
 def photo_list(folder: Path) -> list[tuple[Path, str]]:
     """Photos of the folder with their manifest face count ('?' without a manifest)."""
-    manifest = folder / "manifest.csv"
     counts: dict[str, str] = {}
-    if manifest.is_file():
-        with manifest.open(newline="") as handle:
-            counts = {row["file"]: row["faces"] for row in csv.DictReader(handle)}
+    if (folder / MANIFEST_NAME).is_file():
+        counts = {row["file"]: row["faces"] for row in manifest_rows(folder)}
     suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
     return [(p, counts.get(p.name, "?")) for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes]
 

@@ -14,7 +14,6 @@ the faces both find: the ``fer.pipeline.HOG_FRAMING`` that maps them for the lan
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -25,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer.detect import DETECTORS, box_iou  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
+from fer.photos import count_range, manifest_rows  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", action="append", choices=DETECTORS,
                         help="a detector to report (repeatable; default: all)")
     args = parser.parse_args(argv)
-    rows = list(csv.DictReader(open(args.photos / "manifest.csv", newline="")))
+    rows = manifest_rows(args.photos)
     ok = True
     boxes: dict[str, dict[str, list]] = {}
     for detector in args.detector or DETECTORS:
@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         countable = found = false = 0
         details, detect_ms = [], []
         for row in rows:
-            low, _, high = row["faces"].partition("-")
-            low, high = int(low), int(high or low)
+            low, high = count_range(row["faces"])
             result = pipeline.analyze_path(args.photos / row["file"])
             count = len(result.faces)
             detect_ms.append(result.timings["detect"])

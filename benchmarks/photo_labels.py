@@ -11,9 +11,7 @@ its first face (in reading order) gets that label. Twelve photos are too few to 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -21,19 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer.paths import MODELS_DIR, PHOTOS_DIR  # noqa: E402
+from fer.photos import labelled_photos  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
-
-
-def labelled_photos(manifest: Path) -> list[tuple[str, str, str]]:
-    """(file, expression, confidence) of every photo the manifest labels."""
-    with manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    labelled = []
-    for row in rows:
-        confidence = re.search(r"expr_conf=(\w+)", row["notes"])
-        if row["expression"] and confidence:
-            labelled.append((row["file"], row["expression"], confidence.group(1)))
-    return labelled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", default=PHOTOS_DIR, type=Path)
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     args = parser.parse_args(argv)
-    photos = labelled_photos(args.photos / "manifest.csv")
+    photos = labelled_photos(args.photos)
     models = args.model or sorted(p for p in MODELS_DIR.glob("*.h5") if p.with_suffix(".json").is_file())
     for model in models:
         pipeline = FerPipeline(model, tta=args.tta)

@@ -37,9 +37,10 @@ from fer.labels import EMOTIONS
 from fer.landmarks import REGIONS, region_points
 from fer.metadata import write_metadata
 from fer.paths import PHOTOS_DIR
+from fer.photos import MANIFEST_NAME, count_range, labelled_photos, manifest_rows
 from fer.pipeline import DEFAULT_MODEL_NAMES, FerPipeline, default_model_path
 
-MANIFEST = PHOTOS_DIR / "manifest.csv"
+MANIFEST = PHOTOS_DIR / MANIFEST_NAME
 needs_photos = pytest.mark.skipif(
     not MANIFEST.is_file(), reason=f"sample photos not found at {PHOTOS_DIR} (shared/data/photos)"
 )
@@ -48,17 +49,6 @@ needs_released_model = pytest.mark.skipif(
     not RELEASED_MODEL.is_file(),
     reason=f"no released model at {RELEASED_MODEL} (release one to models/ to run the golden label tests)",
 )
-
-
-def manifest_rows() -> list[dict[str, str]]:
-    with MANIFEST.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def count_range(spec: str) -> tuple[int, int]:
-    """'2' -> (2, 2); '1-2' -> (1, 2): either count is right."""
-    low, _, high = spec.partition("-")
-    return int(low), int(high or low)
 
 
 def photo_gray(name: str) -> np.ndarray:
@@ -442,10 +432,7 @@ def released():
 
 
 def expected_labels(confidence: str) -> dict[str, str]:
-    return {
-        row["file"]: row["expression"] for row in manifest_rows()
-        if row["expression"] and f"expr_conf={confidence}" in row["notes"]
-    }
+    return {name: label for name, label, conf in labelled_photos() if conf == confidence}
 
 
 @needs_photos
