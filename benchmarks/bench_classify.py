@@ -4,9 +4,11 @@
 
 Times every released model in ``models/`` and every registered architecture (random weights:
 the same arithmetic), with and without flip test-time augmentation (a batch of 2), through
-``predict_on_batch`` as the pipeline calls it. Prints the median and 90th percentile. With
-``--ensemble`` it also times the members run one after the other on the same face, as
-:mod:`fer.ensemble` averages them.
+``predict_on_batch`` as the pipeline calls it. Released models are timed under Keras and, where
+they have a fresh ``.tflite`` copy (``fer.lite``), under LiteRT, which is what the pipeline then
+runs; architectures under both (their LiteRT copies are converted into a temporary folder).
+Prints the median and 90th percentile. With ``--ensemble`` it also times the members run one
+after the other on the same face, as :mod:`fer.ensemble` averages them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fer.lite import KERAS, LITERT, LiteModel, convert, fresh_lite_path  # noqa: E402
 from fer.metadata import machine_description  # noqa: E402
 from fer.models import ARCHITECTURES, build_model  # noqa: E402
 from fer.paths import MODELS_DIR  # noqa: E402
@@ -54,24 +58,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", nargs="+", default=[], help="member .h5 files to time together")
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}; load average {os.getloadavg()[0]:.2f}")
-    print(f"{'model':28s} {'params':>10s} {'ms/face p50':>12s} {'p90':>7s} {'TTA p50':>9s} {'p90':>7s}")
-    models = [
-        (p.stem + " (released)", keras.models.load_model(p, compile=False)) for p in sorted(MODELS_DIR.glob("*.h5"))
-    ]
-    models += [(f"{name} (architecture)", build_model(name)) for name in ARCHITECTURES if "landmarks" not in name]
-    for name, model in models:
-        if len(model.inputs) > 1:
+    print(f"{'model':28s} {'runtime':17s} {'params':>10s} {'ms/face p50':>12s} {'p90':>7s} {'TTA p50':>9s} {'p90':>7s}")
+    models = []
+    for path in sorted(MODELS_DIR.glob("*.h5")):
+        model = keras.models.load_model(path, compile=False)
+        models.append((path.stem + " (released)", KERAS, model, model.count_params()))
+        lite = fresh_lite_path(path)
+        if lite is not None:
+            models.append((path.stem + " (released)", LITERT, LiteModel(lite), model.count_params()))
+    folder = Path(tempfile.mkdtemp(prefix="bench_classify_"))
+    for name in ARCHITECTURES:
+        if "landmarks" in name:
+            continue
+        model = build_model(name)
+        models.append((f"{name} (architecture)", KERAS, model, model.count_params()))
+        lite = folder / f"{name}.tflite"
+        lite.write_bytes(convert(model))
+        models.append((f"{name} (architecture)", LITERT, LiteModel(lite), model.count_params()))
+    for name, runtime, model, params in models:
+        if runtime == KERAS and len(model.inputs) > 1:
             continue
         p50, p90 = time_model(model, args.repeats, 1)
         t50, t90 = time_model(model, args.repeats, 2)
-        print(f"{name:28s} {model.count_params():>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
+        print(f"{name:28s} {runtime:17s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
     if args.ensemble:
         members = [keras.models.load_model(path, compile=False) for path in args.ensemble]
         p50, p90 = time_members(members, args.repeats, 1)
         t50, t90 = time_members(members, args.repeats, 2)
         params = sum(model.count_params() for model in members)
         name = "ensemble of " + "+".join(Path(path).stem for path in args.ensemble)
-        print(f"{name:28s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
+        print(f"{name:28s} {KERAS:17s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
     return 0
 
 

@@ -108,6 +108,7 @@ class PhotoResult:
         display_illumination: the correction of ``FaceResult.display_face``.
         detector: the detector's name.
         tta: whether each face's probabilities average it with its mirror image.
+        runtime: what ran the model: ``fer.lite.LITERT`` or ``fer.lite.KERAS``.
     """
 
     faces: tuple[FaceResult, ...]
@@ -119,6 +120,7 @@ class PhotoResult:
     display_illumination: str
     detector: str
     tta: bool = False
+    runtime: str = ""
 
     def boxes_image(self, probabilities: bool = False) -> np.ndarray:
         """The photo with every face's box and label (and probability bars if asked)."""
@@ -199,17 +201,20 @@ class FerPipeline:
         self.info: ModelInfo = model_info(path)
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector)
-        import keras
-
         from fer.landmarks import LandmarkPredictor
+        from fer.lite import LiteModel, load_classifier
 
         self.landmark_predictor = LandmarkPredictor()
-        self.model = keras.models.load_model(path, compile=False)
-        self.uses_landmarks = len(self.model.inputs) > 1
+        self.model, self.runtime = load_classifier(path)
+        if isinstance(self.model, LiteModel):
+            self.uses_landmarks = False  # only single-input models have LiteRT copies
+            face_shape = self.model.input_shape
+        else:
+            self.uses_landmarks = len(self.model.inputs) > 1
+            # A landmark model has two inputs; the face is the first (named "face").
+            face_shape = self.model.inputs[0].shape
         if self.uses_landmarks != self.info.landmarks:
             raise ValueError(f"{path}: the model's inputs and its metadata disagree about the landmark input")
-        # A landmark model has two inputs; the face is the first (named "face").
-        face_shape = self.model.inputs[0].shape
         self.input_size: tuple[int, int] = (int(face_shape[1]), int(face_shape[2]))
         self.illumination = illumination
         self.tta = tta
@@ -354,4 +359,5 @@ class FerPipeline:
             display_illumination=display,
             detector=self.detector_name,
             tta=use_tta,
+            runtime=self.runtime,
         )

@@ -2,7 +2,7 @@
 
 Copies the model, merges its run card into ``models/<name>.json``, copies the training history
 beside it, then evaluates it (``fer.evaluate``) so the card's metrics and the per-image
-predictions come from the released file itself.
+predictions come from the released file itself, and writes its checked LiteRT copy (``fer.lite``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
             notes: list[str] | None = None) -> Path:
     """Releases ``run/model.h5`` as ``models_dir/name.h5`` with card, history and predictions."""
     from fer.evaluate import evaluate_model, predictions_path, update_card
+    from fer.lite import build_lite
+    from fer.metadata import model_info
 
     source = run / "model.h5"
     if not source.is_file():
@@ -47,6 +49,8 @@ def release(run: Path, name: str, models_dir: Path = MODELS_DIR, tta: bool = Fal
         evaluation = evaluate_model(target, data, tta=use_tta)
         evaluation.predictions.to_csv(predictions_path(target, use_tta), index=False)
         update_card(target, evaluation, use_tta)
+    if not model_info(target).landmarks:
+        build_lite(target, data)  # the pipeline's fast copy; the old one no longer matches the weights
     return target
 
 

@@ -83,7 +83,7 @@ def render_photo(name: str, result, photo_index: int = 0) -> None:
     width, height = result.original_size
     st.caption(
         f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector} · "
-        f"analysed in {total:.0f} ms ("
+        f"model run by {result.runtime} · analysed in {total:.0f} ms ("
         + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total") + ")"
     )
     annotated = result.boxes_image()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.lite import build_lite
 from fer.metrics import compute_metrics
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -85,6 +86,7 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "landmark_experiment": [{"run": "lm0_paper", "final": 0.59}, {"run": "lm1_landmarks", "final": 0.6}],
     }
     (folder / f"{name}.json").write_text(json.dumps(card))
+    build_lite(path)  # the app runs the checked LiteRT copy, as it does for the released models
     pd.DataFrame({
         "epoch": [0, 1, 2], "accuracy": [0.3, 0.45, 0.55], "loss": [1.8, 1.4, 1.2],
         "val_accuracy": [0.35, 0.5, 0.58], "val_loss": [1.7, 1.3, 1.15], "epoch_seconds": [4.0, 4.1, 4.2],

@@ -28,6 +28,10 @@ def test_model_card(app_env):
                             "python -m fer.train --arch tiny --out runs/tiny --init-from") for c in texts(at.code))
     assert any("Model: tiny_cnn" in c for c in texts(at.code))
     assert not any("learnt from these targets" in c for c in texts(at.caption))
+    # The checked LiteRT copy that the pipeline runs, and the command that rebuilds it.
+    captions = texts(at.caption)
+    assert any(c.startswith("Inference copy `tiny.tflite`") and "0 different predictions" in c for c in captions)
+    assert any("python -m fer.lite " in c for c in texts(at.code))
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["variant", "PrivateTest"] for t in tables)  # the ablation
     assert any(list(t.columns) == ["run", "final"] for t in tables)  # the landmark experiment

@@ -120,4 +120,4 @@ def test_camera_shot_and_the_haar_detector(app_env):
     assert not at.exception
     assert "camera.jpg" in texts(at.subheader)
     assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
-    assert any("detector haar" in t for t in texts(at.caption))
+    assert any("detector haar" in t and "model run by LiteRT (XNNPACK)" in t for t in texts(at.caption))
