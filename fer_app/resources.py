@@ -12,6 +12,7 @@ Nothing here loads at import time.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,11 +138,21 @@ def list_models() -> list[ModelEntry]:
     return _scan_models(str(folder), _folder_signature(folder))
 
 
+_painted = False  # whether a first pipeline load has let the first page reach the browser
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _pipeline(model_path: str, detector: str, version: int):
     from fer.pipeline import FerPipeline
 
     del version
+    global _painted
+    if not _painted:
+        # dlib's model loads hold Python's lock for seconds, during which Streamlit's server sends
+        # nothing: on a fresh server, a pause first lets the page drawn so far reach the browser
+        # (start to interactive 4.8-5.4 s with 1 s, 5.8-7.0 s with 0.5 s, 7.6-10.8 s with 0.2 s).
+        time.sleep(1.0)
+        _painted = True
     pipeline = FerPipeline(model_path, detector=detector)
     keep_keras_session()
     return pipeline
@@ -183,8 +194,29 @@ def get_pipeline(model: ModelEntry, detector: str):
     return _pipeline(str(model.path), detector, model.version)
 
 
+def device_description(model: ModelEntry | None) -> str:
+    """What runs the selected model: LiteRT on the CPU for a model with a fresh copy, else TensorFlow.
+
+    Asking TensorFlow loads its 1 GB library with Python's lock held for seconds, which stalls
+    the page's first paint; a model that LiteRT runs never needs it.
+    """
+    if model is not None and _has_fresh_lite(str(model.path), model.version):
+        from fer.lite import LITERT, default_threads
+
+        return f"CPU ({LITERT}, {default_threads()} threads)"
+    return _tensorflow_device()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _has_fresh_lite(model_path: str, version: int) -> bool:
+    from fer.lite import fresh_lite_path
+
+    del version  # only a cache key: a changed model or card is checked again
+    return fresh_lite_path(model_path) is not None
+
+
 @st.cache_resource(show_spinner=False)
-def device_description() -> str:
+def _tensorflow_device() -> str:
     """Which device TensorFlow runs the model on: the first GPU it sees, else the CPU."""
     import tensorflow as tf
 

@@ -36,7 +36,7 @@ def app_frame() -> Iterator[None]:
         yield
     finally:
         _frame.active = False
-    # After the page: the device line may import TensorFlow, which should not delay the page.
+    # After the page: the device line may import TensorFlow (models without a LiteRT copy).
     sidebar_status(status)
     # Warm the face arrays (~1 s to decompress) while nobody waits, not on the first grid.
     try:
@@ -128,7 +128,7 @@ def sidebar_status(container) -> None:
             # Also loads Plotly's JavaScript once per tab, before the first photo's chart needs it.
             st.plotly_chart(charts.accuracy_figure(model.accuracy, compact=True), key="app_model_accuracy",
                             config={"displayModeBar": False, "staticPlot": True})
-        st.caption(f"**Device:** {resources.device_description()}")
+        st.caption(f"**Device:** {resources.device_description(model)}")
 
 
 def selected_model() -> resources.ModelEntry | None:
