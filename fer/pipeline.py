@@ -174,7 +174,8 @@ class FerPipeline:
 
     Args:
         model_path: a Keras ``.h5`` with its metadata JSON beside it; defaults to
-            :func:`default_model_path`.
+            :func:`default_model_path`. Its checked LiteRT copy runs instead when it is fresh
+            (:func:`fer.lite.load_classifier`; ``runtime`` says which ran).
         detector: ``hog`` (dlib, default), ``haar`` (OpenCV) or ``cnn`` (dlib's CNN: slow, finds
             turned faces).
         illumination: correction for *displayed* faces; ``None`` shows what the model sees.

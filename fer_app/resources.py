@@ -203,7 +203,7 @@ def device_description(model: ModelEntry | None) -> str:
     if model is not None and _has_fresh_lite(str(model.path), model.version):
         from fer.lite import LITERT, default_threads
 
-        return f"CPU ({LITERT}, {default_threads()} threads)"
+        return f"CPU, {LITERT}, {default_threads()} threads"
     return _tensorflow_device()
 
 

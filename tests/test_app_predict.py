@@ -41,6 +41,7 @@ def test_predict_page_and_sidebar(app_env):
     assert len(selector.options) == 1 and selector.options[0].startswith("tiny · ") and "%" in selector.options[0]
     captions = " ".join(texts(at.sidebar.caption))
     assert "tiny" in captions and ("CPU" in captions or "GPU" in captions)
+    assert "CPU, LiteRT (XNNPACK)" in captions  # the tiny model has a checked copy: no TensorFlow asked
 
 
 def test_upload_shows_a_face_card(app_env):
