@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_pipeline import write_tiny_model
+from test_release import RELEASED
 
 from fer.data import file_sha256
 from fer.evaluate import PROB_COLUMNS, predictions_path
@@ -26,8 +27,6 @@ from fer.metadata import model_info, read_metadata
 from fer.paths import MODELS_DIR
 from fer.preprocess import to_model_input
 from fer.testset import load_test_faces
-
-RELEASED = sorted(p for p in MODELS_DIR.glob("*.h5") if p.with_suffix(".json").is_file())
 
 
 @pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
