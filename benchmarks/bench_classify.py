@@ -66,21 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         lite = fresh_lite_path(path)
         if lite is not None:
             models.append((path.stem + " (released)", LITERT, LiteModel(lite), model.count_params()))
-    folder = Path(tempfile.mkdtemp(prefix="bench_classify_"))
-    for name in ARCHITECTURES:
-        if "landmarks" in name:
-            continue
-        model = build_model(name)
-        models.append((f"{name} (architecture)", KERAS, model, model.count_params()))
-        lite = folder / f"{name}.tflite"
-        lite.write_bytes(convert(model))
-        models.append((f"{name} (architecture)", LITERT, LiteModel(lite), model.count_params()))
-    for name, runtime, model, params in models:
-        if runtime == KERAS and len(model.inputs) > 1:
-            continue
-        p50, p90 = time_model(model, args.repeats, 1)
-        t50, t90 = time_model(model, args.repeats, 2)
-        print(f"{name:28s} {runtime:17s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
+    with tempfile.TemporaryDirectory(prefix="bench_classify_") as folder:  # the architectures' copies
+        for name in ARCHITECTURES:
+            if "landmarks" in name:
+                continue
+            model = build_model(name)
+            models.append((f"{name} (architecture)", KERAS, model, model.count_params()))
+            lite = Path(folder) / f"{name}.tflite"
+            lite.write_bytes(convert(model))
+            models.append((f"{name} (architecture)", LITERT, LiteModel(lite), model.count_params()))
+        for name, runtime, model, params in models:
+            if runtime == KERAS and len(model.inputs) > 1:
+                continue
+            p50, p90 = time_model(model, args.repeats, 1)
+            t50, t90 = time_model(model, args.repeats, 2)
+            print(f"{name:28s} {runtime:17s} {params:>10,d} {p50:>12.2f} {p90:>7.2f} {t50:>9.2f} {t90:>7.2f}")
     if args.ensemble:
         members = [keras.models.load_model(path, compile=False) for path in args.ensemble]
         p50, p90 = time_members(members, args.repeats, 1)
