@@ -22,8 +22,9 @@ import numpy as np  # noqa: E402
 from fer.evaluate import shifted  # noqa: E402
 from fer.paths import MODELS_DIR  # noqa: E402
 
-SHIFTS = [(dy * d, dx * d) for d in (1, 2, 3) for dy, dx in
-          ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))]
+AXIAL = ((-1, 0), (1, 0), (0, -1), (0, 1))
+DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+SHIFTS = [(dy * d, dx * d) for d in (1, 2, 3) for dy, dx in AXIAL + DIAGONAL]
 ZOOMS = (0.9, 0.95, 1.05, 1.1, 1.15)
 ANGLES = (-10, -5, 5, 10)
 
@@ -52,8 +53,11 @@ def view_sets(names: list[str]) -> dict[str, list[str]]:
     def mirrored(*bases: str) -> list[str]:
         return [n for b in bases for n in (b, b + "_f")]
 
-    shifts = {d: [f"s{dy * d},{dx * d}" for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))] for d in (1, 2, 3)}
-    diagonals = {d: [f"s{dy * d},{dx * d}" for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1))] for d in (1, 2)}
+    def moves(directions: tuple[tuple[int, int], ...], d: int) -> list[str]:
+        return [f"s{dy * d},{dx * d}" for dy, dx in directions]
+
+    shifts = {d: moves(AXIAL, d) for d in (1, 2, 3)}
+    diagonals = {d: moves(DIAGONAL, d) for d in (1, 2)}
     return {
         "flip": mirrored("id"),
         "shift 1 px x4": mirrored("id", *shifts[1]),
