@@ -5,13 +5,11 @@ import shutil
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 from test_pipeline import write_tiny_model
-from test_release import RELEASED
+from test_release import RELEASED, assert_recorded, recorded_sample
 
 from fer.data import file_sha256
-from fer.evaluate import PROB_COLUMNS, predictions_path
 from fer.lite import (
     KERAS,
     LITERT,
@@ -39,16 +37,12 @@ def test_every_released_model_has_a_fresh_checked_copy(model_path):
 
 @pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
 def test_copy_reproduces_the_recorded_keras_predictions(model_path):
-    recorded = pd.read_csv(predictions_path(model_path)).set_index("row")
-    faces = load_test_faces()
-    picks = np.r_[0:8, 3589:3597]  # the first faces of PublicTest and of PrivateTest
-    x = to_model_input(faces.images[picks], model_info(model_path).illumination)
+    images, expected = recorded_sample(model_path)
+    x = to_model_input(images, model_info(model_path).illumination)
     lite = LiteModel(lite_path(model_path))
     one_by_one = np.concatenate([lite.predict_on_batch(x[i: i + 1]) for i in range(len(x))])
-    expected = recorded.loc[faces.rows[picks]]
     for probs in (lite.predict_on_batch(x), one_by_one):  # the batch size changes in between
-        assert np.allclose(probs, expected[list(PROB_COLUMNS)].to_numpy(), atol=2e-4)
-        assert (probs.argmax(axis=1) == expected["pred"].to_numpy()).all()
+        assert_recorded(probs, expected)
 
 
 def test_pipeline_runs_the_released_copy():

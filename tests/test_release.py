@@ -33,23 +33,35 @@ def test_card_is_complete(model_path):
         assert sum(map(sum, metrics["confusion_matrix"])) == 3589
 
 
-@pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
-def test_released_model_gives_recorded_predictions(model_path):
-    import keras
-
-    from fer.evaluate import PROB_COLUMNS, predict_probabilities, predictions_path
-    from fer.metadata import model_info
+def recorded_sample(model_path) -> tuple[np.ndarray, pd.DataFrame]:
+    """The first 8 faces of PublicTest and of PrivateTest, and their rows of the recorded predictions."""
+    from fer.evaluate import predictions_path
     from fer.testset import load_test_faces
 
     recorded = pd.read_csv(predictions_path(model_path))
     faces = load_test_faces()
-    picks = np.r_[0:8, 3589:3597]  # the first faces of PublicTest and of PrivateTest
-    info = model_info(model_path)
-    model = keras.models.load_model(model_path, compile=False)
-    probs = predict_probabilities(model, faces.images[picks], info.illumination)
-    expected = recorded.set_index("row").loc[faces.rows[picks]]
+    picks = np.r_[0:8, 3589:3597]
+    return faces.images[picks], recorded.set_index("row").loc[faces.rows[picks]]
+
+
+def assert_recorded(probs: np.ndarray, expected: pd.DataFrame) -> None:
+    """The probabilities match the recorded ones (to 2e-4) and give the recorded predictions."""
+    from fer.evaluate import PROB_COLUMNS
+
     assert np.allclose(probs, expected[list(PROB_COLUMNS)].to_numpy(), atol=2e-4)
     assert (probs.argmax(axis=1) == expected["pred"].to_numpy()).all()
+
+
+@pytest.mark.parametrize("model_path", RELEASED, ids=[p.stem for p in RELEASED])
+def test_released_model_gives_recorded_predictions(model_path):
+    import keras
+
+    from fer.evaluate import predict_probabilities
+    from fer.metadata import model_info
+
+    images, expected = recorded_sample(model_path)
+    model = keras.models.load_model(model_path, compile=False)
+    assert_recorded(predict_probabilities(model, images, model_info(model_path).illumination), expected)
 
 
 def test_evaluate_cli_reproduces_paper_card_exactly(tmp_path, capsys):
