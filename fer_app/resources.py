@@ -12,6 +12,7 @@ Nothing here loads at import time.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,9 +274,41 @@ def test_faces():
     Raises:
         FileNotFoundError: if the embedded file is missing.
     """
+    return _load_test_faces()
+
+
+_faces_lock = threading.Lock()
+_warming: threading.Thread | None = None
+
+
+def _load_test_faces():
     from fer.testset import load_test_faces
 
-    return load_test_faces()
+    # One decompression per process (``load_test_faces`` caches it), even when the warm-up
+    # thread and a page ask at the same time.
+    with _faces_lock:
+        return load_test_faces()
+
+
+def warm_test_faces() -> None:
+    """Starts decompressing the embedded test faces (~1-2 s) in a background thread, once.
+
+    Not in the script run: a run cannot be interrupted inside it, so a click or an upload made
+    meanwhile (the first upload after a server start) would wait for it.
+    """
+    global _warming
+    with _faces_lock:
+        if _warming is not None:
+            return
+        _warming = threading.Thread(target=_warm, name="fer-warm-test-faces", daemon=True)
+    _warming.start()
+
+
+def _warm() -> None:
+    try:
+        _load_test_faces()
+    except (FileNotFoundError, ValueError, OSError):
+        pass  # the pages that need the faces say so
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,8 @@ def app_frame() -> Iterator[None]:
         _frame.active = False
     # After the page: the device line may import TensorFlow (models without a LiteRT copy).
     sidebar_status(status)
-    # Warm the face arrays (~1 s to decompress) while nobody waits, not on the first grid.
-    try:
-        resources.test_face_lookup()
-    except FileNotFoundError:
-        pass  # the pages that need the faces say so
+    # Decompress the face arrays while nobody waits, not on the first grid.
+    resources.warm_test_faces()
 
 
 _log = logging.getLogger("fer_app")
@@ -99,7 +96,8 @@ def sidebar() -> None:
                          help=f"Name · PublicTest / PrivateTest accuracy. Every *.h5 with a .json card in "
                               f"`{resources.models_dir()}`.")
             with st.expander(f"{len(models)} model{'s' if len(models) != 1 else ''}"):
-                st.dataframe(model_table(models), hide_index=True)
+                st.dataframe(model_table(models), hide_index=True,
+                             column_config={"PublicTest": percent_column(), "PrivateTest": percent_column()})
         else:
             st.warning(f"No model in `{resources.models_dir()}`.")
         st.text_input("Annotator name", key=ANNOTATOR_KEY, placeholder="your name, to annotate faces",
@@ -113,7 +111,13 @@ def model_table(models: Sequence[resources.ModelEntry]):
     return pd.DataFrame([
         {"name": m.name, "file": m.path.name, "PublicTest": m.accuracy.get("PublicTest"),
          "PrivateTest": m.accuracy.get("PrivateTest")} for m in models
-    ]).style.format({"PublicTest": "{:.1%}", "PrivateTest": "{:.1%}"}, na_rep="–")
+    ])
+
+
+def percent_column(label: str | None = None):
+    """A column of fractions shown as percentages with one decimal (0.6961 as 69.6%)."""
+    # Streamlit's "percent" format shows (decimals of step - 2) decimals.
+    return st.column_config.NumberColumn(label, format="percent", step=0.001)
 
 
 def sidebar_status(container) -> None:

@@ -223,6 +223,11 @@ def test_charts_build():
     assert list(fig.data[0].x)[3] == pytest.approx(80.0)
     acc = charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.62})
     assert acc.layout.shapes[0].x0 == pytest.approx(100 * PAPER_ACCURACY)
+    assert list(acc.data[0].x) == pytest.approx([60.0, 62.0]) and list(acc.data[0].y) == ["PublicTest", "PrivateTest"]
+    # Built once per distinct input (reruns redraw it): equal values share it, other values do not.
+    assert charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.62}) is acc
+    assert charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.63}) is not acc
+    assert charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.62}, compact=True) is not acc
     cm = np.eye(7, dtype=int) * 3
     assert charts.confusion_figure(cm).data[0].z[0][0] == 1.0
     styles = charts.confusion_styles(confusion_frame(cm), normalise_rows(cm))

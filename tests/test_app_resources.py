@@ -79,3 +79,19 @@ def test_keep_keras_session(monkeypatch):
     resources.keep_keras_session()  # idempotent
     script_runner._clean_problem_modules()
     assert calls == ["cleared"]
+
+
+def test_test_faces_warm_in_the_background_once(monkeypatch):
+    """The page run only starts the decompression; a second start is a no-op; the faces arrive."""
+    from fer.testset import load_test_faces
+
+    monkeypatch.setattr(resources, "_warming", None)
+    resources.warm_test_faces()
+    thread = resources._warming
+    assert thread is not None and thread.daemon
+    resources.warm_test_faces()
+    assert resources._warming is thread
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert load_test_faces.cache_info().currsize == 1  # decompressed once, kept for the pages
+    assert resources._load_test_faces() is load_test_faces()
