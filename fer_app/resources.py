@@ -277,7 +277,8 @@ def test_faces():
     return _load_test_faces()
 
 
-_faces_lock = threading.Lock()
+_faces_lock = threading.Lock()  # held while decompressing
+_warming_lock = threading.Lock()  # held only to start the warm-up (never waits for it)
 _warming: threading.Thread | None = None
 
 
@@ -297,7 +298,7 @@ def warm_test_faces() -> None:
     meanwhile (the first upload after a server start) would wait for it.
     """
     global _warming
-    with _faces_lock:
+    with _warming_lock:
         if _warming is not None:
             return
         _warming = threading.Thread(target=_warm, name="fer-warm-test-faces", daemon=True)

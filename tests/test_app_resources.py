@@ -95,3 +95,17 @@ def test_test_faces_warm_in_the_background_once(monkeypatch):
     assert not thread.is_alive()
     assert load_test_faces.cache_info().currsize == 1  # decompressed once, kept for the pages
     assert resources._load_test_faces() is load_test_faces()
+
+
+def test_warm_up_start_never_waits_for_a_load_in_progress(monkeypatch):
+    """A rerun that calls warm_test_faces while the faces decompress returns at once."""
+    import threading
+
+    started = threading.Thread(target=lambda: None)
+    started.start()
+    monkeypatch.setattr(resources, "_warming", started)
+    with resources._faces_lock:  # a decompression in progress
+        caller = threading.Thread(target=resources.warm_test_faces)
+        caller.start()
+        caller.join(timeout=5)
+        assert not caller.is_alive()

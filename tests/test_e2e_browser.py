@@ -207,8 +207,10 @@ def test_start_to_interactive_predict_page(server, page):
     page.locator("input[type=file]").first.wait_for(state="attached")
     TIMINGS["start_to_interactive_s"] = round(time.perf_counter() - server["started"], 3)
     # The model loads after the widgets are on screen; the device line appears once it is in.
-    _wait_run_done(page)
+    page.get_by_text("Device:").wait_for(timeout=120_000)
     TIMINGS["start_to_model_ready_s"] = round(time.perf_counter() - server["started"], 3)
+    _wait_run_done(page)
+    TIMINGS["start_to_page_drawn_s"] = round(time.perf_counter() - server["started"], 3)
     _assert_no_exception(page)
     assert TIMINGS["start_to_interactive_s"] <= BARS["start_to_interactive_s"]
 
@@ -230,9 +232,11 @@ def _wait_run_done(page) -> None:
     """Waits for the end of the session's script run: the sidebar's device line comes last."""
     page.get_by_text("Device:").wait_for(timeout=120_000)
     _wait_idle(page)
-    sidebar_chart = page.locator("[data-testid='stSidebar'] [data-testid='stPlotlyChart']")
-    if sidebar_chart.count():
-        sidebar_chart.first.wait_for(state="visible")
+    # The sidebar's accuracy chart (every test model has a card with accuracies), drawn: its
+    # first draw loads and compiles Plotly's JavaScript (~2-3 s of the browser's main thread
+    # on 2 cores, after the run ends), which would otherwise be counted in what is timed next.
+    page.locator("[data-testid='stSidebar'] [data-testid='stPlotlyChart'] .main-svg").first.wait_for(
+        state="attached")
 
 
 def _clear_uploads(page) -> None:

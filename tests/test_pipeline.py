@@ -525,3 +525,13 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     assert b"\r" not in table.read_bytes()  # plain newlines, as in the app's CSV download
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
+
+
+def test_warm_up_photo_is_a_faceless_jpeg(pipeline):
+    """The construction-time warm-up photo decodes and holds no face (it must not skew anything)."""
+    from fer.pipeline import _warm_up_jpeg
+
+    data = _warm_up_jpeg()
+    assert data[:2] == b"\xff\xd8"
+    result = pipeline.analyze_bytes(data)
+    assert result.faces == () and result.original_size == (320, 240)
