@@ -143,7 +143,7 @@ _painted = False  # whether a first pipeline load has let the first page reach t
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _pipeline(model_path: str, detector: str, version: int):
+def _pipeline(model_path: str, detector: str, version: tuple[int, ...]):
     from fer.pipeline import FerPipeline
 
     del version
@@ -156,7 +156,20 @@ def _pipeline(model_path: str, detector: str, version: int):
         _painted = True
     pipeline = FerPipeline(model_path, detector=detector)
     keep_keras_session()
+    _runtimes[model_path] = (_lite_signature(Path(model_path)), pipeline.runtime)
     return pipeline
+
+
+# What each loaded pipeline's model actually runs on, by model path: (files' signature, runtime).
+_runtimes: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
+def _lite_signature(model_path: Path) -> tuple[int, ...]:
+    """Modification times of the model, its card and its LiteRT copy: any change is re-checked."""
+    from fer.lite import lite_path
+    from fer.metadata import metadata_path
+
+    return _mtime(model_path), _mtime(metadata_path(model_path)), _mtime(lite_path(model_path))
 
 
 def keep_keras_session() -> None:
@@ -192,7 +205,8 @@ def get_pipeline(model: ModelEntry, detector: str):
     Raises:
         FileNotFoundError, ValueError, OSError: the model cannot be loaded (see FerPipeline).
     """
-    return _pipeline(str(model.path), detector, model.version)
+    # Keyed by the model's, card's and LiteRT copy's times: a rebuilt copy loads afresh.
+    return _pipeline(str(model.path), detector, _lite_signature(model.path))
 
 
 def device_description(model: ModelEntry | None) -> str:
@@ -201,18 +215,28 @@ def device_description(model: ModelEntry | None) -> str:
     Asking TensorFlow loads its 1 GB library with Python's lock held for seconds, which stalls
     the page's first paint; a model that LiteRT runs never needs it.
     """
-    if model is not None and _has_fresh_lite(str(model.path), model.version):
-        from fer.lite import LITERT, default_threads
+    from fer.lite import KERAS, LITERT, default_threads
 
+    runtime = None
+    if model is not None:
+        signature = _lite_signature(model.path)
+        loaded = _runtimes.get(str(model.path))
+        # A loaded pipeline knows what it runs (a copy can exist and still fail to open); before
+        # that, a fresh copy is what it will run.
+        if loaded is not None and loaded[0] == signature:
+            runtime = loaded[1]
+        else:
+            runtime = LITERT if _has_fresh_lite(str(model.path), signature) else KERAS
+    if runtime == LITERT:
         return f"CPU, {LITERT}, {default_threads()} threads"
-    return _tensorflow_device()
+    return _tensorflow_device() + (f", {KERAS}" if runtime == KERAS else "")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _has_fresh_lite(model_path: str, version: int) -> bool:
+def _has_fresh_lite(model_path: str, signature: tuple[int, ...]) -> bool:
     from fer.lite import fresh_lite_path
 
-    del version  # only a cache key: a changed model or card is checked again
+    del signature  # only a cache key: a changed model, card or copy is checked again
     return fresh_lite_path(model_path) is not None
 
 

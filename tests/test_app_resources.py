@@ -109,3 +109,24 @@ def test_warm_up_start_never_waits_for_a_load_in_progress(monkeypatch):
         caller.start()
         caller.join(timeout=5)
         assert not caller.is_alive()
+
+
+def test_device_line_says_what_runs(monkeypatch, tmp_path, tmp_path_factory):
+    """LiteRT for a fresh copy; Keras once the copy changes, or when the loaded pipeline fell back."""
+    from fer.lite import KERAS, LITERT, lite_path
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    monkeypatch.setenv("FER_MODELS_DIR", str(folder))
+    monkeypatch.setattr(resources, "_runtimes", {})
+    model = resources.list_models()[0]
+    copy = lite_path(model.path)
+    assert LITERT in resources.device_description(model)
+    # The loaded pipeline's own runtime wins (a copy can be fresh and still fail to open).
+    resources._runtimes[str(model.path)] = (resources._lite_signature(model.path), KERAS)
+    assert resources.device_description(model).endswith(f", {KERAS}")
+    resources._runtimes.clear()
+    # An altered copy is not run, and the line says so at once (the copy is part of the cache key).
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    line = resources.device_description(model)
+    assert LITERT not in line and line.endswith(f", {KERAS}")
