@@ -17,22 +17,61 @@ def _rgb(color: tuple[int, int, int]) -> str:
     return f"rgb({color[0]},{color[1]},{color[2]})"
 
 
-def probability_figure(probabilities: Mapping[str, float], height: int = 220) -> go.Figure:
-    """A horizontal bar per emotion, in percent, the top label highlighted."""
+# Bars drawn as HTML, not Plotly, on the pages people land on (Predict) and click through
+# (Errors), and in the sidebar of every page: Plotly's JavaScript takes ~2-3 s of a 2-core
+# browser's main thread to compile on first use, and each Plotly chart costs a render.
+_TRACK = "background:#EEF1F5;border-radius:3px;position:relative;flex:1;"
+
+
+def probability_bars_html(probabilities: Mapping[str, float]) -> str:
+    """One horizontal bar per emotion (label order), in percent; the top label in bold, outlined.
+
+    Returns:
+        An HTML fragment for ``st.markdown(..., unsafe_allow_html=True)``; labels are constants.
+    """
     values = [100.0 * float(probabilities.get(e, 0.0)) for e in EMOTIONS]
     top = int(np.argmax(values))
-    fig = go.Figure(go.Bar(
-        x=values, y=list(EMOTIONS), orientation="h",
-        marker_color=[_rgb(EMOTION_COLORS[e]) for e in EMOTIONS],
-        marker_line_width=[2 if i == top else 0 for i in range(len(EMOTIONS))],
-        text=[f"{v:.1f}%" for v in values], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
-    ))
-    fig.update_layout(
-        height=height, margin=dict(l=0, r=40, t=4, b=0), showlegend=False,
-        xaxis=dict(range=[0, 100], ticksuffix="%", showgrid=True), yaxis=dict(autorange="reversed"),
-    )
-    return fig
+    rows = []
+    for i, (name, value) in enumerate(zip(EMOTIONS, values, strict=True)):
+        strong = i == top
+        outline = "outline:2px solid #1F2933;" if strong else ""
+        rows.append(
+            f"<div title='{name}: {value:.2f}%' style='display:flex;align-items:center;gap:6px;margin:3px 0;"
+            f"font-size:0.85em;{'font-weight:700;' if strong else ''}'>"
+            f"<span style='width:64px;text-align:right'>{name}</span>"
+            f"<span style='{_TRACK}height:14px'><span style='display:block;height:100%;width:{value:.1f}%;"
+            f"background:{_rgb(EMOTION_COLORS[name])};border-radius:3px;{outline}'></span></span>"
+            f"<span style='width:48px'>{value:.1f}%</span></div>"
+        )
+    summary = ", ".join(f"{name} {value:.1f}%" for name, value in zip(EMOTIONS, values, strict=True))
+    return f"<div role='img' aria-label='probabilities: {summary}'>{''.join(rows)}</div>"
+
+
+def accuracy_bars_html(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,
+                       reference_name: str = "paper", compact: bool = False) -> str:
+    """Accuracy per split as bars on a 0-100% scale, with a dashed line at the reference accuracy.
+
+    ``compact`` makes a small version for the sidebar. Returns an HTML fragment (split names
+    are escaped).
+    """
+    import html
+
+    height, size = (14, "0.75em") if compact else (22, "0.85em")
+    marker = (f"<span style='position:absolute;top:-2px;bottom:-2px;left:{100 * reference:.1f}%;"
+              f"border-left:2px dashed #E45756'></span>")
+    rows = [
+        f"<div style='display:flex;align-items:center;gap:6px;margin:3px 0;font-size:{size}'>"
+        f"<span style='width:{70 if compact else 80}px;text-align:right'>{html.escape(str(name))}</span>"
+        f"<span style='{_TRACK}height:{height}px'><span style='display:block;height:100%;"
+        f"width:{100 * float(value):.1f}%;background:#4C78A8;border-radius:3px'></span>{marker}</span>"
+        f"<span style='width:44px'>{100 * float(value):.1f}%</span></div>"
+        for name, value in accuracies.items()
+    ]
+    legend = (f"<div style='font-size:{size};color:#5A6572;margin-top:2px'><span style='color:#E45756'>┆</span> "
+              f"{html.escape(reference_name)} {reference:.1%}</div>")
+    summary = ", ".join(f"{html.escape(str(n))} {float(v):.1%}" for n, v in accuracies.items())
+    return (f"<div role='img' aria-label='accuracy: {summary}; {html.escape(reference_name)} {reference:.1%}'>"
+            f"{''.join(rows)}{legend}</div>")
 
 
 def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,

@@ -114,5 +114,4 @@ def render_face_card(result, index: int, annotated, key: str) -> None:
                 width=120,
             )
         with chart:
-            st.plotly_chart(charts.probability_figure(face.probabilities), key=f"predict_probs_{key}",
-                            config={"displayModeBar": False})
+            st.markdown(charts.probability_bars_html(face.probabilities), unsafe_allow_html=True)

@@ -129,9 +129,7 @@ def sidebar_status(container) -> None:
         st.divider()
         st.caption(f"**Model:** {model.name} (`{model.path.name}`)" if model else "**Model:** none")
         if model is not None and model.accuracy:
-            # Also loads Plotly's JavaScript once per tab, before the first photo's chart needs it.
-            st.plotly_chart(charts.accuracy_figure(model.accuracy, compact=True), key="app_model_accuracy",
-                            config={"displayModeBar": False, "staticPlot": True})
+            st.markdown(charts.accuracy_bars_html(model.accuracy, compact=True), unsafe_allow_html=True)
         st.caption(f"**Device:** {resources.device_description(model)}")
 
 

@@ -68,8 +68,8 @@ def render() -> None:
         + (f"; {view.excluded} excluded without a reference label (not a face, ambiguous or no FER+ emotion vote)"
            if view.excluded else "")
     )
-    chart.plotly_chart(charts.accuracy_figure({s: v.metrics.accuracy for s, v in views.items()}),
-                       key="errors_accuracy_chart", config={"displayModeBar": False})
+    chart.markdown(charts.accuracy_bars_html({s: v.metrics.accuracy for s, v in views.items()}),
+                   unsafe_allow_html=True)
 
     cell_explorer(view, predictions, annotations, normalise, (split, reference))
 

@@ -219,8 +219,13 @@ def test_context_crop_clips_to_the_photo():
 def test_charts_build():
     from fer_app import charts
 
-    fig = charts.probability_figure({"happy": 0.8, "sad": 0.2})
-    assert list(fig.data[0].x)[3] == pytest.approx(80.0)
+    bars = charts.probability_bars_html({"happy": 0.8, "sad": 0.2})
+    assert bars.count("width:80.0%") == 1 and bars.count("width:20.0%") == 1 and bars.count("width:0.0%") == 5
+    assert "happy 80.0%, sad 20.0%" in bars
+    assert "font-weight:700;'><span style='width:64px;text-align:right'>happy" in bars  # the top label, bold
+    split_bars = charts.accuracy_bars_html({"PublicTest": 0.6, "<b>": 0.625})
+    assert "width:60.0%" in split_bars and "width:62.5%" in split_bars and "<b>" not in split_bars
+    assert split_bars.count(f"left:{100 * PAPER_ACCURACY:.1f}%") == 2 and f"paper {PAPER_ACCURACY:.1%}" in split_bars
     acc = charts.accuracy_figure({"PublicTest": 0.6, "PrivateTest": 0.62})
     assert acc.layout.shapes[0].x0 == pytest.approx(100 * PAPER_ACCURACY)
     assert list(acc.data[0].x) == pytest.approx([60.0, 62.0]) and list(acc.data[0].y) == ["PublicTest", "PrivateTest"]

@@ -232,11 +232,9 @@ def _wait_run_done(page) -> None:
     """Waits for the end of the session's script run: the sidebar's device line comes last."""
     page.get_by_text("Device:").wait_for(timeout=120_000)
     _wait_idle(page)
-    # The sidebar's accuracy chart (every test model has a card with accuracies), drawn: its
-    # first draw loads and compiles Plotly's JavaScript (~2-3 s of the browser's main thread
-    # on 2 cores, after the run ends), which would otherwise be counted in what is timed next.
-    page.locator("[data-testid='stSidebar'] [data-testid='stPlotlyChart'] .main-svg").first.wait_for(
-        state="attached")
+    # The sidebar's accuracy bars (every test model's card has accuracies): HTML, drawn at once.
+    page.locator("[data-testid='stSidebar'] [role='img'][aria-label^='accuracy:']").first.wait_for(
+        state="visible")
 
 
 def _clear_uploads(page) -> None:
@@ -252,7 +250,8 @@ def test_upload_to_face_cards(server, page):
     first = _upload_and_time(page, PHOTO)
     label = page.locator("h4", has_text="Face 1:").first.inner_text()
     assert any(e in label for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for(state="visible")
+    page.locator("[data-testid='stMain'] [role='img'][aria-label^='probabilities:']").first.wait_for(
+        state="visible")
     _assert_no_exception(page)
     _screenshot(page, "predict")
     runs = [first]
@@ -358,7 +357,7 @@ def _click_cell(page, true_index: int, pred_index: int) -> float:
 def test_errors_cell_click_to_grid(server, page):
     _open_page(page, "Errors")
     page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first.wait_for(state="visible")
-    page.locator("[data-testid='stMain'] [data-testid='stPlotlyChart']").first.wait_for(state="visible")
+    page.locator("[data-testid='stMain'] [role='img'][aria-label^='accuracy:']").first.wait_for(state="visible")
     page.wait_for_timeout(500)  # the grid's canvas paints after the element appears
     _assert_no_exception(page)
     runs, headings = [], []
