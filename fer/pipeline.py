@@ -9,6 +9,7 @@ landmark predictor is read-only.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -165,8 +166,6 @@ def _to_hog_box(detection: Detection, detector_name: str) -> Box:
 
 def _warm_up_jpeg() -> bytes:
     """A faceless 320x240 grey-gradient JPEG (the pipeline's warm-up photo), made in memory."""
-    import io
-
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -238,9 +237,10 @@ class FerPipeline:
 
         TensorFlow traces a new graph for each new batch size until the second one, then keeps
         a size-agnostic graph; paying that (~0.3 s each) here keeps it out of the first photos.
-        The JPEG decoder and the detector also pay one-time costs on their first photo (first
-        photo ~100 ms instead of ~30 ms on a 2-core CPU); a faceless 320x240 JPEG pays them here
-        (~25-55 ms). Not for the CNN detector, whose seconds per photo dwarf them.
+        The JPEG decoder and the detector also pay one-time costs on their first photo (a 1 MP
+        photo took ~100 ms first, ~30-40 ms after this warm-up, on a 2-core CPU); a faceless
+        320x240 JPEG pays them here (~25-55 ms). Not for the CNN detector, whose seconds per
+        photo dwarf them.
         """
         height, width = self.input_size
         for n in (1, 2):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import html
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,76 +20,64 @@ def _rgb(color: tuple[int, int, int]) -> str:
 # Bars drawn as HTML, not Plotly, on the pages people land on (Predict) and click through
 # (Errors), and in the sidebar of every page: Plotly's JavaScript takes ~2-3 s of a 2-core
 # browser's main thread to compile on first use, and each Plotly chart costs a render.
-_TRACK = "background:#EEF1F5;border-radius:3px;position:relative;flex:1;"
+
+
+def _bar_row(name: str, percent: float, color: str, height: int, label_width: int, font_size: str,
+             strong: bool = False, extra: str = "") -> str:
+    """One labelled horizontal bar on a 0-100% track, its value after it (``extra``: more marks)."""
+    name = html.escape(name)
+    weight = "font-weight:700;" if strong else ""
+    outline = "outline:2px solid #1F2933;" if strong else ""
+    return (
+        f"<div title='{name}: {percent:.2f}%' style='display:flex;align-items:center;gap:6px;margin:3px 0;"
+        f"font-size:{font_size};{weight}'>"
+        f"<span style='width:{label_width}px;text-align:right'>{name}</span>"
+        f"<span style='flex:1;position:relative;height:{height}px;background:#EEF1F5;border-radius:3px'>"
+        f"<span style='display:block;height:100%;width:{percent:.1f}%;background:{color};border-radius:3px;"
+        f"{outline}'></span>{extra}</span><span style='width:48px'>{percent:.1f}%</span></div>"
+    )
 
 
 def probability_bars_html(probabilities: Mapping[str, float]) -> str:
     """One horizontal bar per emotion (label order), in percent; the top label in bold, outlined.
 
     Returns:
-        An HTML fragment for ``st.markdown(..., unsafe_allow_html=True)``; labels are constants.
+        An HTML fragment for ``st.markdown(..., unsafe_allow_html=True)``.
     """
     values = [100.0 * float(probabilities.get(e, 0.0)) for e in EMOTIONS]
     top = int(np.argmax(values))
-    rows = []
-    for i, (name, value) in enumerate(zip(EMOTIONS, values, strict=True)):
-        strong = i == top
-        outline = "outline:2px solid #1F2933;" if strong else ""
-        rows.append(
-            f"<div title='{name}: {value:.2f}%' style='display:flex;align-items:center;gap:6px;margin:3px 0;"
-            f"font-size:0.85em;{'font-weight:700;' if strong else ''}'>"
-            f"<span style='width:64px;text-align:right'>{name}</span>"
-            f"<span style='{_TRACK}height:14px'><span style='display:block;height:100%;width:{value:.1f}%;"
-            f"background:{_rgb(EMOTION_COLORS[name])};border-radius:3px;{outline}'></span></span>"
-            f"<span style='width:48px'>{value:.1f}%</span></div>"
-        )
+    rows = "".join(_bar_row(name, value, _rgb(EMOTION_COLORS[name]), 14, 64, "0.85em", strong=i == top)
+                   for i, (name, value) in enumerate(zip(EMOTIONS, values, strict=True)))
     summary = ", ".join(f"{name} {value:.1f}%" for name, value in zip(EMOTIONS, values, strict=True))
-    return f"<div role='img' aria-label='probabilities: {summary}'>{''.join(rows)}</div>"
+    return f"<div role='img' aria-label='probabilities: {summary}'>{rows}</div>"
 
 
 def accuracy_bars_html(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,
                        reference_name: str = "paper", compact: bool = False) -> str:
     """Accuracy per split as bars on a 0-100% scale, with a dashed line at the reference accuracy.
 
-    ``compact`` makes a small version for the sidebar. Returns an HTML fragment (split names
-    are escaped).
+    ``compact`` makes a small version for the sidebar. Returns an HTML fragment.
     """
-    import html
-
-    height, size = (14, "0.75em") if compact else (22, "0.85em")
+    height, size, label_width = (14, "0.75em", 70) if compact else (22, "0.85em", 80)
     marker = (f"<span style='position:absolute;top:-2px;bottom:-2px;left:{100 * reference:.1f}%;"
               f"border-left:2px dashed #E45756'></span>")
-    rows = [
-        f"<div style='display:flex;align-items:center;gap:6px;margin:3px 0;font-size:{size}'>"
-        f"<span style='width:{70 if compact else 80}px;text-align:right'>{html.escape(str(name))}</span>"
-        f"<span style='{_TRACK}height:{height}px'><span style='display:block;height:100%;"
-        f"width:{100 * float(value):.1f}%;background:#4C78A8;border-radius:3px'></span>{marker}</span>"
-        f"<span style='width:44px'>{100 * float(value):.1f}%</span></div>"
-        for name, value in accuracies.items()
-    ]
-    legend = (f"<div style='font-size:{size};color:#5A6572;margin-top:2px'><span style='color:#E45756'>┆</span> "
-              f"{html.escape(reference_name)} {reference:.1%}</div>")
+    rows = "".join(_bar_row(str(name), 100.0 * float(value), "#4C78A8", height, label_width, size, extra=marker)
+                   for name, value in accuracies.items())
+    reference_text = f"{html.escape(reference_name)} {reference:.1%}"
+    legend = (f"<div style='font-size:{size};color:#5A6572;margin-top:2px'>"
+              f"<span style='color:#E45756'>┆</span> {reference_text}</div>")
     summary = ", ".join(f"{html.escape(str(n))} {float(v):.1%}" for n, v in accuracies.items())
-    return (f"<div role='img' aria-label='accuracy: {summary}; {html.escape(reference_name)} {reference:.1%}'>"
-            f"{''.join(rows)}{legend}</div>")
+    return f"<div role='img' aria-label='accuracy: {summary}; {reference_text}'>{rows}{legend}</div>"
 
 
 def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,
                     reference_name: str = "paper", compact: bool = False) -> go.Figure:
     """Accuracy per split as bars, with the paper's accuracy as a reference line.
 
-    ``compact`` makes a small version for the sidebar. Equal arguments return the same figure,
-    built once (~20 ms, on every rerun of every page otherwise): treat it as read-only.
+    ``compact`` makes a small version for the sidebar.
     """
-    items = tuple((str(name), float(value)) for name, value in accuracies.items())
-    return _accuracy_figure(items, float(reference), reference_name, compact)
-
-
-@functools.lru_cache(maxsize=32)
-def _accuracy_figure(items: tuple[tuple[str, float], ...], reference: float, reference_name: str,
-                     compact: bool) -> go.Figure:
-    names = [name for name, _ in items]
-    values = [100.0 * value for _, value in items]
+    names = list(accuracies)
+    values = [100.0 * accuracies[n] for n in names]
     fig = go.Figure(go.Bar(
         x=values, y=names, orientation="h", marker_color="#4C78A8",
         text=[f"{v:.1f}%" for v in values], textposition="inside", insidetextanchor="end",

@@ -11,6 +11,7 @@ Nothing here loads at import time.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -72,11 +73,6 @@ class ModelEntry:
     @property
     def has_predictions(self) -> bool:
         return self.predictions is not None and self.predictions.is_file()
-
-    @property
-    def version(self) -> int:
-        """Changes whenever the model file is replaced (a cache key)."""
-        return _mtime(self.path)
 
     def label(self) -> str:
         """One line for the model selector: name and PublicTest / PrivateTest accuracy.
@@ -143,10 +139,9 @@ _painted = False  # whether a first pipeline load has let the first page reach t
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _pipeline(model_path: str, detector: str, version: tuple[int, ...]):
+def _pipeline(model_path: str, detector: str, signature: tuple[int, ...]):
     from fer.pipeline import FerPipeline
 
-    del version
     global _painted
     if not _painted:
         # dlib's model loads hold Python's lock for seconds, during which Streamlit's server sends
@@ -156,7 +151,8 @@ def _pipeline(model_path: str, detector: str, version: tuple[int, ...]):
         _painted = True
     pipeline = FerPipeline(model_path, detector=detector)
     keep_keras_session()
-    _runtimes[model_path] = (_lite_signature(Path(model_path)), pipeline.runtime)
+    # Recorded under the signature this load was asked for (the files may change while it loads).
+    _runtimes[model_path] = (signature, pipeline.runtime)
     return pipeline
 
 
@@ -210,7 +206,8 @@ def get_pipeline(model: ModelEntry, detector: str):
 
 
 def device_description(model: ModelEntry | None) -> str:
-    """What runs the selected model: LiteRT on the CPU for a model with a fresh copy, else TensorFlow.
+    """What runs the selected model: the runtime of its loaded pipeline if the model's files are
+    unchanged since it loaded, else LiteRT on the CPU for a fresh copy, else Keras on TensorFlow.
 
     Asking TensorFlow loads its 1 GB library with Python's lock held for seconds, which stalls
     the page's first paint; a model that LiteRT runs never needs it.
@@ -332,8 +329,10 @@ def warm_test_faces() -> None:
 def _warm() -> None:
     try:
         _load_test_faces()
-    except (FileNotFoundError, ValueError, OSError):
+    except FileNotFoundError:
         pass  # the pages that need the faces say so
+    except Exception:  # noqa: BLE001 - a damaged file: logged here, and the pages say so when they load it
+        logging.getLogger("fer_app").exception("the embedded test faces could not be loaded")
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ def test_upload_shows_a_face_card(app_env):
     assert label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert "me.jpg" in texts(at.subheader)
     bars = [t for t in texts(at.markdown) if t.startswith("<div role='img' aria-label='probabilities:")]
-    assert len(bars) == 1 and f"{label} " in bars[0]
+    # The bold bar is the card's label.
+    assert len(bars) == 1 and f"font-weight:700;'><span style='width:64px;text-align:right'>{label}<" in bars[0]
     stage_images = [img for img in at.image if "aligned 48×48" in img.captions]
     assert len(stage_images) == 1 and len(stage_images[0].captions) == 4
     assert [b.label for b in at.get("download_button")] == ["Results as JSON", "Results as CSV (one row per face)"]

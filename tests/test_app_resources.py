@@ -85,6 +85,7 @@ def test_test_faces_warm_in_the_background_once(monkeypatch):
     """The page run only starts the decompression; a second start is a no-op; the faces arrive."""
     from fer.testset import load_test_faces
 
+    load_test_faces.cache_clear()
     monkeypatch.setattr(resources, "_warming", None)
     resources.warm_test_faces()
     thread = resources._warming
@@ -93,22 +94,27 @@ def test_test_faces_warm_in_the_background_once(monkeypatch):
     assert resources._warming is thread
     thread.join(timeout=60)
     assert not thread.is_alive()
-    assert load_test_faces.cache_info().currsize == 1  # decompressed once, kept for the pages
     assert resources._load_test_faces() is load_test_faces()
+    assert load_test_faces.cache_info().misses == 1  # decompressed once, by the warm-up, kept for the pages
 
 
 def test_warm_up_start_never_waits_for_a_load_in_progress(monkeypatch):
-    """A rerun that calls warm_test_faces while the faces decompress returns at once."""
+    """With the faces being loaded (their lock held), starting the warm-up returns at once.
+
+    The warm-up thread itself waits for the lock, then finds the faces loaded.
+    """
     import threading
 
-    started = threading.Thread(target=lambda: None)
-    started.start()
-    monkeypatch.setattr(resources, "_warming", started)
-    with resources._faces_lock:  # a decompression in progress
+    monkeypatch.setattr(resources, "_warming", None)
+    with resources._faces_lock:  # a page's decompression in progress
         caller = threading.Thread(target=resources.warm_test_faces)
         caller.start()
         caller.join(timeout=5)
         assert not caller.is_alive()
+        warming = resources._warming
+        assert warming is not None and warming.is_alive()  # blocked on the lock, not the caller
+    warming.join(timeout=60)
+    assert not warming.is_alive()
 
 
 def test_device_line_says_what_runs(monkeypatch, tmp_path, tmp_path_factory):
@@ -130,3 +136,22 @@ def test_device_line_says_what_runs(monkeypatch, tmp_path, tmp_path_factory):
     copy.write_bytes(copy.read_bytes() + b"\0")
     line = resources.device_description(model)
     assert LITERT not in line and line.endswith(f", {KERAS}")
+
+
+def test_loaded_pipeline_records_its_runtime_and_a_changed_copy_reloads(monkeypatch, tmp_path, tmp_path_factory):
+    from fer.lite import lite_path
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    monkeypatch.setenv("FER_MODELS_DIR", str(folder))
+    monkeypatch.setattr(resources, "_runtimes", {})
+    monkeypatch.setattr(resources, "_painted", True)  # no start-up pause outside a server
+    model = resources.list_models()[0]
+    pipeline = resources.get_pipeline(model, "haar")
+    assert resources._runtimes[str(model.path)] == (resources._lite_signature(model.path), pipeline.runtime)
+    assert resources.get_pipeline(model, "haar") is pipeline
+    copy = lite_path(model.path)
+    copy.write_bytes(copy.read_bytes() + b"\0")  # the copy changes: a new load, which runs Keras
+    reloaded = resources.get_pipeline(model, "haar")
+    assert reloaded is not pipeline and reloaded.runtime != pipeline.runtime
+    assert resources._runtimes[str(model.path)][1] == reloaded.runtime

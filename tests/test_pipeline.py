@@ -527,6 +527,16 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
 
 
+def test_warm_up_runs_a_photo_except_for_the_cnn_detector(pipeline, monkeypatch):
+    photos = []
+    monkeypatch.setattr(pipeline, "analyze_bytes", lambda data, *args, **kwargs: photos.append(data))
+    pipeline._warm_up()
+    assert len(photos) == 1 and photos[0][:2] == b"\xff\xd8"
+    monkeypatch.setattr(pipeline, "detector_name", "cnn")  # seconds per photo: not worth warming
+    pipeline._warm_up()
+    assert len(photos) == 1
+
+
 def test_warm_up_photo_is_a_faceless_jpeg(pipeline):
     """The construction-time warm-up photo decodes and holds no face (it must not skew anything)."""
     from fer.pipeline import _warm_up_jpeg
