@@ -1,4 +1,4 @@
-"""Plotly figures for the app (pure functions: data in, figure out; no streamlit)."""
+"""Charts for the app: Plotly figures and HTML bars (pure functions: data in, chart out; no streamlit)."""
 
 from __future__ import annotations
 
@@ -71,11 +71,8 @@ def accuracy_bars_html(accuracies: Mapping[str, float], reference: float = PAPER
 
 
 def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_ACCURACY,
-                    reference_name: str = "paper", compact: bool = False) -> go.Figure:
-    """Accuracy per split as bars, with the paper's accuracy as a reference line.
-
-    ``compact`` makes a small version for the sidebar.
-    """
+                    reference_name: str = "paper") -> go.Figure:
+    """Accuracy per split as bars, with the paper's accuracy as a reference line."""
     names = list(accuracies)
     values = [100.0 * accuracies[n] for n in names]
     fig = go.Figure(go.Bar(
@@ -86,10 +83,8 @@ def accuracy_figure(accuracies: Mapping[str, float], reference: float = PAPER_AC
     fig.add_vline(x=100.0 * reference, line_dash="dash", line_color="#E45756",
                   annotation_text=f"{reference_name} {reference:.1%}", annotation_position="top")
     fig.update_layout(
-        height=(24 + 26 * len(names)) if compact else (60 + 36 * len(names)),
-        margin=dict(l=0, r=10, t=22, b=0), showlegend=False,
-        xaxis=dict(range=[0, 100], ticksuffix="%", showticklabels=not compact),
-        font=dict(size=10) if compact else None,
+        height=60 + 36 * len(names), margin=dict(l=0, r=10, t=22, b=0), showlegend=False,
+        xaxis=dict(range=[0, 100], ticksuffix="%"),
     )
     return fig
 
