@@ -1,10 +1,11 @@
 """The app's one caching place: models, pipelines, tables and datasets.
 
 ``st.cache_resource`` holds objects shared by every session (the pipeline with its model,
-detector and landmark predictor; the read-only face arrays; the annotation store, which holds
-only a path): they are thread-safe and never mutated. ``st.cache_data`` holds tables (model list,
-predictions, history, label-issue ranking), copied per caller. Cache keys include file
-modification times, so a model re-released under the same name is picked up.
+detector and landmark predictor; the annotation store, which holds only a path): they are
+thread-safe and never mutated. ``st.cache_data`` holds tables (model list, predictions, history,
+label-issue ranking), copied per caller. Cache keys include file modification times, so a model
+re-released under the same name is picked up. The read-only test faces are cached by
+``fer.testset`` itself (see :func:`test_faces`).
 
 Nothing here loads at import time.
 """
@@ -288,26 +289,22 @@ def load_history(model: ModelEntry) -> pd.DataFrame | None:
     return _history(str(model.history), _mtime(model.history))
 
 
-@st.cache_resource(show_spinner=False)
-def test_faces():
-    """The embedded PublicTest + PrivateTest faces (read-only arrays).
-
-    Raises:
-        FileNotFoundError: if the embedded file is missing.
-    """
-    return _load_test_faces()
-
-
 _faces_lock = threading.Lock()  # held while decompressing
 _warming_lock = threading.Lock()  # held only to start the warm-up (never waits for it)
 _warming: threading.Thread | None = None
 
 
-def _load_test_faces():
+def test_faces():
+    """The embedded PublicTest + PrivateTest faces (read-only arrays).
+
+    Decompressed once per process (``fer.testset.load_test_faces`` caches them); the lock keeps
+    the warm-up thread and a page from both doing it.
+
+    Raises:
+        FileNotFoundError: if the embedded file is missing.
+    """
     from fer.testset import load_test_faces
 
-    # One decompression per process (``load_test_faces`` caches it), even when the warm-up
-    # thread and a page ask at the same time.
     with _faces_lock:
         return load_test_faces()
 
@@ -328,7 +325,7 @@ def warm_test_faces() -> None:
 
 def _warm() -> None:
     try:
-        _load_test_faces()
+        test_faces()
     except FileNotFoundError:
         pass  # the pages that need the faces say so
     except Exception:  # noqa: BLE001 - a damaged file: logged here, and the pages say so when they load it

@@ -94,7 +94,7 @@ def test_test_faces_warm_in_the_background_once(monkeypatch):
     assert resources._warming is thread
     thread.join(timeout=60)
     assert not thread.is_alive()
-    assert resources._load_test_faces() is load_test_faces()
+    assert resources.test_faces() is load_test_faces()
     assert load_test_faces.cache_info().misses == 1  # decompressed once, by the warm-up, kept for the pages
 
 
