@@ -1,0 +1,185 @@
+"""Near-duplicates across splits (fer.twins): matching on real faces, the table, the report."""
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer.data import FerDataset, load_fer2013
+from fer.paths import FER2013_CSV
+from fer.testset import load_test_faces
+from fer.twins import (
+    TWIN_COLUMNS,
+    TWIN_THRESHOLD,
+    accuracy_by_twin,
+    candidates,
+    descriptors,
+    find_twins,
+    identical_matches,
+    load_twins,
+    main,
+    patch_similarity,
+    twin_mask,
+    write_twins,
+)
+
+needs_csv = pytest.mark.skipif(not FER2013_CSV.is_file(), reason=f"FER2013 CSV not at {FER2013_CSV}")
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    """60 real PublicTest faces with contrast (blank images are tested on their own)."""
+    images = load_test_faces().split("PublicTest")[0]
+    return images[images.std(axis=(1, 2)) > 30][:60]
+
+
+def _recrop(face: np.ndarray, shift: int = 2, scale: float = 1.05) -> np.ndarray:
+    """Another crop of the same photograph: rescaled, shifted, re-quantised."""
+    big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(big[shift:shift + 48, shift:shift + 48])
+
+
+def test_descriptors_ignore_brightness_and_contrast(faces):
+    base = descriptors(faces[:5])
+    brighter = descriptors(np.clip(faces[:5].astype(np.float32) * 0.7 + 40, 0, 255).round().astype(np.uint8))
+    assert base.shape == (5, 256)
+    np.testing.assert_allclose(np.linalg.norm(base, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(base.sum(axis=1), 0.0, atol=1e-3)
+    assert (np.sum(base * brighter, axis=1) > 0.999).all()
+
+
+def test_blank_faces_get_a_zero_descriptor_and_bad_shapes_fail():
+    blank = np.full((2, 48, 48), 17, dtype=np.uint8)
+    assert not descriptors(blank).any()
+    with pytest.raises(ValueError, match="multiples of 16"):
+        descriptors(np.zeros((1, 50, 50), dtype=np.uint8))
+
+
+def test_candidates_find_recrops_and_mirror_images(faces):
+    reference = descriptors(faces)
+    queries = np.stack([_recrop(faces[7]), faces[21][:, ::-1], faces[40]])
+    found = candidates(descriptors(queries), reference, k=3)
+    assert found.index.shape == (3, 3)
+    assert found.index[:, 0].tolist() == [7, 21, 40]
+    assert found.mirrored[:, 0].tolist() == [False, True, False]
+    assert found.similarity[2, 0] == pytest.approx(1.0, abs=1e-5)
+    assert (np.diff(found.similarity, axis=1) <= 1e-6).all()  # most similar first
+
+
+def test_patch_similarity_separates_recrops_from_other_faces(faces):
+    same = np.array([patch_similarity(_recrop(f), f) for f in faces[:20]])
+    others = np.array([patch_similarity(faces[i], faces[i + 20]) for i in range(20)])
+    assert np.median(same) > 0.95 and (same >= TWIN_THRESHOLD).mean() >= 0.9
+    assert others.max() < 0.8
+    assert patch_similarity(np.ascontiguousarray(faces[0][:, 2:46]), faces[0]) == pytest.approx(1.0, abs=1e-4)
+    assert patch_similarity(np.full((48, 48), 90, np.uint8), faces[0]) == 0.0
+
+
+def test_identical_matches_include_mirror_images(faces):
+    index, mirrored = identical_matches(np.stack([faces[3], faces[9][:, ::-1], _recrop(faces[5])]), faces)
+    assert index.tolist() == [3, 9, -1]
+    assert mirrored.tolist() == [False, True, False]
+
+
+def _dataset(train: np.ndarray, test: np.ndarray, test_labels: list[int]) -> FerDataset:
+    images = np.concatenate([train, test])
+    n_train = len(train)
+    return FerDataset(
+        images=images,
+        labels=np.array([i % 7 for i in range(n_train)] + test_labels, dtype=np.int64),
+        usage=np.array(["Training"] * n_train + ["PublicTest"] * len(test)),
+        rows=np.arange(len(images), dtype=np.int64) + 100,
+        checksum="test",
+        source="test",
+    )
+
+
+def test_find_twins_on_real_faces(faces):
+    train = faces[:40]
+    blank = np.zeros((1, 48, 48), dtype=np.uint8)
+    test = np.stack([_recrop(train[5]), train[12][:, ::-1], train[30], faces[50], blank[0]])
+    twins = find_twins(_dataset(np.concatenate([train, blank]), test, [5, 1, 2, 3, 4]), splits=("PublicTest",))
+    assert list(twins.columns) == list(TWIN_COLUMNS)
+    assert twins["row"].tolist() == [141, 142, 143, 144, 145]
+    has_twin = twins["similarity"] >= TWIN_THRESHOLD
+    assert has_twin.tolist() == [True, True, True, False, True]
+    assert twins["twin_row"][has_twin].tolist() == [105, 112, 130, 140]
+    assert twins["twin_label"][has_twin].tolist() == [5, 5, 2, 5]
+    assert twins["mirrored"].tolist()[:3] == [False, True, False]
+    assert twins["identical"].tolist() == [False, True, True, False, True]
+
+
+def test_find_twins_needs_training_faces(faces):
+    with pytest.raises(ValueError, match="no Training faces"):
+        find_twins(_dataset(faces[:0], faces[:3], [0, 1, 2]), splits=("PublicTest",))
+
+
+def _twins_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "row": [1, 2, 3, 4], "split": ["PublicTest"] * 2 + ["PrivateTest"] * 2, "label": [0, 1, 2, 3],
+        "twin_row": [10, 20, 30, 40], "twin_label": [0, 2, 2, 3], "similarity": [0.99, 0.5, 0.95, 0.91],
+        "mirrored": [False] * 4, "identical": [False] * 4,
+    })
+
+
+def test_accuracy_with_and_without_twins():
+    predictions = pd.DataFrame({"row": [1, 2, 3, 4], "split": ["PublicTest"] * 2 + ["PrivateTest"] * 2,
+                                "true": [0, 1, 2, 3], "pred": [0, 0, 2, 0]})
+    parts = accuracy_by_twin(predictions, _twins_table())
+    assert parts["PublicTest"]["all"]["accuracy"] == 0.5
+    assert (parts["PublicTest"]["twin"]["n"], parts["PublicTest"]["twin"]["accuracy"]) == (1, 1.0)
+    assert (parts["PublicTest"]["no_twin"]["n"], parts["PublicTest"]["no_twin"]["accuracy"]) == (1, 0.0)
+    assert parts["PrivateTest"]["twin"]["n"] == 1  # 0.91 is under the threshold
+    assert accuracy_by_twin(predictions, _twins_table(), threshold=0.9)["PrivateTest"]["twin"]["n"] == 2
+    with pytest.raises(KeyError, match=r"\[7\]"):
+        twin_mask(np.array([1, 7]), _twins_table())
+
+
+def test_table_round_trip_and_validation(tmp_path):
+    path = write_twins(_twins_table(), tmp_path / "twins.csv")
+    assert load_twins(path).equals(_twins_table())
+    with pytest.raises(FileNotFoundError, match="fer.twins build"):
+        load_twins(tmp_path / "missing.csv")
+    _twins_table().drop(columns="twin_row").to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="twin_row"):
+        load_twins(tmp_path / "bad.csv")
+    pd.concat([_twins_table()] * 2).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(ValueError, match="twice"):
+        load_twins(tmp_path / "twice.csv")
+
+
+def test_embedded_table_covers_the_test_faces():
+    twins = load_twins()
+    faces = load_test_faces()
+    assert sorted(twins["row"]) == sorted(faces.rows.tolist())
+    assert twins.set_index("row").loc[faces.rows, "label"].tolist() == faces.labels.tolist()
+
+
+@needs_csv
+def test_embedded_table_matches_a_fresh_search():
+    """A sample of test faces, searched again against all of Training, gives the committed rows."""
+    dataset = load_fer2013(FER2013_CSV)
+    committed = load_twins().set_index("row")
+    test_positions = np.flatnonzero(dataset.usage != "Training")
+    sample = np.random.default_rng(0).choice(test_positions, 150, replace=False)
+    keep = np.concatenate([np.flatnonzero(dataset.usage == "Training"), np.sort(sample)])
+    subset = FerDataset(dataset.images[keep], dataset.labels[keep], dataset.usage[keep], dataset.rows[keep],
+                        dataset.checksum, dataset.source)
+    fresh = find_twins(subset).set_index("row")
+    expected = committed.loc[fresh.index]
+    np.testing.assert_allclose(fresh["similarity"], expected["similarity"], atol=2e-3)
+    confident = (fresh["similarity"] - TWIN_THRESHOLD).abs() > 0.01
+    assert (fresh["twin_row"][confident] == expected["twin_row"][confident]).mean() > 0.98
+
+
+def test_report_cli_reads_the_table_and_scores_each_predictions_file(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    pd.DataFrame({"row": [1, 2], "split": "PublicTest", "true": [0, 1], "pred": [0, 0]}).to_csv(
+        models / "m.predictions.csv", index=False)
+    path = write_twins(_twins_table(), tmp_path / "twins.csv")
+    assert main(["report", "--out", str(path), "--models", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "PublicTest: 1 of 2 faces (50.0%) have a Training twin" in out
+    assert "m.predictions.csv" in out and "50.00% 100.00%    0.00%" in out
+    assert main(["report", "--out", str(tmp_path / "none.csv")]) == 2
