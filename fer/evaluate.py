@@ -32,6 +32,7 @@ class Evaluation:
     predictions: pd.DataFrame
     metrics: dict[str, dict]
     metrics_ferplus: dict[str, dict] | None = None
+    metrics_no_twin: dict[str, dict] | None = None
 
 
 # Shifted views for test-time augmentation: the four 2-pixel moves, matching the training shifts.
@@ -136,7 +137,8 @@ def summarise(predictions: pd.DataFrame, aligned: bool) -> Evaluation:
         for split, frame in predictions.groupby("split", sort=False)
     }
     return Evaluation(predictions=predictions, metrics=metrics,
-                      metrics_ferplus=ferplus_metrics(predictions) if aligned else None)
+                      metrics_ferplus=ferplus_metrics(predictions) if aligned else None,
+                      metrics_no_twin=no_twin_metrics(predictions) if aligned else None)
 
 
 def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
@@ -157,6 +159,20 @@ def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
         reference = majority[frame["row"].to_numpy()]
         out[str(split)] = compute_metrics(reference, frame["pred"].to_numpy()).as_dict()
     return out
+
+
+def no_twin_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
+    """Metrics per split on the faces without a near-duplicate in Training (``fer.twins``).
+
+    ``None`` when the embedded twins table is missing or does not cover the predicted rows.
+    """
+    from fer.twins import TWIN_THRESHOLD, accuracy_by_twin, load_twins
+
+    try:
+        parts = accuracy_by_twin(predictions, load_twins(), TWIN_THRESHOLD)
+    except (FileNotFoundError, KeyError):
+        return None
+    return {split: by_twin["no_twin"] for split, by_twin in parts.items()}
 
 
 def format_report(metrics: dict[str, dict]) -> str:
@@ -180,6 +196,10 @@ def print_evaluation(evaluation: Evaluation, as_json: bool = False) -> None:
         print("Against FER+ majority labels: " + "  ".join(
             f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
         ))
+    if evaluation.metrics_no_twin:
+        print("Without a near-duplicate in Training (fer.twins): " + "  ".join(
+            f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_no_twin.items()
+        ))
 
 
 def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shifts: bool = False) -> None:
@@ -193,6 +213,8 @@ def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shift
     card["metrics" + suffix] = evaluation.metrics
     if evaluation.metrics_ferplus is not None:
         card["metrics_ferplus" + suffix] = evaluation.metrics_ferplus
+    if evaluation.metrics_no_twin is not None:
+        card["metrics_no_twin" + suffix] = evaluation.metrics_no_twin
     write_metadata(model_path, card)
 
 

@@ -293,6 +293,14 @@ def face_tile(
     return np.ascontiguousarray(np.concatenate(parts, axis=0))
 
 
+def pair_tile(left: np.ndarray, right: np.ndarray, gap: int = 6, background: int = 255) -> np.ndarray:
+    """Two equal-height RGB tiles side by side (a test face and its Training twin)."""
+    if left.shape[0] != right.shape[0]:
+        raise ValueError(f"tiles differ in height: {left.shape[0]} and {right.shape[0]}")
+    spacer = np.full((left.shape[0], gap, 3), background, dtype=np.uint8)
+    return np.ascontiguousarray(np.concatenate([left, spacer, right], axis=1))
+
+
 def mosaic(tiles: Sequence[np.ndarray], columns: int, gap: int = 4, background: int = 255) -> np.ndarray:
     """Lays equal-sized RGB tiles out in a grid image (row-major)."""
     if not tiles:

@@ -259,6 +259,26 @@ def twin_mask(rows: np.ndarray, twins: pd.DataFrame, threshold: float = TWIN_THR
     return lookup.loc[rows].to_numpy() >= threshold
 
 
+# Which faces of a test split to look at: all, those without a Training twin, those with one.
+TWIN_SUBSETS: tuple[str, ...] = ("all", "no_twin", "twin")
+
+
+def select_by_twin(table: pd.DataFrame, twins: pd.DataFrame, subset: str,
+                   threshold: float = TWIN_THRESHOLD) -> pd.DataFrame:
+    """The rows of a per-face table (with a FER2013 ``row`` column) in one :data:`TWIN_SUBSETS`.
+
+    Raises:
+        ValueError: for an unknown subset.
+        KeyError: naming rows the twins table does not cover.
+    """
+    if subset not in TWIN_SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; expected one of {', '.join(TWIN_SUBSETS)}")
+    if subset == "all":
+        return table
+    has_twin = twin_mask(table["row"].to_numpy(), twins, threshold)
+    return table[has_twin if subset == "twin" else ~has_twin]
+
+
 def accuracy_by_twin(predictions: pd.DataFrame, twins: pd.DataFrame,
                      threshold: float = TWIN_THRESHOLD) -> dict[str, dict[str, dict]]:
     """Metrics per split on all faces, on those with a Training twin and on those without.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import streamlit as st
 
 from fer.explorer import (
     REFERENCES,
@@ -15,9 +16,12 @@ from fer.explorer import (
     describe_annotation,
     face_tile,
     label_name,
+    pair_tile,
     reference_labels,
+    row_positions,
     split_view,
 )
+from fer.ferplus import FER2013_ROWS
 from fer.labels import FERPLUS_COLUMNS
 from fer_app import resources, widgets
 
@@ -38,6 +42,63 @@ def split_view_for(predictions: pd.DataFrame, split: str, source: str, annotatio
         None if tables is None else tables.majority, annotations,
     )
     return split_view(predictions, split, reference)
+
+
+TWIN_SUBSET_NAMES: dict[str, str] = {
+    "all": "all", "no_twin": "not in Training", "twin": "also in Training",
+}
+TWIN_HELP = ("About a fifth of FER2013's test faces are another copy (crop, scale, compression) of a "
+             "Training photograph: a model can score them from memory. 'not in Training' keeps the "
+             "faces without such a near-duplicate (`python -m fer.twins report`).")
+
+
+def twin_text(row: int) -> str:
+    """`` · in Training: row 123 (sad, 0.97)`` for a face with a Training twin, else empty."""
+    twin = resources.twin_lookup().get(int(row))
+    if twin is None:
+        return ""
+    twin_row, twin_label, similarity = twin
+    return f" · in Training: row {twin_row} ({label_name(twin_label)}, {similarity:.2f})"
+
+
+def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_page: int) -> None:
+    """The faces at ``positions`` that have a Training twin, each beside its twin; pairs whose
+    labels differ first (each is a label error in one split or the other).
+
+    The twin's pixels come from the full FER2013 CSV; without it the twin's row and label are
+    given in the caption only.
+    """
+    lookup = resources.twin_lookup()
+    kept = np.array([p for p in positions if int(dataset.rows[p]) in lookup], dtype=np.int64)
+    twin = [lookup[int(dataset.rows[p])] for p in kept]
+    differ = np.array([dataset.labels[p] != t[1] for p, t in zip(kept, twin, strict=True)], dtype=bool)
+    order = np.argsort(~differ, kind="stable")
+    kept, differ, twin = kept[order], differ[order], [twin[i] for i in order]
+    st.subheader(f"{title}: {len(kept)} faces also in Training ({int(differ.sum())} with another label there)",
+                 divider="gray")
+    if not len(kept):
+        return
+    page = widgets.pager(len(kept), per_page, pager_key)
+    shown = slice(page.start, page.stop)
+    rows = dataset.rows[kept[shown]]
+    tiles = tiles_for_rows(rows, faces=dataset.images[kept[shown]])
+    if resources.full_dataset_available():
+        train = resources.full_dataset()
+        twin_rows = np.array([t[0] for t in twin[shown]], dtype=np.int64)
+        position = row_positions(train.rows, FER2013_ROWS)
+        twin_tiles = tiles_for_rows(twin_rows, faces=train.images[position[twin_rows]])
+        tiles = [pair_tile(a, b) for a, b in zip(tiles, twin_tiles, strict=True)]
+        st.caption(f"Pairs {page.start + 1}–{page.stop} of {page.total}: the test face (left) and its Training "
+                   "copy (right), label disagreements first.")
+    else:
+        st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, label disagreements first. The Training "
+                   "copies need the full FER2013 CSV (`fer.paths.FER2013_CSV`); their rows are in the captions.")
+    captions = [
+        f"row {r} · {label_name(int(dataset.labels[p]))} | Training row {t[0]} · {label_name(t[1])}"
+        f" · {t[2]:.2f}{' · labels differ' if d else ''}"
+        for r, p, t, d in zip(rows, kept[shown], twin[shown], differ[shown], strict=True)
+    ]
+    widgets.face_grid(tiles, captions, width=230 if resources.full_dataset_available() else 112)
 
 
 def vote_summary(row: int) -> str:

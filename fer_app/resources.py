@@ -357,6 +357,32 @@ def ferplus() -> FerPlusTables | None:
     )
 
 
+@st.cache_data(show_spinner=False)
+def twins() -> pd.DataFrame | None:
+    """The embedded table of each test face's nearest Training face (``fer.twins``), or ``None``
+    when it is missing or malformed.
+    """
+    from fer.twins import load_twins
+
+    try:
+        return load_twins()
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def twin_lookup() -> dict[int, tuple[int, int, float]]:
+    """Test row -> (Training row, its label, similarity) for the faces with a Training twin."""
+    from fer.twins import TWIN_THRESHOLD
+
+    table = twins()
+    if table is None:
+        return {}
+    found = table[table["similarity"] >= TWIN_THRESHOLD]
+    return {int(r): (int(t), int(lab), float(sim)) for r, t, lab, sim in
+            zip(found["row"], found["twin_row"], found["twin_label"], found["similarity"], strict=True)}
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     # Shared across sessions: a stray in-place write would corrupt every session's view.
     array.setflags(write=False)

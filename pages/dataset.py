@@ -5,7 +5,7 @@ import streamlit as st
 from fer.explorer import browse_indices
 from fer.labels import EMOTIONS, EVAL_SPLITS, SPLITS
 from fer_app import resources, widgets
-from fer_app.explorer_view import tiles_for_rows, vote_summary
+from fer_app.explorer_view import TWIN_HELP, tiles_for_rows, twin_pairs, vote_summary
 
 PER_PAGE = 48
 
@@ -29,9 +29,14 @@ def render() -> None:
         return
     code = None if label == "all" else EMOTIONS.index(label)
     positions = browse_indices(dataset.labels, dataset.usage, split, code)
-    if st.session_state.get("dataset_last") != (split, label):
-        st.session_state["dataset_last"] = (split, label)
+    pairs = split != "Training" and bool(resources.twin_lookup()) and st.toggle(
+        "Only faces also in Training, beside their copy", key="dataset_twins", help=TWIN_HELP)
+    if st.session_state.get("dataset_last") != (split, label, pairs):
+        st.session_state["dataset_last"] = (split, label, pairs)
         widgets.reset_pager("dataset_page")
+    if pairs:
+        twin_pairs(dataset, positions, f"{split}, {label}", "dataset_page", PER_PAGE // 2)
+        return
     st.subheader(f"{split}, {label}: {len(positions)} faces", divider="gray")
     if not len(positions):
         return

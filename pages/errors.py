@@ -12,15 +12,19 @@ from fer.explorer import (
     selected_cell,
 )
 from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.twins import select_by_twin
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
+    TWIN_HELP,
+    TWIN_SUBSET_NAMES,
     annotation_lookup,
     annotation_text,
     available_references,
     grid_with_annotation,
     split_view_for,
     tiles_for_rows,
+    twin_text,
     vote_summary,
 )
 
@@ -51,18 +55,27 @@ def render() -> None:
         format_func=REFERENCES.get, help="Which labels count as the truth for the matrix and the accuracy.",
     )
     normalise = right.toggle("Row-normalised", key="errors_normalise", help="Each true class's share, not counts")
+    subset, shown = twin_subset(predictions)
 
     annotations = widgets.current_annotations()
-    views = {s: split_view_for(predictions, s, reference, annotations) for s in EVAL_SPLITS
-             if (predictions["split"] == s).any()}
+    views = {s: split_view_for(shown, s, reference, annotations) for s in EVAL_SPLITS
+             if (shown["split"] == s).any()}
     if split not in views:
-        st.warning(f"`{model.predictions.name}` has no {split} predictions.")
+        st.warning(f"`{model.predictions.name}` has no {split} predictions"
+                   + ("." if subset == "all" else f" among the faces {TWIN_SUBSET_NAMES[subset]}."))
         return
     view = views[split]
 
     head, chart = st.columns([1, 2])
-    head.metric(f"{split} accuracy ({REFERENCES[reference]})", f"{view.metrics.accuracy:.1%}",
-                delta=f"{100 * (view.metrics.accuracy - 0.617):+.1f} pts vs the paper's 61.7%")
+    if subset == "all":
+        title, delta = f"{split} accuracy ({REFERENCES[reference]})", 0.617
+        versus = "the paper's 61.7%"
+    else:
+        title = f"{split} accuracy ({REFERENCES[reference]}), faces {TWIN_SUBSET_NAMES[subset]}"
+        delta = split_view_for(predictions, split, reference, annotations).metrics.accuracy
+        versus = f"all faces ({delta:.1%})"
+    head.metric(title, f"{view.metrics.accuracy:.1%}",
+                delta=f"{100 * (view.metrics.accuracy - delta):+.1f} pts vs {versus}")
     head.caption(
         f"{view.metrics.total} faces evaluated"
         + (f"; {view.excluded} excluded without a reference label (not a face, ambiguous or no FER+ emotion vote)"
@@ -71,7 +84,24 @@ def render() -> None:
     chart.markdown(charts.accuracy_bars_html({s: v.metrics.accuracy for s, v in views.items()}),
                    unsafe_allow_html=True)
 
-    cell_explorer(view, predictions, annotations, normalise, (split, reference))
+    cell_explorer(view, predictions, annotations, normalise, (split, reference, subset))
+
+
+def twin_subset(predictions):
+    """The "Faces" control (all, not in Training, also in Training) and the predictions it keeps.
+
+    Without the embedded twins table, or for predictions it does not cover, all faces.
+    """
+    twins = resources.twins()
+    if twins is None:
+        return "all", predictions
+    subset = st.segmented_control("Faces", list(TWIN_SUBSET_NAMES), key="errors_twins", default="all",
+                                  required=True, format_func=TWIN_SUBSET_NAMES.get, help=TWIN_HELP)
+    try:
+        return subset, select_by_twin(predictions, twins, subset)
+    except KeyError as err:
+        st.warning(f"Near-duplicates are known only for FER2013's test faces: {err}")
+        return "all", predictions
 
 
 def cell_explorer(view, predictions, annotations, normalise: bool, context: tuple) -> None:
@@ -116,7 +146,7 @@ def cell_explorer(view, predictions, annotations, normalise: bool, context: tupl
     notes = annotation_lookup(annotations)
     captions = [
         f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {view.confidence[i]:.0%}"
-        f" · {vote_summary(r)}{annotation_text(notes, r)}"
+        f" · {vote_summary(r)}{twin_text(r)}{annotation_text(notes, r)}"
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()

@@ -53,3 +53,27 @@ def test_training_split_when_the_csv_is_there(app_env):
     at.segmented_control(key="dataset_split").set_value("Training").run()
     assert not at.exception
     assert any(t.startswith("Training, all: 28709 faces") for t in texts(at.subheader))
+
+
+def test_faces_also_in_training_beside_their_copy(app_env):
+    from fer.twins import TWIN_THRESHOLD, load_twins
+
+    twins = load_twins()
+    public = twins[(twins["split"] == "PublicTest") & (twins["similarity"] >= TWIN_THRESHOLD)]
+    differ = int((public["label"] != public["twin_label"]).sum())
+    at = open_dataset()
+    at.toggle(key="dataset_twins").set_value(True).run()
+    assert not at.exception
+    assert f"PublicTest, all: {len(public)} faces also in Training ({differ} with another label there)" in texts(
+        at.subheader)
+    captions = at.image[0].captions
+    assert len(captions) == 24
+    assert all(" | Training row " in c for c in captions)
+    assert all(c.endswith(" · labels differ") for c in captions[:min(differ, 24)])
+    first = public[public["label"] != public["twin_label"]].iloc[0]
+    assert captions[0].startswith(f"row {first['row']} · ")
+    assert f"Training row {first['twin_row']} · " in captions[0]
+    if FER2013_CSV.is_file():
+        assert any(t.startswith("Pairs 1–24 of ") for t in texts(at.caption))
+    at.segmented_control(key="dataset_split").set_value("PrivateTest").run()
+    assert not at.exception and any("PrivateTest, all: " in t and "also in Training" in t for t in texts(at.subheader))

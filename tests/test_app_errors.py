@@ -126,3 +126,23 @@ def test_annotate_from_the_errors_grid(app_env, predictions):
     # With our annotations as the reference, that face leaves the matrix.
     at.segmented_control(key="errors_reference").set_value("annotated").run()
     assert any("1 excluded" in t for t in texts(at.caption))
+
+
+def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predictions):
+    from fer.twins import TWIN_THRESHOLD, load_twins
+
+    twins = load_twins().set_index("row")["similarity"]
+    part = predictions[predictions["split"] == "PrivateTest"]
+    has_twin = twins.loc[part["row"]].to_numpy() >= TWIN_THRESHOLD
+    at = open_errors()
+    assert at.segmented_control(key="errors_twins").value == "all"
+    for subset, keep in (("no_twin", ~has_twin), ("twin", has_twin)):
+        at.segmented_control(key="errors_twins").set_value(subset).run()
+        assert not at.exception
+        kept = part[keep]
+        assert at.dataframe(key="errors_cell").value.to_numpy().sum() == len(kept)
+        assert at.metric[0].value == f"{(kept['true'] == kept['pred']).mean():.1%}"
+        assert "vs all faces" in at.metric[0].delta
+    # Faces shown in the "also in Training" subset name their Training twin.
+    select_cell(at, "happy", "happy")
+    assert all(" · in Training: row " in c for c in at.image[0].captions)

@@ -19,6 +19,7 @@ from fer.twins import (
     load_twins,
     main,
     patch_similarity,
+    select_by_twin,
     twin_mask,
     write_twins,
 )
@@ -183,3 +184,30 @@ def test_report_cli_reads_the_table_and_scores_each_predictions_file(tmp_path, c
     assert "PublicTest: 1 of 2 faces (50.0%) have a Training twin" in out
     assert "m.predictions.csv" in out and "50.00% 100.00%    0.00%" in out
     assert main(["report", "--out", str(tmp_path / "none.csv")]) == 2
+
+
+def test_evaluate_reports_accuracy_without_twins(capsys):
+    from fer.evaluate import print_evaluation, summarise
+    from fer.paths import MODELS_DIR
+
+    predictions = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
+    evaluation = summarise(predictions, aligned=True)
+    twins = load_twins()
+    for split, metrics in evaluation.metrics_no_twin.items():
+        part = predictions[predictions["split"] == split].merge(twins, on="row")
+        clean = part[part["similarity"] < TWIN_THRESHOLD]
+        assert metrics["n"] == len(clean) < len(part)
+        assert metrics["accuracy"] == pytest.approx((clean["true"] == clean["pred"]).mean(), abs=1e-6)
+    print_evaluation(evaluation)
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("Without a near-duplicate"))
+    assert f"PrivateTest {evaluation.metrics_no_twin['PrivateTest']['accuracy']:.4f}" in line
+    assert summarise(predictions, aligned=False).metrics_no_twin is None
+
+
+def test_select_by_twin_keeps_the_chosen_faces():
+    table = pd.DataFrame({"row": [4, 1, 2, 3], "value": ["d", "a", "b", "c"]})
+    assert select_by_twin(table, _twins_table(), "all") is table
+    assert select_by_twin(table, _twins_table(), "twin")["value"].tolist() == ["a", "c"]
+    assert select_by_twin(table, _twins_table(), "no_twin")["value"].tolist() == ["d", "b"]
+    with pytest.raises(ValueError, match="unknown subset"):
+        select_by_twin(table, _twins_table(), "some")
