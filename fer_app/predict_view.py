@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
 
 from fer.detect import DETECTORS
@@ -31,11 +34,12 @@ class PredictOptions:
     detector: str
     illumination: str | None  # None: the model's own correction
     tta: bool  # average each face with its mirror image
+    explain: bool = False  # an occlusion map per face
 
 
 def options(model_illumination: str) -> PredictOptions:
     """Detector, displayed-illumination and test-time augmentation choices."""
-    left, right, last = st.columns([2, 2, 1])
+    left, right, last = st.columns([4, 4, 3])
     detector = left.radio("Face detector", DETECTORS, key="predict_detector", horizontal=True,
                           format_func=DETECTOR_NAMES.get,
                           help="HOG is fast and frontal. The CNN also finds turned, tilted and partly "
@@ -49,7 +53,11 @@ def options(model_illumination: str) -> PredictOptions:
     # On by default: one more 48x48 forward pass per face buys accuracy (README: fer_best with flip TTA).
     tta = last.toggle("Flip TTA", value=True, key="predict_tta",
                       help="Average each face's probabilities with those of its mirror image.")
-    return PredictOptions(detector=detector, illumination=None if shown == "model" else shown, tta=tta)
+    explain = last.toggle("Explain each face", key="predict_explain",
+                          help="An occlusion map per face: red where covering the face lowers the top label's "
+                               "probability, blue where it raises it (100 covered copies per face).")
+    return PredictOptions(detector=detector, illumination=None if shown == "model" else shown, tta=tta,
+                          explain=explain)
 
 
 def photo_inputs() -> list[PhotoInput]:
@@ -75,8 +83,15 @@ def photo_inputs() -> list[PhotoInput]:
     return inputs
 
 
-def render_photo(name: str, result, photo_index: int = 0) -> None:
-    """One photo: a summary line, the annotated whole photo, and a card per face."""
+def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer | None = None) -> None:
+    """One photo: a summary line, the annotated whole photo, and a card per face.
+
+    Args:
+        name: the photo's display name.
+        result: its ``fer.pipeline.PhotoResult``.
+        photo_index: its position among the inputs (keeps widget keys unique).
+        explainer: makes each face's occlusion map, or ``None`` for no maps.
+    """
     count = len(result.faces)
     total = result.timings.get("total", 0.0)
     st.subheader(name, divider="gray")
@@ -88,30 +103,64 @@ def render_photo(name: str, result, photo_index: int = 0) -> None:
     )
     annotated = result.boxes_image()
     for index in range(count):
-        render_face_card(result, index, annotated, f"{photo_index}_{index}")
+        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer)
     if count:
         st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
 
 
-def render_face_card(result, index: int, annotated, key: str) -> None:
-    """Stages side by side, the probability chart and the top label of one face."""
+def render_face_card(result, index: int, annotated, key: str, explainer: Explainer | None = None) -> None:
+    """Stages side by side, the probability chart and the top label of one face (and its
+    occlusion map when ``explainer`` is given).
+    """
     from fer.photo_report import context_crop, enlarge
 
     face = result.faces[index]
+    images = [
+        context_crop(annotated, face.box, result.scale),
+        enlarge(face.gray_face, 3),
+        enlarge(face.display_face, 3),
+        result.landmarks_image(index, size=120),
+    ]
+    captions = ["detected", "aligned 48×48", f"illumination: {result.display_illumination}", "landmarks and regions"]
+    if explainer is not None:
+        images.append(explanation_image(explainer, face))
+        captions.append(f"evidence for {face.label} (red) and against (blue)")
     with st.container(border=True, key=f"predict_face_card_{key}"):
         st.markdown(f"#### Face {index + 1}: **{face.label}** ({face.score:.0%})")
         stages, chart = st.columns([3, 2])
         with stages:
-            st.image(
-                [
-                    context_crop(annotated, face.box, result.scale),
-                    enlarge(face.gray_face, 3),
-                    enlarge(face.display_face, 3),
-                    result.landmarks_image(index, size=120),
-                ],
-                caption=["detected", "aligned 48×48", f"illumination: {result.display_illumination}",
-                         "landmarks and regions"],
-                width=120,
-            )
+            # Five stages fit on one line at 100 px; four at 120.
+            st.image(images, caption=captions, width=100 if explainer is not None else 120)
         with chart:
             st.markdown(charts.probability_bars_html(face.probabilities), unsafe_allow_html=True)
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """What makes occlusion maps for one photo: the pipeline's classifier with the photo's TTA
+    setting, and a key naming that model and setting (maps are remembered per session under it).
+    """
+
+    classify: Callable[[np.ndarray], np.ndarray]
+    key: str
+
+
+# Maps remembered per session: a map costs ~0.1-0.3 s a face, and every widget click reruns the
+# page. Kept in the session's memory only (never on disk, never shared between sessions).
+_MEMO_KEY = "predict_explanations"
+_MEMO_SIZE = 64
+
+
+def explanation_image(explainer: Explainer, face) -> np.ndarray:
+    """The face's occlusion map for its top label, over the aligned face."""
+    from fer.explain import occlusion_map, overlay
+    from fer.labels import EMOTIONS
+
+    memo = st.session_state.setdefault(_MEMO_KEY, {})
+    key = (explainer.key, face.label, hashlib.blake2b(face.gray_face.tobytes(), digest_size=16).digest())
+    if key not in memo:
+        explained = occlusion_map(explainer.classify, face.gray_face, EMOTIONS.index(face.label))
+        if len(memo) >= _MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = overlay(face.gray_face, explained.drop, zoom=3)
+    return memo[key]

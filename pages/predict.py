@@ -29,6 +29,10 @@ def render() -> None:
                 icon=":material/upload:")
         return
 
+    explainer = None
+    if opts.explain:
+        explainer = predict_view.Explainer(lambda faces: pipeline.classify(faces, tta=opts.tta),
+                                           f"{model.path}:{id(pipeline)}:{opts.tta}")
     analysed = []
     for photo_index, photo in enumerate(inputs):
         try:
@@ -51,7 +55,7 @@ def render() -> None:
             )
             continue
         analysed.append((photo.name, result))
-        predict_view.render_photo(photo.name, result, photo_index)
+        predict_view.render_photo(photo.name, result, photo_index, explainer)
 
     if analysed:
         st.subheader("Download the results", divider="gray")

@@ -124,3 +124,33 @@ def test_camera_shot_and_the_haar_detector(app_env):
     assert "camera.jpg" in texts(at.subheader)
     assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
     assert any("detector haar" in t and "model run by LiteRT (XNNPACK)" in t for t in texts(at.caption))
+
+
+def test_explain_adds_an_occlusion_map_per_face_and_remembers_it(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+    at.toggle(key="predict_explain").set_value(True)
+    at.run()
+    assert not at.exception and not at.error
+    stages = next(img for img in at.image if "aligned 48×48" in img.captions)
+    assert len(stages.captions) == 5 and stages.captions[4].startswith("evidence for ")
+    memo = at.session_state["predict_explanations"]
+    assert len(memo) == 1
+    (overlay,) = memo.values()
+    assert overlay.shape == (144, 144, 3)
+    assert (overlay[..., 0] != overlay[..., 2]).any()  # coloured, not the plain grey face
+    # A rerun reuses the remembered map (a marked stand-in survives it); switching TTA off makes
+    # a new one (another classifier).
+    (key,) = memo
+    marked = np.full((144, 144, 3), 7, np.uint8)
+    at.session_state["predict_explanations"] = {key: marked}
+    at.run()
+    assert not at.exception
+    assert at.session_state["predict_explanations"][key] is marked
+    at.toggle(key="predict_tta").set_value(False).run()
+    assert not at.exception and len(at.session_state["predict_explanations"]) == 2
+    at.toggle(key="predict_explain").set_value(False).run()
+    stages = next(img for img in at.image if "aligned 48×48" in img.captions)
+    assert len(stages.captions) == 4
