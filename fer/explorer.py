@@ -269,6 +269,7 @@ def face_tile(
     votes: np.ndarray | None = None,
     zoom: int = 2,
     bar_height: int = 18,
+    face_rgb: np.ndarray | None = None,
 ) -> np.ndarray:
     """One face for a grid: the face enlarged, then a bar per class of the model's probabilities
     and then one of the FER+ vote shares (each strip only if given), as one RGB image.
@@ -279,13 +280,21 @@ def face_tile(
         votes: (7,) FER+ vote shares over the 7 emotions, or ``None``.
         zoom: integer upscaling of the face (nearest neighbour keeps pixels crisp).
         bar_height: height of each strip.
+        face_rgb: uint8 (H * zoom, W * zoom, 3) to draw instead of the enlarged grey face (an
+            occlusion map over it, say).
     """
     face = np.asarray(gray_face, dtype=np.uint8)
     if face.ndim != 2:
         raise ValueError(f"expected a grey face (H, W); got shape {face.shape}")
-    big = np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)
-    parts = [np.repeat(big[..., None], 3, axis=2)]
-    width = big.shape[1]
+    if face_rgb is None:
+        big = np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)
+        top = np.repeat(big[..., None], 3, axis=2)
+    else:
+        top = np.asarray(face_rgb, dtype=np.uint8)
+        if top.shape != (face.shape[0] * zoom, face.shape[1] * zoom, 3):
+            raise ValueError(f"face_rgb must be the face enlarged {zoom} times in RGB; got shape {top.shape}")
+    parts = [top]
+    width = top.shape[1]
     for values in (probabilities, votes):
         if values is not None:
             parts.append(np.full((2, width, 3), 255, dtype=np.uint8))

@@ -119,13 +119,14 @@ def vote_summary(row: int) -> str:
 
 
 def tiles_for_rows(rows: Sequence[int], probabilities: np.ndarray | None = None,
-                   faces: np.ndarray | None = None) -> list[np.ndarray]:
+                   faces: np.ndarray | None = None, overlays: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """Face tiles (face, model bars, FER+ bars) for FER2013 rows of the embedded test faces.
 
     Args:
         rows: FER2013 rows.
         probabilities: (n, 7) model probabilities, or ``None`` for no model strip.
         faces: (n, 48, 48) faces if they do not come from the embedded test set (Training).
+        overlays: (96, 96, 3) images to draw instead of the faces (occlusion maps), or ``None``.
     """
     rows = np.asarray(rows, dtype=np.int64)
     if faces is None:
@@ -134,8 +135,42 @@ def tiles_for_rows(rows: Sequence[int], probabilities: np.ndarray | None = None,
     tiles = []
     for i, row in enumerate(rows):
         votes = None if tables is None else tables.shares[row]
-        tiles.append(face_tile(faces[i], None if probabilities is None else probabilities[i], votes))
+        tiles.append(face_tile(faces[i], None if probabilities is None else probabilities[i], votes,
+                               face_rgb=None if overlays is None else overlays[i]))
     return tiles
+
+
+EXPLAIN_CHOICES: dict[str, str] = {"off": "off", "predicted": "for the prediction", "reference": "for the reference"}
+# Occlusion maps remembered per session (memory only): 24 faces take ~3 s to explain on 2 cores.
+_MAPS_KEY = "explorer_occlusion_maps"
+_MAPS_SIZE = 512
+
+
+def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int]) -> list[np.ndarray]:
+    """Occlusion maps (``fer.explain``) of embedded test faces for the given classes, over the
+    faces enlarged twice, as the face tiles draw them.
+
+    The model runs through its shared pipeline (its LiteRT copy, its illumination correction,
+    no TTA, like the released predictions tables), loading it if no page has yet.
+
+    Raises:
+        FileNotFoundError, ValueError, OSError: the model cannot be loaded.
+    """
+    from fer.explain import occlusion_map, overlay
+
+    pipeline = resources.get_pipeline(model, "hog")
+    memo = st.session_state.setdefault(_MAPS_KEY, {})
+    faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
+    out = []
+    for face, row, target in zip(faces, rows, targets, strict=True):
+        key = (str(model.path), id(pipeline), int(row), int(target))
+        if key not in memo:
+            explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=False), face, int(target))
+            if len(memo) >= _MAPS_SIZE:
+                memo.pop(next(iter(memo)))
+            memo[key] = overlay(face, explained.drop, zoom=2)
+        out.append(memo[key])
+    return out
 
 
 def annotation_text(annotations: dict, row: int) -> str:

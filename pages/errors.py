@@ -1,5 +1,6 @@
 """Errors: the confusion matrix of a model on a test split; click a cell to see its faces."""
 
+import numpy as np
 import streamlit as st
 
 from fer.explorer import (
@@ -15,6 +16,7 @@ from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer.twins import select_by_twin
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
+    EXPLAIN_CHOICES,
     FACES_PER_PAGE,
     TWIN_HELP,
     TWIN_SUBSET_NAMES,
@@ -22,6 +24,7 @@ from fer_app.explorer_view import (
     annotation_text,
     available_references,
     grid_with_annotation,
+    occlusion_overlays,
     split_view_for,
     tiles_for_rows,
     twin_text,
@@ -84,7 +87,7 @@ def render() -> None:
     chart.markdown(charts.accuracy_bars_html({s: v.metrics.accuracy for s, v in views.items()}),
                    unsafe_allow_html=True)
 
-    cell_explorer(view, predictions, annotations, normalise, (split, reference, subset))
+    cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset))
 
 
 def twin_subset(predictions):
@@ -104,7 +107,7 @@ def twin_subset(predictions):
         return "all", predictions
 
 
-def cell_explorer(view, predictions, annotations, normalise: bool, context: tuple) -> None:
+def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple) -> None:
     """The clickable matrix, the per-class table and the chosen cell's faces.
 
     Not an ``st.fragment``: a full rerun costs ~0.1 s here, and a fragment loses its clicks when
@@ -141,7 +144,21 @@ def cell_explorer(view, predictions, annotations, normalise: bool, context: tupl
     page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first.")
+    explain = st.segmented_control(
+        "Occlusion maps", list(EXPLAIN_CHOICES), key="errors_explain", default="off", required=True,
+        format_func=EXPLAIN_CHOICES.get,
+        help="Red where covering part of the face lowers the label's log-odds (evidence for it), blue where it "
+             "raises them. 64 covered copies per face; the first view of a page takes a few seconds.")
+    overlays = None
+    target = pred if explain == "predicted" else true
+    if explain != "off":
+        try:
+            with st.spinner(f"Explaining {len(shown)} faces…"):
+                overlays = occlusion_overlays(model, rows, np.full(len(shown), target))
+        except (FileNotFoundError, ValueError, OSError) as err:
+            st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
+               + ("" if overlays is None else f" Maps: evidence for {EMOTIONS[target]} (red) and against (blue)."))
     widgets.legend()
     notes = annotation_lookup(annotations)
     captions = [
@@ -150,7 +167,7 @@ def cell_explorer(view, predictions, annotations, normalise: bool, context: tupl
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()
-    grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown]),
+    grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=overlays),
                          key="errors_annotate", first_number=page.start + 1)
 
 

@@ -146,3 +146,26 @@ def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predi
     # Faces shown in the "also in Training" subset name their Training twin.
     select_cell(at, "happy", "happy")
     assert all(" · in Training: row " in c for c in at.image[0].captions)
+
+
+def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    plain = at.image[0]
+    assert at.segmented_control(key="errors_explain").value == "off"
+    at.segmented_control(key="errors_explain").set_value("predicted").run()
+    assert not at.exception and not at.error
+    view = split_view(predictions, "PrivateTest")
+    members = cell_members(view, EMOTIONS.index("happy"), EMOTIONS.index("sad"))
+    shown = min(FACES_PER_PAGE, len(members))
+    maps = at.session_state["explorer_occlusion_maps"]
+    assert len(maps) == shown
+    assert {key[3] for key in maps} == {EMOTIONS.index("sad")}
+    assert {key[2] for key in maps} == set(view.rows[members[:shown]].tolist())
+    assert all(m.shape == (96, 96, 3) for m in maps.values())
+    assert any("Maps: evidence for sad" in t for t in texts(at.caption))
+    assert at.image[0].captions == plain.captions  # the same faces, drawn with their maps
+    at.segmented_control(key="errors_explain").set_value("reference").run()
+    assert not at.exception
+    assert len(at.session_state["explorer_occlusion_maps"]) == 2 * shown
+    assert any("Maps: evidence for happy" in t for t in texts(at.caption))
