@@ -279,6 +279,14 @@ def select_by_twin(table: pd.DataFrame, twins: pd.DataFrame, subset: str,
     return table[has_twin if subset == "twin" else ~has_twin]
 
 
+def conflicting_rows(twins: pd.DataFrame, threshold: float = TWIN_THRESHOLD) -> np.ndarray:
+    """FER2013 rows of the test faces whose Training copy carries another label: one of the two
+    labels is wrong, whatever any model says.
+    """
+    conflict = (twins["similarity"] >= threshold) & (twins["label"] != twins["twin_label"])
+    return twins.loc[conflict, "row"].to_numpy(np.int64)
+
+
 def accuracy_by_twin(predictions: pd.DataFrame, twins: pd.DataFrame,
                      threshold: float = TWIN_THRESHOLD) -> dict[str, dict[str, dict]]:
     """Metrics per split on all faces, on those with a Training twin and on those without.

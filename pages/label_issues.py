@@ -7,6 +7,7 @@ import streamlit as st
 from fer.explorer import label_name
 from fer.label_issues import filter_issues
 from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.twins import conflicting_rows
 from fer_app import resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
@@ -15,6 +16,7 @@ from fer_app.explorer_view import (
     annotations_export,
     grid_with_annotation,
     tiles_for_rows,
+    twin_text,
     vote_summary,
 )
 
@@ -48,6 +50,11 @@ def render() -> None:
     classes = a.multiselect("Given label", EMOTIONS, key="issues_classes", placeholder="all classes")
     splits = b.multiselect("Split", EVAL_SPLITS, key="issues_splits", placeholder="both test splits")
     flagged = c.toggle("Flagged only", key="issues_flagged", help="Only faces confident learning flags as issues")
+    twins = resources.twins()
+    conflicts = twins is not None and c.toggle(
+        "Training copy labelled otherwise", key="issues_twin_conflict",
+        help="Only faces with a copy in Training (another crop of the same photograph) that carries another "
+             "label: one of the two labels is wrong, whatever the model says.")
     weight = d.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
     try:
         issues = resources.label_issues(model, weight)
@@ -55,8 +62,10 @@ def render() -> None:
         st.error(f"The label issues cannot be ranked: {err}")
         return
     chosen = filter_issues(issues, given=classes or None, split=splits or None, only_flagged=flagged)
-    if st.session_state.get("issues_last") != (tuple(classes), tuple(splits), flagged, weight):
-        st.session_state["issues_last"] = (tuple(classes), tuple(splits), flagged, weight)
+    if conflicts:
+        chosen = chosen[chosen["row"].isin(conflicting_rows(twins))]
+    if st.session_state.get("issues_last") != (tuple(classes), tuple(splits), flagged, conflicts, weight):
+        st.session_state["issues_last"] = (tuple(classes), tuple(splits), flagged, conflicts, weight)
         widgets.reset_pager("issues_page")
     st.subheader(f"{len(chosen)} faces ({int(chosen['is_issue'].sum())} flagged)", divider="gray")
     render_export_import()
@@ -72,7 +81,7 @@ def render() -> None:
     probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
     captions = [
         f"#{page.start + i + 1} row {r} · {label_name(given)} → {label_name(suggested)}? · score {score:.2f}"
-        f"{' · flagged' if flag else ''} · {vote_summary(r)}{annotation_text(notes, r)}"
+        f"{' · flagged' if flag else ''} · {vote_summary(r)}{twin_text(r)}{annotation_text(notes, r)}"
         for i, (r, given, suggested, score, flag) in enumerate(
             shown[["row", "given", "suggested", "score", "is_issue"]].itertuples(index=False))
     ]

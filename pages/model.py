@@ -116,14 +116,15 @@ def render() -> None:
     steps = training_commands(card) or ["# (no training command recorded)"]
     if card.get("evaluate_command"):
         steps.append(card["evaluate_command"])
-    if card.get("lite", {}).get("command"):
-        steps.append(card["lite"]["command"])
+    lite = card.get("lite") or {}
+    if lite.get("command"):
+        steps.append(lite["command"])
     st.code("\n".join(steps), language="bash")
     sums = [(what, card[key]) for what, key in (("Model", "model_sha256"), ("Data", "data_sha256")) if card.get(key)]
     if sums:
         st.caption(" · ".join(f"{what} SHA-256: `{value}`" for what, value in sums))
-    if card.get("lite"):
-        st.caption(describe_lite(card["lite"]))
+    if lite:
+        st.caption(describe_lite(lite))
     left, right = st.columns(2)
     with left:
         st.markdown("**Training configuration**")

@@ -84,3 +84,25 @@ def test_export_content(app_env):
 
     table = pd.read_csv(io.StringIO(annotations_export(store)), keep_default_na=False)
     assert len(table) == 35887 and table.loc[28709, "current_label"] == "sad"
+
+
+def test_faces_whose_training_copy_is_labelled_otherwise(app_env):
+    from fer.twins import conflicting_rows, load_twins
+
+    twins = load_twins()
+    expected = conflicting_rows(twins)
+    assert 0 < len(expected) < 400
+    at = open_issues()
+    at.toggle(key="issues_twin_conflict").set_value(True).run()
+    assert not at.exception
+    assert any(t.startswith(f"{len(expected)} faces (") for t in texts(at.subheader))
+    captions = at.image[0].captions
+    rows = [int(c.split(" row ")[1].split(" ")[0]) for c in captions]
+    assert set(rows) <= set(expected.tolist())
+    labels = twins.set_index("row")
+    for caption, row in zip(captions, rows, strict=True):
+        given = caption.split(" · ")[1].split(" → ")[0]
+        copy = caption.split(" · in Training: row ")[1]
+        assert int(copy.split(" ")[0]) == labels.loc[row, "twin_row"]
+        assert not copy.split("(")[1].startswith(given + ",")  # the copy's label differs
+    assert scores(at) == sorted(scores(at), reverse=True)  # still the ranking's order
