@@ -11,7 +11,9 @@ so saved results say how they were made; the CSV has it as a 0/1 column.
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
 command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
-photo with boxes, labels and probability bars to ``OUT/<name>_annotated.jpg``. A folder as input
+photo with boxes, labels and probability bars to ``OUT/<name>_annotated.jpg``; with ``--explain``
+also each face's occlusion map (``fer.explain``: red where covering the face lowers its label's
+log-odds, blue where it raises them) to ``OUT/<name>_face<i>_explained.png``. A folder as input
 also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
 with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
 """
@@ -73,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--explain", action="store_true",
+                        help="with --annotate: also write each face's occlusion map (64 more model runs a face)")
     return parser
 
 
@@ -88,8 +92,12 @@ def expand_inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
 
 
 def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None,
-                 taken: set[Path] | None = None) -> PhotoOutcome:
-    """Runs the pipeline on one file; unreadable files become an outcome with an error."""
+                 taken: set[Path] | None = None, explain: bool = False) -> PhotoOutcome:
+    """Runs the pipeline on one file; unreadable files become an outcome with an error.
+
+    With ``annotate_dir`` the annotated photo is written there, and with ``explain`` each face's
+    occlusion map beside it.
+    """
     from fer.image_io import ImageDecodeError
 
     outcome = partial(PhotoOutcome, path, tta=pipeline.tta)  # the CLI never overrides the pipeline's TTA
@@ -102,7 +110,10 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
     faces = tuple(face.to_dict() for face in result.faces)
     if annotate_dir is not None:
         try:
-            write_annotated(result, annotated_path(annotate_dir, path, taken if taken is not None else set()))
+            target = annotated_path(annotate_dir, path, taken if taken is not None else set())
+            write_annotated(result, target)
+            if explain:
+                write_explanations(pipeline, result, target)
         except OSError as err:
             return outcome(faces, error=f"cannot write the annotated image: {err}", timings=result.timings)
     return outcome(faces, timings=result.timings)
@@ -139,6 +150,23 @@ def write_annotated(result: PhotoResult, out_path: Path) -> None:
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(result.boxes_image(probabilities=True)).save(out_path, quality=90)
+
+
+def write_explanations(pipeline: FerPipeline, result: PhotoResult, annotated: Path) -> list[Path]:
+    """Saves each face's occlusion map for its label beside the annotated photo (PNG, 192x192)."""
+    from PIL import Image
+
+    from fer.explain import occlusion_map, overlay
+    from fer.labels import EMOTIONS
+
+    stem = annotated.name.removesuffix("_annotated.jpg")
+    written = []
+    for i, face in enumerate(result.faces, start=1):
+        explained = occlusion_map(pipeline.classify, face.gray_face, EMOTIONS.index(face.label))
+        out_path = annotated.with_name(f"{stem}_face{i}_explained.png")
+        Image.fromarray(overlay(face.gray_face, explained.drop, zoom=4)).save(out_path)
+        written.append(out_path)
+    return written
 
 
 def format_outcome(outcome: PhotoOutcome) -> str:
@@ -192,11 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--illumination {args.illumination} only changes displayed faces",
             file=sys.stderr,
         )
+    if args.explain and args.annotate is None:
+        print("error: --explain writes its maps beside the annotated photos: give --annotate OUT", file=sys.stderr)
+        return 2
     failed = 0
     by_folder: dict[Path, list[PhotoOutcome]] = {}
     taken_names: set[Path] = set()
     for path, folder in expand_inputs(args.paths):
-        outcome = analyze_file(pipeline, path, args.annotate, taken_names)
+        outcome = analyze_file(pipeline, path, args.annotate, taken_names, explain=args.explain)
         failed += outcome.error is not None
         if folder is not None:
             by_folder.setdefault(folder, []).append(outcome)

@@ -525,6 +525,24 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     assert b"\r" not in table.read_bytes()  # plain newlines, as in the app's CSV download
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
+    assert not list(out.glob("*.png"))
+
+
+@needs_photos
+def test_cli_explain_writes_an_occlusion_map_per_face(tmp_path, tiny_model, capsys):
+    from PIL import Image
+
+    from fer.predict import main
+
+    photo = PHOTOS_DIR / "fr_two_people.jpg"
+    assert main([str(photo), "--explain", "--model", str(tiny_model)]) == 2
+    assert "--annotate" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main([str(photo), "--annotate", str(out), "--explain", "--model", str(tiny_model)]) == 0
+    maps = sorted(p.name for p in out.glob("*.png"))
+    assert maps == ["fr_two_people_face1_explained.png", "fr_two_people_face2_explained.png"]
+    image = np.asarray(Image.open(out / maps[0]))
+    assert image.shape == (192, 192, 3)
 
 
 def test_warm_up_runs_a_photo_except_for_the_cnn_detector(pipeline, monkeypatch):
