@@ -376,6 +376,37 @@ def accuracy_report(twins: pd.DataFrame, prediction_paths: list[Path], threshold
     return "\n".join(lines)
 
 
+def update_cards(models_dir: Path) -> list[Path]:
+    """Records, in each model's card beside its predictions tables, the metrics on the test faces
+    without a Training twin: ``metrics_no_twin`` (from ``<name>.predictions.csv``) and
+    ``metrics_no_twin_tta`` (from ``<name>.predictions_tta.csv``), as ``fer.evaluate
+    --update-card`` would from the same predictions.
+
+    Returns:
+        The cards written.
+    """
+    from fer.evaluate import no_twin_metrics
+    from fer.metadata import metadata_path, read_metadata, write_metadata
+
+    written = []
+    for model_path in sorted(models_dir.glob("*.h5")):
+        if not metadata_path(model_path).is_file():
+            continue
+        card = read_metadata(model_path)
+        changed = False
+        for suffix in ("", "_tta"):
+            table = model_path.with_name(f"{model_path.stem}.predictions{suffix}.csv")
+            if table.is_file():
+                metrics = no_twin_metrics(pd.read_csv(table))
+                if metrics is not None:
+                    card["metrics_no_twin" + suffix] = metrics
+                    changed = True
+        if changed:
+            write_metadata(model_path, card)
+            written.append(metadata_path(model_path))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``build`` the twins table, or ``report`` from it."""
     parser = argparse.ArgumentParser(prog="python -m fer.twins", description=__doc__.splitlines()[0])
@@ -389,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write sampled pairs per similarity band to this PNG (build only)")
     parser.add_argument("--models", type=Path, default=MODELS_DIR,
                         help="folder whose *.predictions*.csv files get the accuracy table")
+    parser.add_argument("--update-cards", action="store_true",
+                        help="also record the metrics without twins in the cards of the models in --models")
     args = parser.parse_args(argv)
 
     try:
@@ -418,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{EMOTIONS[a]} <- {EMOTIONS[b]} {n}" for (a, b), n in pairs.items()))
     print()
     print(accuracy_report(twins, _prediction_tables(args.models), args.threshold))
+    if args.update_cards:
+        if args.threshold != TWIN_THRESHOLD or args.out != TEST_TWINS_PATH:
+            print("error: cards record the embedded table at the default threshold only", file=sys.stderr)
+            return 2
+        for card in update_cards(args.models):
+            print(f"updated {card}")
     return 0
 
 

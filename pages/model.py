@@ -88,6 +88,11 @@ def render() -> None:
     if card.get("metrics_ferplus"):
         render_metrics(card["metrics_ferplus"], "Against FER+ majority labels (faces with emotion votes)",
                        "model_metrics_ferplus")
+    for suffix, how in (("", ""), ("_tta", ", flip TTA")):
+        if card.get("metrics_no_twin" + suffix):
+            render_metrics(card["metrics_no_twin" + suffix],
+                           f"Test faces not also in Training{how} (no near-duplicate there; `fer.twins`)",
+                           "model_metrics_no_twin" + suffix)
     if card.get("notes"):
         st.subheader("Notes", divider="gray")
         st.markdown("\n".join(f"- {note}" for note in card["notes"]))

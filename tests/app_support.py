@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer.evaluate import no_twin_metrics
 from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer.lite import build_lite
 from fer.metrics import compute_metrics
@@ -81,6 +82,7 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "metrics": metrics,
         "metrics_tta": metrics,
         "metrics_ferplus": metrics,
+        "metrics_no_twin": no_twin_metrics(predictions),
         "notes": ["A note from the card."],
         "ablation": [{"variant": "baseline", "PrivateTest": 0.60}, {"variant": "+ hist", "PrivateTest": 0.61}],
         "landmark_experiment": [{"run": "lm0_paper", "final": 0.59}, {"run": "lm1_landmarks", "final": 0.6}],

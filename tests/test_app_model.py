@@ -20,7 +20,8 @@ def test_model_card(app_env):
     assert any(c.startswith("Machine: test machine") for c in texts(at.caption))
     headers = texts(at.subheader)
     for header in ("Test metrics", "Test metrics with flip test-time augmentation",
-                   "Against FER+ majority labels (faces with emotion votes)", "Notes", "Ablation",
+                   "Against FER+ majority labels (faces with emotion votes)",
+                   "Test faces not also in Training (no near-duplicate there; `fer.twins`)", "Notes", "Ablation",
                    "Training curves", "How to reproduce"):
         assert header in headers
     # A warm-started model: reproducing it takes the first run's command, then its own.
@@ -37,8 +38,8 @@ def test_model_card(app_env):
     assert any(list(t.columns) == ["run", "final"] for t in tables)  # the landmark experiment
     assert any("accuracy" in t.columns and set(t.index) == {"PublicTest", "PrivateTest"} for t in tables)
     assert any("A note from the card." in m for m in texts(at.markdown))
-    # 3 accuracy bars + 3 x 2 confusion matrices (plain, TTA, FER+) + 3 training curves.
-    assert len(at.main.get("plotly_chart")) == 3 + 6 + 3
+    # 4 accuracy bars + 4 x 2 confusion matrices (plain, TTA, FER+, no twin) + 3 training curves.
+    assert len(at.main.get("plotly_chart")) == 4 + 8 + 3
     # The selected model's accuracy, as HTML bars (no Plotly outside the Model page).
     assert len([t for t in texts(at.sidebar.markdown) if t.startswith("<div role='img' aria-label='accuracy:")]) == 1
     assert not at.sidebar.get("plotly_chart")

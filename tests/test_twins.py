@@ -211,3 +211,24 @@ def test_select_by_twin_keeps_the_chosen_faces():
     assert select_by_twin(table, _twins_table(), "no_twin")["value"].tolist() == ["d", "b"]
     with pytest.raises(ValueError, match="unknown subset"):
         select_by_twin(table, _twins_table(), "some")
+
+
+def test_update_cards_records_metrics_without_twins(tmp_path, capsys):
+    import json
+    import shutil
+
+    from fer.evaluate import no_twin_metrics
+    from fer.paths import MODELS_DIR
+
+    (tmp_path / "paper.h5").write_bytes(b"not read")
+    shutil.copyfile(MODELS_DIR / "paper_cnn.json", tmp_path / "paper.json")
+    shutil.copyfile(MODELS_DIR / "paper_cnn.predictions.csv", tmp_path / "paper.predictions.csv")
+    (tmp_path / "bare.h5").write_bytes(b"no card, no predictions: left alone")
+    assert main(["report", "--models", str(tmp_path), "--update-cards"]) == 0
+    assert f"updated {tmp_path / 'paper.json'}" in capsys.readouterr().out
+    card = json.loads((tmp_path / "paper.json").read_text())
+    expected = no_twin_metrics(pd.read_csv(tmp_path / "paper.predictions.csv"))
+    assert card["metrics_no_twin"] == json.loads(json.dumps(expected))
+    assert "metrics_no_twin_tta" not in card
+    assert card["metrics"] == json.loads((MODELS_DIR / "paper_cnn.json").read_text())["metrics"]
+    assert main(["report", "--models", str(tmp_path), "--update-cards", "--threshold", "0.9"]) == 2
