@@ -52,9 +52,14 @@ TWIN_HELP = ("About a fifth of FER2013's test faces are another copy (crop, scal
              "faces without such a near-duplicate (`python -m fer.twins report`).")
 
 
-def twin_text(row: int) -> str:
-    """`` · in Training: row 123 (sad, 0.97)`` for a face with a Training twin, else empty."""
-    twin = resources.twin_lookup().get(int(row))
+def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:
+    """`` · in Training: row 123 (sad, 0.97)`` for a face with a Training twin, else empty.
+
+    Args:
+        row: the test face's FER2013 row.
+        lookup: :func:`fer_app.resources.twin_lookup`, fetched once per grid.
+    """
+    twin = lookup.get(int(row))
     if twin is None:
         return ""
     twin_row, twin_label, similarity = twin

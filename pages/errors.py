@@ -161,9 +161,10 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
                + ("" if overlays is None else f" Maps: evidence for {EMOTIONS[target]} (red) and against (blue)."))
     widgets.legend()
     notes = annotation_lookup(annotations)
+    twins, confidence = resources.twin_lookup(), view.confidence
     captions = [
-        f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {view.confidence[i]:.0%}"
-        f" · {vote_summary(r)}{twin_text(r)}{annotation_text(notes, r)}"
+        f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {confidence[i]:.0%}"
+        f" · {vote_summary(r)}{twin_text(r, twins)}{annotation_text(notes, r)}"
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()

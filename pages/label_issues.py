@@ -79,9 +79,10 @@ def render() -> None:
     notes = annotation_lookup(widgets.current_annotations())
     predictions = resources.load_predictions(model).set_index("row")
     probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
+    copies = resources.twin_lookup()
     captions = [
         f"#{page.start + i + 1} row {r} · {label_name(given)} → {label_name(suggested)}? · score {score:.2f}"
-        f"{' · flagged' if flag else ''} · {vote_summary(r)}{twin_text(r)}{annotation_text(notes, r)}"
+        f"{' · flagged' if flag else ''} · {vote_summary(r)}{twin_text(r, copies)}{annotation_text(notes, r)}"
         for i, (r, given, suggested, score, flag) in enumerate(
             shown[["row", "given", "suggested", "score", "is_issue"]].itertuples(index=False))
     ]
