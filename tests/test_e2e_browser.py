@@ -5,6 +5,7 @@ Measures (and prints, and writes to ``test-results/e2e_timings.json``):
 - server start to an interactive Predict page (bar: 10 s),
 - upload of a ~1 MP photo to its face card (bar: 1 s, from ``set_input_files`` to the card),
 - a click on a confusion-matrix cell to its face grid (bar: 1 s),
+- the Predict page's occlusion map switched on after an upload (recorded, no bar),
 
 uploads malformed files and checks each gets a friendly message and no traceback, and
 screenshots every page into ``test-results/screenshots/`` (and into ``docs/`` with
@@ -263,6 +264,22 @@ def test_upload_to_face_cards(server, page):
     TIMINGS["upload_to_cards_runs_s"] = [round(r, 3) for r in runs]
     assert min(runs) <= BARS["upload_to_cards_s"]
     assert float(np.median(runs)) <= BARS["upload_to_cards_s"]
+
+
+def test_explain_draws_an_occlusion_map(server, page):
+    """The Predict page's occlusion map, switched on after an upload (no bar: it costs ~64 model
+    runs per face and is opt-in; the figure is recorded)."""
+    _clear_uploads(page)
+    page.locator("input[type=file]").first.set_input_files(str(PHOTO))
+    page.locator("h4", has_text="Face 1:").first.wait_for(state="visible", timeout=60_000)
+    _wait_idle(page)
+    start = time.perf_counter()
+    page.get_by_text("Explain each face", exact=True).first.click()
+    page.get_by_text(re.compile(r"^evidence for \w+ \(red\) and against \(blue\)$")).first.wait_for(
+        timeout=60_000)
+    TIMINGS["explain_to_map_s"] = round(time.perf_counter() - start, 3)
+    _wait_idle(page)
+    _assert_no_exception(page)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
