@@ -39,15 +39,19 @@ class Evaluation:
 TTA_SHIFTS: tuple[tuple[int, int], ...] = ((-2, 0), (2, 0), (0, -2), (0, 2))
 
 
-def _views_suffix(tta: bool, shifts: bool) -> str:
+def views_suffix(tta: bool, shifts: bool) -> str:
     """Names the test-time views in file names and card keys: '', '_tta' or '_tta_shifts'."""
     return "_tta_shifts" if shifts else "_tta" if tta else ""
+
+
+# The test-time views a model is evaluated with, as ``(tta, shifts)``: plain, flip, 10 views.
+VIEWS: tuple[tuple[bool, bool], ...] = ((False, False), (True, False), (True, True))
 
 
 def predictions_path(model_path: str | Path, tta: bool = False, shifts: bool = False) -> Path:
     """Returns where per-image predictions of a model are stored."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.predictions{_views_suffix(tta, shifts)}.csv")
+    return model_path.with_name(f"{model_path.stem}.predictions{views_suffix(tta, shifts)}.csv")
 
 
 def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -161,16 +165,19 @@ def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
     return out
 
 
-def no_twin_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
-    """Metrics per split on the faces without a near-duplicate in Training (``fer.twins``).
+def no_twin_metrics(predictions: pd.DataFrame, twins_path: Path | None = None) -> dict[str, dict] | None:
+    """Metrics per split on the faces without a near-duplicate in Training (``fer.twins``), by
+    the twins table at ``twins_path`` (default: the embedded one).
 
-    ``None`` when the embedded twins table is missing or does not cover the predicted rows.
+    ``None`` when the embedded twins table is missing, malformed or does not cover the predicted
+    rows: an evaluation is never lost to it.
     """
+    from fer.paths import TEST_TWINS_PATH
     from fer.twins import TWIN_THRESHOLD, accuracy_by_twin, load_twins
 
     try:
-        parts = accuracy_by_twin(predictions, load_twins(), TWIN_THRESHOLD)
-    except (FileNotFoundError, KeyError):
+        parts = accuracy_by_twin(predictions, load_twins(twins_path or TEST_TWINS_PATH), TWIN_THRESHOLD)
+    except (FileNotFoundError, ValueError, KeyError):
         return None
     return {split: by_twin["no_twin"] for split, by_twin in parts.items()}
 
@@ -209,7 +216,7 @@ def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shift
     from fer.metadata import read_metadata, write_metadata
 
     card = read_metadata(model_path)
-    suffix = _views_suffix(tta, shifts)
+    suffix = views_suffix(tta, shifts)
     card["metrics" + suffix] = evaluation.metrics
     if evaluation.metrics_ferplus is not None:
         card["metrics_ferplus" + suffix] = evaluation.metrics_ferplus

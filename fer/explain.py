@@ -22,6 +22,8 @@ import numpy as np
 # (tests/test_explain.py). A 4-pixel stride gives 8 x 8 = 64 covered copies, one batch.
 PATCH: int = 20
 STRIDE: int = 4
+# Covered copies per 48x48 face with these settings.
+COPIES: int = ((48 - PATCH) // STRIDE + 1) ** 2
 _EPS: float = 1e-6
 
 

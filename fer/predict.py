@@ -206,7 +206,10 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns 0 if every photo was read, 1 if some were not, 2 on a setup error."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.explain and args.annotate is None:
+        parser.error("--explain writes its maps beside the annotated photos: give --annotate OUT")
     from fer.pipeline import FerPipeline
 
     try:
@@ -220,9 +223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--illumination {args.illumination} only changes displayed faces",
             file=sys.stderr,
         )
-    if args.explain and args.annotate is None:
-        print("error: --explain writes its maps beside the annotated photos: give --annotate OUT", file=sys.stderr)
-        return 2
     failed = 0
     by_folder: dict[Path, list[PhotoOutcome]] = {}
     taken_names: set[Path] = set()

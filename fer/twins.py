@@ -69,7 +69,15 @@ def descriptors(gray_faces: np.ndarray, size: int = DESCRIPTOR_SIZE) -> np.ndarr
 
 
 def mirrored(descriptor: np.ndarray, size: int = DESCRIPTOR_SIZE) -> np.ndarray:
-    """The descriptors of the mirror images (a thumbnail's columns reversed)."""
+    """The descriptors of the mirror images (a thumbnail's columns reversed).
+
+    Args:
+        descriptor: (N, size * size) from :func:`descriptors`.
+        size: the thumbnail side they were made with.
+
+    Returns:
+        (N, size * size), row i the descriptor of face i's mirror image.
+    """
     return descriptor.reshape(len(descriptor), size, size)[:, :, ::-1].reshape(len(descriptor), -1)
 
 
@@ -124,6 +132,16 @@ def patch_similarity(gray_face: np.ndarray, other: np.ndarray, patch: int = 32,
     ``gray_face`` (at each scale) over every position in ``other``. Two crops of one photograph
     score about 0.9 or more; two different people with the same pose about 0.6-0.8, even when their
     thumbnails agree. A flat patch (no contrast) scores 0.
+
+    Args:
+        gray_face: uint8 (H, W), the face whose centre is looked for (already mirrored if the
+            match is with its mirror image).
+        other: uint8 (H, W), the face searched.
+        patch: side of the central square taken from ``gray_face`` at each scale.
+        scales: factors ``gray_face`` is resized by before its centre is taken.
+
+    Returns:
+        The best correlation, in [-1, 1] (0 when every template is flat).
     """
     import cv2
 
@@ -279,6 +297,14 @@ def select_by_twin(table: pd.DataFrame, twins: pd.DataFrame, subset: str,
     return table[has_twin if subset == "twin" else ~has_twin]
 
 
+def conflicts_first(labels: np.ndarray, twin_labels: np.ndarray) -> np.ndarray:
+    """The order that puts faces whose Training copy carries another label first, keeping the
+    given order within each group.
+    """
+    differ = np.asarray(labels) != np.asarray(twin_labels)
+    return np.argsort(~differ, kind="stable")
+
+
 def conflicting_rows(twins: pd.DataFrame, threshold: float = TWIN_THRESHOLD) -> np.ndarray:
     """FER2013 rows of the test faces whose Training copy carries another label: one of the two
     labels is wrong, whatever any model says.
@@ -378,14 +404,14 @@ def accuracy_report(twins: pd.DataFrame, prediction_paths: list[Path], threshold
 
 def update_cards(models_dir: Path) -> list[Path]:
     """Records, in each model's card beside its predictions tables, the metrics on the test faces
-    without a Training twin: ``metrics_no_twin`` (from ``<name>.predictions.csv``) and
-    ``metrics_no_twin_tta`` (from ``<name>.predictions_tta.csv``), as ``fer.evaluate
-    --update-card`` would from the same predictions.
+    without a Training twin: ``metrics_no_twin`` (from ``<name>.predictions.csv``),
+    ``metrics_no_twin_tta`` and ``metrics_no_twin_tta_shifts`` (from the tables of those views),
+    as ``fer.evaluate --update-card`` would from the same predictions.
 
     Returns:
         The cards written.
     """
-    from fer.evaluate import no_twin_metrics
+    from fer.evaluate import VIEWS, no_twin_metrics, predictions_path, views_suffix
     from fer.metadata import metadata_path, read_metadata, write_metadata
 
     written = []
@@ -394,12 +420,12 @@ def update_cards(models_dir: Path) -> list[Path]:
             continue
         card = read_metadata(model_path)
         changed = False
-        for suffix in ("", "_tta"):
-            table = model_path.with_name(f"{model_path.stem}.predictions{suffix}.csv")
+        for tta, shifts in VIEWS:
+            table = predictions_path(model_path, tta, shifts)
             if table.is_file():
                 metrics = no_twin_metrics(pd.read_csv(table))
                 if metrics is not None:
-                    card["metrics_no_twin" + suffix] = metrics
+                    card["metrics_no_twin" + views_suffix(tta, shifts)] = metrics
                     changed = True
         if changed:
             write_metadata(model_path, card)
@@ -445,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("\n".join(summary_lines(twins, args.threshold)))
-    conflicts = twins[(twins["similarity"] >= args.threshold) & (twins["label"] != twins["twin_label"])]
+    conflicts = twins[twins["row"].isin(conflicting_rows(twins, args.threshold))]
     pairs = conflicts.groupby(["label", "twin_label"]).size().sort_values(ascending=False).head(5)
     print("most common label disagreements (test label <- Training twin's label): " + ", ".join(
         f"{EMOTIONS[a]} <- {EMOTIONS[b]} {n}" for (a, b), n in pairs.items()))

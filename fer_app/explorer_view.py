@@ -23,6 +23,7 @@ from fer.explorer import (
 )
 from fer.ferplus import FER2013_ROWS
 from fer.labels import FERPLUS_COLUMNS
+from fer.twins import conflicts_first
 from fer_app import resources, widgets
 
 FACES_PER_PAGE: int = 24
@@ -47,7 +48,7 @@ def split_view_for(predictions: pd.DataFrame, split: str, source: str, annotatio
 TWIN_SUBSET_NAMES: dict[str, str] = {
     "all": "all", "no_twin": "not in Training", "twin": "also in Training",
 }
-TWIN_HELP = ("About a fifth of FER2013's test faces are another copy (crop, scale, compression) of a "
+TWIN_HELP = ("Nearly a quarter (23%) of FER2013's test faces are another copy (crop, scale, compression) of a "
              "Training photograph: a model can score them from memory. 'not in Training' keeps the "
              "faces without such a near-duplicate (`python -m fer.twins report`).")
 
@@ -76,9 +77,9 @@ def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_p
     lookup = resources.twin_lookup()
     kept = np.array([p for p in positions if int(dataset.rows[p]) in lookup], dtype=np.int64)
     twin = [lookup[int(dataset.rows[p])] for p in kept]
+    order = conflicts_first(dataset.labels[kept], np.array([t[1] for t in twin], dtype=np.int64))
+    kept, twin = kept[order], [twin[i] for i in order]
     differ = np.array([dataset.labels[p] != t[1] for p, t in zip(kept, twin, strict=True)], dtype=bool)
-    order = np.argsort(~differ, kind="stable")
-    kept, differ, twin = kept[order], differ[order], [twin[i] for i in order]
     st.subheader(f"{title}: {len(kept)} faces also in Training ({int(differ.sum())} with another label there)",
                  divider="gray")
     if not len(kept):
@@ -87,8 +88,13 @@ def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_p
     shown = slice(page.start, page.stop)
     rows = dataset.rows[kept[shown]]
     tiles = tiles_for_rows(rows, faces=dataset.images[kept[shown]])
+    train = None
     if resources.full_dataset_available():
-        train = resources.full_dataset()
+        try:
+            train = resources.full_dataset()
+        except (FileNotFoundError, ValueError) as err:
+            st.warning(f"The Training copies cannot be shown (their rows are in the captions): {err}")
+    if train is not None:
         twin_rows = np.array([t[0] for t in twin[shown]], dtype=np.int64)
         position = row_positions(train.rows, FER2013_ROWS)
         twin_tiles = tiles_for_rows(twin_rows, faces=train.images[position[twin_rows]])
@@ -103,7 +109,7 @@ def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_p
         f" · {t[2]:.2f}{' · labels differ' if d else ''}"
         for r, p, t, d in zip(rows, kept[shown], twin[shown], differ[shown], strict=True)
     ]
-    widgets.face_grid(tiles, captions, width=230 if resources.full_dataset_available() else 112)
+    widgets.face_grid(tiles, captions, width=230 if train is not None else 112)
 
 
 def vote_summary(row: int) -> str:
@@ -164,11 +170,12 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int]) -> li
     from fer.explain import occlusion_map, overlay
 
     pipeline = resources.get_pipeline(model, "hog")
+    model_key = resources.pipeline_key(model, "hog")
     memo = st.session_state.setdefault(_MAPS_KEY, {})
     faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
     out = []
     for face, row, target in zip(faces, rows, targets, strict=True):
-        key = (str(model.path), id(pipeline), int(row), int(target))
+        key = (model_key, int(row), int(target))
         if key not in memo:
             explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=False), face, int(target))
             if len(memo) >= _MAPS_SIZE:

@@ -10,8 +10,15 @@ import numpy as np
 import streamlit as st
 
 from fer.detect import DETECTORS
+from fer.explain import COPIES, PATCH
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources
+
+EXPLAIN_HELP = (
+    f"An occlusion map per face: the face classified again {COPIES} times, each with one {PATCH}-pixel square "
+    "covered. Red where covering lowers the top label's log-odds (evidence for it), blue where it raises them. "
+    "Colours are scaled per face."
+)
 
 # Extensions the uploader offers; the format itself is read from the bytes.
 UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
@@ -53,9 +60,7 @@ def options(model_illumination: str) -> PredictOptions:
     # On by default: one more 48x48 forward pass per face buys accuracy (README: fer_best with flip TTA).
     tta = last.toggle("Flip TTA", value=True, key="predict_tta",
                       help="Average each face's probabilities with those of its mirror image.")
-    explain = last.toggle("Explain each face", key="predict_explain",
-                          help="An occlusion map per face: red where covering the face lowers the top label's "
-                               "probability, blue where it raises it (100 covered copies per face).")
+    explain = last.toggle("Explain each face", key="predict_explain", help=EXPLAIN_HELP)
     return PredictOptions(detector=detector, illumination=None if shown == "model" else shown, tta=tta,
                           explain=explain)
 
@@ -142,7 +147,7 @@ class Explainer:
     """
 
     classify: Callable[[np.ndarray], np.ndarray]
-    key: str
+    key: tuple
 
 
 # Maps remembered per session: a map costs ~0.1-0.3 s a face, and every widget click reruns the

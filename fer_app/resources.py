@@ -16,15 +16,17 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from fer.metadata import split_accuracies
-from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR
+from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR, TEST_TWINS_PATH
 
 # Sample photos offered on the Predict page (clear faces, see photos/manifest.csv).
 SAMPLE_PHOTOS: tuple[str, ...] = (
@@ -206,6 +208,14 @@ def get_pipeline(model: ModelEntry, detector: str):
     return _pipeline(str(model.path), detector, _lite_signature(model.path))
 
 
+def pipeline_key(model: ModelEntry, detector: str = "hog") -> tuple:
+    """What identifies the model a pipeline runs: its path and its files' times (the pipeline
+    cache's own key). Results made by a model, such as occlusion maps, are remembered under it,
+    so a re-released model never shows results of the old one.
+    """
+    return str(model.path), detector, _lite_signature(model.path)
+
+
 def device_description(model: ModelEntry | None) -> str:
     """What runs the selected model: the runtime of its loaded pipeline if the model's files are
     unchanged since it loaded, else LiteRT on the CPU for a fresh copy, else Keras on TensorFlow.
@@ -357,30 +367,41 @@ def ferplus() -> FerPlusTables | None:
     )
 
 
-@st.cache_data(show_spinner=False)
 def twins() -> pd.DataFrame | None:
     """The embedded table of each test face's nearest Training face (``fer.twins``), or ``None``
-    when it is missing or malformed.
+    when it is missing or malformed. Re-read when ``python -m fer.twins build`` rewrites it.
     """
+    return _twins(_mtime(TEST_TWINS_PATH))
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _twins(version: int) -> pd.DataFrame | None:
     from fer.twins import load_twins
 
+    del version  # only a cache key
     try:
         return load_twins()
     except (FileNotFoundError, ValueError):
         return None
 
 
-@st.cache_resource(show_spinner=False)
-def twin_lookup() -> dict[int, tuple[int, int, float]]:
+def twin_lookup() -> Mapping[int, tuple[int, int, float]]:
     """Test row -> (Training row, its label, similarity) for the faces with a Training twin."""
+    return _twin_lookup(_mtime(TEST_TWINS_PATH))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _twin_lookup(version: int) -> Mapping[int, tuple[int, int, float]]:
     from fer.twins import TWIN_THRESHOLD
 
-    table = twins()
+    table = _twins(version)
     if table is None:
-        return {}
+        return MappingProxyType({})
     found = table[table["similarity"] >= TWIN_THRESHOLD]
-    return {int(r): (int(t), int(lab), float(sim)) for r, t, lab, sim in
-            zip(found["row"], found["twin_row"], found["twin_label"], found["similarity"], strict=True)}
+    # Read-only: one mapping is shared by every session.
+    return MappingProxyType({int(r): (int(t), int(lab), float(sim)) for r, t, lab, sim in
+                             zip(found["row"], found["twin_row"], found["twin_label"], found["similarity"],
+                                 strict=True)})
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:

@@ -158,7 +158,8 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
-               + ("" if overlays is None else f" Maps: evidence for {EMOTIONS[target]} (red) and against (blue)."))
+               + ("" if overlays is None else f" Maps: evidence for {EMOTIONS[target]} (red) and against (blue),"
+                  " colours scaled per face."))
     widgets.legend()
     notes = annotation_lookup(annotations)
     twins, confidence = resources.twin_lookup(), view.confidence

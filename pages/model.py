@@ -88,7 +88,7 @@ def render() -> None:
     if card.get("metrics_ferplus"):
         render_metrics(card["metrics_ferplus"], "Against FER+ majority labels (faces with emotion votes)",
                        "model_metrics_ferplus")
-    for suffix, how in (("", ""), ("_tta", ", flip TTA")):
+    for suffix, how in (("", ""), ("_tta", ", flip TTA"), ("_tta_shifts", ", 10 views")):
         if card.get("metrics_no_twin" + suffix):
             render_metrics(card["metrics_no_twin" + suffix],
                            f"Test faces not also in Training{how} (no near-duplicate there; `fer.twins`)",

@@ -32,7 +32,7 @@ def render() -> None:
     explainer = None
     if opts.explain:
         explainer = predict_view.Explainer(lambda faces: pipeline.classify(faces, tta=opts.tta),
-                                           f"{model.path}:{id(pipeline)}:{opts.tta}")
+                                           (resources.pipeline_key(model, opts.detector), opts.tta))
     analysed = []
     for photo_index, photo in enumerate(inputs):
         try:

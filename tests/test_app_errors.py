@@ -160,8 +160,8 @@ def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
     shown = min(FACES_PER_PAGE, len(members))
     maps = at.session_state["explorer_occlusion_maps"]
     assert len(maps) == shown
-    assert {key[3] for key in maps} == {EMOTIONS.index("sad")}
-    assert {key[2] for key in maps} == set(view.rows[members[:shown]].tolist())
+    assert {key[2] for key in maps} == {EMOTIONS.index("sad")}
+    assert {key[1] for key in maps} == set(view.rows[members[:shown]].tolist())
     assert all(m.shape == (96, 96, 3) for m in maps.values())
     assert any("Maps: evidence for sad" in t for t in texts(at.caption))
     assert at.image[0].captions == plain.captions  # the same faces, drawn with their maps

@@ -150,8 +150,12 @@ def test_loaded_pipeline_records_its_runtime_and_a_changed_copy_reloads(monkeypa
     pipeline = resources.get_pipeline(model, "haar")
     assert resources._runtimes[str(model.path)] == (resources._lite_signature(model.path), pipeline.runtime)
     assert resources.get_pipeline(model, "haar") is pipeline
+    key = resources.pipeline_key(model, "haar")
+    assert resources.pipeline_key(model, "haar") == key
     copy = lite_path(model.path)
     copy.write_bytes(copy.read_bytes() + b"\0")  # the copy changes: a new load, which runs Keras
     reloaded = resources.get_pipeline(model, "haar")
     assert reloaded is not pipeline and reloaded.runtime != pipeline.runtime
     assert resources._runtimes[str(model.path)][1] == reloaded.runtime
+    # Results remembered under the old key (occlusion maps) are not those of the new load.
+    assert resources.pipeline_key(model, "haar") != key

@@ -535,8 +535,9 @@ def test_cli_explain_writes_an_occlusion_map_per_face(tmp_path, tiny_model, caps
     from fer.predict import main
 
     photo = PHOTOS_DIR / "fr_two_people.jpg"
-    assert main([str(photo), "--explain", "--model", str(tiny_model)]) == 2
-    assert "--annotate" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main([str(photo), "--explain", "--model", str(tmp_path / "never_loaded.h5")])
+    assert stopped.value.code == 2 and "--annotate" in capsys.readouterr().err  # refused before any load
     out = tmp_path / "out"
     assert main([str(photo), "--annotate", str(out), "--explain", "--model", str(tiny_model)]) == 0
     maps = sorted(p.name for p in out.glob("*.png"))

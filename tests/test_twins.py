@@ -13,6 +13,7 @@ from fer.twins import (
     TWIN_THRESHOLD,
     accuracy_by_twin,
     candidates,
+    conflicts_first,
     descriptors,
     find_twins,
     identical_matches,
@@ -232,3 +233,24 @@ def test_update_cards_records_metrics_without_twins(tmp_path, capsys):
     assert "metrics_no_twin_tta" not in card
     assert card["metrics"] == json.loads((MODELS_DIR / "paper_cnn.json").read_text())["metrics"]
     assert main(["report", "--models", str(tmp_path), "--update-cards", "--threshold", "0.9"]) == 2
+
+
+def test_conflicts_first_keeps_the_order_within_each_group():
+    order = conflicts_first(np.array([0, 1, 2, 3, 4]), np.array([0, 2, 2, 1, 4]))
+    assert order.tolist() == [1, 3, 0, 2, 4]
+    assert conflicts_first(np.array([], np.int64), np.array([], np.int64)).tolist() == []
+
+
+def test_evaluate_survives_a_malformed_twins_table(tmp_path):
+    from fer.evaluate import no_twin_metrics
+    from fer.paths import MODELS_DIR
+
+    predictions = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
+    bad = tmp_path / "twins.csv"
+    bad.write_text("row,split\n1,PublicTest\n")
+    assert no_twin_metrics(predictions, bad) is None  # malformed: the evaluation goes on without it
+    assert no_twin_metrics(predictions, tmp_path / "missing.csv") is None
+    partial = tmp_path / "partial.csv"
+    write_twins(_twins_table(), partial)
+    assert no_twin_metrics(predictions, partial) is None  # rows it does not cover
+    assert no_twin_metrics(predictions)["PrivateTest"]["n"] < 3589
