@@ -188,23 +188,25 @@ def identical_matches(query_faces: np.ndarray, reference_faces: np.ndarray) -> t
     return index, flipped
 
 
-def find_twins(dataset: FerDataset, splits: tuple[str, ...] = EVAL_SPLITS, k: int = 3) -> pd.DataFrame:
-    """The most similar Training face of every face of the given splits.
+def find_twins(dataset: FerDataset, splits: tuple[str, ...] = EVAL_SPLITS, k: int = 3,
+               reference: str = "Training") -> pd.DataFrame:
+    """The most similar ``reference``-split face of every face of the given splits.
 
-    The ``k`` nearest Training faces by thumbnail are candidates; the one whose
+    The ``k`` nearest reference faces by thumbnail are candidates; the one whose
     :func:`patch_similarity` is highest is the face's match, and that score its similarity.
 
     Returns:
-        One row per test face with :data:`TWIN_COLUMNS`: its FER2013 ``row``, ``split`` and
-        ``label``; the Training ``twin_row`` and ``twin_label``; ``similarity`` (1 for a
-        pixel-identical twin), ``mirrored`` and ``identical``.
+        One row per face of ``splits`` with :data:`TWIN_COLUMNS`: its FER2013 ``row``, ``split``
+        and ``label``; the reference face's ``twin_row`` and ``twin_label``; ``similarity`` (1
+        for a pixel-identical twin), ``mirrored`` and ``identical``.
 
     Raises:
-        ValueError: if the dataset has no Training split.
+        ValueError: if the dataset has no face in the reference split.
     """
-    train_images, train_labels, train_rows = dataset.split("Training")
+    train_images, train_labels, train_rows = dataset.split(reference)
     if len(train_rows) == 0:
-        raise ValueError("the dataset has no Training faces to compare with (the full FER2013 CSV is needed)")
+        raise ValueError(f"the dataset has no {reference} faces to compare with"
+                         + (" (the full FER2013 CSV is needed)" if reference == "Training" else ""))
     reference = descriptors(train_images)
     frames = []
     for split in splits:
@@ -459,6 +461,14 @@ def main(argv: list[str] | None = None) -> int:
             twins = find_twins(dataset)
             write_twins(twins, args.out)
             print(f"wrote {args.out} ({len(twins)} test faces)")
+            # Model choices read PublicTest: copies of its faces in PrivateTest leak a little too.
+            across = find_twins(dataset, ("PrivateTest",), reference="PublicTest")
+            copied = across[across["similarity"] >= args.threshold]
+            agree = (copied["label"] == copied["twin_label"]).mean() if len(copied) else float("nan")
+            print(f"PrivateTest faces with a copy in PublicTest (similarity >= {args.threshold}): {len(copied)}"
+                  f" ({len(copied) / len(across):.1%}), {int(copied['identical'].sum())} pixel-identical;"
+                  f" the copy's label agrees for {agree:.1%}; of them also in Training:"
+                  f" {int(twin_mask(copied['row'].to_numpy(), twins, args.threshold).sum())}")
             if args.mosaic is not None:
                 import cv2
 

@@ -254,3 +254,20 @@ def test_evaluate_survives_a_malformed_twins_table(tmp_path):
     write_twins(_twins_table(), partial)
     assert no_twin_metrics(predictions, partial) is None  # rows it does not cover
     assert no_twin_metrics(predictions)["PrivateTest"]["n"] < 3589
+
+
+def test_find_twins_against_another_reference_split(faces):
+    # Training: faces 0-9; PublicTest: faces 20-24; PrivateTest: a recrop of face 22 (in PublicTest
+    # only), a recrop of face 7 (in Training only) and face 40 (in neither).
+    images = np.concatenate([faces[:10], faces[20:25], np.stack([_recrop(faces[22]), _recrop(faces[7]), faces[40]])])
+    usage = np.array(["Training"] * 10 + ["PublicTest"] * 5 + ["PrivateTest"] * 3)
+    dataset = FerDataset(images, np.arange(18) % 7, usage, np.arange(18, dtype=np.int64), "test", "test")
+    across = find_twins(dataset, ("PrivateTest",), reference="PublicTest")
+    assert (across["similarity"] >= TWIN_THRESHOLD).tolist() == [True, False, False]
+    assert across["twin_row"][0] == 12 and across["twin_label"][0] == 12 % 7
+    found = find_twins(dataset, ("PrivateTest",), reference="Training")
+    assert (found["similarity"] >= TWIN_THRESHOLD).tolist() == [False, True, False]
+    assert found["twin_row"][1] == 7
+    with pytest.raises(ValueError, match="no PublicTest faces"):
+        find_twins(FerDataset(images[:10], np.zeros(10), usage[:10], np.arange(10), "t", "t"), ("Training",),
+                   reference="PublicTest")
