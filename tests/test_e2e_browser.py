@@ -280,6 +280,7 @@ def test_explain_draws_an_occlusion_map(server, page):
     TIMINGS["explain_to_map_s"] = round(time.perf_counter() - start, 3)
     _wait_idle(page)
     _assert_no_exception(page)
+    _screenshot(page, "predict_explain", height=1200)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
