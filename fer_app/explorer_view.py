@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,10 @@ TWIN_SUBSET_NAMES: dict[str, str] = {
 TWIN_HELP = ("Nearly a quarter (23%) of FER2013's test faces are another copy (crop, scale, compression) of a "
              "Training photograph: a model can score them from memory. 'not in Training' keeps the "
              "faces without such a near-duplicate (`python -m fer.twins report`).")
+
+
+EXPLAIN_HELP = ("Red where covering part of the face lowers the label's log-odds (evidence for it), blue where "
+                "it raises them; colours scaled per face. 64 covered copies per face.")
 
 
 def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:
@@ -157,17 +161,18 @@ _MAPS_KEY = "explorer_occlusion_maps"
 _MAPS_SIZE = 512
 
 
-def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int]) -> list[np.ndarray]:
-    """Occlusion maps (``fer.explain``) of embedded test faces for the given classes, over the
-    faces enlarged twice, as the face tiles draw them.
+def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int]) -> list[np.ndarray]:
+    """Occlusion maps (``fer.explain``: the fall in log-odds, (48, 48)) of embedded test faces
+    for the given classes.
 
     The model runs through its shared pipeline (its LiteRT copy, its illumination correction,
-    no TTA, like the released predictions tables), loading it if no page has yet.
+    no TTA, like the released predictions tables), loading it if no page has yet. Maps are
+    remembered for the session, under the pipeline's key.
 
     Raises:
         FileNotFoundError, ValueError, OSError: the model cannot be loaded.
     """
-    from fer.explain import occlusion_map, overlay
+    from fer.explain import occlusion_map
 
     pipeline = resources.get_pipeline(model, "hog")
     model_key = resources.pipeline_key(model, "hog")
@@ -180,9 +185,61 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int]) -> li
             explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=False), face, int(target))
             if len(memo) >= _MAPS_SIZE:
                 memo.pop(next(iter(memo)))
-            memo[key] = overlay(face, explained.drop, zoom=2)
+            memo[key] = explained.drop
         out.append(memo[key])
     return out
+
+
+def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2) -> list[np.ndarray]:
+    """:func:`occlusion_drops` drawn over the faces enlarged ``zoom`` times (2: as the tiles)."""
+    from fer.explain import overlay
+
+    faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
+    return [overlay(face, drop, zoom=zoom) for face, drop in
+            zip(faces, occlusion_drops(model, rows, targets), strict=True)]
+
+
+def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int) -> None:
+    """One test face large: the face, its Training copy if any, its occlusion maps for the
+    prediction and the reference label (when they differ), and its probabilities.
+
+    Args:
+        model: the app's :class:`fer_app.resources.ModelEntry`.
+        row: the face's FER2013 row.
+        probabilities: (7,) the model's probabilities for it.
+        reference: its reference label code (-1: none).
+        predicted: the model's label code.
+    """
+    from fer.labels import EMOTIONS
+    from fer_app import charts
+
+    face = resources.test_face_lookup().faces(np.array([row]))[0]
+    zoom = 3
+    images, captions = [np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)], [f"row {row}"]
+    copy = resources.twin_lookup().get(int(row))
+    if copy is not None and resources.full_dataset_available():
+        try:
+            train = resources.full_dataset()
+        except (FileNotFoundError, ValueError):
+            train = None
+        if train is not None:
+            position = row_positions(train.rows, FER2013_ROWS)[copy[0]]
+            images.append(np.repeat(np.repeat(train.images[position], zoom, axis=0), zoom, axis=1))
+            captions.append(f"its Training copy, row {copy[0]}: {label_name(copy[1])}")
+    left, right = st.columns([3, 2])
+    right.markdown(charts.probability_bars_html(dict(zip(EMOTIONS, probabilities, strict=True))),
+                   unsafe_allow_html=True)
+    # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
+    if right.toggle("Occlusion maps", key="close_up_maps", help=EXPLAIN_HELP):
+        targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])
+        try:
+            maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom)
+        except (FileNotFoundError, ValueError, OSError) as err:
+            right.caption(f"No occlusion maps: the model cannot be run ({err}).")
+            maps = []
+        images += maps
+        captions += [f"evidence for {EMOTIONS[t]} (red) and against (blue)" for t in targets[:len(maps)]]
+    left.image(images, caption=captions, width=48 * zoom)
 
 
 def annotation_text(annotations: dict, row: int) -> str:
@@ -200,14 +257,17 @@ def annotation_lookup(annotations: pd.DataFrame) -> dict:
 
 
 def grid_with_annotation(rows: Sequence[int], originals: Sequence[int], captions: Sequence[str],
-                         tiles: Sequence[np.ndarray], key: str, first_number: int = 1) -> None:
-    """The face grid, then the annotation form for the faces shown."""
+                         tiles: Sequence[np.ndarray], key: str, first_number: int = 1,
+                         close_up: Callable[[int], None] | None = None) -> None:
+    """The face grid, then the annotation panel for the faces shown (with ``close_up(row)`` drawn
+    for the chosen face, if given).
+    """
     widgets.face_grid(tiles, captions)
     refs = [
         widgets.FaceRef(int(r), int(o), f"#{first_number + i} · row {int(r)} · {label_name(int(o))}")
         for i, (r, o) in enumerate(zip(rows, originals, strict=True))
     ]
-    widgets.annotate_panel(refs, key)
+    widgets.annotate_panel(refs, key, close_up)
 
 
 def annotations_export(store) -> str:

@@ -216,10 +216,12 @@ class FaceRef:
     caption: str
 
 
-def annotate_panel(faces: Sequence[FaceRef], key: str) -> None:
-    """Confirm, relabel, or reject one of ``faces``, with an optional note.
+def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int], None] | None = None) -> None:
+    """Choose one of ``faces`` (and see ``close_up(row)`` of it, if given), then confirm,
+    relabel or reject it, with an optional note.
 
-    The save runs in the button's callback, before the page reruns, so the grid drawn on the
+    The face selector sits outside the form, so choosing a face redraws its close-up at once;
+    the save runs in the button's callback, before the page reruns, so the grid drawn on the
     rerun already shows the new annotation.
     """
     from fer.annotations import UI_CHOICES
@@ -228,18 +230,21 @@ def annotate_panel(faces: Sequence[FaceRef], key: str) -> None:
         return
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     by_row = {f.row: f for f in faces}
-    with st.form(f"{key}_form", border=True):
-        st.markdown("**Annotate a face on this page**")
-        if not annotator:
-            st.info("Set your name under *Annotator name* in the sidebar to annotate.")
+    with st.container(border=True, key=f"{key}_panel"):
+        st.markdown("**Look closer at a face on this page, and annotate it**")
         row = st.selectbox("Face", list(by_row), key=f"{key}_row", format_func=lambda r: by_row[r].caption)
-        st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
-                 help="confirm keeps the FER2013 label; an emotion relabels the face")
-        st.text_input("Note (optional)", key=f"{key}_note")
-        st.form_submit_button(
-            "Save annotation", key=f"{key}_save", disabled=not annotator, on_click=_save_annotation,
-            args=(key, {r: f.original for r, f in by_row.items()}),
-        )
+        if close_up is not None and row is not None:
+            close_up(int(row))
+        with st.form(f"{key}_form", border=False):
+            if not annotator:
+                st.info("Set your name under *Annotator name* in the sidebar to annotate.")
+            st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
+                     help="confirm keeps the FER2013 label; an emotion relabels the face")
+            st.text_input("Note (optional)", key=f"{key}_note")
+            st.form_submit_button(
+                "Save annotation", key=f"{key}_save", disabled=not annotator, on_click=_save_annotation,
+                args=(key, {r: f.original for r, f in by_row.items()}),
+            )
     message = st.session_state.pop(f"{key}_message", None)
     if message:
         kind, text = message

@@ -17,12 +17,14 @@ from fer.twins import select_by_twin
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     EXPLAIN_CHOICES,
+    EXPLAIN_HELP,
     FACES_PER_PAGE,
     TWIN_HELP,
     TWIN_SUBSET_NAMES,
     annotation_lookup,
     annotation_text,
     available_references,
+    face_close_up,
     grid_with_annotation,
     occlusion_overlays,
     split_view_for,
@@ -147,8 +149,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     explain = st.segmented_control(
         "Occlusion maps", list(EXPLAIN_CHOICES), key="errors_explain", default="off", required=True,
         format_func=EXPLAIN_CHOICES.get,
-        help="Red where covering part of the face lowers the label's log-odds (evidence for it), blue where it "
-             "raises them. 64 covered copies per face; the first view of a page takes a few seconds.")
+        help=EXPLAIN_HELP + " The first view of a page of faces takes a few seconds.")
     overlays = None
     target = pred if explain == "predicted" else true
     if explain != "off":
@@ -169,8 +170,14 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()
+    position = {int(r): int(i) for i, r in zip(shown, rows, strict=True)}
+
+    def close_up(row: int) -> None:
+        i = position[row]
+        face_close_up(model, row, view.probabilities[i], int(view.reference[i]), int(view.predicted[i]))
+
     grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=overlays),
-                         key="errors_annotate", first_number=page.start + 1)
+                         key="errors_annotate", first_number=page.start + 1, close_up=close_up)
 
 
 widgets.run_page(render)

@@ -14,6 +14,7 @@ from fer_app.explorer_view import (
     annotation_lookup,
     annotation_text,
     annotations_export,
+    face_close_up,
     grid_with_annotation,
     tiles_for_rows,
     twin_text,
@@ -86,8 +87,15 @@ def render() -> None:
         for i, (r, given, suggested, score, flag) in enumerate(
             shown[["row", "given", "suggested", "score", "is_issue"]].itertuples(index=False))
     ]
-    grid_with_annotation(rows, shown["given"].to_numpy(), captions, tiles_for_rows(rows, probabilities),
-                         key="issues_annotate", first_number=page.start + 1)
+    given = shown["given"].to_numpy()
+    position = {int(r): i for i, r in enumerate(rows)}
+
+    def close_up(row: int) -> None:
+        i = position[row]
+        face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()))
+
+    grid_with_annotation(rows, given, captions, tiles_for_rows(rows, probabilities),
+                         key="issues_annotate", first_number=page.start + 1, close_up=close_up)
 
 
 widgets.run_page(render)

@@ -1,5 +1,7 @@
 """AppTest of the Errors page: the confusion matrix, cell selection, paging, references, annotation."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -162,10 +164,37 @@ def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
     assert len(maps) == shown
     assert {key[2] for key in maps} == {EMOTIONS.index("sad")}
     assert {key[1] for key in maps} == set(view.rows[members[:shown]].tolist())
-    assert all(m.shape == (96, 96, 3) for m in maps.values())
+    assert all(m.shape == (48, 48) and m.dtype == np.float32 for m in maps.values())
     assert any("Maps: evidence for sad" in t for t in texts(at.caption))
     assert at.image[0].captions == plain.captions  # the same faces, drawn with their maps
     at.segmented_control(key="errors_explain").set_value("reference").run()
     assert not at.exception
     assert len(at.session_state["explorer_occlusion_maps"]) == 2 * shown
     assert any("Maps: evidence for happy" in t for t in texts(at.caption))
+
+
+def close_up_image(at: AppTest):
+    """The close-up's images: the first caption is just the face's row."""
+    return next(img for img in at.image if img.captions and re.fullmatch(r"row \d+", img.captions[0]))
+
+
+def test_close_up_of_the_chosen_face(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    view = split_view(predictions, "PrivateTest")
+    members = cell_members(view, EMOTIONS.index("happy"), EMOTIONS.index("sad"))
+    first, second = (int(view.rows[m]) for m in members[:2])
+    close = close_up_image(at)
+    assert close.captions[0] == f"row {first}"
+    assert "explorer_occlusion_maps" not in at.session_state  # no maps unless asked: clicks stay cheap
+    at.selectbox(key="errors_annotate_row").set_value(second).run()
+    assert not at.exception
+    close = close_up_image(at)
+    assert close.captions[0] == f"row {second}"
+    at.toggle(key="close_up_maps").set_value(True).run()
+    assert not at.exception and not at.error
+    close = close_up_image(at)
+    assert close.captions[-2:] == ["evidence for sad (red) and against (blue)",
+                                   "evidence for happy (red) and against (blue)"]
+    assert {key[1:] for key in at.session_state["explorer_occlusion_maps"]} == {
+        (second, EMOTIONS.index("sad")), (second, EMOTIONS.index("happy"))}

@@ -8,6 +8,8 @@ from app_support import open_page, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
+from fer.labels import EMOTIONS
+from fer.paths import FER2013_CSV
 from fer_app.explorer_view import FACES_PER_PAGE
 
 
@@ -106,3 +108,8 @@ def test_faces_whose_training_copy_is_labelled_otherwise(app_env):
         assert int(copy.split(" ")[0]) == labels.loc[row, "twin_row"]
         assert not copy.split("(")[1].startswith(given + ",")  # the copy's label differs
     assert scores(at) == sorted(scores(at), reverse=True)  # still the ranking's order
+    # The chosen face's close-up shows its Training copy, with the copy's label.
+    close = next(img for img in at.image if img.captions and img.captions[0] == f"row {rows[0]}")
+    if FER2013_CSV.is_file():
+        copy = labels.loc[rows[0]]
+        assert close.captions[1] == f"its Training copy, row {copy['twin_row']}: {EMOTIONS[copy['twin_label']]}"
