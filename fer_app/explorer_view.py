@@ -23,7 +23,7 @@ from fer.explorer import (
 )
 from fer.ferplus import FER2013_ROWS
 from fer.labels import FERPLUS_COLUMNS
-from fer.twins import conflicts_first
+from fer.twins import conflicts_first, select_by_twin
 from fer_app import resources, widgets
 
 FACES_PER_PAGE: int = 24
@@ -55,6 +55,23 @@ TWIN_HELP = ("Nearly a quarter (23%) of FER2013's test faces are another copy (c
 
 EXPLAIN_HELP = ("Red where covering part of the face lowers the label's log-odds (evidence for it), blue where "
                 "it raises them; colours scaled per face. 64 covered copies per face.")
+
+
+def twin_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]:
+    """The "Faces" control (all, not in Training, also in Training) and the predictions it keeps.
+
+    Without the embedded twins table, or for predictions it does not cover, all faces.
+    """
+    twins = resources.twins()
+    if twins is None:
+        return "all", predictions
+    subset = st.segmented_control("Faces", list(TWIN_SUBSET_NAMES), key=key, default="all",
+                                  required=True, format_func=TWIN_SUBSET_NAMES.get, help=TWIN_HELP)
+    try:
+        return subset, select_by_twin(predictions, twins, subset)
+    except KeyError as err:
+        st.warning(f"Near-duplicates are known only for FER2013's test faces: {err}")
+        return "all", predictions
 
 
 def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:

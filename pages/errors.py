@@ -13,13 +13,11 @@ from fer.explorer import (
     selected_cell,
 )
 from fer.labels import EMOTIONS, EVAL_SPLITS
-from fer.twins import select_by_twin
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     EXPLAIN_CHOICES,
     EXPLAIN_HELP,
     FACES_PER_PAGE,
-    TWIN_HELP,
     TWIN_SUBSET_NAMES,
     annotation_lookup,
     annotation_text,
@@ -29,6 +27,7 @@ from fer_app.explorer_view import (
     occlusion_overlays,
     split_view_for,
     tiles_for_rows,
+    twin_subset,
     twin_text,
     vote_summary,
 )
@@ -60,7 +59,7 @@ def render() -> None:
         format_func=REFERENCES.get, help="Which labels count as the truth for the matrix and the accuracy.",
     )
     normalise = right.toggle("Row-normalised", key="errors_normalise", help="Each true class's share, not counts")
-    subset, shown = twin_subset(predictions)
+    subset, shown = twin_subset(predictions, "errors_twins")
 
     annotations = widgets.current_annotations()
     views = {s: split_view_for(shown, s, reference, annotations) for s in EVAL_SPLITS
@@ -90,23 +89,6 @@ def render() -> None:
                    unsafe_allow_html=True)
 
     cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset))
-
-
-def twin_subset(predictions):
-    """The "Faces" control (all, not in Training, also in Training) and the predictions it keeps.
-
-    Without the embedded twins table, or for predictions it does not cover, all faces.
-    """
-    twins = resources.twins()
-    if twins is None:
-        return "all", predictions
-    subset = st.segmented_control("Faces", list(TWIN_SUBSET_NAMES), key="errors_twins", default="all",
-                                  required=True, format_func=TWIN_SUBSET_NAMES.get, help=TWIN_HELP)
-    try:
-        return subset, select_by_twin(predictions, twins, subset)
-    except KeyError as err:
-        st.warning(f"Near-duplicates are known only for FER2013's test faces: {err}")
-        return "all", predictions
 
 
 def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple) -> None:

@@ -189,7 +189,7 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
 
 
 PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
-               "Label issues": "Label issues"}
+               "Label issues": "Label issues", "Compare": "Compare two models"}
 
 
 def _open_page(page, title: str) -> None:
@@ -409,7 +409,7 @@ def test_errors_cell_click_to_grid(server, page):
 
 
 @pytest.mark.parametrize(("title", "name"), [("Dataset", "dataset"), ("Model", "model"),
-                                             ("Label issues", "label_issues")])
+                                             ("Label issues", "label_issues"), ("Compare", "compare")])
 def test_other_pages(server, page, title, name):
     _open_page(page, title)
     _assert_no_exception(page)

@@ -1,0 +1,92 @@
+"""Compare: the selected model (A) against another (B) on the same test faces."""
+
+import numpy as np
+import streamlit as st
+
+from fer.compare import GROUPS, compare, per_class
+from fer.explorer import label_name
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer_app import resources, widgets
+from fer_app.explorer_view import FACES_PER_PAGE, tiles_for_rows, twin_subset, twin_text, vote_summary
+
+CLASS_COLUMNS = {"A": widgets.percent_column(), "B": widgets.percent_column(),
+                 "B - A": widgets.percent_column(),
+                 "p": st.column_config.NumberColumn("McNemar p", format="%.3g")}
+
+
+def render() -> None:
+    st.title("Compare two models")
+    model_a = widgets.require_model(predictions=True)
+    if model_a is None:
+        return
+    others = [m for m in resources.list_models() if m.has_predictions and m.path != model_a.path and not m.error]
+    if not others:
+        st.info(f"Only `{model_a.path.name}` has per-image predictions; evaluate another model with "
+                "`python -m fer.evaluate --model models/<name>.h5` to compare.")
+        return
+    left, right = st.columns([3, 2])
+    names = {m.stem: m for m in others}
+    model_b = names[left.selectbox("Model B (A is the model chosen in the sidebar)", list(names), key="compare_b")]
+    split = right.segmented_control("Split", EVAL_SPLITS, key="compare_split", default="PrivateTest", required=True)
+    try:
+        a, b = resources.load_predictions(model_a), resources.load_predictions(model_b)
+    except (FileNotFoundError, ValueError) as err:
+        st.error(f"The predictions cannot be read: {err}")
+        return
+    subset, a = twin_subset(a, "compare_twins")
+    if subset != "all":
+        b = b[b["row"].isin(a["row"])]
+    try:
+        comparison = compare(a, b, split)
+    except ValueError as err:
+        st.error(f"`{model_a.stem}` and `{model_b.stem}` cannot be compared: {err}")
+        return
+
+    cols = st.columns(4)
+    cols[0].metric(f"A: {model_a.stem}", f"{comparison.accuracy_a:.1%}")
+    cols[1].metric(f"B: {model_b.stem}", f"{comparison.accuracy_b:.1%}",
+                   delta=f"{100 * (comparison.accuracy_b - comparison.accuracy_a):+.1f} pts vs A")
+    cols[2].metric("Discordant faces",
+                   f"{comparison.count('only_a') + comparison.count('only_b')}",
+                   help="A right and B wrong, or B right and A wrong")
+    cols[3].metric("McNemar exact p", f"{comparison.p_value:.2g}",
+                   help="How likely a split of those faces at least this uneven is if neither model is better: "
+                        "under 0.05, the difference is unlikely to be chance")
+    st.caption(f"{comparison.n} {split} faces · " + ", ".join(
+        f"{title}: {comparison.count(group)}" for group, title in GROUPS.items()))
+    st.markdown("**Per true class**")
+    st.dataframe(per_class(comparison), key="compare_classes", column_config=CLASS_COLUMNS)
+
+    group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
+                                 required=True, format_func=GROUPS.get)
+    faces = comparison.faces[comparison.faces["group"] == group]
+    if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, group):
+        st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, group)
+        widgets.reset_pager("compare_page")
+    st.subheader(f"{GROUPS[group]}: {len(faces)} faces", divider="gray")
+    if faces.empty:
+        return
+    # Largest change in the probability of the true label first: the clearest fixes and breaks.
+    columns = [f"p_{e}" for e in EMOTIONS]
+    true = faces["true"].to_numpy()
+    probs_a = faces[[f"{c}_a" for c in columns]].to_numpy()
+    probs_b = faces[[f"{c}_b" for c in columns]].to_numpy()
+    index = np.arange(len(faces))
+    change = np.abs(probs_b[index, true] - probs_a[index, true])
+    order = np.argsort(-change, kind="stable")
+    page = widgets.pager(len(faces), FACES_PER_PAGE, "compare_page")
+    shown = order[page.start:page.stop]
+    rows = faces["row"].to_numpy()[shown]
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, largest change in the true label's "
+               "probability first; bars: B's probabilities (upper), the FER+ crowd's votes (lower).")
+    copies = resources.twin_lookup()
+    captions = [
+        f"row {r} · {label_name(true[i])} · A: {label_name(faces['pred_a'].iloc[i])} "
+        f"{probs_a[i].max():.0%} · B: {label_name(faces['pred_b'].iloc[i])} {probs_b[i].max():.0%}"
+        f" · {vote_summary(r)}{twin_text(r, copies)}"
+        for i, r in zip(shown, rows, strict=True)
+    ]
+    widgets.face_grid(tiles_for_rows(rows, probs_b[shown]), captions)
+
+
+widgets.run_page(render)

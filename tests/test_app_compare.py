@@ -1,0 +1,119 @@
+"""The Compare page and fer.compare: paired outcomes, McNemar's exact test, the face groups."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from app_support import open_page, shared_model_folder, synthetic_predictions, texts, use_app_env
+
+from fer.compare import GROUPS, compare, main, mcnemar_exact, per_class
+from fer.labels import EMOTIONS
+from fer_app.explorer_view import FACES_PER_PAGE
+
+
+def test_mcnemar_exact_matches_hand_computed_binomial_tails():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(5, 5) == 1.0
+    # 1 vs 9 of 10 discordant faces: 2 * (C(10,0) + C(10,1)) / 2**10 = 22 / 1024.
+    assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9)
+    assert mcnemar_exact(0, 20) == pytest.approx(2 / 2**20)
+    assert 0.5 < mcnemar_exact(48, 52) <= 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+def _table(true, pred, rows=None, split="PrivateTest"):
+    rows = list(range(len(true))) if rows is None else rows
+    table = pd.DataFrame({"row": rows, "split": split, "true": true, "pred": pred})
+    for j, e in enumerate(EMOTIONS):
+        table[f"p_{e}"] = (np.asarray(pred) == j).astype(float)
+    return table
+
+
+def test_compare_counts_paired_outcomes():
+    a = _table([0, 1, 2, 3, 4], [0, 1, 0, 0, 4])
+    b = _table([0, 1, 2, 3, 4], [0, 0, 2, 3, 0])
+    comparison = compare(a, b.iloc[::-1], "PrivateTest")  # row order does not matter
+    counts = {g: comparison.count(g) for g in GROUPS}
+    assert counts == {"only_b": 2, "only_a": 2, "both_wrong": 0, "both_right": 1}
+    assert comparison.accuracy_a == comparison.accuracy_b == 0.6
+    assert comparison.p_value == 1.0
+    assert comparison.faces.set_index("row").loc[2, "group"] == "only_b"
+    assert "McNemar exact p = 1" in comparison.summary()
+    classes = per_class(comparison)
+    assert classes.loc["fear", "B - A"] == 1.0 and classes.loc["fear", "faces"] == 1
+    with pytest.raises(ValueError, match="different"):
+        compare(a, b.iloc[:3], "PrivateTest")
+    with pytest.raises(ValueError, match="labels"):
+        compare(a, _table([1, 1, 2, 3, 4], [0, 0, 2, 3, 0]), "PrivateTest")
+    with pytest.raises(ValueError, match="no PublicTest"):
+        compare(a, b, "PublicTest")
+
+
+def test_cli_on_the_released_predictions(capsys):
+    from fer.paths import MODELS_DIR
+
+    a, b = MODELS_DIR / "paper_cnn.predictions.csv", MODELS_DIR / "fer_best.predictions_tta.csv"
+    assert main([str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    expected = compare(pd.read_csv(a), pd.read_csv(b), "PrivateTest")
+    assert expected.summary() in out and "disgust" in out
+    assert main([str(a), str(b), "--faces", "no_twin", "--split", "PublicTest"]) == 0
+    assert "n=2743" in capsys.readouterr().out
+    assert main([str(a), str(a.with_name("missing.csv"))]) == 2
+
+
+@pytest.fixture
+def two_models(monkeypatch, tmp_path, tmp_path_factory):
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    for suffix in (".h5", ".tflite", ".history.csv"):
+        shutil.copyfile(folder / f"tiny{suffix}", folder / f"other{suffix}")
+    card = json.loads((folder / "tiny.json").read_text())
+    (folder / "other.json").write_text(json.dumps({**card, "name": "other"}))
+    synthetic_predictions(seed=1).to_csv(folder / "other.predictions.csv", index=False)
+    use_app_env(monkeypatch, tmp_path, folder)
+    return folder
+
+
+def test_compare_page(two_models):
+    at = open_page("pages/compare.py")
+    assert at.title[0].value == "Compare two models"
+    (name_b,) = at.selectbox(key="compare_b").options  # B: the model not chosen in the sidebar
+    name_a = {"tiny": "other", "other": "tiny"}[name_b]
+    a = pd.read_csv(two_models / f"{name_a}.predictions.csv")
+    b = pd.read_csv(two_models / f"{name_b}.predictions.csv")
+    expected = compare(a, b, "PrivateTest")
+    assert expected.count("only_a") and expected.count("only_b")  # the two tables really differ
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[f"A: {name_a}"] == f"{expected.accuracy_a:.1%}"
+    assert metrics[f"B: {name_b}"] == f"{expected.accuracy_b:.1%}"
+    assert metrics["McNemar exact p"] == f"{expected.p_value:.2g}"
+    assert at.dataframe[0].value.shape == (7, 5)
+    only_b = expected.count("only_b")
+    assert f"B right, A wrong: {only_b} faces" in texts(at.subheader)
+    captions = at.image[0].captions
+    assert len(captions) == min(FACES_PER_PAGE, only_b)
+    rows = [int(c.split(" ")[1]) for c in captions]
+    assert set(rows) <= set(expected.faces.loc[expected.faces["group"] == "only_b", "row"])
+
+    at.segmented_control(key="compare_group").set_value("both_wrong").run()
+    assert not at.exception
+    assert f"both wrong: {expected.count('both_wrong')} faces" in texts(at.subheader)
+    at.segmented_control(key="compare_twins").set_value("no_twin").run()
+    assert not at.exception
+    from fer.twins import load_twins, select_by_twin
+
+    twins = load_twins()
+    clean = compare(select_by_twin(a, twins, "no_twin"), select_by_twin(b, twins, "no_twin"), "PrivateTest")
+    assert f"both wrong: {clean.count('both_wrong')} faces" in texts(at.subheader)
+    assert {m.label: m.value for m in at.metric}[f"A: {name_a}"] == f"{clean.accuracy_a:.1%}"
+
+
+def test_compare_page_with_one_model(monkeypatch, tmp_path, tmp_path_factory):
+    use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+    at = open_page("pages/compare.py")
+    assert any("Only `tiny.h5` has per-image predictions" in t for t in texts(at.info))
