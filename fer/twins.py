@@ -203,15 +203,15 @@ def find_twins(dataset: FerDataset, splits: tuple[str, ...] = EVAL_SPLITS, k: in
     Raises:
         ValueError: if the dataset has no face in the reference split.
     """
-    train_images, train_labels, train_rows = dataset.split(reference)
-    if len(train_rows) == 0:
+    ref_images, ref_labels, ref_rows = dataset.split(reference)
+    if len(ref_rows) == 0:
         raise ValueError(f"the dataset has no {reference} faces to compare with"
                          + (" (the full FER2013 CSV is needed)" if reference == "Training" else ""))
-    reference = descriptors(train_images)
+    ref_descriptors = descriptors(ref_images)
     frames = []
     for split in splits:
         images, labels, rows = dataset.split(split)
-        found = candidates(descriptors(images), reference, k=k)
+        found = candidates(descriptors(images), ref_descriptors, k=k)
         index = np.zeros(len(rows), dtype=np.int64)
         similarity = np.zeros(len(rows), dtype=np.float64)
         flipped = np.zeros(len(rows), dtype=bool)
@@ -219,18 +219,18 @@ def find_twins(dataset: FerDataset, splits: tuple[str, ...] = EVAL_SPLITS, k: in
             for j in range(found.index.shape[1]):
                 candidate = int(found.index[i, j])
                 query = face[:, ::-1] if found.mirrored[i, j] else face
-                score = patch_similarity(query, train_images[candidate])
+                score = patch_similarity(query, ref_images[candidate])
                 if j == 0 or score > similarity[i]:
                     index[i], similarity[i], flipped[i] = candidate, score, found.mirrored[i, j]
-        same, same_mirrored = identical_matches(images, train_images)
+        same, same_mirrored = identical_matches(images, ref_images)
         identical = same >= 0
         index = np.where(identical, same, index)
         frames.append(pd.DataFrame({
             "row": rows,
             "split": split,
             "label": labels,
-            "twin_row": train_rows[index],
-            "twin_label": train_labels[index],
+            "twin_row": ref_rows[index],
+            "twin_label": ref_labels[index],
             "similarity": np.where(identical, 1.0, similarity.round(4)),
             "mirrored": np.where(identical, same_mirrored, flipped),
             "identical": identical,
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             copied = across[across["similarity"] >= args.threshold]
             agree = (copied["label"] == copied["twin_label"]).mean() if len(copied) else float("nan")
             print(f"PrivateTest faces with a copy in PublicTest (similarity >= {args.threshold}): {len(copied)}"
-                  f" ({len(copied) / len(across):.1%}), {int(copied['identical'].sum())} pixel-identical;"
+                  f" ({len(copied) / max(len(across), 1):.1%}), {int(copied['identical'].sum())} pixel-identical;"
                   f" the copy's label agrees for {agree:.1%}; of them also in Training:"
                   f" {int(twin_mask(copied['row'].to_numpy(), twins, args.threshold).sum())}")
             if args.mosaic is not None:

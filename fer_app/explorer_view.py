@@ -88,6 +88,25 @@ def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:
     return f" · in Training: row {twin_row} ({label_name(twin_label)}, {similarity:.2f})"
 
 
+def training_faces(rows: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The (n, 48, 48) Training faces of FER2013 rows, from the full CSV.
+
+    Returns:
+        ``(faces, None)``, or ``(None, why)`` when the CSV is absent, unreadable or lacks a row.
+    """
+    if not resources.full_dataset_available():
+        return None, "the Training faces need the full FER2013 CSV (`fer.paths.FER2013_CSV`)"
+    try:
+        with st.spinner("Reading FER2013…"):
+            train = resources.full_dataset()
+    except (FileNotFoundError, ValueError) as err:
+        return None, f"the full FER2013 CSV cannot be read: {err}"
+    positions = row_positions(train.rows, FER2013_ROWS)[np.asarray(rows, dtype=np.int64)]
+    if (positions < 0).any():
+        return None, f"the CSV lacks FER2013 rows {np.asarray(rows)[positions < 0][:5].tolist()}"
+    return train.images[positions], None
+
+
 def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_page: int) -> None:
     """The faces at ``positions`` that have a Training twin, each beside its twin; pairs whose
     labels differ first (each is a label error in one split or the other).
@@ -109,28 +128,21 @@ def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_p
     shown = slice(page.start, page.stop)
     rows = dataset.rows[kept[shown]]
     tiles = tiles_for_rows(rows, faces=dataset.images[kept[shown]])
-    train = None
-    if resources.full_dataset_available():
-        try:
-            train = resources.full_dataset()
-        except (FileNotFoundError, ValueError) as err:
-            st.warning(f"The Training copies cannot be shown (their rows are in the captions): {err}")
-    if train is not None:
-        twin_rows = np.array([t[0] for t in twin[shown]], dtype=np.int64)
-        position = row_positions(train.rows, FER2013_ROWS)
-        twin_tiles = tiles_for_rows(twin_rows, faces=train.images[position[twin_rows]])
-        tiles = [pair_tile(a, b) for a, b in zip(tiles, twin_tiles, strict=True)]
+    twin_rows = np.array([t[0] for t in twin[shown]], dtype=np.int64)
+    copies, why = training_faces(twin_rows)
+    if copies is not None:
+        tiles = [pair_tile(a, b) for a, b in zip(tiles, tiles_for_rows(twin_rows, faces=copies), strict=True)]
         st.caption(f"Pairs {page.start + 1}–{page.stop} of {page.total}: the test face (left) and its Training "
                    "copy (right), label disagreements first.")
     else:
-        st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, label disagreements first. The Training "
-                   "copies need the full FER2013 CSV (`fer.paths.FER2013_CSV`); their rows are in the captions.")
+        st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, label disagreements first. No Training "
+                   f"copies shown: {why}; their rows are in the captions.")
     captions = [
         f"row {r} · {label_name(int(dataset.labels[p]))} | Training row {t[0]} · {label_name(t[1])}"
         f" · {t[2]:.2f}{' · labels differ' if d else ''}"
         for r, p, t, d in zip(rows, kept[shown], twin[shown], differ[shown], strict=True)
     ]
-    widgets.face_grid(tiles, captions, width=230 if train is not None else 112)
+    widgets.face_grid(tiles, captions, width=230 if copies is not None else 112)
 
 
 def vote_summary(row: int) -> str:
@@ -216,7 +228,7 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom:
             zip(faces, occlusion_drops(model, rows, targets), strict=True)]
 
 
-def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int) -> None:
+def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str) -> None:
     """One test face large: the face, its Training copy if any, its occlusion maps for the
     prediction and the reference label (when they differ), and its probabilities.
 
@@ -226,6 +238,7 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
         probabilities: (7,) the model's probabilities for it.
         reference: its reference label code (-1: none).
         predicted: the model's label code.
+        key: widget-key prefix of the calling page.
     """
     from fer.labels import EMOTIONS
     from fer_app import charts
@@ -234,20 +247,18 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     zoom = 3
     images, captions = [np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)], [f"row {row}"]
     copy = resources.twin_lookup().get(int(row))
-    if copy is not None and resources.full_dataset_available():
-        try:
-            train = resources.full_dataset()
-        except (FileNotFoundError, ValueError):
-            train = None
-        if train is not None:
-            position = row_positions(train.rows, FER2013_ROWS)[copy[0]]
-            images.append(np.repeat(np.repeat(train.images[position], zoom, axis=0), zoom, axis=1))
+    if copy is not None:
+        faces, why = training_faces(np.array([copy[0]]))
+        if faces is not None:
+            images.append(np.repeat(np.repeat(faces[0], zoom, axis=0), zoom, axis=1))
             captions.append(f"its Training copy, row {copy[0]}: {label_name(copy[1])}")
+        else:
+            st.caption(f"Its Training copy is row {copy[0]} ({label_name(copy[1])}); not shown: {why}.")
     left, right = st.columns([3, 2])
     right.markdown(charts.probability_bars_html(dict(zip(EMOTIONS, probabilities, strict=True))),
                    unsafe_allow_html=True)
     # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
-    if right.toggle("Occlusion maps", key="close_up_maps", help=EXPLAIN_HELP):
+    if right.toggle("Occlusion maps", key=f"{key}_maps", help=EXPLAIN_HELP):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])
         try:
             maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom)

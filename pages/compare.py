@@ -1,6 +1,5 @@
 """Compare: the selected model (A) against another (B) on the same test faces."""
 
-import numpy as np
 import streamlit as st
 
 from fer.compare import GROUPS, compare, per_class
@@ -11,7 +10,8 @@ from fer_app.explorer_view import FACES_PER_PAGE, tiles_for_rows, twin_subset, t
 
 CLASS_COLUMNS = {"A": widgets.percent_column(), "B": widgets.percent_column(),
                  "B - A": widgets.percent_column(),
-                 "p": st.column_config.NumberColumn("McNemar p", format="%.3g")}
+                 "p": st.column_config.NumberColumn("McNemar p", format="%.3g"),
+                 "p (Holm)": st.column_config.NumberColumn("p, Holm-adjusted", format="%.3g")}
 
 
 def render() -> None:
@@ -44,8 +44,11 @@ def render() -> None:
 
     cols = st.columns(4)
     cols[0].metric(f"A: {model_a.stem}", f"{comparison.accuracy_a:.1%}")
+    low, high = comparison.difference_interval()
     cols[1].metric(f"B: {model_b.stem}", f"{comparison.accuracy_b:.1%}",
-                   delta=f"{100 * (comparison.accuracy_b - comparison.accuracy_a):+.1f} pts vs A")
+                   delta=f"{100 * (comparison.accuracy_b - comparison.accuracy_a):+.1f} pts vs A",
+                   help=f"95% confidence interval of B - A: {100 * low:+.1f} to {100 * high:+.1f} points "
+                        "(paired: from the faces one model gets right and the other wrong)")
     cols[2].metric("Discordant faces",
                    f"{comparison.count('only_a') + comparison.count('only_b')}",
                    help="A right and B wrong, or B right and A wrong")
@@ -54,39 +57,34 @@ def render() -> None:
                         "under 0.05, the difference is unlikely to be chance")
     st.caption(f"{comparison.n} {split} faces · " + ", ".join(
         f"{title}: {comparison.count(group)}" for group, title in GROUPS.items()))
-    st.markdown("**Per true class**")
+    st.markdown("**Per true class** (McNemar's p per class; the Holm column adjusts it for the seven tests)")
     st.dataframe(per_class(comparison), key="compare_classes", column_config=CLASS_COLUMNS)
 
     group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
                                  required=True, format_func=GROUPS.get)
-    faces = comparison.faces[comparison.faces["group"] == group]
+    faces = comparison.ordered(group)
     if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, group):
         st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, group)
         widgets.reset_pager("compare_page")
     st.subheader(f"{GROUPS[group]}: {len(faces)} faces", divider="gray")
     if faces.empty:
         return
-    # Largest change in the probability of the true label first: the clearest fixes and breaks.
-    columns = [f"p_{e}" for e in EMOTIONS]
-    true = faces["true"].to_numpy()
-    probs_a = faces[[f"{c}_a" for c in columns]].to_numpy()
-    probs_b = faces[[f"{c}_b" for c in columns]].to_numpy()
-    index = np.arange(len(faces))
-    change = np.abs(probs_b[index, true] - probs_a[index, true])
-    order = np.argsort(-change, kind="stable")
     page = widgets.pager(len(faces), FACES_PER_PAGE, "compare_page")
-    shown = order[page.start:page.stop]
-    rows = faces["row"].to_numpy()[shown]
+    shown = faces.iloc[page.start:page.stop]
+    rows = shown["row"].to_numpy()
+    true = shown["true"].to_numpy()
+    probs_a = shown[[f"p_{e}_a" for e in EMOTIONS]].to_numpy()
+    probs_b = shown[[f"p_{e}_b" for e in EMOTIONS]].to_numpy()
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, largest change in the true label's "
                "probability first; bars: B's probabilities (upper), the FER+ crowd's votes (lower).")
     copies = resources.twin_lookup()
     captions = [
-        f"row {r} · {label_name(true[i])} · A: {label_name(faces['pred_a'].iloc[i])} "
-        f"{probs_a[i].max():.0%} · B: {label_name(faces['pred_b'].iloc[i])} {probs_b[i].max():.0%}"
+        f"row {r} · {label_name(true[i])} · A: {label_name(shown['pred_a'].iloc[i])} "
+        f"{probs_a[i].max():.0%} · B: {label_name(shown['pred_b'].iloc[i])} {probs_b[i].max():.0%}"
         f" · {vote_summary(r)}{twin_text(r, copies)}"
-        for i, r in zip(shown, rows, strict=True)
+        for i, r in enumerate(rows)
     ]
-    widgets.face_grid(tiles_for_rows(rows, probs_b[shown]), captions)
+    widgets.face_grid(tiles_for_rows(rows, probs_b), captions)
 
 
 widgets.run_page(render)

@@ -156,7 +156,8 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
 
     def close_up(row: int) -> None:
         i = position[row]
-        face_close_up(model, row, view.probabilities[i], int(view.reference[i]), int(view.predicted[i]))
+        face_close_up(model, row, view.probabilities[i], int(view.reference[i]), int(view.predicted[i]),
+                      key="errors_close_up")
 
     grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=overlays),
                          key="errors_annotate", first_number=page.start + 1, close_up=close_up)

@@ -92,7 +92,8 @@ def render() -> None:
 
     def close_up(row: int) -> None:
         i = position[row]
-        face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()))
+        face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()),
+                      key="issues_close_up")
 
     grid_with_annotation(rows, given, captions, tiles_for_rows(rows, probabilities),
                          key="issues_annotate", first_number=page.start + 1, close_up=close_up)

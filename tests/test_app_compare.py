@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from app_support import open_page, shared_model_folder, synthetic_predictions, texts, use_app_env
 
-from fer.compare import GROUPS, compare, main, mcnemar_exact, per_class
+from fer.compare import GROUPS, compare, holm, main, mcnemar_exact, per_class
 from fer.labels import EMOTIONS
 from fer_app.explorer_view import FACES_PER_PAGE
 
@@ -45,12 +45,38 @@ def test_compare_counts_paired_outcomes():
     assert "McNemar exact p = 1" in comparison.summary()
     classes = per_class(comparison)
     assert classes.loc["fear", "B - A"] == 1.0 and classes.loc["fear", "faces"] == 1
+    assert np.isnan(classes.loc["neutral", "A"]) and np.isnan(classes.loc["neutral", "p (Holm)"])  # no face
+    assert (classes["p (Holm)"].dropna() >= classes["p"].dropna()).all()
     with pytest.raises(ValueError, match="different"):
         compare(a, b.iloc[:3], "PrivateTest")
     with pytest.raises(ValueError, match="labels"):
         compare(a, _table([1, 1, 2, 3, 4], [0, 0, 2, 3, 0]), "PrivateTest")
     with pytest.raises(ValueError, match="no PublicTest"):
         compare(a, b, "PublicTest")
+    with pytest.raises(ValueError, match="p_angry"):
+        compare(a.drop(columns="p_angry"), b, "PrivateTest")
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    adjusted = holm(np.array([0.01, 0.04, np.nan, 0.03, 0.5]))
+    # Sorted 0.01, 0.03, 0.04, 0.5 with m = 4: 0.04, max(0.04, 0.09), max(0.09, 0.08), max(0.09, 0.5).
+    np.testing.assert_allclose(adjusted[[0, 3, 1, 4]], [0.04, 0.09, 0.09, 0.5])
+    assert np.isnan(adjusted[2])
+
+
+def test_interval_and_order_of_the_faces():
+    true = [0] * 6
+    a = _table(true, [0, 0, 1, 1, 1, 0])
+    b = _table(true, [1, 0, 0, 0, 1, 0])
+    a.loc[2, ["p_angry", "p_disgust"]] = [0.4, 0.6]  # A nearly right on face 2, far off on face 3
+    comparison = compare(a, b, "PrivateTest")
+    low, high = comparison.difference_interval()
+    assert low < (comparison.accuracy_b - comparison.accuracy_a) < high
+    # Two faces only B gets right: face 3 (true-label probability 0 -> 1) before face 2 (0.4 -> 1).
+    assert comparison.ordered("only_b")["row"].tolist() == [3, 2]
+    assert comparison.ordered("both_wrong")["row"].tolist() == [4]
+    with pytest.raises(ValueError, match="unknown group"):
+        comparison.ordered("some")
 
 
 def test_cli_on_the_released_predictions(capsys):
@@ -92,13 +118,13 @@ def test_compare_page(two_models):
     assert metrics[f"A: {name_a}"] == f"{expected.accuracy_a:.1%}"
     assert metrics[f"B: {name_b}"] == f"{expected.accuracy_b:.1%}"
     assert metrics["McNemar exact p"] == f"{expected.p_value:.2g}"
-    assert at.dataframe[0].value.shape == (7, 5)
+    assert at.dataframe[0].value.shape == (7, 6)
     only_b = expected.count("only_b")
     assert f"B right, A wrong: {only_b} faces" in texts(at.subheader)
     captions = at.image[0].captions
     assert len(captions) == min(FACES_PER_PAGE, only_b)
     rows = [int(c.split(" ")[1]) for c in captions]
-    assert set(rows) <= set(expected.faces.loc[expected.faces["group"] == "only_b", "row"])
+    assert rows == expected.ordered("only_b")["row"].tolist()[:FACES_PER_PAGE]
 
     at.segmented_control(key="compare_group").set_value("both_wrong").run()
     assert not at.exception

@@ -191,7 +191,7 @@ def test_close_up_of_the_chosen_face(app_env, predictions):
     assert not at.exception
     close = close_up_image(at)
     assert close.captions[0] == f"row {second}"
-    at.toggle(key="close_up_maps").set_value(True).run()
+    at.toggle(key="errors_close_up_maps").set_value(True).run()
     assert not at.exception and not at.error
     close = close_up_image(at)
     assert close.captions[-2:] == ["evidence for sad (red) and against (blue)",
