@@ -190,13 +190,13 @@ _MAPS_KEY = "explorer_occlusion_maps"
 _MAPS_SIZE = 512
 
 
-def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int]) -> list[np.ndarray]:
+def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int], tta: bool = False) -> list[np.ndarray]:
     """Occlusion maps (``fer.explain``: the fall in log-odds, (48, 48)) of embedded test faces
     for the given classes.
 
     The model runs through its shared pipeline (its LiteRT copy, its illumination correction,
-    no TTA, like the released predictions tables), loading it if no page has yet. Maps are
-    remembered for the session, under the pipeline's key.
+    flip TTA if ``tta``, like the predictions table shown), loading it if no page has yet. Maps
+    are remembered for the session, under the pipeline's key.
 
     Raises:
         FileNotFoundError, ValueError, OSError: the model cannot be loaded.
@@ -209,9 +209,9 @@ def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int]) -> list[
     faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
     out = []
     for face, row, target in zip(faces, rows, targets, strict=True):
-        key = (model_key, int(row), int(target))
+        key = (model_key, int(row), int(target), tta)
         if key not in memo:
-            explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=False), face, int(target))
+            explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=tta), face, int(target))
             if len(memo) >= _MAPS_SIZE:
                 memo.pop(next(iter(memo)))
             memo[key] = explained.drop
@@ -219,16 +219,18 @@ def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int]) -> list[
     return out
 
 
-def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2) -> list[np.ndarray]:
+def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2,
+                       tta: bool = False) -> list[np.ndarray]:
     """:func:`occlusion_drops` drawn over the faces enlarged ``zoom`` times (2: as the tiles)."""
     from fer.explain import overlay
 
     faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
     return [overlay(face, drop, zoom=zoom) for face, drop in
-            zip(faces, occlusion_drops(model, rows, targets), strict=True)]
+            zip(faces, occlusion_drops(model, rows, targets, tta), strict=True)]
 
 
-def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str) -> None:
+def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str,
+                  tta: bool = False) -> None:
     """One test face large: the face, its Training copy if any, its occlusion maps for the
     prediction and the reference label (when they differ), and its probabilities.
 
@@ -239,6 +241,7 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
         reference: its reference label code (-1: none).
         predicted: the model's label code.
         key: widget-key prefix of the calling page.
+        tta: whether ``probabilities`` were made with flip TTA (the maps then are too).
     """
     from fer.labels import EMOTIONS
     from fer_app import charts
@@ -261,7 +264,7 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     if right.toggle("Occlusion maps", key=f"{key}_maps", help=EXPLAIN_HELP):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])
         try:
-            maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom)
+            maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom, tta=tta)
         except (FileNotFoundError, ValueError, OSError) as err:
             right.caption(f"No occlusion maps: the model cannot be run ({err}).")
             maps = []

@@ -272,13 +272,31 @@ def _predictions(path: str, version: int) -> pd.DataFrame:
     return validate_predictions(pd.read_csv(path))
 
 
-def load_predictions(model: ModelEntry) -> pd.DataFrame:
-    """The model's per-image test predictions (validated).
+def tta_predictions_path(model: ModelEntry) -> Path:
+    """Where the model's flip-TTA predictions table is (``fer.evaluate --tta`` writes it)."""
+    from fer.evaluate import predictions_path
+
+    return predictions_path(model.path, tta=True)
+
+
+def has_tta_predictions(model: ModelEntry) -> bool:
+    """Whether the model has a flip-TTA predictions table."""
+    return tta_predictions_path(model).is_file()
+
+
+def load_predictions(model: ModelEntry, tta: bool = False) -> pd.DataFrame:
+    """The model's per-image test predictions (validated): plain, or with flip TTA.
 
     Raises:
-        FileNotFoundError: if the model has no predictions CSV.
+        FileNotFoundError: if the model has no such predictions CSV.
         ValueError: if the CSV is malformed.
     """
+    if tta:
+        path = tta_predictions_path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
+                                    f"`python -m fer.evaluate --model {model.path} --tta`")
+        return _predictions(str(path), _mtime(path))
     if not model.has_predictions:
         raise FileNotFoundError(
             f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"

@@ -28,8 +28,12 @@ def render() -> None:
     names = {m.stem: m for m in others}
     model_b = names[left.selectbox("Model B (A is the model chosen in the sidebar)", list(names), key="compare_b")]
     split = right.segmented_control("Split", EVAL_SPLITS, key="compare_split", default="PrivateTest", required=True)
+    both_tta = resources.has_tta_predictions(model_a) and resources.has_tta_predictions(model_b)
+    tta = right.toggle("Flip TTA", key="compare_tta", disabled=not both_tta,
+                       help="Both models' predictions with flip test-time augmentation"
+                            + ("" if both_tta else " (needs both models' `.predictions_tta.csv`)"))
     try:
-        a, b = resources.load_predictions(model_a), resources.load_predictions(model_b)
+        a, b = resources.load_predictions(model_a, tta=tta), resources.load_predictions(model_b, tta=tta)
     except (FileNotFoundError, ValueError) as err:
         st.error(f"The predictions cannot be read: {err}")
         return
@@ -63,8 +67,8 @@ def render() -> None:
     group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
                                  required=True, format_func=GROUPS.get)
     faces = comparison.ordered(group)
-    if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, group):
-        st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, group)
+    if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, group, tta):
+        st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, group, tta)
         widgets.reset_pager("compare_page")
     st.subheader(f"{GROUPS[group]}: {len(faces)} faces", divider="gray")
     if faces.empty:

@@ -46,13 +46,16 @@ def render() -> None:
     model = widgets.require_model(predictions=True)
     if model is None:
         return
+    left, middle, right = st.columns([2, 4, 2])
+    tta = resources.has_tta_predictions(model) and right.toggle(
+        "Flip TTA", key="errors_tta", help="The predictions made with flip test-time augmentation (as the Predict "
+                                           "page makes them by default) instead of the plain ones; maps follow.")
     try:
-        predictions = resources.load_predictions(model)
+        predictions = resources.load_predictions(model, tta=tta)
     except (FileNotFoundError, ValueError) as err:
         st.error(f"The predictions of `{model.path.name}` cannot be read: {err}")
         return
 
-    left, middle, right = st.columns([2, 4, 2])
     split = left.segmented_control("Split", EVAL_SPLITS, key="errors_split", default="PrivateTest", required=True)
     reference = middle.segmented_control(
         "Reference labels", available_references(), key="errors_reference", default="fer2013", required=True,
@@ -88,10 +91,10 @@ def render() -> None:
     chart.markdown(charts.accuracy_bars_html({s: v.metrics.accuracy for s, v in views.items()}),
                    unsafe_allow_html=True)
 
-    cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset))
+    cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset, tta), tta)
 
 
-def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple) -> None:
+def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple, tta: bool = False) -> None:
     """The clickable matrix, the per-class table and the chosen cell's faces.
 
     Not an ``st.fragment``: a full rerun costs ~0.1 s here, and a fragment loses its clicks when
@@ -137,7 +140,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     if explain != "off":
         try:
             with st.spinner(f"Explaining {len(shown)} faces…"):
-                overlays = occlusion_overlays(model, rows, np.full(len(shown), target))
+                overlays = occlusion_overlays(model, rows, np.full(len(shown), target), tta=tta)
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
@@ -157,7 +160,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     def close_up(row: int) -> None:
         i = position[row]
         face_close_up(model, row, view.probabilities[i], int(view.reference[i]), int(view.predicted[i]),
-                      key="errors_close_up")
+                      key="errors_close_up", tta=tta)
 
     grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=overlays),
                          key="errors_annotate", first_number=page.start + 1, close_up=close_up)

@@ -143,3 +143,20 @@ def test_compare_page_with_one_model(monkeypatch, tmp_path, tmp_path_factory):
     use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
     at = open_page("pages/compare.py")
     assert any("Only `tiny.h5` has per-image predictions" in t for t in texts(at.info))
+
+
+def test_compare_page_flip_tta_needs_both_tables(two_models):
+    at = open_page("pages/compare.py")
+    assert at.toggle(key="compare_tta").disabled
+    synthetic_predictions(seed=4).to_csv(two_models / "tiny.predictions_tta.csv", index=False)
+    synthetic_predictions(seed=5).to_csv(two_models / "other.predictions_tta.csv", index=False)
+    at = open_page("pages/compare.py")
+    assert not at.toggle(key="compare_tta").disabled
+    at.toggle(key="compare_tta").set_value(True).run()
+    assert not at.exception
+    (name_b,) = at.selectbox(key="compare_b").options
+    name_a = {"tiny": "other", "other": "tiny"}[name_b]
+    expected = compare(pd.read_csv(two_models / f"{name_a}.predictions_tta.csv"),
+                       pd.read_csv(two_models / f"{name_b}.predictions_tta.csv"), "PrivateTest")
+    assert {m.label: m.value for m in at.metric}["McNemar exact p"] == f"{expected.p_value:.2g}"
+    assert f"B right, A wrong: {expected.count('only_b')} faces" in texts(at.subheader)

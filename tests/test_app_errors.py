@@ -162,7 +162,7 @@ def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
     shown = min(FACES_PER_PAGE, len(members))
     maps = at.session_state["explorer_occlusion_maps"]
     assert len(maps) == shown
-    assert {key[2] for key in maps} == {EMOTIONS.index("sad")}
+    assert {key[2] for key in maps} == {EMOTIONS.index("sad")} and {key[3] for key in maps} == {False}
     assert {key[1] for key in maps} == set(view.rows[members[:shown]].tolist())
     assert all(m.shape == (48, 48) and m.dtype == np.float32 for m in maps.values())
     assert any("Maps: evidence for sad" in t for t in texts(at.caption))
@@ -196,5 +196,30 @@ def test_close_up_of_the_chosen_face(app_env, predictions):
     close = close_up_image(at)
     assert close.captions[-2:] == ["evidence for sad (red) and against (blue)",
                                    "evidence for happy (red) and against (blue)"]
-    assert {key[1:] for key in at.session_state["explorer_occlusion_maps"]} == {
+    assert {key[1:3] for key in at.session_state["explorer_occlusion_maps"]} == {
         (second, EMOTIONS.index("sad")), (second, EMOTIONS.index("happy"))}
+
+
+def test_flip_tta_predictions_when_the_model_has_them(monkeypatch, tmp_path, tmp_path_factory):
+    import shutil
+
+    from app_support import synthetic_predictions
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_errors()
+    assert not [t for t in at.toggle if t.key == "errors_tta"]  # no TTA table: no switch
+    tta = synthetic_predictions(seed=3)
+    tta.to_csv(folder / "tiny.predictions_tta.csv", index=False)
+    at = open_errors()
+    at.toggle(key="errors_tta").set_value(True).run()
+    assert not at.exception
+    part = tta[tta["split"] == "PrivateTest"]
+    assert at.metric[0].value == f"{(part['true'] == part['pred']).mean():.1%}"
+    expected = pd.crosstab(part["true"], part["pred"]).reindex(index=range(7), columns=range(7), fill_value=0)
+    assert np.array_equal(at.dataframe(key="errors_cell").value.to_numpy(), expected.to_numpy())
+    select_cell(at, "happy", "happy")
+    at.segmented_control(key="errors_explain").set_value("predicted").run()
+    assert not at.exception
+    assert {key[3] for key in at.session_state["explorer_occlusion_maps"]} == {True}  # maps made with TTA too
