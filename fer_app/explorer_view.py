@@ -18,10 +18,8 @@ from fer.explorer import (
     label_name,
     pair_tile,
     reference_labels,
-    row_positions,
     split_view,
 )
-from fer.ferplus import FER2013_ROWS
 from fer.labels import FERPLUS_COLUMNS
 from fer.twins import conflicts_first, select_by_twin
 from fer_app import resources, widgets
@@ -98,13 +96,11 @@ def training_faces(rows: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         return None, "the Training faces need the full FER2013 CSV (`fer.paths.FER2013_CSV`)"
     try:
         with st.spinner("Reading FER2013…"):
-            train = resources.full_dataset()
+            return resources.full_face_lookup().faces(rows), None
     except (FileNotFoundError, ValueError) as err:
         return None, f"the full FER2013 CSV cannot be read: {err}"
-    positions = row_positions(train.rows, FER2013_ROWS)[np.asarray(rows, dtype=np.int64)]
-    if (positions < 0).any():
-        return None, f"the CSV lacks FER2013 rows {np.asarray(rows)[positions < 0][:5].tolist()}"
-    return train.images[positions], None
+    except KeyError as err:
+        return None, err.args[0]
 
 
 def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_page: int) -> None:

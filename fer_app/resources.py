@@ -205,7 +205,7 @@ def get_pipeline(model: ModelEntry, detector: str):
         FileNotFoundError, ValueError, OSError: the model cannot be loaded (see FerPipeline).
     """
     # Keyed by the model's, card's and LiteRT copy's times: a rebuilt copy loads afresh.
-    return _pipeline(str(model.path), detector, _lite_signature(model.path))
+    return _pipeline(*pipeline_key(model, detector))
 
 
 def pipeline_key(model: ModelEntry, detector: str = "hog") -> tuple:
@@ -449,22 +449,26 @@ def full_dataset():
 
 @dataclass(frozen=True)
 class FaceLookup:
-    """Faces by FER2013 row: ``images[positions[row]]`` (position -1: not available)."""
+    """Faces by FER2013 row: ``images[positions[row]]`` (position -1: not available).
+
+    Attributes:
+        missing: what a row without a face means, for the error (``{rows}`` is replaced).
+    """
 
     images: np.ndarray
     labels: np.ndarray
     positions: np.ndarray
+    missing: str = "no embedded face for FER2013 rows {rows}; predictions and faces disagree"
 
     def faces(self, rows: np.ndarray) -> np.ndarray:
         """The (n, 48, 48) faces of the given rows.
 
         Raises:
-            KeyError: naming the rows that have no embedded face (never a silent wrong face).
+            KeyError: naming the rows that have no face (never a silent wrong face).
         """
         positions = self.positions[np.asarray(rows, dtype=np.int64)]
         if (positions < 0).any():
-            missing = np.asarray(rows)[positions < 0][:5].tolist()
-            raise KeyError(f"no embedded face for FER2013 rows {missing}; predictions and faces disagree")
+            raise KeyError(self.missing.format(rows=np.asarray(rows)[positions < 0][:5].tolist()))
         return self.images[positions]
 
 
@@ -476,6 +480,21 @@ def test_face_lookup() -> FaceLookup:
 
     faces = test_faces()
     return FaceLookup(faces.images, faces.labels, _read_only(row_positions(faces.rows, FER2013_ROWS)))
+
+
+@st.cache_resource(show_spinner=False)
+def full_face_lookup() -> FaceLookup:
+    """Row -> face index over all of FER2013 (the full CSV), for Training faces.
+
+    Raises:
+        FileNotFoundError, fer.data.DataFormatError: the CSV is missing or malformed.
+    """
+    from fer.explorer import row_positions
+    from fer.ferplus import FER2013_ROWS
+
+    dataset = full_dataset()
+    return FaceLookup(dataset.images, dataset.labels, _read_only(row_positions(dataset.rows, FER2013_ROWS)),
+                      missing="the CSV lacks FER2013 rows {rows}")
 
 
 @st.cache_data(show_spinner=False)
