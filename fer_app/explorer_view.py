@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -186,43 +187,33 @@ _MAPS_KEY = "explorer_occlusion_maps"
 _MAPS_SIZE = 512
 
 
-def occlusion_drops(model, rows: Sequence[int], targets: Sequence[int], tta: bool = False) -> list[np.ndarray]:
-    """Occlusion maps (``fer.explain``: the fall in log-odds, (48, 48)) of embedded test faces
-    for the given classes.
+def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2,
+                       tta: bool = False) -> list[np.ndarray]:
+    """Occlusion maps (``fer.explain``) of embedded test faces for the given classes, drawn over
+    the faces enlarged ``zoom`` times (2: as the tiles).
 
     The model runs through its shared pipeline (its LiteRT copy, its illumination correction,
-    flip TTA if ``tta``, like the predictions table shown), loading it if no page has yet. Maps
-    are remembered for the session, under the pipeline's key.
+    flip TTA if ``tta``, like the predictions table shown), loading it if no page has yet. The
+    maps (falls in log-odds) are remembered for the session under the pipeline's key, and
+    drawn at any size.
 
     Raises:
         FileNotFoundError, ValueError, OSError: the model cannot be loaded.
     """
-    from fer.explain import occlusion_map
+    from fer.explain import occlusion_map, overlay
 
     pipeline = resources.get_pipeline(model, "hog")
     model_key = resources.pipeline_key(model, "hog")
-    memo = st.session_state.setdefault(_MAPS_KEY, {})
+    def explain(face: np.ndarray, target: int) -> np.ndarray:
+        return occlusion_map(lambda batch: pipeline.classify(batch, tta=tta), face, target).drop
+
     faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
     out = []
     for face, row, target in zip(faces, rows, targets, strict=True):
         key = (model_key, int(row), int(target), tta)
-        if key not in memo:
-            explained = occlusion_map(lambda batch: pipeline.classify(batch, tta=tta), face, int(target))
-            if len(memo) >= _MAPS_SIZE:
-                memo.pop(next(iter(memo)))
-            memo[key] = explained.drop
-        out.append(memo[key])
+        drop = widgets.session_memo(_MAPS_KEY, key, _MAPS_SIZE, partial(explain, face, int(target)))
+        out.append(overlay(face, drop, zoom=zoom))
     return out
-
-
-def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2,
-                       tta: bool = False) -> list[np.ndarray]:
-    """:func:`occlusion_drops` drawn over the faces enlarged ``zoom`` times (2: as the tiles)."""
-    from fer.explain import overlay
-
-    faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
-    return [overlay(face, drop, zoom=zoom) for face, drop in
-            zip(faces, occlusion_drops(model, rows, targets, tta), strict=True)]
 
 
 def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str,

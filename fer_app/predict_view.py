@@ -12,7 +12,7 @@ import streamlit as st
 from fer.detect import DETECTORS
 from fer.explain import COPIES, PATCH
 from fer.preprocess import ILLUMINATIONS
-from fer_app import charts, resources
+from fer_app import charts, resources, widgets
 
 EXPLAIN_HELP = (
     f"An occlusion map per face: the face classified again {COPIES} times, each with one {PATCH}-pixel square "
@@ -150,8 +150,8 @@ class Explainer:
     key: tuple
 
 
-# Maps remembered per session: a map costs ~0.1-0.3 s a face, and every widget click reruns the
-# page. Kept in the session's memory only (never on disk, never shared between sessions).
+# Maps remembered per session (widgets.session_memo): a map costs ~0.1-0.3 s a face, and every
+# widget click reruns the page.
 _MEMO_KEY = "predict_explanations"
 _MEMO_SIZE = 64
 
@@ -161,11 +161,9 @@ def explanation_image(explainer: Explainer, face) -> np.ndarray:
     from fer.explain import occlusion_map, overlay
     from fer.labels import EMOTIONS
 
-    memo = st.session_state.setdefault(_MEMO_KEY, {})
-    key = (explainer.key, face.label, hashlib.blake2b(face.gray_face.tobytes(), digest_size=16).digest())
-    if key not in memo:
+    def make() -> np.ndarray:
         explained = occlusion_map(explainer.classify, face.gray_face, EMOTIONS.index(face.label))
-        if len(memo) >= _MEMO_SIZE:
-            memo.pop(next(iter(memo)))
-        memo[key] = overlay(face.gray_face, explained.drop, zoom=3)
-    return memo[key]
+        return overlay(face.gray_face, explained.drop, zoom=3)
+
+    key = (explainer.key, face.label, hashlib.blake2b(face.gray_face.tobytes(), digest_size=16).digest())
+    return widgets.session_memo(_MEMO_KEY, key, _MEMO_SIZE, make)

@@ -10,8 +10,9 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -22,6 +23,7 @@ from fer_app import resources
 
 MODEL_KEY = "app_model"
 ANNOTATOR_KEY = "app_annotator"
+T = TypeVar("T")
 _frame = threading.local()
 
 
@@ -185,6 +187,20 @@ def pager(total: int, per_page: int, key: str) -> PageSlice:
 def reset_pager(key: str) -> None:
     """Back to page 1 (e.g. when the list changes); dropping the state avoids a default clash."""
     st.session_state.pop(key, None)
+
+
+def session_memo(store: str, key: Hashable, size: int, make: Callable[[], T]) -> T:
+    """``make()``'s result, remembered under ``key`` in this session's ``store`` (at most
+    ``size`` entries, oldest dropped first). Session memory only: never on disk, never shared
+    between sessions, so it may hold what an upload's faces produced.
+    """
+    memo = st.session_state.setdefault(store, {})
+    if key not in memo:
+        value = make()
+        if len(memo) >= size:
+            memo.pop(next(iter(memo)))
+        memo[key] = value
+    return memo[key]
 
 
 def face_grid(tiles: Sequence[np.ndarray], captions: Sequence[str], width: int = 112) -> None:
