@@ -17,6 +17,7 @@ import pandas as pd
 from fer.draw import EMOTION_COLORS
 from fer.labels import EMOTIONS, FACE_SIZE, NUM_CLASSES, PROB_COLUMNS
 from fer.metrics import Metrics, confusion_matrix
+from fer.photo_report import enlarge
 
 PREDICTION_COLUMNS: tuple[str, ...] = ("row", "split", "true", "pred", *PROB_COLUMNS)
 # The seed paper's FER2013 test accuracy (its Abstract), the reference line of every accuracy plot.
@@ -287,8 +288,7 @@ def face_tile(
     if face.ndim != 2:
         raise ValueError(f"expected a grey face (H, W); got shape {face.shape}")
     if face_rgb is None:
-        big = np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)
-        top = np.repeat(big[..., None], 3, axis=2)
+        top = np.repeat(enlarge(face, zoom)[..., None], 3, axis=2)
     else:
         top = np.asarray(face_rgb, dtype=np.uint8)
         if top.shape != (face.shape[0] * zoom, face.shape[1] * zoom, 3):

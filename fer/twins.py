@@ -361,6 +361,7 @@ def pair_mosaic(dataset: FerDataset, twins: pd.DataFrame, bands: list[tuple[floa
     """
     from fer.explorer import row_positions
     from fer.ferplus import FER2013_ROWS
+    from fer.photo_report import enlarge
 
     position = row_positions(dataset.rows, FER2013_ROWS)
     rng = np.random.default_rng(seed)
@@ -374,7 +375,7 @@ def pair_mosaic(dataset: FerDataset, twins: pd.DataFrame, bands: list[tuple[floa
         _put_text(strip, f"similarity {low:.2f}-{high:.2f}: {len(band)} pairs", 2, label_height - 3)
         for k, (row, twin_row) in enumerate(zip(picked["row"], picked["twin_row"], strict=True)):
             pair = np.hstack([dataset.images[position[row]], dataset.images[position[twin_row]]])
-            big = np.repeat(np.repeat(pair, zoom, axis=0), zoom, axis=1)
+            big = enlarge(pair, zoom)
             strip[label_height:label_height + big.shape[0], k * tile_w:k * tile_w + big.shape[1]] = big
         strips.append(strip)
     return np.vstack(strips)

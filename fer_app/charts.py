@@ -9,8 +9,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from fer.explain import COPIES
 from fer.explorer import EMOTION_COLORS, PAPER_ACCURACY, normalise_rows
 from fer.labels import EMOTIONS
+
+# How to read an occlusion map (fer.explain.overlay), wherever one is drawn.
+MAP_LEGEND: str = ("Red where covering part of the face lowers the label's log-odds (evidence for it), blue where "
+                   f"it raises them; colours scaled per face. {COPIES} covered copies per face.")
+
+
+def map_caption(label: str) -> str:
+    """The caption under an occlusion map for ``label``."""
+    return f"evidence for {label} (red) and against (blue)"
 
 
 def _rgb(color: tuple[int, int, int]) -> str:

@@ -23,7 +23,7 @@ from fer.explorer import (
 )
 from fer.labels import FERPLUS_COLUMNS
 from fer.twins import conflicts_first, select_by_twin
-from fer_app import resources, widgets
+from fer_app import charts, resources, widgets
 
 FACES_PER_PAGE: int = 24
 
@@ -52,8 +52,6 @@ TWIN_HELP = ("Nearly a quarter (23%) of FER2013's test faces are another copy (c
              "faces without such a near-duplicate (`python -m fer.twins report`).")
 
 
-EXPLAIN_HELP = ("Red where covering part of the face lowers the label's log-odds (evidence for it), blue where "
-                "it raises them; colours scaled per face. 64 covered copies per face.")
 
 
 def twin_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]:
@@ -231,16 +229,16 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
         tta: whether ``probabilities`` were made with flip TTA (the maps then are too).
     """
     from fer.labels import EMOTIONS
-    from fer_app import charts
+    from fer.photo_report import enlarge
 
     face = resources.test_face_lookup().faces(np.array([row]))[0]
     zoom = 3
-    images, captions = [np.repeat(np.repeat(face, zoom, axis=0), zoom, axis=1)], [f"row {row}"]
+    images, captions = [enlarge(face, zoom)], [f"row {row}"]
     copy = resources.twin_lookup().get(int(row))
     if copy is not None:
         faces, why = training_faces(np.array([copy[0]]))
         if faces is not None:
-            images.append(np.repeat(np.repeat(faces[0], zoom, axis=0), zoom, axis=1))
+            images.append(enlarge(faces[0], zoom))
             captions.append(f"its Training copy, row {copy[0]}: {label_name(copy[1])}")
         else:
             st.caption(f"Its Training copy is row {copy[0]} ({label_name(copy[1])}); not shown: {why}.")
@@ -248,7 +246,7 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     right.markdown(charts.probability_bars_html(dict(zip(EMOTIONS, probabilities, strict=True))),
                    unsafe_allow_html=True)
     # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
-    if right.toggle("Occlusion maps", key=f"{key}_maps", help=EXPLAIN_HELP):
+    if right.toggle("Occlusion maps", key=f"{key}_maps", help=charts.MAP_LEGEND):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])
         try:
             maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom, tta=tta)
@@ -256,7 +254,7 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
             right.caption(f"No occlusion maps: the model cannot be run ({err}).")
             maps = []
         images += maps
-        captions += [f"evidence for {EMOTIONS[t]} (red) and against (blue)" for t in targets[:len(maps)]]
+        captions += [charts.map_caption(EMOTIONS[t]) for t in targets[:len(maps)]]
     left.image(images, caption=captions, width=48 * zoom)
 
 

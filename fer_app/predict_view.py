@@ -10,15 +10,11 @@ import numpy as np
 import streamlit as st
 
 from fer.detect import DETECTORS
-from fer.explain import COPIES, PATCH
+from fer.explain import PATCH
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources, widgets
 
-EXPLAIN_HELP = (
-    f"An occlusion map per face: the face classified again {COPIES} times, each with one {PATCH}-pixel square "
-    "covered. Red where covering lowers the top label's log-odds (evidence for it), blue where it raises them. "
-    "Colours are scaled per face."
-)
+EXPLAIN_HELP = f"An occlusion map per face ({PATCH}-pixel squares). {charts.MAP_LEGEND}"
 
 # Extensions the uploader offers; the format itself is read from the bytes.
 UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
@@ -129,7 +125,7 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
     captions = ["detected", "aligned 48×48", f"illumination: {result.display_illumination}", "landmarks and regions"]
     if explainer is not None:
         images.append(explanation_image(explainer, face))
-        captions.append(f"evidence for {face.label} (red) and against (blue)")
+        captions.append(charts.map_caption(face.label))
     with st.container(border=True, key=f"predict_face_card_{key}"):
         st.markdown(f"#### Face {index + 1}: **{face.label}** ({face.score:.0%})")
         stages, chart = st.columns([3, 2])

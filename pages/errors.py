@@ -16,7 +16,6 @@ from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     EXPLAIN_CHOICES,
-    EXPLAIN_HELP,
     FACES_PER_PAGE,
     TWIN_SUBSET_NAMES,
     annotation_lookup,
@@ -134,7 +133,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     explain = st.segmented_control(
         "Occlusion maps", list(EXPLAIN_CHOICES), key="errors_explain", default="off", required=True,
         format_func=EXPLAIN_CHOICES.get,
-        help=EXPLAIN_HELP + " The first view of a page of faces takes a few seconds.")
+        help=charts.MAP_LEGEND + " The first view of a page of faces takes a few seconds.")
     overlays = None
     target = pred if explain == "predicted" else true
     if explain != "off":
@@ -144,7 +143,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
-               + ("" if overlays is None else f" Maps: evidence for {EMOTIONS[target]} (red) and against (blue),"
+               + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])},"
                   " colours scaled per face."))
     widgets.legend()
     notes = annotation_lookup(annotations)
