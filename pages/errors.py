@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from fer.explorer import (
+    PAPER_ACCURACY,
     REFERENCES,
     cell_members,
     confusion_frame,
@@ -74,8 +75,8 @@ def render() -> None:
 
     head, chart = st.columns([1, 2])
     if subset == "all":
-        title, delta = f"{split} accuracy ({REFERENCES[reference]})", 0.617
-        versus = "the paper's 61.7%"
+        title, delta = f"{split} accuracy ({REFERENCES[reference]})", PAPER_ACCURACY
+        versus = f"the paper's {PAPER_ACCURACY:.1%}"
     else:
         title = f"{split} accuracy ({REFERENCES[reference]}), faces {TWIN_SUBSET_NAMES[subset]}"
         delta = split_view_for(predictions, split, reference, annotations).metrics.accuracy
