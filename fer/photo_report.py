@@ -17,7 +17,7 @@ import numpy as np
 from fer.labels import EMOTIONS
 
 # The columns after the photo's name, shared by the app's download and ``python -m fer.predict``.
-FACE_FIELDS: tuple[str, ...] = ("face", "x", "y", "w", "h", "label", "score", "tta", *EMOTIONS)
+FACE_FIELDS: tuple[str, ...] = ("face", "x", "y", "w", "h", "label", "score", "tta", "temperature", *EMOTIONS)
 CSV_FIELDS: tuple[str, ...] = ("file", *FACE_FIELDS)
 
 
@@ -33,6 +33,7 @@ def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -
             "illumination": result.display_illumination,
             "model_illumination": result.model_illumination,
             "tta": bool(result.tta),
+            "temperature": float(result.temperature),
             "faces": [face.to_dict() for face in result.faces],
             "timings_ms": {k: round(float(v), 1) for k, v in result.timings.items()},
         })
@@ -44,14 +45,16 @@ def results_json(named_results: Sequence[tuple[str, Any]], model: str = "") -> s
     return json.dumps(results_records(named_results, model), indent=2) + "\n"
 
 
-def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool) -> Iterator[list[object]]:
+def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
+              temperature: float = 1.0) -> Iterator[list[object]]:
     """One CSV row per face (``Face.to_dict()`` form): the photo's name, then :data:`FACE_FIELDS`
-    (face number from 1, box, label, score, TTA as 0/1, 7 probabilities).
+    (face number from 1, box, label, score, TTA as 0/1, the calibration temperature applied,
+    7 probabilities).
     """
     for i, face in enumerate(faces, start=1):
         x, y, w, h = (int(v) for v in face["box"])
         yield [
-            name, i, x, y, w, h, face["label"], f"{face['score']:.6f}", int(bool(tta)),
+            name, i, x, y, w, h, face["label"], f"{face['score']:.6f}", int(bool(tta)), f"{temperature:g}",
             *(f"{face['probabilities'][e]:.6f}" for e in EMOTIONS),
         ]
 
@@ -62,7 +65,8 @@ def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for name, result in named_results:
-        writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta))
+        writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta,
+                                   result.temperature))
     return buffer.getvalue()
 
 

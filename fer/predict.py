@@ -7,7 +7,9 @@ label, score), or with ``--json`` one JSON object per line::
      "probabilities": {"angry": 0.01, ...}}], "tta": false, "error": null}
 
 ``"tta"`` says whether the probabilities average each face with its mirror image (``--tta``),
-so saved results say how they were made; the CSV has it as a 0/1 column.
+and ``"temperature"`` which calibration temperature from the model card softened them (1 with
+``--raw``, or for a model without one; ``python -m fer.calibration``), so saved results say how
+they were made; the CSV has both as columns.
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
 command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
@@ -52,10 +54,12 @@ class PhotoOutcome:
     error: str | None = None
     timings: dict[str, float] | None = None
     tta: bool = False
+    temperature: float = 1.0
 
     def to_json(self) -> str:
-        """One JSON line: ``{"path", "faces", "tta", "error"}``."""
-        return json.dumps({"path": str(self.path), "faces": list(self.faces), "tta": self.tta, "error": self.error})
+        """One JSON line: ``{"path", "faces", "tta", "temperature", "error"}``."""
+        return json.dumps({"path": str(self.path), "faces": list(self.faces), "tta": self.tta,
+                           "temperature": self.temperature, "error": self.error})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--raw", action="store_true",
+                        help="the network's own probabilities, without the card's calibration temperature")
     parser.add_argument("--explain", action="store_true",
                         help="with --annotate: also write each face's occlusion map (64 more model runs a face)")
     return parser
@@ -100,7 +106,8 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
     """
     from fer.image_io import ImageDecodeError
 
-    outcome = partial(PhotoOutcome, path, tta=pipeline.tta)  # the CLI never overrides the pipeline's TTA
+    # The CLI never overrides the pipeline's TTA, so its temperature is fixed too.
+    outcome = partial(PhotoOutcome, path, tta=pipeline.tta, temperature=pipeline.temperatures[pipeline.tta])
     try:
         result = pipeline.analyze_path(path)
     except (ImageDecodeError, OSError) as err:
@@ -198,7 +205,7 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
         writer = csv.writer(handle, lineterminator="\n")  # the same bytes as the app's CSV download
         writer.writerow(CSV_FIELDS)
         for outcome in outcomes:
-            for row in face_rows(str(outcome.path), outcome.faces, outcome.tta):
+            for row in face_rows(str(outcome.path), outcome.faces, outcome.tta, outcome.temperature):
                 writer.writerow(row)
                 count += 1
     return count
@@ -213,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fer.pipeline import FerPipeline
 
     try:
-        pipeline = FerPipeline(args.model, detector=args.detector, illumination=args.illumination, tta=args.tta)
+        pipeline = FerPipeline(args.model, detector=args.detector, illumination=args.illumination, tta=args.tta,
+                               calibrated=not args.raw)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -155,3 +155,73 @@ def confusion_styles(frame: pd.DataFrame, shares: np.ndarray) -> pd.DataFrame:
             weight = "font-weight: bold;" if i == j else ""
             styles[i, j] = f"background-color: rgb({r},{g},{b}); color: {text}; {weight}"
     return pd.DataFrame(styles, index=frame.index, columns=frame.columns)
+
+
+MAP_COLOURINGS: dict[str, str] = {"true": "true label", "pred": "predicted label", "correct": "right or wrong"}
+
+
+def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560) -> go.Figure:
+    """The test faces on the model's 2-D map (``fer.embedding.map_table``), one WebGL trace per colour.
+
+    Each point carries its FER2013 row as ``customdata``, so a box or lasso selection names faces.
+    """
+    if colour == "correct":
+        groups = [("right", table["correct"], "rgb(150,150,150)"), ("wrong", ~table["correct"], "rgb(214,39,40)")]
+    else:
+        groups = [(name, table[colour] == i, _rgb(EMOTION_COLORS[name])) for i, name in enumerate(EMOTIONS)]
+    figure = go.Figure()
+    for name, mask, color in groups:
+        part = table[mask]
+        hover = [f"row {r} · true {EMOTIONS[t]} → {EMOTIONS[p]} {c:.0%}" for r, t, p, c in
+                 zip(part["row"], part["true"], part["pred"], part["confidence"], strict=True)]
+        figure.add_trace(go.Scattergl(
+            x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part)})", customdata=part["row"],
+            text=hover, hoverinfo="text", marker={"size": 5, "color": color, "opacity": 0.75},
+        ))
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso",
+                         legend={"itemsizing": "constant"}, xaxis={"visible": False},
+                         yaxis={"visible": False, "scaleanchor": "x"})
+    return figure
+
+
+def reliability_figure(summary: Mapping, title: str = "") -> go.Figure:
+    """A reliability diagram from a card's calibration summary of one split (``fer.calibration``):
+    accuracy against mean confidence per bin, before and after the temperature, and the diagonal
+    a calibrated model would follow. Marker area follows the number of faces in the bin.
+    """
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                                line={"color": "rgb(170,170,170)", "dash": "dot"}, hoverinfo="skip"))
+    for stage, name, color in (("before", "network", "rgb(214,39,40)"),
+                               ("after", "with temperature", "rgb(31,119,180)")):
+        diagram = summary.get(f"reliability_{stage}") or {}
+        points = [(c, a, n) for c, a, n in zip(diagram.get("confidence", []), diagram.get("accuracy", []),
+                                               diagram.get("counts", []), strict=False) if n and c is not None]
+        if not points:
+            continue
+        conf, acc, counts = (list(v) for v in zip(*points, strict=True))
+        ece = (summary.get(stage) or {}).get("ece")
+        figure.add_trace(go.Scatter(
+            x=conf, y=acc, mode="lines+markers", name=name if ece is None else f"{name} (ECE {ece:.3f})",
+            line={"color": color}, marker={"size": [6 + 14 * (n / max(counts)) ** 0.5 for n in counts]},
+            text=[f"{n} faces" for n in counts],
+            hovertemplate="confidence %{x:.2f}, accuracy %{y:.2f}, %{text}<extra></extra>",
+        ))
+    figure.update_layout(title=title, height=330, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         xaxis={"title": "mean top probability", "range": [0, 1]},
+                         yaxis={"title": "accuracy", "range": [0, 1]}, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def selected_customdata(points) -> list[int]:
+    """The ``customdata`` of the points of a Plotly selection event (FER2013 rows on the map),
+    first-selected first, each once; points without it are skipped.
+    """
+    rows = []
+    for point in points or []:
+        value = point.get("customdata") if hasattr(point, "get") else None
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if value is not None:
+            rows.append(int(value))
+    return list(dict.fromkeys(rows))

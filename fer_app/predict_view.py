@@ -99,7 +99,10 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
     width, height = result.original_size
     st.caption(
         f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector} · "
-        f"model run by {result.runtime} · analysed in {total:.0f} ms ("
+        f"model run by {result.runtime} · "
+        + (f"probabilities calibrated (temperature {result.temperature:.2f}, fitted on PublicTest) · "
+           if result.temperature != 1.0 else "probabilities uncalibrated (no temperature in the card) · ")
+        + f"analysed in {total:.0f} ms ("
         + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total") + ")"
     )
     annotated = result.boxes_image()

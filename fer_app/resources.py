@@ -317,6 +317,44 @@ def load_history(model: ModelEntry) -> pd.DataFrame | None:
     return _history(str(model.history), _mtime(model.history))
 
 
+def face_map_path(model: ModelEntry) -> Path:
+    """Where the model's map of the test faces is (``python -m fer.embedding build`` writes it)."""
+    from fer.embedding import embedding_path
+
+    return embedding_path(model.path)
+
+
+def load_face_map(model: ModelEntry):
+    """The model's :class:`fer.embedding.FaceMap` (read-only arrays, shared by every session).
+
+    Raises:
+        FileNotFoundError: if the model has no map.
+        ValueError: if the file is not a map.
+    """
+    path = face_map_path(model)
+    return _face_map(str(path), _mtime(path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _face_map(path: str, version: int):
+    from fer.embedding import load_map
+
+    del version  # only a cache key: a rebuilt map is read again
+    face_map = load_map(path)
+    for array in (face_map.rows, face_map.split, face_map.xy, face_map.features):
+        _read_only(array)
+    return face_map
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def model_sha256(path: str, version: int) -> str:
+    """SHA-256 of a model file (cached per modification time)."""
+    from fer.embedding import file_sha256
+
+    del version
+    return file_sha256(path)
+
+
 _faces_lock = threading.Lock()  # held while decompressing
 _warming_lock = threading.Lock()  # held only to start the warm-up (never waits for it)
 _warming: threading.Thread | None = None

@@ -48,6 +48,40 @@ def render_metrics(metrics: dict, title: str, key: str) -> None:
                                 key=f"{key}_cm_{split}", config={"displayModeBar": False})
 
 
+CALIBRATION_SCORES = {"ece": "ECE", "mce": "MCE", "nll": "NLL", "brier": "Brier"}
+
+
+def calibration_table(entry: dict) -> pd.DataFrame:
+    """Each split's calibration scores before and after the temperature (lower is better)."""
+    return pd.DataFrame({
+        split: {f"{name} {stage}": summary[stage][key] for key, name in CALIBRATION_SCORES.items()
+                for stage in ("before", "after")} | {"faces": summary["n"]}
+        for split, summary in entry["splits"].items()
+    }).T
+
+
+def render_calibration(card: dict) -> None:
+    """How far the probabilities can be trusted, and the temperature the app applies."""
+    entries = [(key, how) for key, how in (("calibration", ""), ("calibration_tta", ", flip TTA")) if card.get(key)]
+    if not entries:
+        return
+    st.subheader("Calibration", divider="gray")
+    st.caption("Among faces given a top probability near p, about p should be right. The app, `fer.predict` and the "
+               "Predict page's downloads divide the network's log-probabilities by a temperature fitted on PublicTest "
+               "(lowest NLL); labels never change. ECE: the count-weighted gap between confidence and accuracy "
+               "over 15 bins; MCE: the largest bin's gap (noisy where a bin holds few faces).")
+    for key, how in entries:
+        entry = card[key]
+        reference = " against FER+ majority labels" if entry.get("reference") == "ferplus" else ""
+        st.markdown(f"**Temperature {entry['temperature']:.3f}**{how}{reference} · `{entry.get('command', '')}`")
+        st.dataframe(calibration_table(entry), key=f"model_{key}_table",
+                     column_config={"faces": st.column_config.NumberColumn(format="%d")})
+        columns = st.columns(max(1, len(entry["splits"])))
+        for column, (split, summary) in zip(columns, entry["splits"].items(), strict=False):
+            column.plotly_chart(charts.reliability_figure(summary, f"{split}{how}"), key=f"model_{key}_{split}",
+                                config={"displayModeBar": False})
+
+
 def render() -> None:
     st.title("Model card")
     model = widgets.require_model()
@@ -93,6 +127,7 @@ def render() -> None:
             render_metrics(card["metrics_no_twin" + suffix],
                            f"Test faces not also in Training{how} (no near-duplicate there; `fer.twins`)",
                            "model_metrics_no_twin" + suffix)
+    render_calibration(card)
     if card.get("notes"):
         st.subheader("Notes", divider="gray")
         st.markdown("\n".join(f"- {note}" for note in card["notes"]))

@@ -79,3 +79,22 @@ def test_model_page_without_a_model(monkeypatch, tmp_path):
     use_app_env(monkeypatch, tmp_path, empty)
     at = open_page("pages/model.py")
     assert any("No model found" in w for w in texts(at.warning))
+
+
+def test_model_card_shows_calibration(monkeypatch, tmp_path, tmp_path_factory):
+    import shutil
+
+    from fer.calibration import main as calibrate
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    (model,) = folder.glob("*.h5")
+    assert calibrate(["--model", str(model), "--update-card"]) == 0
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/model.py")
+    assert "Calibration" in texts(at.subheader)
+    assert any(m.startswith("**Temperature ") and "python -m fer.calibration --model" in m for m in texts(at.markdown))
+    (table,) = [d.value for d in at.dataframe if "ECE before" in d.value.columns]
+    assert set(table.index) == {"PublicTest", "PrivateTest"} and (table["faces"] == 3589).all()
+    # The usual 15 charts plus one reliability diagram per split.
+    assert len(at.main.get("plotly_chart")) == 4 + 8 + 3 + 2

@@ -6,6 +6,8 @@ Measures (and prints, and writes to ``test-results/e2e_timings.json``):
 - upload of a ~1 MP photo to its face card (bar: 1 s, from ``set_input_files`` to the card),
 - a click on a confusion-matrix cell to its face grid (bar: 1 s),
 - the Predict page's occlusion map switched on after an upload (recorded, no bar),
+- a lasso drawn on the Map page to the selected faces' grid (recorded, no bar; needs a map of
+  the model, ``python -m fer.embedding build``, else the test checks the page's build hint),
 
 uploads malformed files and checks each gets a friendly message and no traceback, and
 screenshots every page into ``test-results/screenshots/`` (and into ``docs/`` with
@@ -189,7 +191,8 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
 
 
 PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
-               "Label issues": "Label issues", "Compare": "Compare two models"}
+               "Label issues": "Label issues", "Compare": "Compare two models",
+               "Map": "The test faces as the model sees them"}
 
 
 def _open_page(page, title: str) -> None:
@@ -406,6 +409,38 @@ def test_errors_cell_click_to_grid(server, page):
     TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
     TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
     assert float(np.median(runs)) <= BARS["click_to_grid_s"]
+
+
+def test_map_lasso_to_faces(server, page):
+    _open_page(page, "Map")
+    _assert_no_exception(page)
+    hint = page.get_by_text("has no map yet")
+    if hint.count():
+        return  # a model without a map: the page says how to build one (the AppTest covers it)
+    plot = page.locator("[data-testid='stMain'] .js-plotly-plot .nsewdrag").first
+    plot.wait_for(state="visible", timeout=60_000)  # Plotly's JavaScript compiles on first use
+    box = _stable_box(plot)
+    cx, cy, w, h = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"], box["height"]
+    corners = [(cx - 0.12 * w, cy - 0.12 * h), (cx + 0.12 * w, cy - 0.12 * h), (cx + 0.12 * w, cy + 0.12 * h),
+               (cx - 0.12 * w, cy + 0.12 * h), (cx - 0.12 * w, cy - 0.12 * h)]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for corner in corners[1:]:
+        page.mouse.move(*corner, steps=8)
+    start = time.perf_counter()
+    page.mouse.up()
+    heading = page.locator("h3", has_text=re.compile(r"\d+ faces selected: \d+% right")).first
+    try:
+        heading.wait_for(state="visible", timeout=30_000)
+    except Exception:
+        _screenshot(page, "map_lasso_failed")
+        raise
+    page.get_by_text(re.compile(r"^row \d+ · \w+ → \w+ \d+%")).first.wait_for(state="visible", timeout=30_000)
+    TIMINGS["map_lasso_to_grid_s"] = round(time.perf_counter() - start, 3)
+    page.locator("h3", has_text="Faces the model finds most alike").first.wait_for(state="visible")
+    _wait_idle(page)
+    _assert_no_exception(page)
+    _screenshot(page, "map", height=2200)
 
 
 @pytest.mark.parametrize(("title", "name"), [("Dataset", "dataset"), ("Model", "model"),

@@ -431,6 +431,24 @@ def released():
     return FerPipeline(detector="hog")
 
 
+@needs_released_model
+def test_released_probabilities_are_calibrated_by_the_card_temperature(released):
+    from fer.calibration import apply_temperature, card_temperature
+    from fer.metadata import read_metadata
+
+    card = read_metadata(RELEASED_MODEL)
+    assert released.temperatures == {tta: card_temperature(card, tta) for tta in (False, True)}
+    assert released.temperatures[False] > 1.0, "fer_best is overconfident: its card stores a softening temperature"
+    raw = FerPipeline(detector="hog", calibrated=False)
+    assert raw.temperatures == {False: 1.0, True: 1.0}
+    faces = np.stack([np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1)), np.full((48, 48), 90, np.uint8)])
+    for tta in (False, True):
+        expected = apply_temperature(raw.classify(faces, tta=tta), released.temperatures[tta])
+        calibrated = released.classify(faces, tta=tta)
+        np.testing.assert_allclose(calibrated, expected, atol=1e-5)
+        assert (calibrated.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
 def expected_labels(confidence: str) -> dict[str, str]:
     return {name: label for name, label, conf in labelled_photos() if conf == confidence}
 
@@ -480,14 +498,14 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1, "a file that could not be read makes the exit code 1"
     first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"path", "faces", "tta", "error"} and first["error"] is None
-    assert first["tta"] is False
+    assert set(first) == {"path", "faces", "tta", "temperature", "error"} and first["error"] is None
+    assert first["tta"] is False and first["temperature"] == 1.0, "the tiny model's card has no calibration"
     if MANIFEST.is_file():
         (face,) = first["faces"]
         assert set(face) == {"box", "label", "score", "probabilities"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
-    assert second == {"path": str(bad), "faces": [], "tta": False, "error": second["error"]}
+    assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "error": second["error"]}
     assert "not an image" in second["error"]
 
 

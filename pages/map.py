@@ -1,0 +1,116 @@
+"""Map: the test faces laid out by how the model sees them; select a region to see its faces."""
+
+import numpy as np
+import streamlit as st
+
+from fer.embedding import map_table, nearest
+from fer.explorer import label_name
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer_app import charts, resources, widgets
+from fer_app.explorer_view import (
+    FACES_PER_PAGE,
+    annotation_lookup,
+    annotation_text,
+    grid_with_annotation,
+    tiles_for_rows,
+    twin_text,
+    vote_summary,
+)
+
+NEIGHBOURS = 12
+
+
+def render() -> None:
+    st.title("The test faces as the model sees them")
+    model = widgets.require_model(predictions=True)
+    if model is None:
+        return
+    try:
+        face_map = resources.load_face_map(model)
+    except FileNotFoundError:
+        st.info(f"`{model.path.name}` has no map yet. Build it (about 10 minutes on 2 cores) with "
+                f"`python -m fer.embedding build --model {model.path}`.")
+        return
+    except ValueError as err:
+        st.error(f"The map of `{model.path.name}` cannot be read: {err}")
+        return
+    if face_map.model_sha256 != resources.model_sha256(str(model.path), model.path.stat().st_mtime_ns):
+        st.warning(f"This map was built from other weights than the current `{model.path.name}`; rebuild it with "
+                   f"`python -m fer.embedding build --model {model.path}`.")
+    left, middle, right = st.columns([2, 3, 2])
+    split = left.segmented_control("Split", EVAL_SPLITS, key="map_split", default="PrivateTest", required=True)
+    colour = middle.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key="map_colour", default="true",
+                                      required=True, format_func=charts.MAP_COLOURINGS.get)
+    tta = resources.has_tta_predictions(model) and right.toggle("Flip TTA", key="map_tta",
+                                                                help="Colour and caption by the flip-TTA predictions")
+    try:
+        predictions = resources.load_predictions(model, tta=tta)
+    except (FileNotFoundError, ValueError) as err:
+        st.error(f"The predictions of `{model.path.name}` cannot be read: {err}")
+        return
+    table = map_table(face_map, predictions, split)
+    if table.empty:
+        st.warning(f"The map and the predictions of `{model.path.name}` share no {split} face.")
+        return
+
+    st.caption(
+        f"{len(table)} {split} faces placed by t-SNE on the features the model's last layer reads (flip-averaged): "
+        "near faces look alike to the model. Distances between far clusters and cluster sizes mean little; the map "
+        f"keeps {face_map.neighbourhood_kept.get(split, float('nan')):.0%} of each face's 10 nearest neighbours. "
+        "Drag a lasso or box to see the faces inside (double-click clears)."
+    )
+    event = st.plotly_chart(charts.face_map_figure(table, colour), key="map_chart", on_select="rerun",
+                            selection_mode=("box", "lasso"), config={"displayModeBar": True, "displaylogo": False})
+    placed = set(table["row"].tolist())
+    chosen = [r for r in charts.selected_customdata(event.selection.points if event else []) if r in placed]
+    if not chosen:
+        st.info("Select a region of the map to see its faces.", icon=":material/gesture_select:")
+        return
+    render_selection(model, table, chosen, predictions, face_map, split)
+
+
+def render_selection(model, table, chosen: list[int], predictions, face_map, split: str) -> None:
+    """The selected faces (worst-predicted first), then the nearest neighbours of one of them."""
+    part = table.set_index("row").loc[chosen]
+    st.subheader(f"{len(part)} faces selected: {part['correct'].mean():.0%} right", divider="gray")
+    counts = part["true"].value_counts()
+    st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
+               + ". Wrong predictions first, most confident first.")
+    part = part.sort_values(["correct", "confidence"], ascending=[True, False])
+    if st.session_state.get("map_last_selection") != (split, tuple(chosen)):
+        st.session_state["map_last_selection"] = (split, tuple(chosen))
+        widgets.reset_pager("map_page")
+    page = widgets.pager(len(part), FACES_PER_PAGE, "map_page")
+    shown = part.iloc[page.start:page.stop]
+    rows = shown.index.to_numpy()
+    probabilities = predictions.set_index("row").loc[rows, ["p_" + e for e in EMOTIONS]].to_numpy()
+    notes, twins = annotation_lookup(widgets.current_annotations()), resources.twin_lookup()
+    captions = [f"row {r} · {label_name(t)} → {label_name(p)} {c:.0%} · {vote_summary(r)}{twin_text(r, twins)}"
+                f"{annotation_text(notes, r)}"
+                for r, t, p, c in zip(rows, shown["true"], shown["pred"], shown["confidence"], strict=True)]
+    widgets.legend()
+    grid_with_annotation(rows, shown["true"].to_numpy(), captions, tiles_for_rows(rows, probabilities),
+                         key="map_annotate", first_number=page.start + 1)
+
+    st.subheader("Faces the model finds most alike", divider="gray")
+    anchor = st.selectbox("Face", rows.tolist(), key="map_anchor", format_func=lambda r: f"row {r}",
+                          help="Nearest neighbours by cosine on the model's features, among both test splits.")
+    position = int(table.set_index("row").loc[anchor, "position"])
+    found = nearest(face_map.features.astype(np.float32), face_map.features[position].astype(np.float32),
+                    NEIGHBOURS, exclude=position)
+    rows_near = face_map.rows[found]
+    indexed = predictions.set_index("row")
+    known = [r for r in rows_near if r in indexed.index]
+    near = indexed.loc[known]
+    widgets.face_grid(
+        tiles_for_rows([anchor, *known], indexed.loc[[anchor, *known], ["p_" + e for e in EMOTIONS]].to_numpy()),
+        [f"chosen · row {anchor} · {label_name(indexed.loc[anchor, 'true'])}"]
+        + [f"row {r} · {label_name(t)} → {label_name(p)}" for r, t, p in zip(known, near["true"], near["pred"],
+                                                                          strict=True)],
+    )
+    same = (near["true"] == indexed.loc[anchor, "true"]).mean() if len(near) else float("nan")
+    st.caption(f"{same:.0%} of these {len(near)} neighbours carry the chosen face's label "
+               f"({label_name(indexed.loc[anchor, 'true'])}).")
+
+
+widgets.run_page(render)

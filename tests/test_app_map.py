@@ -1,0 +1,61 @@
+"""AppTest of the Map page (the selection itself is exercised in the browser test)."""
+
+import shutil
+
+import pytest
+from app_support import open_page, shared_model_folder, texts, use_app_env
+
+from fer.embedding import build_map, embedding_path, save_map
+from fer_app.charts import selected_customdata
+
+
+@pytest.fixture
+def mapped_folder(tmp_path, tmp_path_factory):
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    (model,) = folder.glob("*.h5")
+    save_map(build_map(model, iterations=5), embedding_path(model))
+    return folder, model
+
+
+def test_without_a_map_the_page_says_how_to_build_one(monkeypatch, tmp_path, tmp_path_factory):
+    use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+    at = open_page("pages/map.py")
+    assert any("has no map yet" in i and "python -m fer.embedding build --model" in i for i in texts(at.info))
+    assert not at.get("plotly_chart")
+
+
+def test_the_map_is_drawn_with_its_controls(monkeypatch, tmp_path, mapped_folder):
+    folder, _ = mapped_folder
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/map.py")
+    assert len(at.main.get("plotly_chart")) == 1
+    assert any("3589 PrivateTest faces placed by t-SNE" in c for c in texts(at.caption))
+    assert any("Select a region of the map" in i for i in texts(at.info))
+    assert not at.warning, texts(at.warning)
+    at.segmented_control(key="map_split").set_value("PublicTest").run()
+    at.segmented_control(key="map_colour").set_value("correct").run()
+    assert not at.exception
+    assert any("3589 PublicTest faces" in c for c in texts(at.caption))
+
+
+def test_a_map_of_other_weights_is_flagged(monkeypatch, tmp_path, mapped_folder):
+    folder, model = mapped_folder
+    model.write_bytes(model.read_bytes() + b"\0")  # the weights changed since the map was built
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/map.py")
+    assert any("built from other weights" in w for w in texts(at.warning))
+
+
+def test_a_corrupt_map_is_reported(monkeypatch, tmp_path, mapped_folder):
+    folder, model = mapped_folder
+    embedding_path(model).write_bytes(b"not a map")
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/map.py")
+    assert any("cannot be read" in e for e in texts(at.error))
+
+
+def test_selected_customdata_reads_plotly_points():
+    points = [{"customdata": 5, "x": 0}, {"customdata": [7]}, {"x": 1}, {"customdata": 5}, {"customdata": []}]
+    assert selected_customdata(points) == [5, 7]
+    assert selected_customdata(None) == [] and selected_customdata([]) == []

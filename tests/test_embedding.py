@@ -1,0 +1,136 @@
+"""The feature-space map of the test faces (fer.embedding)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer.embedding import (
+    FaceMap,
+    affinities,
+    build_map,
+    embedding_path,
+    file_sha256,
+    load_map,
+    map_table,
+    nearest,
+    neighbour_agreement,
+    neighbourhood_kept,
+    principal_components,
+    save_map,
+    squared_distances,
+    tsne,
+)
+from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.paths import MODELS_DIR
+
+RELEASED = MODELS_DIR / "fer_best.h5"
+
+
+def blobs(seed: int = 0, per: int = 60, dims: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, dims)) * 6
+    points = np.concatenate([c + rng.normal(size=(per, dims)) for c in centres]).astype(np.float32)
+    return points, np.repeat(np.arange(3), per)
+
+
+def test_affinities_are_a_symmetric_distribution():
+    points, _ = blobs()
+    p = affinities(squared_distances(points), perplexity=10)
+    assert p.shape == (180, 180)
+    np.testing.assert_allclose(p, p.T, atol=1e-9)
+    assert p.sum() == pytest.approx(1.0, abs=1e-4) and (p > 0).all()
+    # Most of a point's affinity stays within its own blob.
+    same = np.equal.outer(np.repeat(np.arange(3), 60), np.repeat(np.arange(3), 60))
+    assert p[same].sum() > 0.99
+
+
+def test_tsne_keeps_separate_groups_apart_and_is_deterministic():
+    points, labels = blobs()
+    layout = tsne(points, perplexity=10, iterations=600)
+    assert layout.shape == (180, 2) and layout.dtype == np.float32
+    assert neighbour_agreement(layout, labels, k=5).mean() > 0.98
+    np.testing.assert_array_equal(layout, tsne(points, perplexity=10, iterations=600))
+    # A random layout keeps about a third of the labels' neighbourhoods, not all of them.
+    scrambled = np.random.default_rng(1).normal(size=layout.shape)
+    assert neighbour_agreement(scrambled, labels, k=5).mean() < 0.6
+
+
+def test_principal_components_order_and_sign():
+    points, _ = blobs(dims=6)
+    coords, share = principal_components(points, 3)
+    assert coords.shape == (180, 3) and (np.diff(share) <= 0).all() and share.sum() <= 1.0
+    again, _ = principal_components(points.copy(), 3)
+    np.testing.assert_allclose(coords, again, atol=1e-5)
+    assert np.var(coords[:, 0]) >= np.var(coords[:, 1])
+
+
+def test_nearest_ranks_by_cosine_and_skips_the_query():
+    features = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0], [1, 0.01]], dtype=np.float32)
+    assert nearest(features, features[0], 2, exclude=0).tolist() == [4, 1]
+    assert nearest(features, features[0], 10, exclude=0).tolist() == [4, 1, 2, 3]
+    assert nearest(features, features[3], 1).tolist() == [3]
+
+
+def test_neighbourhood_kept_is_one_for_the_identity_and_low_for_noise():
+    points = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    assert neighbourhood_kept(points, points, k=5) == 1.0
+    assert neighbourhood_kept(points, np.random.default_rng(1).normal(size=(200, 2)), k=5) < 0.2
+
+
+def _small_map() -> FaceMap:
+    return FaceMap(rows=np.array([28709, 28710, 32298]), split=np.array(["PublicTest", "PublicTest", "PrivateTest"]),
+                   xy=np.array([[0, 0], [1, 1], [2, 2]], np.float32), features=np.eye(3, 4, dtype=np.float16),
+                   model_sha256="ab" * 32, neighbourhood_kept={"PublicTest": 0.5, "PrivateTest": 0.25})
+
+
+def test_save_and_load_round_trip(tmp_path):
+    face_map = _small_map()
+    loaded = load_map(save_map(face_map, tmp_path / "m.embedding.npz"))
+    for name in ("rows", "split", "xy", "features"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(face_map, name))
+    assert loaded.model_sha256 == face_map.model_sha256 and loaded.neighbourhood_kept == face_map.neighbourhood_kept
+    assert loaded.positions("PublicTest").tolist() == [0, 1]
+    with pytest.raises(FileNotFoundError):
+        load_map(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a face map"):
+        load_map(tmp_path / "other.npz")
+
+
+def test_map_table_joins_the_predictions():
+    predictions = pd.DataFrame({"row": [28709, 28710, 32298], "split": ["PublicTest", "PublicTest", "PrivateTest"],
+                                "true": [0, 3, 6], "pred": [0, 4, 6]})
+    for j, emotion in enumerate(EMOTIONS):
+        predictions[f"p_{emotion}"] = [0.7 if j == p else 0.05 for p in predictions["pred"]]
+    table = map_table(_small_map(), predictions, "PublicTest")
+    assert table["row"].tolist() == [28709, 28710] and table["correct"].tolist() == [True, False]
+    assert table["position"].tolist() == [0, 1] and table["confidence"].tolist() == pytest.approx([0.7, 0.7])
+
+
+def test_build_map_of_a_real_model(tmp_path):
+    from app_support import make_model_folder
+
+    model = make_model_folder(tmp_path / "models")
+    face_map = build_map(model, iterations=5)
+    assert len(face_map.rows) == 7178 and set(face_map.split) == set(EVAL_SPLITS)
+    assert face_map.features.shape == (7178, 4) and face_map.features.dtype == np.float16  # tiny: 4 features
+    assert np.isfinite(face_map.xy).all() and face_map.model_sha256 == file_sha256(model)
+    assert set(face_map.neighbourhood_kept) == set(EVAL_SPLITS)
+    assert embedding_path(model).name == "tiny.embedding.npz"
+
+
+@pytest.mark.skipif(not embedding_path(RELEASED).is_file(), reason="no map of the released model")
+def test_the_released_map_matches_its_model_and_groups_its_predictions():
+    from fer.testset import load_test_faces
+
+    face_map = load_map(embedding_path(RELEASED))
+    assert face_map.model_sha256 == file_sha256(RELEASED), "rebuild: python -m fer.embedding build --model ..."
+    np.testing.assert_array_equal(face_map.rows, load_test_faces().rows)
+    predictions = pd.read_csv(MODELS_DIR / "fer_best.predictions.csv")
+    for split in EVAL_SPLITS:
+        table = map_table(face_map, predictions, split)
+        assert len(table) == 3589
+        # Faces the model calls alike sit together: most 2-D neighbours share the prediction.
+        points = table[["x", "y"]].to_numpy()
+        assert neighbour_agreement(points, table["pred"].to_numpy()).mean() > 0.8
+        assert face_map.neighbourhood_kept[split] > 0.2
