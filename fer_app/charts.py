@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -225,3 +225,17 @@ def selected_customdata(points) -> list[int]:
         if value is not None:
             rows.append(int(value))
     return list(dict.fromkeys(rows))
+
+
+def timeline_figure(times: Sequence[float], probabilities: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
+    """One face's probabilities over a video's time (``fer.video``), a line per emotion."""
+    probabilities = np.asarray(probabilities)
+    figure = go.Figure()
+    for j, name in enumerate(EMOTIONS):
+        figure.add_trace(go.Scatter(x=list(times), y=probabilities[:, j] * 100, mode="lines+markers", name=name,
+                                    line={"color": _rgb(EMOTION_COLORS[name])}, marker={"size": 4},
+                                    hovertemplate=f"{name} %{{y:.0f}}% at %{{x:.1f}} s<extra></extra>"))
+    figure.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         xaxis={"title": "time (s)"}, yaxis={"title": "probability (%)", "range": [0, 100]},
+                         legend={"orientation": "h", "y": -0.3})
+    return figure

@@ -66,6 +66,7 @@ def photo_inputs() -> list[PhotoInput]:
     inputs: list[PhotoInput] = []
     uploads = st.file_uploader(
         "Photos with faces", type=list(UPLOAD_TYPES), accept_multiple_files=True, key="predict_uploads",
+        max_upload_size=25,
         help="Several at once is fine. Photos stay in memory and are never written to disk.",
     )
     for upload in uploads or ():

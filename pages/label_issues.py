@@ -29,7 +29,8 @@ def render_export_import() -> None:
             # A callable: the 35,887-row CSV is built only when someone downloads it.
             st.download_button("Download current labels (CSV, all FER2013 rows)", lambda: annotations_export(store),
                                "fer2013_labels.csv", "text/csv", key="issues_export", on_click="ignore")
-        upload = st.file_uploader("Import an annotation CSV", type=["csv"], key="issues_import_file")
+        upload = st.file_uploader("Import an annotation CSV", type=["csv"], key="issues_import_file",
+                                  max_upload_size=25)
         if upload is not None and st.button("Import", key="issues_import"):
             annotator = str(st.session_state.get(widgets.ANNOTATOR_KEY, "")).strip() or None
             try:

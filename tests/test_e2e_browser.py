@@ -6,6 +6,7 @@ Measures (and prints, and writes to ``test-results/e2e_timings.json``):
 - upload of a ~1 MP photo to its face card (bar: 1 s, from ``set_input_files`` to the card),
 - a click on a confusion-matrix cell to its face grid (bar: 1 s),
 - the Predict page's occlusion map switched on after an upload (recorded, no bar),
+- a generated 4 s MP4 uploaded on the Video page to its timelines (recorded, no bar),
 - a lasso drawn on the Map page to the selected faces' grid (recorded, no bar; needs a map of
   the model, ``python -m fer.embedding build``, else the test checks the page's build hint),
 
@@ -192,7 +193,7 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
 
 PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
                "Label issues": "Label issues", "Compare": "Compare two models",
-               "Map": "The test faces as the model sees them"}
+               "Map": "The test faces as the model sees them", "Video": "Expressions over time in a video"}
 
 
 def _open_page(page, title: str) -> None:
@@ -409,6 +410,24 @@ def test_errors_cell_click_to_grid(server, page):
     TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
     TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
     assert float(np.median(runs)) <= BARS["click_to_grid_s"]
+
+
+def test_video_upload_to_timelines(server, page, tmp_path):
+    from test_video import HAPPY, NEUTRAL, canvas, write_clip
+
+    if not (PHOTOS_DIR / HAPPY).is_file():
+        pytest.skip("sample photos not available")
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, [(canvas(HAPPY), 2.0), (canvas(NEUTRAL), 2.0)])
+    _open_page(page, "Video")
+    start = time.perf_counter()
+    page.locator("input[type=file]").first.set_input_files(str(clip))
+    page.get_by_text(re.compile(r"8 frames analysed, one every 0\.50 s")).first.wait_for(timeout=120_000)
+    page.locator("[data-testid='stMain'] .js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+    TIMINGS["video_upload_to_timeline_s"] = round(time.perf_counter() - start, 3)
+    _wait_idle(page)
+    _assert_no_exception(page)
+    _screenshot(page, "video", height=1600)
 
 
 def test_map_lasso_to_faces(server, page):

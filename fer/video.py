@@ -1,0 +1,385 @@
+"""Expressions over time in a video: sampled frames, faces followed from frame to frame.
+
+The video is decoded from memory (OpenCV's FFmpeg backend reads an ``io.BytesIO``), so an
+uploaded clip is never written to disk. Every ``every_s`` seconds one frame goes through the
+photo pipeline (:class:`fer.pipeline.FerPipeline`: detection, landmarks, alignment, the model);
+faces are linked across sampled frames by box overlap (:func:`link_tracks`), giving one
+timeline of probabilities per person.
+
+``python -m fer.video clip.mp4 [--every 0.5] [--csv out.csv] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer.labels import EMOTIONS
+
+DEFAULT_EVERY_S: float = 0.5
+MAX_SAMPLES: int = 240
+MAX_FRAME_PIXELS: int = 1920 * 1080 * 2  # frames above ~4 MP are decoded, then reduced
+TRACK_IOU: float = 0.3
+TRACK_GAP: int = 3  # sampled frames a face may be missing before its track ends
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif")
+
+
+class VideoDecodeError(ValueError):
+    """The bytes are not a video OpenCV's FFmpeg can read; the message says why."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the video."""
+
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    """One face in one sampled frame.
+
+    Attributes:
+        time_s: the frame's time in the video.
+        track: which person (linked across frames), from 1.
+        box: (x, y, w, h) in video pixels.
+        probabilities: (7,) in :data:`fer.labels.EMOTIONS` order.
+    """
+
+    time_s: float
+    track: int
+    box: tuple[int, int, int, int]
+    probabilities: np.ndarray = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probabilities))]
+
+    @property
+    def score(self) -> float:
+        return float(np.max(self.probabilities))
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """A video's faces over time.
+
+    Attributes:
+        info: the container's figures.
+        every_s: the sampling step actually used (widened for long videos).
+        times_s: the time of every sampled frame, with or without faces.
+        points: every face found, in time order.
+        thumbnails: per sampled frame, a small annotated JPEG (memory only), or empty.
+        seconds: wall time of the analysis.
+        tta: whether the faces were classified with flip TTA.
+        temperature: the calibration temperature applied to the probabilities.
+    """
+
+    info: VideoInfo
+    every_s: float
+    times_s: tuple[float, ...]
+    points: tuple[TrackPoint, ...]
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)
+    seconds: float = 0.0
+    tta: bool = False
+    temperature: float = 1.0
+
+    @property
+    def tracks(self) -> dict[int, list[TrackPoint]]:
+        """Track number -> its points, in time order."""
+        out: dict[int, list[TrackPoint]] = {}
+        for point in self.points:
+            out.setdefault(point.track, []).append(point)
+        return out
+
+    def table(self):
+        """One row per face per sampled frame (the CSV download): time, track, box, label, score, p_*."""
+        import pandas as pd
+
+        rows = [{"time_s": round(p.time_s, 3), "track": p.track, "x": p.box[0], "y": p.box[1], "w": p.box[2],
+                 "h": p.box[3], "label": p.label, "score": round(p.score, 6),
+                 **{f"p_{e}": round(float(v), 6) for e, v in zip(EMOTIONS, p.probabilities, strict=True)}}
+                for p in self.points]
+        columns = ["time_s", "track", "x", "y", "w", "h", "label", "score", *(f"p_{e}" for e in EMOTIONS)]
+        return pd.DataFrame(rows, columns=columns)
+
+    def summary(self):
+        """One row per track: when it is seen, how often, its mean probabilities and dominant expression."""
+        import pandas as pd
+
+        rows = []
+        for track, points in self.tracks.items():
+            mean = np.mean([p.probabilities for p in points], axis=0)
+            labels = [p.label for p in points]
+            rows.append({"track": track, "first_s": round(points[0].time_s, 2), "last_s": round(points[-1].time_s, 2),
+                         "frames": len(points), "dominant": max(EMOTIONS, key=labels.count),
+                         "dominant_share": round(max(labels.count(e) for e in EMOTIONS) / len(labels), 3),
+                         "mean_top": EMOTIONS[int(np.argmax(mean))],
+                         **{f"mean_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, mean, strict=True)}})
+        return pd.DataFrame(rows)
+
+    def to_json(self) -> str:
+        """The whole result as JSON (no thumbnails)."""
+        return json.dumps({
+            "fps": self.info.fps, "frames": self.info.frame_count, "size": [self.info.width, self.info.height],
+            "duration_s": round(self.info.duration_s, 3), "every_s": self.every_s, "tta": self.tta,
+            "temperature": self.temperature, "samples": len(self.times_s),
+            "faces": [{"time_s": round(p.time_s, 3), "track": p.track, "box": list(p.box), "label": p.label,
+                       "score": round(p.score, 6),
+                       "probabilities": {e: round(float(v), 6) for e, v in zip(EMOTIONS, p.probabilities,
+                                                                                strict=True)}}
+                      for p in self.points],
+        })
+
+
+@contextmanager
+def open_video(data: bytes) -> Iterator[tuple[object, VideoInfo]]:
+    """An OpenCV capture reading ``data`` from memory, with its :class:`VideoInfo`; released on exit.
+
+    The ``io.BytesIO`` is kept referenced here for the capture's whole life: OpenCV's stream
+    reader does not hold a reference of its own, and a capture that outlives its stream crashes
+    the process when released.
+
+    Raises:
+        VideoDecodeError: empty bytes, or nothing FFmpeg can decode.
+    """
+    import cv2
+
+    from fer.image_io import sniff_format
+
+    if not data:
+        raise VideoDecodeError("the file is empty (0 bytes)")
+    still = sniff_format(data)
+    if still not in (None, "GIF"):  # FFmpeg would read a photo as a one-frame video
+        raise VideoDecodeError(f"the file is a still {still} photo, not a video: analyse photos on the Predict page "
+                               "or with `python -m fer.predict`")
+    stream = io.BytesIO(data)
+    capture = cv2.VideoCapture(stream, cv2.CAP_FFMPEG, [])
+    try:
+        if not capture.isOpened():
+            raise VideoDecodeError("the file is not a video FFmpeg can read (expected MP4, MOV, WebM, MKV, AVI or GIF)")
+        info = VideoInfo(fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
+                         frame_count=int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+                         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+                         height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+        if info.width * info.height > 8 * MAX_FRAME_PIXELS:
+            raise VideoDecodeError(f"the video's frames are too large ({info.width}x{info.height})")
+        yield capture, info
+    finally:
+        capture.release()
+        del capture
+        stream.close()
+
+
+def sampling_step(info: VideoInfo, every_s: float, max_samples: int = MAX_SAMPLES) -> float:
+    """The step between sampled frames: ``every_s``, widened so a long video gives at most
+    ``max_samples`` frames (the work per video stays bounded).
+    """
+    if every_s <= 0:
+        raise ValueError(f"the sampling step must be positive, not {every_s}")
+    if info.duration_s > 0 and info.duration_s / every_s > max_samples:
+        return info.duration_s / max_samples
+    return every_s
+
+
+def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S,
+                  max_samples: int = MAX_SAMPLES) -> Iterator[tuple[float, np.ndarray]]:
+    """Yields ``(time in s, RGB frame)`` every ``every_s`` seconds (see :func:`sampling_step`).
+
+    Frames between samples are only grabbed, never converted to RGB arrays.
+
+    Raises:
+        VideoDecodeError: when the bytes cannot be opened or no frame decodes.
+    """
+    import cv2
+
+    index, next_time, yielded = 0, 0.0, 0
+    with open_video(data) as (capture, info):
+        step = sampling_step(info, every_s, max_samples)
+        fps = info.fps if info.fps > 0 else 25.0  # some containers (GIF) report none
+        while yielded < max_samples and capture.grab():
+            moment = index / fps
+            index += 1
+            if moment + 1e-6 < next_time:
+                continue
+            ok, bgr = capture.retrieve()
+            if not ok or bgr is None:
+                continue
+            next_time += step
+            yielded += 1
+            yield moment, _reduced(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if yielded == 0:
+        raise VideoDecodeError("no frame of the video could be decoded")
+
+
+def _reduced(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    if height * width <= MAX_FRAME_PIXELS:
+        return rgb
+    factor = (MAX_FRAME_PIXELS / (height * width)) ** 0.5
+    return cv2.resize(rgb, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+
+
+def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter_w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    inter_h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = inter_w * inter_h
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def link_tracks(active: dict[int, tuple[tuple[int, int, int, int], int]], boxes: Sequence[Sequence[int]],
+                next_track: int, min_iou: float = TRACK_IOU, max_gap: int = TRACK_GAP,
+                ) -> tuple[list[int], dict[int, tuple[tuple[int, int, int, int], int]], int]:
+    """Gives each box of a new sampled frame a track: the live track it overlaps most (greedy, by
+    IoU, each track once), else a new one.
+
+    Args:
+        active: track -> (its last box, sampled frames since it was last seen).
+        boxes: this frame's face boxes.
+        next_track: the number a new track gets.
+        min_iou: the least overlap that continues a track.
+        max_gap: a track unseen for more sampled frames than this ends.
+
+    Returns:
+        (track of each box, the updated ``active``, the next new track number).
+    """
+    pairs = sorted(((box_iou(box, last), i, track) for i, box in enumerate(boxes)
+                    for track, (last, _) in active.items()), reverse=True)
+    assigned: dict[int, int] = {}
+    used: set[int] = set()
+    for overlap, i, track in pairs:
+        if overlap < min_iou:
+            break
+        if i not in assigned and track not in used:
+            assigned[i] = track
+            used.add(track)
+    tracks = []
+    for i in range(len(boxes)):
+        if i not in assigned:
+            assigned[i] = next_track
+            next_track += 1
+        tracks.append(assigned[i])
+    updated = {track: (last, gap + 1) for track, (last, gap) in active.items() if track not in used and gap < max_gap}
+    updated.update({tracks[i]: (tuple(int(v) for v in boxes[i]), 0) for i in range(len(boxes))})
+    return tracks, updated, next_track
+
+
+def _thumbnail(pipeline_result, width: int = 480) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray(pipeline_result.boxes_image())
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: int = MAX_SAMPLES,
+                  tta: bool | None = None, thumbnails: bool = False,
+                  progress: Callable[[float, float], None] | None = None) -> VideoResult:
+    """Runs the photo pipeline on sampled frames of a video and links faces into tracks.
+
+    Args:
+        pipeline: a :class:`fer.pipeline.FerPipeline`.
+        data: the video file's bytes (never written anywhere).
+        every_s: seconds between sampled frames (widened for long videos, see :func:`sampling_step`).
+        max_samples: the most frames analysed.
+        tta: flip TTA (``None``: the pipeline's setting).
+        thumbnails: keep a small annotated JPEG of each sampled frame (in memory).
+        progress: called with (time reached, duration) after each sampled frame.
+
+    Raises:
+        VideoDecodeError: when the video cannot be read.
+    """
+    started = time.perf_counter()
+    with open_video(data) as (_, info):
+        step = sampling_step(info, every_s, max_samples)
+    times, points, images = [], [], []
+    active: dict[int, tuple[tuple[int, int, int, int], int]] = {}
+    next_track = 1
+    use_tta = pipeline.tta if tta is None else tta
+    for moment, rgb in sample_frames(data, step, max_samples):
+        result = pipeline.analyze(rgb, tta=use_tta)
+        tracks, active, next_track = link_tracks(active, [face.box for face in result.faces], next_track)
+        for face, track in zip(result.faces, tracks, strict=True):
+            probabilities = np.array([face.probabilities[e] for e in EMOTIONS], dtype=np.float32)
+            points.append(TrackPoint(moment, track, tuple(int(v) for v in face.box), probabilities))
+        times.append(moment)
+        if thumbnails:
+            images.append(_thumbnail(result))
+        if progress is not None:
+            progress(moment, info.duration_s)
+    return VideoResult(info=info, every_s=step, times_s=tuple(times), points=tuple(points), thumbnails=tuple(images),
+                       seconds=time.perf_counter() - started, tta=use_tta,
+                       temperature=pipeline.temperatures[use_tta])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: prints each tracked face's summary; ``--csv`` / ``--json`` write the timeline."""
+    parser = argparse.ArgumentParser(prog="python -m fer.video", description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S, help="seconds between analysed frames")
+    parser.add_argument("--max-samples", type=int, default=MAX_SAMPLES, help="the most frames analysed")
+    parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
+    parser.add_argument("--detector", default="hog", help="face detector: hog (default), haar or cnn")
+    parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
+    parser.add_argument("--csv", type=Path, help="write one row per face per analysed frame")
+    parser.add_argument("--json", action="store_true", help="print the whole timeline as JSON")
+    args = parser.parse_args(argv)
+    if args.every <= 0 or args.max_samples < 1:
+        parser.error("--every must be positive and --max-samples at least 1")
+    try:
+        data = args.video.read_bytes()
+    except OSError as err:
+        print(f"error: cannot read {args.video}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    from fer.pipeline import FerPipeline
+
+    try:
+        pipeline = FerPipeline(args.model, detector=args.detector, tta=args.tta)
+        result = analyze_video(pipeline, data, args.every, args.max_samples)
+    except (FileNotFoundError, ValueError) as err:  # VideoDecodeError is a ValueError
+        print(f"error: {args.video}: {err}", file=sys.stderr)
+        return 2
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        result.table().to_csv(args.csv, index=False)
+        print(f"wrote {len(result.points)} face rows to {args.csv}", file=sys.stderr)
+    if args.json:
+        print(result.to_json())
+        return 0
+    info = result.info
+    print(f"{args.video}: {info.width}x{info.height}, {info.duration_s:.1f} s at {info.fps:.1f} fps; "
+          f"{len(result.times_s)} frames analysed (every {result.every_s:.2f} s) in {result.seconds:.1f} s; "
+          f"{len(result.tracks)} face track(s)")
+    for row in result.summary().itertuples():
+        print(f"  face {row.track}: {row.first_s:.1f}-{row.last_s:.1f} s, {row.frames} frames, mostly {row.dominant} "
+              f"({row.dominant_share:.0%} of its frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Video: a clip's faces followed over time, with each one's expression timeline."""
+
+import hashlib
+import logging
+
+import numpy as np
+import streamlit as st
+
+from fer.labels import EMOTIONS
+from fer.video import DEFAULT_EVERY_S, MAX_SAMPLES, VIDEO_SUFFIXES, VideoDecodeError, analyze_video
+from fer_app import charts, resources, widgets
+
+MAX_UPLOAD_MB = 200
+STEPS_S = (0.2, 0.25, 0.5, 1.0, 2.0)
+# Results of this session's last clips, in memory only (a clip's frames are faces).
+_RESULTS_KEY = "video_results"
+
+
+def render() -> None:
+    st.title("Expressions over time in a video")
+    model = widgets.require_model()
+    if model is None:
+        return
+    left, right = st.columns([3, 1])
+    every = left.select_slider("Analyse one frame every", STEPS_S, value=DEFAULT_EVERY_S, key="video_every",
+                               format_func=lambda s: f"{s:g} s",
+                               help=f"At most {MAX_SAMPLES} frames are analysed: longer clips get a wider step.")
+    tta = right.toggle("Flip TTA", value=True, key="video_tta",
+                       help="Average each face's probabilities with those of its mirror image.")
+    upload = st.file_uploader(
+        "A video clip", type=[s.lstrip(".") for s in VIDEO_SUFFIXES], key="video_upload",
+        max_upload_size=MAX_UPLOAD_MB,
+        help="Decoded in memory and never written to disk. Faces are followed from frame to frame by their boxes.",
+    )
+    try:
+        with st.spinner(f"Loading {model.name}…"):
+            pipeline = resources.get_pipeline(model, "hog")
+    except (FileNotFoundError, ValueError, OSError) as err:
+        st.error(f"The model `{model.path.name}` cannot be used: {err}")
+        return
+    if upload is None:
+        st.info(f"Upload a clip (MP4, MOV, WebM, MKV, AVI or animated GIF, up to {MAX_UPLOAD_MB} MB): each analysed "
+                "frame goes through the Predict page's pipeline, and each face gets a timeline.",
+                icon=":material/movie:")
+        return
+    data = upload.getvalue()
+    key = (hashlib.sha256(data).hexdigest(), every, tta, resources.pipeline_key(model))
+    try:
+        result = widgets.session_memo(_RESULTS_KEY, key, 2, lambda: _analyse(pipeline, data, every, tta))
+    except VideoDecodeError as err:
+        st.error(f"**{upload.name}** cannot be read: {err}.", icon=":material/broken_image:")
+        return
+    except Exception as err:  # noqa: BLE001 - a clip that breaks the decoder must not break the page
+        logging.getLogger("fer_app").exception("analysis of a video failed")
+        st.error(f"**{upload.name}** could not be analysed ({type(err).__name__}: {err}).",
+                 icon=":material/broken_image:")
+        return
+    render_result(upload.name, result, model.name)
+
+
+def _analyse(pipeline, data: bytes, every: float, tta: bool):
+    bar = st.progress(0.0, text="Analysing frames…")
+
+    def progress(reached: float, duration: float) -> None:
+        share = min(1.0, reached / duration) if duration > 0 else 0.0
+        bar.progress(share, text=f"Analysing frames… {reached:.1f} s of {duration:.1f} s")
+
+    try:
+        return analyze_video(pipeline, data, every_s=every, tta=tta, thumbnails=True, progress=progress)
+    finally:
+        bar.empty()
+
+
+def render_result(name: str, result, model_name: str) -> None:
+    """The clip's figures, each face's timeline, a frame browser and the downloads."""
+    info = result.info
+    tracks = result.tracks
+    st.subheader(name, divider="gray")
+    st.caption(
+        f"{info.width}×{info.height} px · {info.duration_s:.1f} s at {info.fps:.1f} fps · {len(result.times_s)} frames "
+        f"analysed, one every {result.every_s:.2f} s, in {result.seconds:.1f} s · {len(tracks)} face track"
+        f"{'s' if len(tracks) != 1 else ''} · model {model_name}{', flip TTA' if result.tta else ''}"
+        + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")
+    )
+    if not tracks:
+        st.warning("No face found in any analysed frame. Faces need to be roughly frontal and at least about "
+                   "40 pixels wide.", icon=":material/face_retouching_off:")
+    else:
+        summary = result.summary()
+        st.dataframe(summary[["track", "first_s", "last_s", "frames", "dominant", "dominant_share", "mean_top"]],
+                     hide_index=True, key="video_summary",
+                     column_config={"dominant_share": widgets.percent_column("dominant share"),
+                                    "first_s": st.column_config.NumberColumn("from (s)", format="%.1f"),
+                                    "last_s": st.column_config.NumberColumn("to (s)", format="%.1f"),
+                                    "mean_top": "top of the mean probabilities"})
+        shown = list(tracks)
+        if len(shown) > 1:
+            shown = st.multiselect("Faces", shown, default=shown[:4], key="video_tracks",
+                                   format_func=lambda t: f"face {t}")
+        for track in shown:
+            points = tracks[track]
+            st.plotly_chart(
+                charts.timeline_figure([p.time_s for p in points], np.stack([p.probabilities for p in points]),
+                                       title=f"Face {track}: {len(points)} frames"),
+                key=f"video_timeline_{track}", config={"displayModeBar": False})
+    if result.thumbnails:
+        moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.1f} s")
+        index = result.times_s.index(moment)
+        faces = [p for p in result.points if p.time_s == moment]
+        st.image(result.thumbnails[index], width=480,
+                 caption=f"{moment:.1f} s: " + (", ".join(f"face {p.track} {p.label} {p.score:.0%}" for p in faces)
+                                                 or "no face"))
+    left, right = st.columns(2)
+    left.download_button("Timeline as CSV (one row per face per frame)", result.table().to_csv(index=False),
+                         "fer_video.csv", "text/csv", key="video_download_csv", on_click="ignore")
+    right.download_button("Timeline as JSON", result.to_json(), "fer_video.json", "application/json",
+                          key="video_download_json", on_click="ignore")
+    st.caption("Emotions: " + ", ".join(EMOTIONS) + ". Tracks link boxes that overlap from one analysed frame to the "
+               "next; a face lost for more than 3 analysed frames comes back as a new track.")
+
+
+widgets.run_page(render)

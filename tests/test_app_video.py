@@ -1,0 +1,46 @@
+"""AppTest of the Video page: a real clip uploaded, analysed in memory, its timelines drawn."""
+
+import numpy as np
+import pytest
+from app_support import PHOTOS_DIR, open_page, shared_model_folder, texts, use_app_env
+from test_video import HAPPY, NEUTRAL, canvas, write_clip
+
+needs_photos = pytest.mark.skipif(not (PHOTOS_DIR / HAPPY).is_file(), reason="sample photos not available")
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tmp_path_factory):
+    return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
+
+
+def test_video_page_invites_an_upload(app_env):
+    at = open_page("pages/video.py")
+    assert any("Upload a clip" in i for i in texts(at.info))
+    assert {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".gif"} <= set(at.file_uploader[0].allowed_type)
+
+
+@needs_photos
+def test_an_uploaded_clip_gets_a_timeline_per_face(app_env, tmp_path):
+    both = np.maximum(canvas(HAPPY, left=0), canvas(NEUTRAL, left=320))
+    clip = write_clip(tmp_path / "clip.mp4", [(canvas(HAPPY), 1.0), (both, 1.0)])
+    at = open_page("pages/video.py")
+    at.file_uploader[0].set_value(("clip.mp4", clip, "video/mp4")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "clip.mp4" in texts(at.subheader)
+    assert any("640×480 px · 2.0 s at 10.0 fps · 4 frames analysed" in c for c in texts(at.caption))
+    (summary,) = [d.value for d in at.dataframe if "dominant" in d.value.columns]
+    # One face for 2 frames, then two side by side for 2: the tiny model's labels are arbitrary,
+    # but the tracks are not (the first face moves from the middle to the left: a new track).
+    assert summary["frames"].sum() == 6 and len(summary) >= 2
+    assert len(at.main.get("plotly_chart")) == min(4, len(summary))
+    assert len(at.get("download_button")) == 2
+    # The frame browser: a rerun reuses the session's result (no second progress bar).
+    at.select_slider(key="video_frame").set_value(1.5).run()
+    assert not at.exception and not at.get("progress")
+
+
+def test_a_file_that_is_not_a_video_gets_a_message(app_env):
+    at = open_page("pages/video.py")
+    at.file_uploader[0].set_value(("notes.mp4", b"these are notes, not a video" * 20, "video/mp4")).run()
+    assert not at.exception
+    assert any("notes.mp4** cannot be read: the file is not a video" in e for e in texts(at.error))
