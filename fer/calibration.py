@@ -170,6 +170,20 @@ def card_temperature(card: dict, tta: bool) -> float:
     return float(entry.get("temperature") or 1.0)
 
 
+def calibrate_table(table, temperature: float):
+    """A predictions table (``fer.evaluate``'s CSV) with its ``p_*`` columns softened by ``temperature``.
+
+    The ``pred`` column is kept: the temperature never changes a row's argmax.
+    """
+    from fer.labels import PROB_COLUMNS
+
+    if temperature == 1.0:
+        return table
+    out = table.copy()
+    out[list(PROB_COLUMNS)] = apply_temperature(table[list(PROB_COLUMNS)].to_numpy(), temperature).round(6)
+    return out
+
+
 def ferplus_majority(rows: np.ndarray) -> np.ndarray:
     """The FER+ crowd's majority label of each FER2013 row (-1 without one, which every score skips).
 

@@ -258,6 +258,16 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     left.image(images, caption=captions, width=48 * zoom)
 
 
+def calibration_note(model, tta: bool = False) -> str:
+    """A sentence saying which temperature softened the shown probabilities ('' for none)."""
+    from fer.calibration import card_temperature
+
+    temperature = card_temperature(model.card, tta)
+    if temperature == 1.0:
+        return ""
+    return f" Probabilities calibrated (temperature {temperature:.2f}, fitted on PublicTest)."
+
+
 def annotation_text(annotations: dict, row: int) -> str:
     """`` · ✎ relabelled sad (ann)`` for an annotated face, else empty."""
     current = annotations.get(int(row))

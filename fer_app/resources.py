@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fer.calibration import card_temperature
 from fer.metadata import split_accuracies
 from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR, TEST_TWINS_PATH
 
@@ -265,11 +266,12 @@ def _tensorflow_device() -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _predictions(path: str, version: int) -> pd.DataFrame:
+def _predictions(path: str, version: int, temperature: float = 1.0) -> pd.DataFrame:
+    from fer.calibration import calibrate_table
     from fer.explorer import validate_predictions
 
     del version
-    return validate_predictions(pd.read_csv(path))
+    return calibrate_table(validate_predictions(pd.read_csv(path)), temperature)
 
 
 def tta_predictions_path(model: ModelEntry) -> Path:
@@ -285,7 +287,9 @@ def has_tta_predictions(model: ModelEntry) -> bool:
 
 
 def load_predictions(model: ModelEntry, tta: bool = False) -> pd.DataFrame:
-    """The model's per-image test predictions (validated): plain, or with flip TTA.
+    """The model's per-image test predictions (validated): plain, or with flip TTA, with the
+    probabilities calibrated by the card's temperature as the Predict page's are
+    (:func:`fer.calibration.card_temperature`; labels unchanged).
 
     Raises:
         FileNotFoundError: if the model has no such predictions CSV.
@@ -296,12 +300,12 @@ def load_predictions(model: ModelEntry, tta: bool = False) -> pd.DataFrame:
         if not path.is_file():
             raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
                                     f"`python -m fer.evaluate --model {model.path} --tta`")
-        return _predictions(str(path), _mtime(path))
+        return _predictions(str(path), _mtime(path), card_temperature(model.card, True))
     if not model.has_predictions:
         raise FileNotFoundError(
             f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
         )
-    return _predictions(str(model.predictions), _mtime(model.predictions))
+    return _predictions(str(model.predictions), _mtime(model.predictions), card_temperature(model.card, False))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

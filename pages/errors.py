@@ -22,6 +22,7 @@ from fer_app.explorer_view import (
     annotation_lookup,
     annotation_text,
     available_references,
+    calibration_note,
     face_close_up,
     grid_with_annotation,
     occlusion_overlays,
@@ -144,6 +145,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
+               + calibration_note(model, tta)
                + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])},"
                   " colours scaled per face."))
     widgets.legend()

@@ -14,6 +14,7 @@ from fer_app.explorer_view import (
     annotation_lookup,
     annotation_text,
     annotations_export,
+    calibration_note,
     face_close_up,
     grid_with_annotation,
     tiles_for_rows,
@@ -76,7 +77,7 @@ def render() -> None:
     page = widgets.pager(len(chosen), FACES_PER_PAGE, "issues_page")
     shown = chosen.iloc[page.start:page.stop]
     rows = shown["row"].to_numpy()
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first.")
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first.{calibration_note(model)}")
     widgets.legend()
     notes = annotation_lookup(widgets.current_annotations())
     predictions = resources.load_predictions(model).set_index("row")

@@ -11,6 +11,7 @@ from fer_app.explorer_view import (
     FACES_PER_PAGE,
     annotation_lookup,
     annotation_text,
+    calibration_note,
     grid_with_annotation,
     tiles_for_rows,
     twin_text,
@@ -66,16 +67,16 @@ def render() -> None:
     if not chosen:
         st.info("Select a region of the map to see its faces.", icon=":material/gesture_select:")
         return
-    render_selection(model, table, chosen, predictions, face_map, split)
+    render_selection(model, table, chosen, predictions, face_map, split, tta)
 
 
-def render_selection(model, table, chosen: list[int], predictions, face_map, split: str) -> None:
+def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool) -> None:
     """The selected faces (worst-predicted first), then the nearest neighbours of one of them."""
     part = table.set_index("row").loc[chosen]
     st.subheader(f"{len(part)} faces selected: {part['correct'].mean():.0%} right", divider="gray")
     counts = part["true"].value_counts()
     st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
-               + ". Wrong predictions first, most confident first.")
+               + ". Wrong predictions first, most confident first." + calibration_note(model, tta))
     part = part.sort_values(["correct", "confidence"], ascending=[True, False])
     if st.session_state.get("map_last_selection") != (split, tuple(chosen)):
         st.session_state["map_last_selection"] = (split, tuple(chosen))

@@ -159,3 +159,25 @@ def test_loaded_pipeline_records_its_runtime_and_a_changed_copy_reloads(monkeypa
     assert resources._runtimes[str(model.path)][1] == reloaded.runtime
     # Results remembered under the old key (occlusion maps) are not those of the new load.
     assert resources.pipeline_key(model, "haar") != key
+
+
+def test_predictions_are_calibrated_like_the_predict_page(monkeypatch, tmp_path, tmp_path_factory):
+    import numpy as np
+
+    from fer.calibration import apply_temperature
+    from fer.calibration import main as calibrate
+    from fer.labels import PROB_COLUMNS
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    monkeypatch.setenv("FER_MODELS_DIR", str(folder))
+    (model,) = resources.list_models()
+    raw = resources.load_predictions(model)
+    assert calibrate(["--model", str(model.path), "--update-card"]) == 0
+    (model,) = resources.list_models()  # the changed card is read again
+    temperature = model.card["calibration"]["temperature"]
+    assert temperature != 1.0
+    calibrated = resources.load_predictions(model)
+    assert (calibrated["pred"] == raw["pred"]).all() and (calibrated["row"] == raw["row"]).all()
+    expected = apply_temperature(raw[list(PROB_COLUMNS)].to_numpy(), temperature)
+    np.testing.assert_allclose(calibrated[list(PROB_COLUMNS)].to_numpy(), expected, atol=2e-6)

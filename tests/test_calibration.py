@@ -165,3 +165,18 @@ def test_cli_missing_files_exit_2(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "nocard.h5"), "--update-card"]) == 2
     err = capsys.readouterr().err
     assert "metadata not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_calibrate_table_softens_probabilities_and_keeps_predictions():
+    import pandas as pd
+
+    from fer.calibration import calibrate_table
+    from fer.labels import PROB_COLUMNS
+
+    table = pd.DataFrame({"row": [1, 2], "split": "PublicTest", "true": [0, 3], "pred": [0, 4]})
+    probs = np.array([[0.7, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05], [0.01, 0.01, 0.01, 0.3, 0.6, 0.05, 0.02]])
+    table[list(PROB_COLUMNS)] = probs
+    assert calibrate_table(table, 1.0) is table
+    soft = calibrate_table(table, 2.0)
+    np.testing.assert_allclose(soft[list(PROB_COLUMNS)].to_numpy(), apply_temperature(probs, 2.0), atol=1e-6)
+    assert soft["pred"].tolist() == [0, 4] and table[list(PROB_COLUMNS)].to_numpy()[0, 0] == 0.7  # a copy
