@@ -165,9 +165,21 @@ def calibration_summary(probabilities: np.ndarray, labels: np.ndarray, temperatu
 
 
 def card_temperature(card: dict, tta: bool) -> float:
-    """The temperature a model card stores for plain or flip-TTA probabilities; 1.0 (none) when absent."""
-    entry = card.get("calibration_tta" if tta else "calibration") or {}
-    return float(entry.get("temperature") or 1.0)
+    """The temperature a model card stores for plain or flip-TTA probabilities; 1.0 (none) when absent.
+
+    Raises:
+        ValueError: for a stored temperature that is not a positive number (a hand-edited card).
+    """
+    key = "calibration_tta" if tta else "calibration"
+    entry = card.get(key) or {}
+    try:
+        temperature = float(entry.get("temperature") or 1.0)
+    except (TypeError, ValueError):
+        temperature = float("nan")
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"the card's {key} temperature must be a positive number, not {entry.get('temperature')!r}; "
+                         "refit it with `python -m fer.calibration --update-card`")
+    return temperature
 
 
 def calibrate_table(table, temperature: float):

@@ -8,8 +8,9 @@ lie close together whatever its final decision. Two things are kept per released
 - a 2-D t-SNE layout per test split (:func:`tsne`, exact, in NumPy: 3,589 faces take about a
   minute), which the app's Map page draws so that clusters, stray faces and mixed regions can be
   selected and looked at;
-- the first :data:`NEIGHBOUR_DIMS` principal components of the features (float16), enough for
-  cosine nearest-neighbour search ("faces the model finds similar to this one") without the model.
+- the first :data:`NEIGHBOUR_DIMS` principal components of the features (float16), for a
+  nearest-neighbour search by cosine over those components ("faces the model finds similar to
+  this one") without the model.
 
 The build prints how much of the feature space's neighbourhoods the 2-D layout keeps, so the map
 is not read for more than it shows.
@@ -18,14 +19,16 @@ is not read for more than it shows.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fer.data import file_sha256
 from fer.labels import EVAL_SPLITS
 
 NEIGHBOUR_DIMS: int = 32
@@ -39,11 +42,6 @@ def embedding_path(model_path: str | Path) -> Path:
     """Where a model's map lives: ``<stem>.embedding.npz`` beside it."""
     path = Path(model_path)
     return path.with_name(path.stem + ".embedding.npz")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file: ties a map to the exact weights it was built from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def feature_model(model):
@@ -114,17 +112,21 @@ def squared_distances(x: np.ndarray) -> np.ndarray:
     return d2
 
 
-def affinities(d2: np.ndarray, perplexity: float = PERPLEXITY, steps: int = 60) -> np.ndarray:
-    """Symmetric t-SNE input affinities P (N, N) summing to 1.
+def conditional_affinities(d2: np.ndarray, perplexity: float = PERPLEXITY,
+                           steps: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's t-SNE conditional distribution over its nearest neighbours.
 
-    As in the Barnes-Hut variants, each face's conditional distribution covers only its
-    3 x perplexity nearest neighbours (the rest would get vanishing weights); its Gaussian width
-    is found by bisection, all rows at once, so that the distribution has the given perplexity.
+    As in the Barnes-Hut variants, a point's distribution covers only its 3 x perplexity nearest
+    neighbours (the rest would get vanishing weights); its Gaussian width is found by bisection,
+    all rows at once, so that the distribution has the given perplexity.
+
+    Returns:
+        (neighbour indices (N, k), their probabilities (N, k), rows summing to 1).
     """
     n = d2.shape[0]
-    if n < 3:
-        raise ValueError("a map needs at least 3 faces")
-    perplexity = min(perplexity, (n - 1) / 3)
+    if n < 4:
+        raise ValueError("a map needs at least 4 faces")
+    perplexity = max(1.0, min(perplexity, (n - 1) / 3))
     k = min(n - 1, int(3 * perplexity))
     masked = np.array(d2, dtype=np.float64)
     np.fill_diagonal(masked, np.inf)
@@ -143,7 +145,13 @@ def affinities(d2: np.ndarray, perplexity: float = PERPLEXITY, steps: int = 60) 
         hi = np.where(too_flat, hi, beta)
         beta = np.where(np.isfinite(hi), (lo + hi) / 2, beta * 2)
     p = np.exp(-near * beta[:, None])
-    p /= p.sum(axis=1, keepdims=True)
+    return neighbours, p / p.sum(axis=1, keepdims=True)
+
+
+def affinities(d2: np.ndarray, perplexity: float = PERPLEXITY) -> np.ndarray:
+    """Symmetric t-SNE input affinities P (N, N) summing to 1 (see :func:`conditional_affinities`)."""
+    n = d2.shape[0]
+    neighbours, p = conditional_affinities(d2, perplexity)
     full = np.zeros((n, n), dtype=np.float64)
     np.put_along_axis(full, neighbours, p, axis=1)
     full = (full + full.T) / (2 * n)
@@ -339,8 +347,8 @@ def load_map(path: str | Path) -> FaceMap:
                 neighbourhood_kept=dict(zip(archive["kept_splits"].astype(str).tolist(),
                                             archive["kept"].tolist(), strict=True)),
             )
-    except (KeyError, ValueError, OSError) as err:
-        raise ValueError(f"{path.name} is not a face map: {err}") from err
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path.name} is not a face map ({type(err).__name__}: {err}); rebuild it") from err
 
 
 def main(argv: list[str] | None = None) -> int:

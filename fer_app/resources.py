@@ -286,10 +286,10 @@ def has_tta_predictions(model: ModelEntry) -> bool:
     return tta_predictions_path(model).is_file()
 
 
-def load_predictions(model: ModelEntry, tta: bool = False) -> pd.DataFrame:
+def load_predictions(model: ModelEntry, tta: bool = False, calibrated: bool = True) -> pd.DataFrame:
     """The model's per-image test predictions (validated): plain, or with flip TTA, with the
     probabilities calibrated by the card's temperature as the Predict page's are
-    (:func:`fer.calibration.card_temperature`; labels unchanged).
+    (:func:`fer.calibration.card_temperature`; labels unchanged) unless ``calibrated`` is off.
 
     Raises:
         FileNotFoundError: if the model has no such predictions CSV.
@@ -300,12 +300,13 @@ def load_predictions(model: ModelEntry, tta: bool = False) -> pd.DataFrame:
         if not path.is_file():
             raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
                                     f"`python -m fer.evaluate --model {model.path} --tta`")
-        return _predictions(str(path), _mtime(path), card_temperature(model.card, True))
+        return _predictions(str(path), _mtime(path), card_temperature(model.card, True) if calibrated else 1.0)
     if not model.has_predictions:
         raise FileNotFoundError(
             f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
         )
-    return _predictions(str(model.predictions), _mtime(model.predictions), card_temperature(model.card, False))
+    temperature = card_temperature(model.card, False) if calibrated else 1.0
+    return _predictions(str(model.predictions), _mtime(model.predictions), temperature)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

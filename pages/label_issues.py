@@ -14,7 +14,6 @@ from fer_app.explorer_view import (
     annotation_lookup,
     annotation_text,
     annotations_export,
-    calibration_note,
     face_close_up,
     grid_with_annotation,
     tiles_for_rows,
@@ -77,10 +76,12 @@ def render() -> None:
     page = widgets.pager(len(chosen), FACES_PER_PAGE, "issues_page")
     shown = chosen.iloc[page.start:page.stop]
     rows = shown["row"].to_numpy()
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first.{calibration_note(model)}")
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first. The bars show the "
+               "network's own probabilities, which the ranking reads (not calibrated).")
     widgets.legend()
     notes = annotation_lookup(widgets.current_annotations())
-    predictions = resources.load_predictions(model).set_index("row")
+    # The ranking's own input, so the bars explain the order.
+    predictions = resources.load_predictions(model, calibrated=False).set_index("row")
     probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
     copies = resources.twin_lookup()
     captions = [

@@ -69,11 +69,13 @@ def render_calibration(card: dict) -> None:
     st.caption("Among faces given a top probability near p, about p should be right. The app, `fer.predict` and the "
                "Predict page's downloads divide the network's log-probabilities by a temperature fitted on PublicTest "
                "(lowest NLL); labels never change. ECE: the count-weighted gap between confidence and accuracy "
-               "over 15 bins; MCE: the largest bin's gap (noisy where a bin holds few faces).")
+               "over equal-width bins of the top probability; MCE: the largest bin's gap (noisy where a bin holds "
+               "few faces).")
     for key, how in entries:
         entry = card[key]
         reference = " against FER+ majority labels" if entry.get("reference") == "ferplus" else ""
-        st.markdown(f"**Temperature {entry['temperature']:.3f}**{how}{reference} · `{entry.get('command', '')}`")
+        st.markdown(f"**Temperature {entry['temperature']:.3f}**{how}{reference} · {entry.get('bins', '?')} bins · "
+                    f"`{entry.get('command', '')}`")
         st.dataframe(calibration_table(entry), key=f"model_{key}_table",
                      column_config={"faces": st.column_config.NumberColumn(format="%d")})
         columns = st.columns(max(1, len(entry["splits"])))

@@ -1,13 +1,12 @@
 """Video: a clip's faces followed over time, with each one's expression timeline."""
 
-import hashlib
 import logging
 
 import numpy as np
 import streamlit as st
 
 from fer.labels import EMOTIONS
-from fer.video import DEFAULT_EVERY_S, MAX_SAMPLES, VIDEO_SUFFIXES, VideoDecodeError, analyze_video
+from fer.video import DEFAULT_EVERY_S, MAX_SAMPLES, TRACK_GAP, VIDEO_SUFFIXES, VideoDecodeError, analyze_video
 from fer_app import charts, resources, widgets
 
 MAX_UPLOAD_MB = 200
@@ -44,7 +43,8 @@ def render() -> None:
                 icon=":material/movie:")
         return
     data = upload.getvalue()
-    key = (hashlib.sha256(data).hexdigest(), every, tta, resources.pipeline_key(model))
+    # The uploader's id names this upload (hashing up to 200 MB on every rerun would not pay).
+    key = (upload.file_id, upload.size, every, tta, resources.pipeline_key(model))
     try:
         result = widgets.session_memo(_RESULTS_KEY, key, 2, lambda: _analyse(pipeline, data, every, tta))
     except VideoDecodeError as err:
@@ -76,12 +76,18 @@ def render_result(name: str, result, model_name: str) -> None:
     info = result.info
     tracks = result.tracks
     st.subheader(name, divider="gray")
+    length = f"{info.duration_s:.1f} s at {info.fps:.1f} fps" if info.duration_s > 0 else "length not recorded"
     st.caption(
-        f"{info.width}×{info.height} px · {info.duration_s:.1f} s at {info.fps:.1f} fps · {len(result.times_s)} frames "
+        f"{info.width}×{info.height} px · {length} · {len(result.times_s)} frames "
         f"analysed, one every {result.every_s:.2f} s, in {result.seconds:.1f} s · {len(tracks)} face track"
-        f"{'s' if len(tracks) != 1 else ''} · model {model_name}{', flip TTA' if result.tta else ''}"
+        f"{'s' if len(tracks) != 1 else ''} · {len(result.cuts)} cut{'s' if len(result.cuts) != 1 else ''} · "
+        f"model {model_name}{', flip TTA' if result.tta else ''}"
         + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")
     )
+    if result.truncated:
+        st.warning(f"Only the first {result.times_s[-1]:.1f} s were analysed: the clip does not record its length, "
+                   f"and the analysis stops at {MAX_SAMPLES} frames. Use a longer step, or `python -m fer.video` with "
+                   "`--max-samples`.", icon=":material/content_cut:")
     if not tracks:
         st.warning("No face found in any analysed frame. Faces need to be roughly frontal and at least about "
                    "40 pixels wide.", icon=":material/face_retouching_off:")
@@ -104,11 +110,11 @@ def render_result(name: str, result, model_name: str) -> None:
                                        title=f"Face {track}: {len(points)} frames"),
                 key=f"video_timeline_{track}", config={"displayModeBar": False})
     if result.thumbnails:
-        moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.1f} s")
+        moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.2f} s")
         index = result.times_s.index(moment)
         faces = [p for p in result.points if p.time_s == moment]
         st.image(result.thumbnails[index], width=480,
-                 caption=f"{moment:.1f} s: " + (", ".join(f"face {p.track} {p.label} {p.score:.0%}" for p in faces)
+                 caption=f"{moment:.2f} s: " + (", ".join(f"face {p.track} {p.label} {p.score:.0%}" for p in faces)
                                                  or "no face"))
     left, right = st.columns(2)
     left.download_button("Timeline as CSV (one row per face per frame)", result.table().to_csv(index=False),
@@ -116,7 +122,8 @@ def render_result(name: str, result, model_name: str) -> None:
     right.download_button("Timeline as JSON", result.to_json(), "fer_video.json", "application/json",
                           key="video_download_json", on_click="ignore")
     st.caption("Emotions: " + ", ".join(EMOTIONS) + ". Tracks link boxes that overlap from one analysed frame to the "
-               "next; a face lost for more than 3 analysed frames comes back as a new track.")
+               f"next; a face lost for more than {TRACK_GAP} analysed frames comes back as a new track, and every "
+               "track ends at a cut (a frame whose layout and grey levels both differ from the one before).")
 
 
 widgets.run_page(render)

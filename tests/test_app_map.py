@@ -55,6 +55,28 @@ def test_a_corrupt_map_is_reported(monkeypatch, tmp_path, mapped_folder):
     assert any("cannot be read" in e for e in texts(at.error))
 
 
+def test_a_selection_shows_its_faces_and_a_face_s_nearest_neighbours(monkeypatch, tmp_path, mapped_folder):
+    import pandas as pd
+
+    from fer_app import charts
+
+    folder, model = mapped_folder
+    predictions = pd.read_csv(folder / "tiny.predictions.csv")
+    chosen = predictions.loc[predictions["split"] == "PrivateTest", "row"].iloc[:30].tolist()
+    # What a lasso over these faces would return (Plotly's selection cannot be made in AppTest).
+    monkeypatch.setattr(charts, "selected_customdata", lambda points: chosen)
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page("pages/map.py")
+    part = predictions.set_index("row").loc[chosen]
+    right = (part["true"] == part["pred"]).mean()
+    assert f"30 faces selected: {right:.0%} right" in texts(at.subheader)
+    assert "Faces the model finds most alike" in texts(at.subheader)
+    assert at.selectbox(key="map_anchor").value in set(chosen)
+    assert any("of these 12 neighbours carry the chosen face's label" in c for c in texts(at.caption))
+    at.selectbox(key="map_anchor").set_value(chosen[5]).run()
+    assert not at.exception
+
+
 def test_selected_customdata_reads_plotly_points():
     points = [{"customdata": 5, "x": 0}, {"customdata": [7]}, {"x": 1}, {"customdata": 5}, {"customdata": []}]
     assert selected_customdata(points) == [5, 7]

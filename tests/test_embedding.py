@@ -33,6 +33,16 @@ def blobs(seed: int = 0, per: int = 60, dims: int = 10) -> tuple[np.ndarray, np.
     return points, np.repeat(np.arange(3), per)
 
 
+def test_each_point_reaches_the_perplexity():
+    from fer.embedding import conditional_affinities
+
+    points, _ = blobs()
+    for perplexity in (5.0, 10.0, 30.0):
+        _, p = conditional_affinities(squared_distances(points), perplexity)
+        entropy = -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1)
+        np.testing.assert_allclose(np.exp(entropy), perplexity, rtol=1e-3)
+
+
 def test_affinities_are_a_symmetric_distribution():
     points, _ = blobs()
     p = affinities(squared_distances(points), perplexity=10)

@@ -484,6 +484,32 @@ def test_most_labelled_photos_get_their_label(released):
 # --- the CLI ------------------------------------------------------------------------------------
 
 
+@needs_photos
+def test_cli_applies_the_card_temperature_unless_raw(tmp_path, capsys):
+    from fer.metadata import read_metadata
+    from fer.predict import main
+
+    model = write_tiny_model(tmp_path)
+    card = read_metadata(model)
+    write_metadata(model, {**card, "calibration": {"temperature": 2.5}})
+    photo = str(PHOTOS_DIR / "fr_obama_small.jpg")
+    outputs = {}
+    for flags in ([], ["--raw"]):
+        assert main([photo, "--json", "--model", str(model), *flags]) == 0
+        outputs[bool(flags)] = json.loads(capsys.readouterr().out)
+    calibrated, raw = outputs[False], outputs[True]
+    assert calibrated["temperature"] == 2.5 and raw["temperature"] == 1.0
+    p_raw = np.array(list(raw["faces"][0]["probabilities"].values()))
+    p_cal = np.array(list(calibrated["faces"][0]["probabilities"].values()))
+    from fer.calibration import apply_temperature
+
+    np.testing.assert_allclose(p_cal, apply_temperature(p_raw[None], 2.5)[0], atol=1e-5)
+    assert calibrated["faces"][0]["label"] == raw["faces"][0]["label"]
+    write_metadata(model, {**card, "calibration": {"temperature": -1}})
+    assert main([photo, "--model", str(model)]) == 2
+    assert "temperature must be a positive number" in capsys.readouterr().err
+
+
 def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     from fer.predict import main
 

@@ -13,7 +13,6 @@ from fer.video import (
     VideoDecodeError,
     VideoInfo,
     analyze_video,
-    box_iou,
     link_tracks,
     main,
     open_video,
@@ -27,11 +26,13 @@ needs_released_model = pytest.mark.skipif(not (MODELS_DIR / "fer_best.h5").is_fi
 
 
 def canvas(name: str | None, size=(640, 480), left: int | None = None) -> np.ndarray:
-    """A frame: the photo scaled into a dark canvas (or the canvas alone)."""
+    """A frame: the photo scaled to fit a dark canvas, or half of it (or the canvas alone)."""
     frame = Image.new("RGB", size, (40, 40, 40))
     if name:
         photo = Image.open(PHOTOS_DIR / name).convert("RGB")
-        photo.thumbnail((size[0] // 2 if left is not None else size[0], size[1]))
+        width = size[0] // 2 if left is not None else size[0]
+        ratio = min(width / photo.width, size[1] / photo.height)
+        photo = photo.resize((round(photo.width * ratio), round(photo.height * ratio)))
         x = (size[0] - photo.width) // 2 if left is None else left
         frame.paste(photo, (x, (size[1] - photo.height) // 2))
     return np.asarray(frame)
@@ -51,12 +52,6 @@ def write_clip(path, segments, fps: int = 10, size=(640, 480)) -> bytes:
     return path.read_bytes()
 
 
-def test_box_iou():
-    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
-
-
 def test_link_tracks_follows_boxes_and_ends_lost_ones():
     tracks, active, nxt = link_tracks({}, [(0, 0, 10, 10), (100, 0, 10, 10)], 1)
     assert tracks == [1, 2] and nxt == 3
@@ -74,11 +69,72 @@ def test_link_tracks_follows_boxes_and_ends_lost_ones():
     assert tracks == [nxt]
 
 
+@needs_photos
+def test_cuts_are_new_shots_not_motion_or_light():
+    from fer.video import frame_signature, is_cut
+
+    photo = np.asarray(Image.open(PHOTOS_DIR / "pyfeat_multi_face.jpg").convert("RGB"))
+    other = np.asarray(Image.open(PHOTOS_DIR / HAPPY).convert("RGB"))
+    same = frame_signature(photo)
+    assert not is_cut(same, frame_signature(np.roll(photo, 100, axis=1))), "a pan"
+    assert not is_cut(same, frame_signature((photo * 0.7).astype(np.uint8))), "the light dims"
+    assert is_cut(same, frame_signature(other))
+    assert is_cut(frame_signature(canvas(HAPPY)), frame_signature(canvas(NEUTRAL)))
+
+
 def test_sampling_step_is_widened_for_long_videos():
     assert sampling_step(VideoInfo(25.0, 250, 640, 480), 0.5) == 0.5
     assert sampling_step(VideoInfo(25.0, 25 * 600, 640, 480), 0.5, max_samples=240) == pytest.approx(2.5)
     with pytest.raises(ValueError):
         sampling_step(VideoInfo(25.0, 250, 640, 480), 0)
+
+
+class FlakyCapture:
+    """A 30 fps stream of 240 frames whose frames 30-119 cannot be decoded."""
+
+    def __init__(self):
+        self.index = -1
+
+    def grab(self):
+        self.index += 1
+        return self.index < 240
+
+    def get(self, prop):
+        return self.index * 1000 / 30
+
+    def retrieve(self):
+        if 30 <= self.index < 120:
+            return False, None
+        return True, np.zeros((48, 64, 3), np.uint8)
+
+
+def test_sampling_stays_on_the_step_grid_after_undecodable_frames(monkeypatch):
+    from contextlib import contextmanager
+
+    import fer.video
+
+    @contextmanager
+    def fake_open(data):
+        yield FlakyCapture(), VideoInfo(30.0, 240, 64, 48)
+
+    monkeypatch.setattr(fer.video, "open_video", fake_open)
+    times = [round(t, 2) for t, _, _ in sample_frames(b"x", every_s=0.5)]
+    # 0.0 and 0.5 decode; 1.0-3.5 fall in the broken run; sampling resumes at 4.0, on the grid.
+    assert times == [0.0, 0.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0, 7.5]
+
+
+@needs_photos
+@needs_released_model
+def test_big_frames_are_reduced_and_boxes_come_back_in_video_pixels(tmp_path):
+    from fer.pipeline import FerPipeline
+
+    pipeline = FerPipeline()
+    boxes = {}
+    for size in ((1920, 1080), (3840, 2160)):  # 4K frames are analysed reduced to ~4 MP
+        clip = write_clip(tmp_path / f"{size[0]}.mp4", [(canvas(HAPPY, size=size), 1.0)], fps=2, size=size)
+        (point, *_), = [analyze_video(pipeline, clip, every_s=1.0).points]
+        boxes[size[0]] = np.array(point.box)
+    np.testing.assert_allclose(boxes[3840], 2 * boxes[1920], rtol=0.06, atol=8)
 
 
 def test_bad_bytes_are_refused_with_a_reason():
@@ -101,8 +157,8 @@ def test_sample_frames_reads_from_memory_at_the_step(tmp_path):
     with open_video(data) as (_, info):
         assert (info.fps, info.frame_count, info.width, info.height) == (10.0, 20, 640, 480)
     frames = list(sample_frames(data, every_s=0.3))
-    assert [round(t, 1) for t, _ in frames] == [0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8]
-    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for _, f in frames)
+    assert [round(t, 1) for t, _, _ in frames] == [0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8]
+    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 and s == 1.0 for _, f, s in frames)
     assert len(list(sample_frames(data, every_s=0.1, max_samples=5))) == 5
 
 
@@ -116,17 +172,20 @@ def test_a_clip_gives_one_timeline_per_face(tmp_path):
                                               (np.maximum(canvas(HAPPY, left=0), canvas(NEUTRAL, left=320)), 1.0)])
     result = analyze_video(FerPipeline(), data, every_s=0.5, thumbnails=True)
     assert len(result.times_s) == 12 and len(result.thumbnails) == 12 and result.temperature > 1.0
-    labels = {round(p.time_s, 1): p.label for p in result.points if p.track == 1}
-    assert all(labels[t] == "happy" for t in (0.0, 0.5, 1.0, 1.5)), labels
-    assert all(labels[t] == "neutral" for t in (2.0, 2.5, 3.0, 3.5)), labels
+    by_track = {track: {round(p.time_s, 1): p.label for p in points} for track, points in result.tracks.items()}
+    # The woman replaces the man at the same place: a cut, so a new track, not his track going on.
+    assert by_track[1] == dict.fromkeys((0.0, 0.5, 1.0, 1.5), "happy"), by_track
+    assert by_track[2] == dict.fromkeys((2.0, 2.5, 3.0, 3.5), "neutral"), by_track
+    assert result.cuts == pytest.approx((2.0, 4.0)), "to the woman, then to the blank frame"
     assert not [p for p in result.points if 4.0 <= p.time_s < 5.0], "no face in the blank second"
     last = [p for p in result.points if p.time_s >= 5.0]
     assert sorted(p.label for p in last) == ["happy", "happy", "neutral", "neutral"]
-    assert len({p.track for p in last}) == 2 and min(p.track for p in last) > 1, "new people after a 1 s gap"
+    assert len({p.track for p in last}) == 2 and min(p.track for p in last) > 2, "new people after a 1 s gap"
     table = result.table()
     assert len(table) == len(result.points) and np.allclose(table.filter(like="p_").sum(axis=1), 1, atol=1e-4)
     summary = result.summary().set_index("track")
-    assert summary.loc[1, "frames"] == 8 and summary.loc[1, "first_s"] == 0.0 and summary.loc[1, "last_s"] == 3.5
+    assert summary.loc[1, "frames"] == 4 and summary.loc[1, "first_s"] == 0.0 and summary.loc[1, "last_s"] == 1.5
+    assert summary.loc[2, "dominant"] == "neutral" and summary.loc[2, "dominant_share"] == 1.0
     record = json.loads(result.to_json())
     assert record["samples"] == 12 and len(record["faces"]) == len(result.points)
 
@@ -139,7 +198,11 @@ def test_cli_prints_tracks_and_writes_csv(tmp_path, capsys):
     assert main([str(data_path), "--csv", str(tmp_path / "out.csv")]) == 0
     out = capsys.readouterr().out
     assert "1 face track(s)" in out and "mostly happy" in out
-    assert (tmp_path / "out.csv").read_text().splitlines()[0].startswith("time_s,track,x,y,w,h,label,score,p_angry")
+    header, first = (tmp_path / "out.csv").read_text().splitlines()[:2]
+    assert header.startswith("time_s,track,x,y,w,h,label,score,tta,temperature,p_angry")
+    assert float(first.split(",")[9]) > 1.0, "fer_best's calibration temperature"
+    assert main([str(data_path), "--raw", "--csv", str(tmp_path / "raw.csv")]) == 0
+    assert float((tmp_path / "raw.csv").read_text().splitlines()[1].split(",")[9]) == 1.0
     (tmp_path / "bad.mp4").write_bytes(b"\0" * 100)
     assert main([str(tmp_path / "bad.mp4")]) == 2
     assert "not a video" in capsys.readouterr().err
