@@ -77,8 +77,10 @@ def main() -> int:
     for tta in (False, True):
         result = analyze_video(pipeline, data, args.every, tta=tta)
         frames = len(result.times_s)
+        cuts = ", ".join(f"{t:g}" for t in result.cuts) or "none"
         print(f"analysis{' (flip TTA)' if tta else ''}: {frames} frames, {len(result.points)} faces, "
-              f"{len(result.tracks)} tracks in {result.seconds:.2f} s = {1000 * result.seconds / frames:.0f} ms an "
+              f"{len(result.tracks)} tracks ({result.identity_checks} identity checks), cuts at {cuts} s, in "
+              f"{result.seconds:.2f} s = {1000 * result.seconds / frames:.0f} ms an "
               f"analysed frame, {args.seconds / result.seconds:.1f}x real time")
     return 0
 
