@@ -227,8 +227,10 @@ def selected_customdata(points) -> list[int]:
     return list(dict.fromkeys(rows))
 
 
-def timeline_figure(times: Sequence[float], probabilities: np.ndarray, title: str = "", height: int = 300) -> go.Figure:
-    """One face's probabilities over a video's time (``fer.video``), a line per emotion."""
+def timeline_figure(times: Sequence[float], probabilities: np.ndarray, title: str = "", height: int = 300,
+                    span: tuple[float, float] | None = None) -> go.Figure:
+    """One face's probabilities over a video's time (``fer.video``), a line per emotion; ``span``
+    fixes the time axis (the whole clip), so several faces' timelines line up."""
     probabilities = np.asarray(probabilities)
     figure = go.Figure()
     for j, name in enumerate(EMOTIONS):
@@ -236,6 +238,7 @@ def timeline_figure(times: Sequence[float], probabilities: np.ndarray, title: st
                                     line={"color": _rgb(EMOTION_COLORS[name])}, marker={"size": 4},
                                     hovertemplate=f"{name} %{{y:.0f}}% at %{{x:.1f}} s<extra></extra>"))
     figure.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                         xaxis={"title": "time (s)"}, yaxis={"title": "probability (%)", "range": [0, 100]},
+                         xaxis={"title": "time (s)", **({"range": list(span)} if span else {})},
+                         yaxis={"title": "probability (%)", "range": [0, 100]},
                          legend={"orientation": "h", "y": -0.3})
     return figure

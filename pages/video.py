@@ -107,7 +107,8 @@ def render_result(name: str, result, model_name: str) -> None:
             points = tracks[track]
             st.plotly_chart(
                 charts.timeline_figure([p.time_s for p in points], np.stack([p.probabilities for p in points]),
-                                       title=f"Face {track}: {len(points)} frames"),
+                                       title=f"Face {track}: {len(points)} frames",
+                                       span=(0.0, max(result.times_s[-1], info.duration_s))),
                 key=f"video_timeline_{track}", config={"displayModeBar": False})
     if result.thumbnails:
         moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.2f} s")
