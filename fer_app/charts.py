@@ -230,7 +230,8 @@ def selected_customdata(points) -> list[int]:
 def timeline_figure(times: Sequence[float], probabilities: np.ndarray, title: str = "", height: int = 300,
                     span: tuple[float, float] | None = None) -> go.Figure:
     """One face's probabilities over a video's time (``fer.video``), a line per emotion; ``span``
-    fixes the time axis (the whole clip), so several faces' timelines line up."""
+    fixes the time axis (the whole clip), so several faces' timelines line up.
+    """
     probabilities = np.asarray(probabilities)
     figure = go.Figure()
     for j, name in enumerate(EMOTIONS):
