@@ -29,7 +29,8 @@ def render() -> None:
     upload = st.file_uploader(
         "A video clip", type=[s.lstrip(".") for s in VIDEO_SUFFIXES], key="video_upload",
         max_upload_size=MAX_UPLOAD_MB,
-        help="Decoded in memory and never written to disk. Faces are followed from frame to frame by their boxes.",
+        help="Decoded in memory and never written to disk. Each person gets one track: box overlap from frame to "
+             "frame, checked with a face descriptor, so someone who leaves and comes back keeps their track.",
     )
     try:
         with st.spinner(f"Loading {model.name}…"):
@@ -78,8 +79,8 @@ def render_result(name: str, result, model_name: str) -> None:
     st.subheader(name, divider="gray")
     length = f"{info.duration_s:.1f} s at {info.fps:.1f} fps" if info.duration_s > 0 else "length not recorded"
     st.caption(
-        f"{info.width}×{info.height} px · {length} · {len(result.times_s)} frames "
-        f"analysed, one every {result.every_s:.2f} s, in {result.seconds:.1f} s · {len(tracks)} face track"
+        f"{info.width}×{info.height} px · {length} · {len(result.times_s)} frame"
+        f"{'s' if len(result.times_s) != 1 else ''} analysed, one every {result.every_s:.2f} s, in {result.seconds:.1f} s · {len(tracks)} face track"
         f"{'s' if len(tracks) != 1 else ''} · {len(result.cuts)} cut{'s' if len(result.cuts) != 1 else ''} · "
         f"model {model_name}{', flip TTA' if result.tta else ''}"
         + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")
@@ -111,7 +112,9 @@ def render_result(name: str, result, model_name: str) -> None:
                                        span=(0.0, max(result.times_s[-1], info.duration_s))),
                 key=f"video_timeline_{track}", config={"displayModeBar": False})
     if result.thumbnails:
-        moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.2f} s")
+        moment = result.times_s[0]
+        if len(result.times_s) > 1:
+            moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.2f} s")
         index = result.times_s.index(moment)
         faces = [p for p in result.points if p.time_s == moment]
         st.image(result.thumbnails[index], width=480,
@@ -122,9 +125,9 @@ def render_result(name: str, result, model_name: str) -> None:
                          "fer_video.csv", "text/csv", key="video_download_csv", on_click="ignore")
     right.download_button("Timeline as JSON", result.to_json(), "fer_video.json", "application/json",
                           key="video_download_json", on_click="ignore")
-    st.caption("Emotions: " + ", ".join(EMOTIONS) + ". Tracks link boxes that overlap from one analysed frame to the "
-               f"next; a face lost for more than {TRACK_GAP} analysed frames comes back as a new track, and every "
-               "track ends at a cut (a frame whose layout and grey levels both differ from the one before).")
+    st.caption("Emotions: " + ", ".join(EMOTIONS) + ". A face continues the track whose box it overlaps in the last "
+               f"{TRACK_GAP} analysed frames; dlib's face descriptor checks that link when the face changed much or a "
+               "new shot starts (a cut), and finds the person again when no box links them.")
 
 
 widgets.run_page(render)

@@ -44,3 +44,13 @@ def test_a_file_that_is_not_a_video_gets_a_message(app_env):
     at.file_uploader[0].set_value(("notes.mp4", b"these are notes, not a video" * 20, "video/mp4")).run()
     assert not at.exception
     assert any("notes.mp4** cannot be read: the file is not a video" in e for e in texts(at.error))
+
+
+@needs_photos
+def test_a_one_frame_clip_is_shown_without_a_frame_slider(app_env, tmp_path):
+    clip = write_clip(tmp_path / "short.mp4", [(canvas(HAPPY), 0.3)])
+    at = open_page("pages/video.py")
+    at.file_uploader[0].set_value(("short.mp4", clip, "video/mp4")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert any("· 1 frame analysed" in c for c in texts(at.caption))
+    assert not at.get("select_slider") or all(s.key != "video_frame" for s in at.select_slider)
