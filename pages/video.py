@@ -72,6 +72,10 @@ def _analyse(pipeline, data: bytes, every: float, tta: bool):
         bar.empty()
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render_result(name: str, result, model_name: str) -> None:
     """The clip's figures, each face's timeline, a frame browser and the downloads."""
     info = result.info
@@ -79,10 +83,9 @@ def render_result(name: str, result, model_name: str) -> None:
     st.subheader(name, divider="gray")
     length = f"{info.duration_s:.1f} s at {info.fps:.1f} fps" if info.duration_s > 0 else "length not recorded"
     st.caption(
-        f"{info.width}×{info.height} px · {length} · {len(result.times_s)} frame"
-        f"{'s' if len(result.times_s) != 1 else ''} analysed, one every {result.every_s:.2f} s, in {result.seconds:.1f} s · {len(tracks)} face track"
-        f"{'s' if len(tracks) != 1 else ''} · {len(result.cuts)} cut{'s' if len(result.cuts) != 1 else ''} · "
-        f"model {model_name}{', flip TTA' if result.tta else ''}"
+        f"{info.width}×{info.height} px · {length} · {_count(len(result.times_s), 'frame')} analysed, one every "
+        f"{result.every_s:.2f} s, in {result.seconds:.1f} s · {_count(len(tracks), 'face track')} · "
+        f"{_count(len(result.cuts), 'cut')} · model {model_name}{', flip TTA' if result.tta else ''}"
         + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")
     )
     if result.truncated:
