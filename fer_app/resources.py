@@ -354,7 +354,7 @@ def _face_map(path: str, version: int):
 @st.cache_data(show_spinner=False, max_entries=8)
 def model_sha256(path: str, version: int) -> str:
     """SHA-256 of a model file (cached per modification time)."""
-    from fer.embedding import file_sha256
+    from fer.data import file_sha256
 
     del version
     return file_sha256(path)

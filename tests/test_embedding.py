@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer.data import file_sha256
 from fer.embedding import (
     FaceMap,
     affinities,
     build_map,
     embedding_path,
-    file_sha256,
     load_map,
     map_table,
     nearest,
@@ -22,8 +22,6 @@ from fer.embedding import (
 )
 from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer.paths import MODELS_DIR
-
-RELEASED = MODELS_DIR / "fer_best.h5"
 
 
 def blobs(seed: int = 0, per: int = 60, dims: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -129,18 +127,24 @@ def test_build_map_of_a_real_model(tmp_path):
     assert embedding_path(model).name == "tiny.embedding.npz"
 
 
-@pytest.mark.skipif(not embedding_path(RELEASED).is_file(), reason="no map of the released model")
-def test_the_released_map_matches_its_model_and_groups_its_predictions():
+MAPPED = sorted(MODELS_DIR.glob("*.embedding.npz"))
+
+
+@pytest.mark.skipif(not MAPPED, reason="no map of a released model")
+@pytest.mark.parametrize("map_path", MAPPED, ids=lambda p: p.name)
+def test_released_maps_match_their_models_and_group_their_predictions(map_path):
     from fer.testset import load_test_faces
 
-    face_map = load_map(embedding_path(RELEASED))
-    assert face_map.model_sha256 == file_sha256(RELEASED), "rebuild: python -m fer.embedding build --model ..."
+    model = map_path.with_name(map_path.name.replace(".embedding.npz", ".h5"))
+    face_map = load_map(map_path)
+    assert face_map.model_sha256 == file_sha256(model), f"rebuild: python -m fer.embedding build --model {model}"
     np.testing.assert_array_equal(face_map.rows, load_test_faces().rows)
-    predictions = pd.read_csv(MODELS_DIR / "fer_best.predictions.csv")
+    predictions = pd.read_csv(model.with_name(model.stem + ".predictions.csv"))
     for split in EVAL_SPLITS:
         table = map_table(face_map, predictions, split)
         assert len(table) == 3589
-        # Faces the model calls alike sit together: most 2-D neighbours share the prediction.
+        # Faces the model calls alike sit together: most 2-D neighbours share the prediction
+        # (83% for fer_best, 70% for the paper CNN on PrivateTest; a random layout gives ~20%).
         points = table[["x", "y"]].to_numpy()
-        assert neighbour_agreement(points, table["pred"].to_numpy()).mean() > 0.8
+        assert neighbour_agreement(points, table["pred"].to_numpy()).mean() > 0.65
         assert face_map.neighbourhood_kept[split] > 0.2
