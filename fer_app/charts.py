@@ -157,31 +157,55 @@ def confusion_styles(frame: pd.DataFrame, shares: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(styles, index=frame.index, columns=frame.columns)
 
 
-MAP_COLOURINGS: dict[str, str] = {"true": "true label", "pred": "predicted label", "correct": "right or wrong"}
+MAP_COLOURINGS: dict[str, str] = {"true": "true label", "pred": "predicted label", "correct": "right or wrong",
+                                  "twin": "copy in Training", "confidence": "confidence"}
 
 
 def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560) -> go.Figure:
     """The test faces on the model's 2-D map (``fer.embedding.map_table``), one WebGL trace per colour.
 
     Each point carries its FER2013 row as ``customdata``, so a box or lasso selection names faces.
+    ``twin`` needs a boolean ``twin`` column (the face has a copy in Training, ``fer.twins``);
+    ``confidence`` draws one trace on a colour scale.
     """
+    if colour == "confidence":
+        return _confidence_map(table, height)
     if colour == "correct":
         groups = [("right", table["correct"], "rgb(150,150,150)"), ("wrong", ~table["correct"], "rgb(214,39,40)")]
+    elif colour == "twin":
+        groups = [("no copy in Training", ~table["twin"], "rgb(150,150,150)"),
+                  ("copy in Training", table["twin"], "rgb(148,103,189)")]
     else:
         groups = [(name, table[colour] == i, _rgb(EMOTION_COLORS[name])) for i, name in enumerate(EMOTIONS)]
     figure = go.Figure()
     for name, mask, color in groups:
         part = table[mask]
-        hover = [f"row {r} · true {EMOTIONS[t]} → {EMOTIONS[p]} {c:.0%}" for r, t, p, c in
-                 zip(part["row"], part["true"], part["pred"], part["confidence"], strict=True)]
         figure.add_trace(go.Scattergl(
             x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part)})", customdata=part["row"],
-            text=hover, hoverinfo="text", marker={"size": 5, "color": color, "opacity": 0.75},
+            text=_map_hover(part), hoverinfo="text", marker={"size": 5, "color": color, "opacity": 0.75},
         ))
+    return _map_layout(figure, height)
+
+
+def _map_hover(part: pd.DataFrame) -> list[str]:
+    return [f"row {r} · true {EMOTIONS[t]} → {EMOTIONS[p]} {c:.0%}" for r, t, p, c in
+            zip(part["row"], part["true"], part["pred"], part["confidence"], strict=True)]
+
+
+def _map_layout(figure: go.Figure, height: int) -> go.Figure:
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso",
                          legend={"itemsizing": "constant"}, xaxis={"visible": False},
                          yaxis={"visible": False, "scaleanchor": "x"})
     return figure
+
+
+def _confidence_map(table: pd.DataFrame, height: int) -> go.Figure:
+    figure = go.Figure(go.Scattergl(
+        x=table["x"], y=table["y"], mode="markers", customdata=table["row"], text=_map_hover(table), hoverinfo="text",
+        marker={"size": 5, "color": table["confidence"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
+                "opacity": 0.8, "colorbar": {"title": {"text": "top probability"}, "thickness": 12}},
+    ))
+    return _map_layout(figure, height)
 
 
 def reliability_figure(summary: Mapping, title: str = "") -> go.Figure:

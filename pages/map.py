@@ -50,6 +50,7 @@ def render() -> None:
         st.error(f"The predictions of `{model.path.name}` cannot be read: {err}")
         return
     table = map_table(face_map, predictions, split)
+    table["twin"] = table["row"].isin(resources.twin_lookup().keys())
     if table.empty:
         st.warning(f"The map and the predictions of `{model.path.name}` share no {split} face.")
         return

@@ -34,8 +34,9 @@ def test_the_map_is_drawn_with_its_controls(monkeypatch, tmp_path, mapped_folder
     assert any("Select a region of the map" in i for i in texts(at.info))
     assert not at.warning, texts(at.warning)
     at.segmented_control(key="map_split").set_value("PublicTest").run()
-    at.segmented_control(key="map_colour").set_value("correct").run()
-    assert not at.exception
+    for colour in ("correct", "twin", "confidence", "pred"):
+        at.segmented_control(key="map_colour").set_value(colour).run()
+        assert not at.exception
     assert any("3589 PublicTest faces" in c for c in texts(at.caption))
 
 
@@ -81,3 +82,21 @@ def test_selected_customdata_reads_plotly_points():
     points = [{"customdata": 5, "x": 0}, {"customdata": [7]}, {"x": 1}, {"customdata": 5}, {"customdata": []}]
     assert selected_customdata(points) == [5, 7]
     assert selected_customdata(None) == [] and selected_customdata([]) == []
+
+
+def test_face_map_figure_colourings():
+    import numpy as np
+    import pandas as pd
+
+    from fer_app.charts import MAP_COLOURINGS, face_map_figure
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"row": np.arange(50), "x": rng.normal(size=50), "y": rng.normal(size=50),
+                          "true": rng.integers(0, 7, 50), "pred": rng.integers(0, 7, 50),
+                          "confidence": rng.random(50), "twin": rng.random(50) < 0.3})
+    table["correct"] = table["true"] == table["pred"]
+    traces = {colour: face_map_figure(table, colour).data for colour in MAP_COLOURINGS}
+    assert [len(traces[c]) for c in ("true", "pred", "correct", "twin", "confidence")] == [7, 7, 2, 2, 1]
+    for data in traces.values():  # every face once, each carrying its row for the selection
+        assert sorted(int(r) for trace in data for r in trace.customdata) == list(range(50))
+    assert traces["twin"][1].name == f"copy in Training ({int(table['twin'].sum())})"
