@@ -351,10 +351,34 @@ def load_map(path: str | Path) -> FaceMap:
         raise ValueError(f"{path.name} is not a face map ({type(err).__name__}: {err}); rebuild it") from err
 
 
+def map_report(face_map: FaceMap, predictions, twin_rows: set[int] | None = None, k: int = 10) -> dict[str, dict]:
+    """What a map shows, per split: the share of each face's ``k`` nearest map neighbours with
+    the same prediction and the same true label, and, given the rows with a copy in Training
+    (``fer.twins``), how often such faces neighbour each other against their base rate.
+    """
+    out = {}
+    for split in EVAL_SPLITS:
+        table = map_table(face_map, predictions, split)
+        if table.empty:
+            continue
+        points = table[["x", "y"]].to_numpy()
+        entry = {"faces": len(table), "neighbourhood_kept": face_map.neighbourhood_kept.get(split),
+                 "same_prediction": float(neighbour_agreement(points, table["pred"].to_numpy(), k).mean()),
+                 "same_label": float(neighbour_agreement(points, table["true"].to_numpy(), k).mean())}
+        if twin_rows is not None:
+            copied = table["row"].isin(twin_rows).to_numpy()
+            near = neighbour_sets(points, k)
+            entry |= {"copies": float(copied.mean()),
+                      "copies_next_to_copies": float(copied[near[copied]].mean()) if copied.any() else None,
+                      "copies_next_to_others": float(copied[near[~copied]].mean()) if (~copied).any() else None}
+        out[split] = entry
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m fer.embedding build --model models/fer_best.h5``."""
+    """CLI: ``python -m fer.embedding build|report --model models/fer_best.h5``."""
     parser = argparse.ArgumentParser(prog="python -m fer.embedding", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("build",))
+    parser.add_argument("command", choices=("build", "report"))
     parser.add_argument("--model", required=True, help="a single-input .h5 model with its card beside it")
     parser.add_argument("--iterations", type=int, default=ITERATIONS)
     parser.add_argument("--out", default=None, help="default: <model stem>.embedding.npz beside the model")
@@ -362,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.model).is_file():
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2
+    if args.command == "report":
+        return _report(Path(args.model), Path(args.out) if args.out else embedding_path(args.model))
     started = time.perf_counter()
     try:
         face_map = build_map(args.model, iterations=args.iterations)
@@ -373,6 +399,37 @@ def main(argv: list[str] | None = None) -> int:
     for split, kept in face_map.neighbourhood_kept.items():
         print(f"{split}: the 2-D map keeps {kept:.1%} of each face's 10 nearest neighbours "
               f"(in {NEIGHBOUR_DIMS} principal components of the features)")
+    return 0
+
+
+def _report(model: Path, path: Path) -> int:
+    import pandas as pd
+
+    from fer.evaluate import predictions_path
+    from fer.twins import TWIN_THRESHOLD, load_twins
+
+    try:
+        face_map = load_map(path)
+        predictions = pd.read_csv(predictions_path(model))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        twins = load_twins()
+        twin_rows = set(twins.loc[twins["similarity"] >= TWIN_THRESHOLD, "row"].tolist())
+    except (FileNotFoundError, ValueError):
+        twin_rows = None
+    if face_map.model_sha256 != file_sha256(model):
+        print(f"note: {path.name} was built from other weights than {model.name}", file=sys.stderr)
+    for split, entry in map_report(face_map, predictions, twin_rows).items():
+        line = (f"{split} ({entry['faces']} faces): map keeps {entry['neighbourhood_kept']:.1%} of the 10-NN; "
+                f"of a face's 10 map neighbours {entry['same_prediction']:.1%} share its prediction, "
+                f"{entry['same_label']:.1%} its label")
+        if "copies" in entry:
+            line += (f"; faces with a copy in Training ({entry['copies']:.1%}) have "
+                     f"{entry['copies_next_to_copies']:.1%} such neighbours, "
+                     f"the others {entry['copies_next_to_others']:.1%}")
+        print(line)
     return 0
 
 

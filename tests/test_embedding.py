@@ -148,3 +148,35 @@ def test_released_maps_match_their_models_and_group_their_predictions(map_path):
         points = table[["x", "y"]].to_numpy()
         assert neighbour_agreement(points, table["pred"].to_numpy()).mean() > 0.65
         assert face_map.neighbourhood_kept[split] > 0.2
+
+
+def test_map_report_counts_neighbours():
+    from fer.embedding import map_report
+
+    rng = np.random.default_rng(0)
+    n = 40
+    # Two tight groups far apart: one of faces predicted 0 with copies in Training, one predicted 1.
+    xy = np.concatenate([rng.normal(size=(n // 2, 2)), rng.normal(size=(n // 2, 2)) + 100]).astype(np.float32)
+    face_map = FaceMap(rows=np.arange(n), split=np.array(["PrivateTest"] * n), xy=xy,
+                       features=np.zeros((n, 2), np.float16), model_sha256="", neighbourhood_kept={"PrivateTest": 0.5})
+    predictions = pd.DataFrame({"row": np.arange(n), "split": "PrivateTest", "true": [0] * 30 + [1] * 10,
+                                "pred": [0] * 20 + [1] * 20})
+    for j, emotion in enumerate(EMOTIONS):
+        predictions[f"p_{emotion}"] = (predictions["pred"] == j).astype(float)
+    report = map_report(face_map, predictions, twin_rows=set(range(20)), k=5)
+    entry = report["PrivateTest"]
+    assert set(report) == {"PrivateTest"} and entry["faces"] == n
+    assert entry["same_prediction"] == 1.0 and entry["copies"] == 0.5
+    assert entry["copies_next_to_copies"] == 1.0 and entry["copies_next_to_others"] == 0.0
+    assert 0.5 < entry["same_label"] < 1.0  # ten faces of the second group carry label 0
+
+
+@pytest.mark.skipif(not MAPPED, reason="no map of a released model")
+def test_report_cli_prints_each_split(capsys):
+    from fer.embedding import main
+
+    model = MAPPED[0].with_name(MAPPED[0].name.replace(".embedding.npz", ".h5"))
+    assert main(["report", "--model", str(model)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in out] == list(EVAL_SPLITS)
+    assert all("share its prediction" in line and "copy in Training" in line for line in out)
