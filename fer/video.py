@@ -17,6 +17,7 @@ import functools
 import io
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ MAX_FRAME_PIXELS: int = 1920 * 1080 * 2  # frames above ~4 MP are decoded, then 
 TRACK_IOU: float = 0.3
 TRACK_GAP: int = 3  # sampled frames a face may be missing before box overlap no longer links it
 SAME_PERSON: float = 0.6  # dlib's threshold on the distance between two face descriptors
+# Only descriptors this close update a person's mean, so a look-alike accepted near the threshold
+# does not drag it towards them.
+CLEARLY_SAME: float = 0.45
 # Aligned 48x48 faces of one person half a second apart correlate well whatever the expression;
 # below this a box-overlap link is checked with the identity descriptor.
 FACE_CHANGE: float = 0.7
@@ -222,14 +226,17 @@ def sampling_step(info: VideoInfo, every_s: float, max_samples: int = MAX_SAMPLE
     return every_s
 
 
-def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S,
-                  max_samples: int = MAX_SAMPLES) -> Iterator[tuple[float, np.ndarray, float]]:
+def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: int = MAX_SAMPLES,
+                  state: dict | None = None) -> Iterator[tuple[float, np.ndarray, float]]:
     """Yields ``(time in s, RGB frame, scale)`` for the first frame at or after each multiple of
     the step (see :func:`sampling_step`); ``scale`` is frame pixels per video pixel (below 1
     for frames reduced to :data:`MAX_FRAME_PIXELS`).
 
     Times come from the stream's timestamps (right for variable-frame-rate phone clips), else
     from the frame index. Frames between samples are only grabbed, never converted to RGB arrays.
+    When ``state`` is given, ``state["truncated"]`` says at the end whether frames were left
+    after the last sample the budget allowed (read from the stream, not from the length the
+    container claims, which can be missing or wrong).
 
     Raises:
         VideoDecodeError: when the bytes cannot be opened or no frame decodes.
@@ -256,6 +263,8 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S,
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             reduced = _reduced(rgb)
             yield moment, reduced, reduced.shape[1] / rgb.shape[1]
+        if state is not None:
+            state["truncated"] = yielded >= max_samples and capture.grab()
     if yielded == 0:
         raise VideoDecodeError("no frame of the video could be decoded")
 
@@ -343,8 +352,6 @@ class FaceIdentifier:
     """
 
     def __init__(self) -> None:
-        import threading
-
         import dlib
         import face_recognition_models
 
@@ -359,15 +366,26 @@ class FaceIdentifier:
         xs, ys = landmarks[:, 0], landmarks[:, 1]
         shape = dlib.full_object_detection(dlib.rectangle(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
                                            points)
-        chip = dlib.get_face_chip(np.ascontiguousarray(rgb), shape, size=150, padding=0.25)
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 2:
+            rgb = np.dstack([rgb] * 3)
+        chip = dlib.get_face_chip(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), shape, size=150, padding=0.25)
         with self._lock:
             return np.asarray(self._network.compute_face_descriptor(chip), dtype=np.float32)
 
 
+_identifier_lock = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
-def face_identifier() -> FaceIdentifier:
-    """The process's one :class:`FaceIdentifier` (loaded on first use, ~0.3 s)."""
+def _load_identifier() -> FaceIdentifier:
     return FaceIdentifier()
+
+
+def face_identifier() -> FaceIdentifier:
+    """The process's one :class:`FaceIdentifier` (loaded once, on first use, ~0.3 s)."""
+    with _identifier_lock:  # two sessions at once must not load it twice
+        return _load_identifier()
 
 
 def _unit(face: np.ndarray) -> np.ndarray:
@@ -397,12 +415,13 @@ _UNLINKED = 1 << 40  # link_tracks' numbers for boxes that continue no track
 class FaceTracker:
     """Gives each face of successive sampled frames a person's track number (from 1).
 
-    Box overlap (:func:`link_tracks`) links a face to the track it continues. The link is
-    checked with the face descriptor (:class:`FaceIdentifier`, about 0.13 s a face on 2 cores,
-    so only when needed) when the aligned face changed much since the track's last frame
-    (:data:`FACE_CHANGE`), when the frame looks like a new shot, or when the track has no
-    descriptor yet. A face no box links, or whose link fails the check, joins the known person
-    nearest by descriptor, if any is within :data:`SAME_PERSON`, else starts a new track.
+    Box overlap (:func:`link_tracks`, tracks missing for up to :data:`TRACK_GAP` sampled frames)
+    links a face to the track it continues. Every new track gets a face descriptor
+    (:class:`FaceIdentifier`, about 0.13 s a face on 2 cores, so only when needed); a link is
+    checked with one when the aligned face changed much since the track's last frame
+    (:data:`FACE_CHANGE`) or the frame starts a new shot, and holds only if that person is the
+    nearest known one and within :data:`SAME_PERSON`. A face no box links, or whose link fails,
+    joins the nearest known person within :data:`SAME_PERSON`, else starts a new track.
     """
 
     def __init__(self, identifier: FaceIdentifier | None = None) -> None:
@@ -428,11 +447,11 @@ class FaceTracker:
             if track_id >= _UNLINKED:
                 continue  # no box overlap: link_tracks numbered it as new
             track = self._tracks[track_id]
-            changed = float(units[i] @ track.face) < FACE_CHANGE
-            if new_shot or changed or track.descriptor_sum is None:
+            if new_shot or float(units[i] @ track.face) < FACE_CHANGE:
                 descriptors[i] = self._describe(rgb, faces[i].landmarks)
-                if track.descriptor_sum is not None and track.distance(descriptors[i]) > SAME_PERSON:
-                    continue  # the box is where they were, but it is someone else
+                nearest_id = min(self._tracks, key=lambda t: self._tracks[t].distance(descriptors[i]))
+                if track.distance(descriptors[i]) > SAME_PERSON or nearest_id != track_id:
+                    continue  # the box is where they were, but it is someone else (maybe someone known)
             assigned[i] = track_id
         taken = set(assigned.values())
         pending = [i for i in range(len(faces)) if i not in assigned]
@@ -456,7 +475,7 @@ class FaceTracker:
         for i, t in assigned.items():
             track = self._tracks[t]
             track.box, track.face, track.gap = tuple(boxes[i]), units[i], 0
-            if i in descriptors:
+            if i in descriptors and (track.descriptor_sum is None or track.distance(descriptors[i]) < CLEARLY_SAME):
                 d = descriptors[i]
                 track.descriptor_sum = d.copy() if track.descriptor_sum is None else track.descriptor_sum + d
                 track.descriptors += 1
@@ -497,7 +516,8 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
     times, points, images = [], [], []
     use_tta = pipeline.tta if tta is None else tta
     cuts, signature, tracker = [], None, FaceTracker()
-    for moment, rgb, scale in sample_frames(data, step, max_samples):
+    sampling: dict = {}
+    for moment, rgb, scale in sample_frames(data, step, max_samples, state=sampling):
         previous, signature = signature, frame_signature(rgb)
         new_shot = previous is not None and is_cut(previous, signature)
         if new_shot:
@@ -514,8 +534,7 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
             images.append(_thumbnail(result))
         if progress is not None:
             progress(moment, info.duration_s)
-    # The frame budget ran out before the end (a container that does not say how long it is).
-    truncated = len(times) >= max_samples and (info.duration_s <= 0 or times[-1] + 2 * step < info.duration_s)
+    truncated = bool(sampling.get("truncated"))  # the frame budget ran out before the stream did
     return VideoResult(info=info, every_s=step, times_s=tuple(times), points=tuple(points), thumbnails=tuple(images),
                        seconds=time.perf_counter() - started, tta=use_tta,
                        temperature=pipeline.temperatures[use_tta], truncated=truncated, cuts=tuple(cuts),

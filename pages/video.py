@@ -56,7 +56,7 @@ def render() -> None:
         st.error(f"**{upload.name}** could not be analysed ({type(err).__name__}: {err}).",
                  icon=":material/broken_image:")
         return
-    render_result(upload.name, result, model.name)
+    render_result(upload.name, result, model.name, upload.file_id)
 
 
 def _analyse(pipeline, data: bytes, every: float, tta: bool):
@@ -76,7 +76,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def render_result(name: str, result, model_name: str) -> None:
+def render_result(name: str, result, model_name: str, clip_id: str = "") -> None:
     """The clip's figures, each face's timeline, a frame browser and the downloads."""
     info = result.info
     tracks = result.tracks
@@ -89,9 +89,9 @@ def render_result(name: str, result, model_name: str) -> None:
         + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")
     )
     if result.truncated:
-        st.warning(f"Only the first {result.times_s[-1]:.1f} s were analysed: the clip does not record its length, "
-                   f"and the analysis stops at {MAX_SAMPLES} frames. Use a longer step, or `python -m fer.video` with "
-                   "`--max-samples`.", icon=":material/content_cut:")
+        st.warning(f"Only the first {result.times_s[-1]:.1f} s were analysed: the analysis stops at {MAX_SAMPLES} "
+                   "frames, and this clip went on (its container understated its length or did not record it). Use a "
+                   "longer step, or `python -m fer.video` with `--max-samples`.", icon=":material/content_cut:")
     if not tracks:
         st.warning("No face found in any analysed frame. Faces need to be roughly frontal and at least about "
                    "40 pixels wide.", icon=":material/face_retouching_off:")
@@ -105,7 +105,8 @@ def render_result(name: str, result, model_name: str) -> None:
                                     "mean_top": "top of the mean probabilities"})
         shown = list(tracks)
         if len(shown) > 1:
-            shown = st.multiselect("Faces", shown, default=shown[:4], key="video_tracks",
+            # Keyed by the clip, so a new clip starts from its own first faces.
+            shown = st.multiselect("Faces", shown, default=shown[:4], key=f"video_tracks_{clip_id}",
                                    format_func=lambda t: f"face {t}")
         for track in shown:
             points = tracks[track]
@@ -117,7 +118,8 @@ def render_result(name: str, result, model_name: str) -> None:
     if result.thumbnails:
         moment = result.times_s[0]
         if len(result.times_s) > 1:
-            moment = st.select_slider("Frame", result.times_s, key="video_frame", format_func=lambda t: f"{t:.2f} s")
+            moment = st.select_slider("Frame", result.times_s, key=f"video_frame_{clip_id}",
+                                      format_func=lambda t: f"{t:.2f} s")
         index = result.times_s.index(moment)
         faces = [p for p in result.points if p.time_s == moment]
         st.image(result.thumbnails[index], width=480,
@@ -128,9 +130,9 @@ def render_result(name: str, result, model_name: str) -> None:
                          "fer_video.csv", "text/csv", key="video_download_csv", on_click="ignore")
     right.download_button("Timeline as JSON", result.to_json(), "fer_video.json", "application/json",
                           key="video_download_json", on_click="ignore")
-    st.caption("Emotions: " + ", ".join(EMOTIONS) + ". A face continues the track whose box it overlaps in the last "
-               f"{TRACK_GAP} analysed frames; dlib's face descriptor checks that link when the face changed much or a "
-               "new shot starts (a cut), and finds the person again when no box links them.")
+    st.caption("Emotions: " + ", ".join(EMOTIONS) + ". A face continues the track whose box it overlaps (a track may "
+               f"miss up to {TRACK_GAP} analysed frames); dlib's face descriptor checks that link when the face "
+               "changed much or a new shot starts (a cut), and finds the person again when no box links them.")
 
 
 widgets.run_page(render)

@@ -35,8 +35,15 @@ def test_an_uploaded_clip_gets_a_timeline_per_face(app_env, tmp_path):
     assert len(at.main.get("plotly_chart")) == min(4, len(summary))
     assert len(at.get("download_button")) == 2
     # The frame browser: a rerun reuses the session's result (no second progress bar).
-    at.select_slider(key="video_frame").set_value(1.5).run()
+    (frame,) = [s for s in at.select_slider if s.label == "Frame"]
+    frame.set_value(1.5).run()
     assert not at.exception and not at.get("progress")
+    # A second clip starts from its own faces and frames, not the first clip's choices.
+    other = write_clip(tmp_path / "other.mp4", [(canvas(NEUTRAL), 1.0)])
+    at.file_uploader[0].set_value(("other.mp4", other, "video/mp4")).run()
+    assert not at.exception and "other.mp4" in texts(at.subheader)
+    (frame,) = [s for s in at.select_slider if s.label == "Frame"]
+    assert frame.value == 0.0
 
 
 def test_a_file_that_is_not_a_video_gets_a_message(app_env):
@@ -53,4 +60,4 @@ def test_a_one_frame_clip_is_shown_without_a_frame_slider(app_env, tmp_path):
     at.file_uploader[0].set_value(("short.mp4", clip, "video/mp4")).run()
     assert not at.exception and not at.error, texts(at.error)
     assert any("· 1 frame analysed" in c for c in texts(at.caption))
-    assert not at.get("select_slider") or all(s.key != "video_frame" for s in at.select_slider)
+    assert all(s.label != "Frame" for s in at.select_slider)

@@ -130,6 +130,26 @@ def test_tracker_links_by_boxes_and_checks_identity_only_when_needed():
     calls = identifier.calls
     assert tracker.update(frame, [person(1)], [(600, 0, 100, 100)], new_shot=True) == [1]
     assert identifier.calls == calls + 1
+    # Person 2 appears where person 1 just was: the box says track 1, the descriptor says track 2.
+    assert tracker.update(frame, [person(2)], [(600, 0, 100, 100)]) == [2]
+
+
+def test_tracker_box_links_last_up_to_the_gap():
+    from fer.video import TRACK_GAP, FaceTracker
+
+    identifier = PersonIdentifier()
+    tracker = FaceTracker(identifier)
+    frame, box = np.zeros((10, 10, 3), np.uint8), (0, 0, 100, 100)
+    assert tracker.update(frame, [person(1)], [box]) == [1]
+    for _ in range(TRACK_GAP):
+        tracker.update(frame, [], [])
+    calls = identifier.calls
+    assert tracker.update(frame, [person(1, 1)], [box]) == [1]
+    assert identifier.calls == calls, "missing for TRACK_GAP frames: still linked by its box, no descriptor"
+    for _ in range(TRACK_GAP + 1):
+        tracker.update(frame, [], [])
+    assert tracker.update(frame, [person(1, 2)], [box]) == [1]
+    assert identifier.calls == calls + 1, "missing longer: found again by its descriptor"
 
 
 def test_sampling_step_is_widened_for_long_videos():
@@ -185,6 +205,43 @@ def test_big_frames_are_reduced_and_boxes_come_back_in_video_pixels(tmp_path):
         (point, *_), = [analyze_video(pipeline, clip, every_s=1.0).points]
         boxes[size[0]] = np.array(point.box)
     np.testing.assert_allclose(boxes[3840], 2 * boxes[1920], rtol=0.06, atol=8)
+
+
+class LongCapture:
+    """A 10 fps stream of ``frames`` decodable frames."""
+
+    def __init__(self, frames):
+        self.index, self.frames = -1, frames
+
+    def grab(self):
+        self.index += 1
+        return self.index < self.frames
+
+    def get(self, prop):
+        return self.index * 100.0
+
+    def retrieve(self):
+        return True, np.zeros((48, 64, 3), np.uint8)
+
+
+@pytest.mark.parametrize(("frames", "claimed", "truncated"), [
+    (600, 100, True),  # the container claims 10 s of a 60 s stream: the budget ends early
+    (40, 0, False),  # no length recorded, and the budget reaches the end
+    (41, 0, True),  # no length recorded, one frame left after the budget
+])
+def test_truncation_is_read_from_the_stream(monkeypatch, frames, claimed, truncated):
+    from contextlib import contextmanager
+
+    import fer.video
+
+    @contextmanager
+    def fake_open(data):
+        yield LongCapture(frames), VideoInfo(10.0, claimed, 64, 48)
+
+    monkeypatch.setattr(fer.video, "open_video", fake_open)
+    state = {}
+    sampled = list(sample_frames(b"x", every_s=0.1, max_samples=40, state=state))
+    assert len(sampled) == min(40, frames) and state["truncated"] is truncated
 
 
 def test_bad_bytes_are_refused_with_a_reason():
