@@ -147,8 +147,13 @@ def test_loaded_pipeline_records_its_runtime_and_a_changed_copy_reloads(monkeypa
     monkeypatch.setattr(resources, "_runtimes", {})
     monkeypatch.setattr(resources, "_painted", True)  # no start-up pause outside a server
     model = resources.list_models()[0]
+    import gc
+
+    gc.unfreeze()
     pipeline = resources.get_pipeline(model, "haar")
     assert resources._runtimes[str(model.path)] == (resources._lite_signature(model.path), pipeline.runtime)
+    # The load's long-lived objects are frozen: full collections no longer walk them on clicks.
+    assert gc.get_freeze_count() > 10_000
     assert resources.get_pipeline(model, "haar") is pipeline
     key = resources.pipeline_key(model, "haar")
     assert resources.pipeline_key(model, "haar") == key
