@@ -21,7 +21,7 @@ from fer.calibration import apply_temperature, card_temperature
 from fer.detect import DETECT_MAX_PIXELS, Box, Detection, FaceDetector, clip_box, detect_faces, make_detector
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
-from fer.metadata import ModelInfo, model_info, read_metadata
+from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
 from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 
@@ -218,7 +218,7 @@ class FerPipeline:
         if illumination is not None and illumination not in ILLUMINATIONS:
             raise ValueError(f"unknown illumination {illumination!r}; expected one of {', '.join(ILLUMINATIONS)}")
         self.info: ModelInfo = model_info(path)
-        card = read_metadata(path) if calibrated else {}
+        card = self.info.raw if calibrated else {}  # the card model_info has just read
         # Temperatures for plain (False) and flip-TTA (True) probabilities; 1.0 leaves them as they are.
         self.temperatures: dict[bool, float] = {tta: card_temperature(card, tta) for tta in (False, True)}
         self.detector_name = detector
