@@ -243,10 +243,14 @@ def neighbourhood_kept(features: np.ndarray, layout: np.ndarray, k: int = 10) ->
     return float(np.mean(shared) / k)
 
 
-def neighbour_agreement(points: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
-    """Per face, the share of its k nearest neighbours carrying the same label."""
+def neighbour_agreement(points: np.ndarray, labels: np.ndarray, k: int = 10,
+                        near: np.ndarray | None = None) -> np.ndarray:
+    """Per face, the share of its k nearest neighbours carrying the same label (``near``: the
+    neighbour sets if already computed by :func:`neighbour_sets`).
+    """
     labels = np.asarray(labels)
-    return (labels[neighbour_sets(points, k)] == labels[:, None]).mean(axis=1)
+    near = neighbour_sets(points, k) if near is None else near
+    return (labels[near] == labels[:, None]).mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -362,12 +366,12 @@ def map_report(face_map: FaceMap, predictions, twin_rows: set[int] | None = None
         if table.empty:
             continue
         points = table[["x", "y"]].to_numpy()
+        near = neighbour_sets(points, k)  # one distance matrix for every figure below
         entry = {"faces": len(table), "neighbourhood_kept": face_map.neighbourhood_kept.get(split),
-                 "same_prediction": float(neighbour_agreement(points, table["pred"].to_numpy(), k).mean()),
-                 "same_label": float(neighbour_agreement(points, table["true"].to_numpy(), k).mean())}
+                 "same_prediction": float(neighbour_agreement(points, table["pred"].to_numpy(), near=near).mean()),
+                 "same_label": float(neighbour_agreement(points, table["true"].to_numpy(), near=near).mean())}
         if twin_rows is not None:
             copied = table["row"].isin(twin_rows).to_numpy()
-            near = neighbour_sets(points, k)
             entry |= {"copies": float(copied.mean()),
                       "copies_next_to_copies": float(copied[near[copied]].mean()) if copied.any() else None,
                       "copies_next_to_others": float(copied[near[~copied]].mean()) if (~copied).any() else None}

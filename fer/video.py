@@ -234,9 +234,10 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
 
     Times come from the stream's timestamps (right for variable-frame-rate phone clips), else
     from the frame index. Frames between samples are only grabbed, never converted to RGB arrays.
-    When ``state`` is given, ``state["truncated"]`` says at the end whether frames were left
-    after the last sample the budget allowed (read from the stream, not from the length the
-    container claims, which can be missing or wrong).
+    When ``state`` is given, it gets ``info`` (:class:`VideoInfo`) and ``step`` (the step used)
+    before the first frame, and ``truncated`` at the end: whether frames were left after the last
+    sample the budget allowed (read from the stream, not from the length the container claims,
+    which can be missing or wrong).
 
     Raises:
         VideoDecodeError: when the bytes cannot be opened or no frame decodes.
@@ -246,6 +247,8 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
     index, next_time, yielded = 0, 0.0, 0
     with open_video(data) as (capture, info):
         step = sampling_step(info, every_s, max_samples)
+        if state is not None:
+            state.update(info=info, step=step)
         fps = info.fps if info.fps > 0 else 25.0  # some containers (GIF) report none
         while yielded < max_samples and capture.grab():
             stamp = capture.get(cv2.CAP_PROP_POS_MSEC)
@@ -511,13 +514,11 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
         VideoDecodeError: when the video cannot be read.
     """
     started = time.perf_counter()
-    with open_video(data) as (_, info):
-        step = sampling_step(info, every_s, max_samples)
     times, points, images = [], [], []
     use_tta = pipeline.tta if tta is None else tta
     cuts, signature, tracker = [], None, FaceTracker()
-    sampling: dict = {}
-    for moment, rgb, scale in sample_frames(data, step, max_samples, state=sampling):
+    sampling: dict = {}  # the stream's info and step, then whether it was truncated
+    for moment, rgb, scale in sample_frames(data, every_s, max_samples, state=sampling):
         previous, signature = signature, frame_signature(rgb)
         new_shot = previous is not None and is_cut(previous, signature)
         if new_shot:
@@ -533,12 +534,11 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
         if thumbnails:
             images.append(_thumbnail(result))
         if progress is not None:
-            progress(moment, info.duration_s)
-    truncated = bool(sampling.get("truncated"))  # the frame budget ran out before the stream did
-    return VideoResult(info=info, every_s=step, times_s=tuple(times), points=tuple(points), thumbnails=tuple(images),
-                       seconds=time.perf_counter() - started, tta=use_tta,
-                       temperature=pipeline.temperatures[use_tta], truncated=truncated, cuts=tuple(cuts),
-                       identity_checks=tracker.descriptors_computed)
+            progress(moment, sampling["info"].duration_s)
+    return VideoResult(info=sampling["info"], every_s=sampling["step"], times_s=tuple(times), points=tuple(points),
+                       thumbnails=tuple(images), seconds=time.perf_counter() - started, tta=use_tta,
+                       temperature=pipeline.temperatures[use_tta], truncated=sampling["truncated"],
+                       cuts=tuple(cuts), identity_checks=tracker.descriptors_computed)
 
 
 def main(argv: list[str] | None = None) -> int:
