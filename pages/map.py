@@ -73,7 +73,8 @@ def render() -> None:
 
 def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool) -> None:
     """The selected faces (worst-predicted first), then the nearest neighbours of one of them."""
-    part = table.set_index("row").loc[chosen]
+    placed, indexed = table.set_index("row"), predictions.set_index("row")
+    part = placed.loc[chosen]
     st.subheader(f"{len(part)} faces selected: {part['correct'].mean():.0%} right", divider="gray")
     counts = part["true"].value_counts()
     st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
@@ -85,7 +86,7 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     page = widgets.pager(len(part), FACES_PER_PAGE, "map_page")
     shown = part.iloc[page.start:page.stop]
     rows = shown.index.to_numpy()
-    probabilities = predictions.set_index("row").loc[rows, ["p_" + e for e in EMOTIONS]].to_numpy()
+    probabilities = indexed.loc[rows, ["p_" + e for e in EMOTIONS]].to_numpy()
     notes, twins = annotation_lookup(widgets.current_annotations()), resources.twin_lookup()
     captions = [f"row {r} · {label_name(t)} → {label_name(p)} {c:.0%} · {vote_summary(r)}{twin_text(r, twins)}"
                 f"{annotation_text(notes, r)}"
@@ -98,11 +99,10 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     anchor = st.selectbox("Face", rows.tolist(), key="map_anchor", format_func=lambda r: f"row {r}",
                           help="Nearest neighbours by cosine over the first 32 principal components of the model's "
                                "features, among both test splits.")
-    position = int(table.set_index("row").loc[anchor, "position"])
+    position = int(placed.loc[anchor, "position"])
     found = nearest(face_map.features.astype(np.float32), face_map.features[position].astype(np.float32),
                     NEIGHBOURS, exclude=position)
     rows_near = face_map.rows[found]
-    indexed = predictions.set_index("row")
     known = [r for r in rows_near if r in indexed.index]
     near = indexed.loc[known]
     widgets.face_grid(
