@@ -302,17 +302,17 @@ def load_predictions(model: ModelEntry, tta: bool = False, calibrated: bool = Tr
         FileNotFoundError: if the model has no such predictions CSV.
         ValueError: if the CSV is malformed.
     """
+    temperature = card_temperature(model.card, tta) if calibrated else 1.0
     if tta:
         path = tta_predictions_path(model)
         if not path.is_file():
             raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
                                     f"`python -m fer.evaluate --model {model.path} --tta`")
-        return _predictions(str(path), _mtime(path), card_temperature(model.card, True) if calibrated else 1.0)
+        return _predictions(str(path), _mtime(path), temperature)
     if not model.has_predictions:
         raise FileNotFoundError(
             f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
         )
-    temperature = card_temperature(model.card, False) if calibrated else 1.0
     return _predictions(str(model.predictions), _mtime(model.predictions), temperature)
 
 
