@@ -282,41 +282,30 @@ def _reduced(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
 
 
-def link_tracks(active: dict[int, tuple[tuple[int, int, int, int], int]], boxes: Sequence[Sequence[int]],
-                next_track: int, min_iou: float = TRACK_IOU, max_gap: int = TRACK_GAP,
-                ) -> tuple[list[int], dict[int, tuple[tuple[int, int, int, int], int]], int]:
-    """Gives each box of a new sampled frame a track: the live track it overlaps most (greedy, by
-    IoU, each track once), else a new one.
+def match_boxes(last_boxes: dict[int, Sequence[int]], boxes: Sequence[Sequence[int]],
+                min_iou: float = TRACK_IOU) -> list[int | None]:
+    """Pairs each box of a new sampled frame with the track whose last box it overlaps most
+    (greedy, by IoU, each track at most once).
 
     Args:
-        active: track -> (its last box, sampled frames since it was last seen).
+        last_boxes: track -> its last box, for the tracks box overlap may still continue.
         boxes: this frame's face boxes.
-        next_track: the number a new track gets.
         min_iou: the least overlap that continues a track.
-        max_gap: a track unseen for more sampled frames than this ends.
 
     Returns:
-        (track of each box, the updated ``active``, the next new track number).
+        The track each box continues, or None where it overlaps no free track enough.
     """
     pairs = sorted(((box_iou(box, last), i, track) for i, box in enumerate(boxes)
-                    for track, (last, _) in active.items()), reverse=True)
-    assigned: dict[int, int] = {}
+                    for track, last in last_boxes.items()), reverse=True)
+    matched: list[int | None] = [None] * len(boxes)
     used: set[int] = set()
     for overlap, i, track in pairs:
         if overlap < min_iou:
             break
-        if i not in assigned and track not in used:
-            assigned[i] = track
+        if matched[i] is None and track not in used:
+            matched[i] = track
             used.add(track)
-    tracks = []
-    for i in range(len(boxes)):
-        if i not in assigned:
-            assigned[i] = next_track
-            next_track += 1
-        tracks.append(assigned[i])
-    updated = {track: (last, gap + 1) for track, (last, gap) in active.items() if track not in used and gap < max_gap}
-    updated.update({tracks[i]: (tuple(int(v) for v in boxes[i]), 0) for i in range(len(boxes))})
-    return tracks, updated, next_track
+    return matched
 
 
 @dataclass(frozen=True)
@@ -412,13 +401,10 @@ class _Track:
         return float(np.linalg.norm(self.descriptor_sum / self.descriptors - descriptor))
 
 
-_UNLINKED = 1 << 40  # link_tracks' numbers for boxes that continue no track
-
-
 class FaceTracker:
     """Gives each face of successive sampled frames a person's track number (from 1).
 
-    Box overlap (:func:`link_tracks`, tracks missing for up to :data:`TRACK_GAP` sampled frames)
+    Box overlap (:func:`match_boxes`, tracks missing for up to :data:`TRACK_GAP` sampled frames)
     links a face to the track it continues. Every new track gets a face descriptor
     (:class:`FaceIdentifier`, about 0.13 s a face on 2 cores, so only when needed); a link is
     checked with one when the aligned face changed much since the track's last frame
@@ -441,14 +427,14 @@ class FaceTracker:
     def update(self, rgb: np.ndarray, faces: Sequence, boxes: Sequence[tuple[int, int, int, int]],
                new_shot: bool = False) -> list[int]:
         """Tracks for one sampled frame's faces (``fer.pipeline.FaceResult``, boxes in any fixed unit)."""
-        live = {t: (track.box, track.gap) for t, track in self._tracks.items() if track.gap <= TRACK_GAP}
-        linked, _, _ = link_tracks(live, boxes, next_track=_UNLINKED)
+        live = {t: track.box for t, track in self._tracks.items() if track.gap <= TRACK_GAP}
+        linked = match_boxes(live, boxes)
         units = [_unit(face.gray_face) for face in faces]
         descriptors: dict[int, np.ndarray] = {}
         assigned: dict[int, int] = {}
         for i, track_id in enumerate(linked):
-            if track_id >= _UNLINKED:
-                continue  # no box overlap: link_tracks numbered it as new
+            if track_id is None:
+                continue  # no box overlap: identified by descriptor below
             track = self._tracks[track_id]
             if new_shot or float(units[i] @ track.face) < FACE_CHANGE:
                 descriptors[i] = self._describe(rgb, faces[i].landmarks)

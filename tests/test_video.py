@@ -13,8 +13,8 @@ from fer.video import (
     VideoDecodeError,
     VideoInfo,
     analyze_video,
-    link_tracks,
     main,
+    match_boxes,
     open_video,
     sample_frames,
     sampling_step,
@@ -52,21 +52,16 @@ def write_clip(path, segments, fps: int = 10, size=(640, 480)) -> bytes:
     return path.read_bytes()
 
 
-def test_link_tracks_follows_boxes_and_ends_lost_ones():
-    tracks, active, nxt = link_tracks({}, [(0, 0, 10, 10), (100, 0, 10, 10)], 1)
-    assert tracks == [1, 2] and nxt == 3
+def test_match_boxes_follows_boxes_each_track_once():
+    assert match_boxes({}, [(0, 0, 10, 10)]) == [None]
     # The faces swap reading order and move a little: each keeps its track.
-    tracks, active, nxt = link_tracks(active, [(102, 1, 10, 10), (1, 1, 10, 10)], nxt)
-    assert tracks == [2, 1] and nxt == 3
-    # Track 2 disappears; a new face far away starts track 3.
-    tracks, active, nxt = link_tracks(active, [(1, 1, 10, 10), (300, 300, 10, 10)], nxt)
-    assert tracks == [1, 3] and set(active) == {1, 2, 3} and active[2][1] == 1
-    for _ in range(3):
-        tracks, active, nxt = link_tracks(active, [(1, 1, 10, 10)], nxt, max_gap=3)
-    assert 2 not in active and tracks == [1]
-    # A face back where track 2 was, after the gap, is a new person as far as boxes tell.
-    tracks, _, _ = link_tracks(active, [(102, 1, 10, 10)], nxt)
-    assert tracks == [nxt]
+    last = {1: (0, 0, 10, 10), 2: (100, 0, 10, 10)}
+    assert match_boxes(last, [(102, 1, 10, 10), (1, 1, 10, 10)]) == [2, 1]
+    # A far face continues nothing; two faces on one track: the closer one gets it.
+    assert match_boxes(last, [(1, 1, 10, 10), (300, 300, 10, 10)]) == [1, None]
+    assert match_boxes({1: (0, 0, 10, 10)}, [(3, 0, 10, 10), (1, 0, 10, 10)]) == [None, 1]
+    # Touching is not continuing: below the overlap threshold.
+    assert match_boxes({1: (0, 0, 10, 10)}, [(8, 0, 10, 10)], min_iou=0.3) == [None]
 
 
 @needs_photos
