@@ -608,3 +608,23 @@ def test_warm_up_photo_is_a_faceless_jpeg(pipeline):
     assert data[:2] == b"\xff\xd8"
     result = pipeline.analyze_bytes(data)
     assert result.faces == () and result.original_size == (320, 240)
+
+
+@needs_photos
+@needs_released_model
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's Python API block, run as written on a photo of a broad smile."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"### Python API\n.*?```python\n(.*?)```", readme, flags=re.S)
+    assert match, "README.md lost its Python API example"
+    happy = next(file for file, expression, confidence in labelled_photos()
+                 if (expression, confidence) == ("happy", "high"))
+    (tmp_path / "photo.jpg").write_bytes((PHOTOS_DIR / happy).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    exec(compile(match.group(1), "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("happy "), lines
+    assert "'neutral':" in lines[1] and "decode" in lines[-1], lines
