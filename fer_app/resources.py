@@ -570,17 +570,19 @@ def _issues(path: str, version: int, weight_ferplus: float) -> pd.DataFrame:
     )
 
 
-def label_issues(model: ModelEntry, weight_ferplus: float = 0.5) -> pd.DataFrame:
-    """The model's test faces ranked by how likely their given label is wrong.
+def label_issues(model: ModelEntry, weight_ferplus: float = 0.5, tta: bool = False) -> pd.DataFrame:
+    """The model's test faces ranked by how likely their given label is wrong, from its plain
+    or flip-TTA predictions (raw probabilities: confident learning's thresholds are per model).
 
     Raises:
-        FileNotFoundError: if the model has no predictions CSV.
+        FileNotFoundError: if the model has no such predictions CSV.
     """
-    if not model.has_predictions:
-        raise FileNotFoundError(
-            f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
-        )
-    return _issues(str(model.predictions), _mtime(model.predictions), float(weight_ferplus))
+    path = tta_predictions_path(model) if tta else model.predictions
+    if not path.is_file():
+        flag = " --tta" if tta else ""
+        raise FileNotFoundError(f"no {'flip-TTA ' if tta else ''}predictions for {model.path.name}: run "
+                                f"`python -m fer.evaluate --model {model.path}{flag}`")
+    return _issues(str(path), _mtime(path), float(weight_ferplus))
 
 
 @st.cache_resource(show_spinner=False)

@@ -58,16 +58,20 @@ def render() -> None:
         help="Only faces with a copy in Training (another crop of the same photograph) that carries another "
              "label: one of the two labels is wrong, whatever the model says.")
     weight = d.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
+    tta = resources.has_tta_predictions(model) and d.toggle(
+        "Flip TTA", key="issues_tta", help="Rank from the predictions made with flip test-time augmentation (as "
+                                           "the Predict page makes them by default) instead of the plain ones.")
     try:
-        issues = resources.label_issues(model, weight)
+        issues = resources.label_issues(model, weight, tta=tta)
     except (FileNotFoundError, ValueError) as err:
         st.error(f"The label issues cannot be ranked: {err}")
         return
     chosen = filter_issues(issues, given=classes or None, split=splits or None, only_flagged=flagged)
     if conflicts:
         chosen = chosen[chosen["row"].isin(conflicting_rows(twins))]
-    if st.session_state.get("issues_last") != (tuple(classes), tuple(splits), flagged, conflicts, weight):
-        st.session_state["issues_last"] = (tuple(classes), tuple(splits), flagged, conflicts, weight)
+    choice = (tuple(classes), tuple(splits), flagged, conflicts, weight, tta)
+    if st.session_state.get("issues_last") != choice:
+        st.session_state["issues_last"] = choice
         widgets.reset_pager("issues_page")
     st.subheader(f"{len(chosen)} faces ({int(chosen['is_issue'].sum())} flagged)", divider="gray")
     render_export_import()
@@ -77,11 +81,11 @@ def render() -> None:
     shown = chosen.iloc[page.start:page.stop]
     rows = shown["row"].to_numpy()
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first. The bars show the "
-               "network's own probabilities, which the ranking reads (not calibrated).")
+               f"network's own {'flip-TTA ' if tta else ''}probabilities, which the ranking reads (not calibrated).")
     widgets.legend()
     notes = annotation_lookup(widgets.current_annotations())
     # The ranking's own input, so the bars explain the order.
-    predictions = resources.load_predictions(model, calibrated=False).set_index("row")
+    predictions = resources.load_predictions(model, tta=tta, calibrated=False).set_index("row")
     probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
     copies = resources.twin_lookup()
     captions = [
@@ -96,7 +100,7 @@ def render() -> None:
     def close_up(row: int) -> None:
         i = position[row]
         face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()),
-                      key="issues_close_up")
+                      key="issues_close_up", tta=tta)
 
     grid_with_annotation(rows, given, captions, tiles_for_rows(rows, probabilities),
                          key="issues_annotate", first_number=page.start + 1, close_up=close_up)
