@@ -9,11 +9,12 @@ from fer.lite import describe_lite
 from fer.metadata import training_commands, training_cycles, training_runs
 from fer_app import charts, resources, widgets
 
-# Card keys written by scripts/ablation_table.py, in the order they are shown.
+# Card keys written by scripts/ablation_table.py (and landmark_fusion.py), in the order they are shown.
 ABLATION_TABLES = (
     ("ablation", "Each change added to the one before (GPU runs, 30 epochs planned)"),
     ("ablation_10_epochs", "The same chain, every row 10 epochs (same length)"),
     ("landmark_experiment", "The paper's feature-extraction hypothesis: dlib landmarks as a second input"),
+    ("landmark_fusion", "The same hypothesis at this model's scale: landmarks fused with its output or features"),
 )
 
 

@@ -1,7 +1,9 @@
 """The landmark hypothesis at the released model's scale: do dlib's 68 points add anything to
 what ``fer_best`` already sees?
 
-``python scripts/landmark_fusion.py --landmarks runs/landmarks.npz [--model models/fer_best.h5]``
+``python scripts/landmark_fusion.py --landmarks runs/landmarks.npz [--model models/fer_best.h5] [--out R.json]``
+``python scripts/landmark_fusion.py --report R.json --update-card`` writes a saved report's rows
+into the model's card (``landmark_fusion``, a table on the Model page).
 
 The first test (``paper`` vs ``paper_landmarks``, README) trained the paper's CNN with and without
 a landmark input. This one asks the question of the strong model, on PublicTest only:
@@ -89,15 +91,57 @@ def cross_fitted_fusion(log_cnn: np.ndarray, log_lm: np.ndarray, y: np.ndarray, 
     return right / len(y), chosen
 
 
+def card_rows(report: dict) -> list[dict]:
+    """The report as the card's table: one row per test, PublicTest accuracy."""
+    def row(test: str, value: float) -> dict:
+        return {"test (PublicTest only)": test, "accuracy": round(float(value), 4)}
+
+    weights = ", ".join(f"{w:.2f}" for w in report["late_fusion_weights_chosen"])
+    best = max(report["late_fusion_by_weight"].items(), key=lambda item: item[1])
+    return [
+        row("the model, flip TTA", report["cnn_flip_tta"]),
+        row("dlib landmarks alone (MLP on the 136 coordinates)", report["landmarks_alone"]),
+        row(f"late fusion, weight picked on one half, scored on the other (picked {weights})",
+            report["late_fusion_cross_fitted"]),
+        row(f"late fusion, best weight in-sample ({best[0]}; an upper bound)", best[1]),
+        row("softmax head retrained on the model's features (control)", report["head_features"]),
+        row("the same head on features + landmarks", report["head_features_plus_landmarks"]),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--landmarks", required=True, help="table from python -m fer.landmark_features")
+    parser.add_argument("--landmarks", help="table from python -m fer.landmark_features")
+    parser.add_argument("--report", help="a saved report (--out) to use instead of computing one")
+    parser.add_argument("--out", help="write the report here (JSON)")
+    parser.add_argument("--update-card", action="store_true", help="write the rows into the model's card")
     parser.add_argument("--model", default="models/fer_best.h5")
     parser.add_argument("--data", default=None, help="FER2013 CSV (default: the shared one)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+    elif args.landmarks:
+        report = fusion_report(args)
+    else:
+        parser.error("give --landmarks (to compute) or --report (a saved one)")
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    if args.update_card:
+        from fer.metadata import read_metadata, write_metadata
 
+        card = read_metadata(report["model"])
+        card["landmark_fusion"] = card_rows(report)
+        write_metadata(report["model"], card)
+        print(f"wrote landmark_fusion into the card of {report['model']}")
+    return 0
+
+
+def fusion_report(args: argparse.Namespace) -> dict:
+    """Runs the three tests (see the module docstring) and returns their figures."""
     import keras
 
     from fer.data import load_fer2013
@@ -147,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                               np.hstack([f_va, normalised(lm_va)]))):
         head = train_head(x_tr, y_tr, hidden=0, seed=args.seed, epochs=args.epochs)
         report[name] = float((head.predict(x_va, verbose=0).argmax(1) == y_va).mean())
-    print(json.dumps(report, indent=1))
-    return 0
+    return report
 
 
 if __name__ == "__main__":
