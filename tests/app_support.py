@@ -110,6 +110,35 @@ def shared_model_folder(tmp_path_factory) -> Path:
     return _MODEL_FOLDER
 
 
+def own_model_folder(tmp_path: Path, tmp_path_factory) -> Path:
+    """A private copy of the tiny model folder (``tmp_path / "models"``), for a test that changes it."""
+    import shutil
+
+    folder = tmp_path / "models"
+    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    return folder
+
+
+def switched_to_tta(monkeypatch, tmp_path: Path, tmp_path_factory, page: str, toggle: str):
+    """Opens ``page`` on a private model folder: first without a flip-TTA predictions table (so
+    without the ``toggle`` switch), then with one (synthetic, seed 3), with the switch turned on.
+
+    Returns:
+        ``(AppTest after the switch, the plain page's image captions, the TTA table)``.
+    """
+    folder = own_model_folder(tmp_path, tmp_path_factory)
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_page(page)
+    assert not [t for t in at.toggle if t.key == toggle]  # no TTA table: no switch
+    tta = synthetic_predictions(seed=3)
+    tta.to_csv(folder / "tiny.predictions_tta.csv", index=False)
+    at = open_page(page)
+    plain = at.image[0].captions if at.image else []
+    at.toggle(key=toggle).set_value(True).run()
+    assert not at.exception
+    return at, plain, tta
+
+
 def use_app_env(monkeypatch, tmp_path: Path, models: Path) -> Path:
     """Points the app at ``models`` and a fresh annotation database; returns the database path."""
     db = tmp_path / "annotations.sqlite3"

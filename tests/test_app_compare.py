@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import open_page, shared_model_folder, synthetic_predictions, texts, use_app_env
+from app_support import open_page, own_model_folder, shared_model_folder, synthetic_predictions, texts, use_app_env
 
 from fer.compare import GROUPS, compare, holm, main, mcnemar_exact, per_class
 from fer.labels import EMOTIONS
@@ -94,8 +94,7 @@ def test_cli_on_the_released_predictions(capsys):
 
 @pytest.fixture
 def two_models(monkeypatch, tmp_path, tmp_path_factory):
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     for suffix in (".h5", ".tflite", ".history.csv"):
         shutil.copyfile(folder / f"tiny{suffix}", folder / f"other{suffix}")
     card = json.loads((folder / "tiny.json").read_text())

@@ -201,20 +201,9 @@ def test_close_up_of_the_chosen_face(app_env, predictions):
 
 
 def test_flip_tta_predictions_when_the_model_has_them(monkeypatch, tmp_path, tmp_path_factory):
-    import shutil
+    from app_support import switched_to_tta
 
-    from app_support import synthetic_predictions
-
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
-    use_app_env(monkeypatch, tmp_path, folder)
-    at = open_errors()
-    assert not [t for t in at.toggle if t.key == "errors_tta"]  # no TTA table: no switch
-    tta = synthetic_predictions(seed=3)
-    tta.to_csv(folder / "tiny.predictions_tta.csv", index=False)
-    at = open_errors()
-    at.toggle(key="errors_tta").set_value(True).run()
-    assert not at.exception
+    at, _, tta = switched_to_tta(monkeypatch, tmp_path, tmp_path_factory, "pages/errors.py", "errors_tta")
     part = tta[tta["split"] == "PrivateTest"]
     assert at.metric[0].value == f"{(part['true'] == part['pred']).mean():.1%}"
     expected = pd.crosstab(part["true"], part["pred"]).reindex(index=range(7), columns=range(7), fill_value=0)

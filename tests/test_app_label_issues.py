@@ -41,31 +41,17 @@ def test_ranked_most_suspicious_first_and_filters(app_env):
     assert captions and all(" · fear → " in c and "flagged" in c for c in captions)
 
 
-
 def test_flip_tta_ranks_from_the_tta_predictions(monkeypatch, tmp_path, tmp_path_factory):
-    import shutil
-
-    from app_support import synthetic_predictions, use_app_env
+    from app_support import switched_to_tta
 
     from fer.explorer import PROB_COLUMNS
     from fer.label_issues import rank_label_issues
+    from fer_app import resources
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
-    use_app_env(monkeypatch, tmp_path, folder)
-    at = open_issues()
-    assert not [t for t in at.toggle if t.key == "issues_tta"]  # no TTA table: no switch
-    tta = synthetic_predictions(seed=3)
-    tta.to_csv(folder / "tiny.predictions_tta.csv", index=False)
-    at = open_issues()
-    plain = at.image[0].captions
-    at.toggle(key="issues_tta").set_value(True).run()
-    assert not at.exception
+    at, plain, tta = switched_to_tta(monkeypatch, tmp_path, tmp_path_factory, "pages/label_issues.py", "issues_tta")
     assert any("flip-TTA probabilities" in c for c in texts(at.caption))
     assert at.image[0].captions != plain and scores(at) == sorted(scores(at), reverse=True)
     # The order is the ranking of the TTA table itself (the FER+ crowd mixed in at the default 0.5).
-    from fer_app import resources
-
     votes = resources.ferplus()
     rows = tta["row"].to_numpy()
     ranked = rank_label_issues(tta["true"].to_numpy(), tta[list(PROB_COLUMNS)].to_numpy(np.float64),

@@ -1,9 +1,8 @@
 """AppTest of the Map page (the selection itself is exercised in the browser test)."""
 
-import shutil
 
 import pytest
-from app_support import open_page, shared_model_folder, texts, use_app_env
+from app_support import open_page, own_model_folder, shared_model_folder, texts, use_app_env
 
 from fer.embedding import build_map, embedding_path, save_map
 from fer_app.charts import selected_customdata
@@ -11,8 +10,7 @@ from fer_app.charts import selected_customdata
 
 @pytest.fixture
 def mapped_folder(tmp_path, tmp_path_factory):
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     (model,) = folder.glob("*.h5")
     save_map(build_map(model, iterations=5), embedding_path(model))
     return folder, model

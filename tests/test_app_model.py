@@ -1,7 +1,7 @@
 """AppTest of the Model page: the model card rendered."""
 
 import pytest
-from app_support import open_page, shared_model_folder, texts, use_app_env
+from app_support import open_page, own_model_folder, shared_model_folder, texts, use_app_env
 
 
 @pytest.fixture
@@ -47,10 +47,8 @@ def test_model_card(app_env):
 
 def test_model_card_of_a_soup(monkeypatch, tmp_path, tmp_path_factory):
     import json
-    import shutil
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     (card_path,) = folder.glob("*.json")
     card = json.loads(card_path.read_text())
     # The soup's own step joins the chain with no epochs: 2 + 3 + 0, and is not called a run.
@@ -82,12 +80,10 @@ def test_model_page_without_a_model(monkeypatch, tmp_path):
 
 
 def test_model_card_shows_calibration(monkeypatch, tmp_path, tmp_path_factory):
-    import shutil
 
     from fer.calibration import main as calibrate
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     (model,) = folder.glob("*.h5")
     assert calibrate(["--model", str(model), "--update-card"]) == 0
     use_app_env(monkeypatch, tmp_path, folder)

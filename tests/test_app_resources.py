@@ -5,7 +5,7 @@ import shutil
 import sys
 from types import SimpleNamespace
 
-from app_support import APP, TIMEOUT, shared_model_folder, texts, use_app_env
+from app_support import APP, TIMEOUT, own_model_folder, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer_app import resources
@@ -121,8 +121,7 @@ def test_device_line_says_what_runs(monkeypatch, tmp_path, tmp_path_factory):
     """LiteRT for a fresh copy; Keras once the copy changes, or when the loaded pipeline fell back."""
     from fer.lite import KERAS, LITERT, lite_path
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     monkeypatch.setenv("FER_MODELS_DIR", str(folder))
     monkeypatch.setattr(resources, "_runtimes", {})
     model = resources.list_models()[0]
@@ -141,8 +140,7 @@ def test_device_line_says_what_runs(monkeypatch, tmp_path, tmp_path_factory):
 def test_loaded_pipeline_records_its_runtime_and_a_changed_copy_reloads(monkeypatch, tmp_path, tmp_path_factory):
     from fer.lite import lite_path
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     monkeypatch.setenv("FER_MODELS_DIR", str(folder))
     monkeypatch.setattr(resources, "_runtimes", {})
     monkeypatch.setattr(resources, "_painted", True)  # no start-up pause outside a server
@@ -173,8 +171,7 @@ def test_predictions_are_calibrated_like_the_predict_page(monkeypatch, tmp_path,
     from fer.calibration import main as calibrate
     from fer.labels import PROB_COLUMNS
 
-    folder = tmp_path / "models"
-    shutil.copytree(shared_model_folder(tmp_path_factory), folder)
+    folder = own_model_folder(tmp_path, tmp_path_factory)
     monkeypatch.setenv("FER_MODELS_DIR", str(folder))
     (model,) = resources.list_models()
     raw = resources.load_predictions(model)
