@@ -12,7 +12,7 @@ applies the model's own pre-processing (illumination correction, flip TTA) itsel
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +94,17 @@ def occlusion_map(classify: Callable[[np.ndarray], np.ndarray], gray_face: np.nd
     return OcclusionMap(drop=drop.astype(np.float32), target=target, probability=float(probs[0, target]))
 
 
+# The weakest full colour: a map of noise (changes well under one log-odds unit) stays faint.
+MIN_SCALE: float = 0.5
+
+
+def shared_scale(drops: Sequence[np.ndarray]) -> float:
+    """The log-odds change to draw at full colour for maps shown together: their largest
+    magnitude (at least :data:`MIN_SCALE`), so equal colours mean equal changes across them.
+    """
+    return max([MIN_SCALE, *(float(np.abs(drop).max()) for drop in drops if np.size(drop))])
+
+
 def overlay(gray_face: np.ndarray, drop: np.ndarray, zoom: int = 3, scale: float | None = None,
             alpha: float = 0.55) -> np.ndarray:
     """The face in grey with the map over it: red where covering lowers the log-odds, blue where
@@ -103,8 +114,8 @@ def overlay(gray_face: np.ndarray, drop: np.ndarray, zoom: int = 3, scale: float
         gray_face: uint8 (H, W).
         drop: (H, W) map from :func:`occlusion_map`.
         zoom: integer enlargement (nearest neighbour for the face, smooth for the map).
-        scale: the log-odds change drawn at full colour; default: the map's largest magnitude
-            (at least 0.5, so a map of noise stays faint).
+        scale: the log-odds change drawn at full colour; default: this map's own
+            :func:`shared_scale` (pass one for several maps to compare them colour for colour).
         alpha: opacity of the colour at full strength.
 
     Returns:
@@ -117,7 +128,7 @@ def overlay(gray_face: np.ndarray, drop: np.ndarray, zoom: int = 3, scale: float
     size = (w * zoom, h * zoom)
     grey = cv2.resize(face, size, interpolation=cv2.INTER_NEAREST)
     heat = cv2.resize(np.asarray(drop, dtype=np.float32), size, interpolation=cv2.INTER_CUBIC)
-    full = max(float(np.abs(drop).max()), 0.5) if scale is None else scale
+    full = shared_scale([drop]) if scale is None else scale
     strength = np.clip(heat / full, -1.0, 1.0)
     rgb = np.repeat(grey[..., None], 3, axis=2)
     red, blue = np.array([230.0, 40.0, 40.0]), np.array([40.0, 90.0, 230.0])

@@ -15,7 +15,13 @@ from fer.labels import EMOTIONS
 
 # How to read an occlusion map (fer.explain.overlay), wherever one is drawn.
 MAP_LEGEND: str = ("Red where covering part of the face lowers the label's log-odds (evidence for it), blue where "
-                   f"it raises them; colours scaled per face. {COPIES} covered copies per face.")
+                   f"it raises them. {COPIES} covered copies per face.")
+
+
+def scale_note(scale: float, maps: int) -> str:
+    """Says what full colour means for ``maps`` occlusion maps drawn on one scale."""
+    together = "these maps share one colour scale" if maps > 1 else "colours scaled to this map"
+    return f"Full colour: a log-odds change of {scale:.2f}; {together}."
 
 
 def map_caption(label: str) -> str:

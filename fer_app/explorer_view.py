@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -186,10 +187,18 @@ _MAPS_KEY = "explorer_occlusion_maps"
 _MAPS_SIZE = 512
 
 
+class Overlays(NamedTuple):
+    """Occlusion maps drawn over their faces, all on one colour scale."""
+
+    images: list[np.ndarray]
+    scale: float  # the log-odds change drawn at full colour
+
+
 def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom: int = 2,
-                       tta: bool = False) -> list[np.ndarray]:
+                       tta: bool = False) -> Overlays:
     """Occlusion maps (``fer.explain``) of embedded test faces for the given classes, drawn over
-    the faces enlarged ``zoom`` times (2: as the tiles).
+    the faces enlarged ``zoom`` times (2: as the tiles), on one colour scale so that the maps
+    shown together compare colour for colour.
 
     The model runs through its shared pipeline (its LiteRT copy, its illumination correction,
     flip TTA if ``tta``, like the predictions table shown), loading it if no page has yet. The
@@ -199,20 +208,21 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom:
     Raises:
         FileNotFoundError, ValueError, OSError: the model cannot be loaded.
     """
-    from fer.explain import occlusion_map, overlay
+    from fer.explain import occlusion_map, overlay, shared_scale
 
     pipeline = resources.get_pipeline(model, "hog")
     model_key = resources.pipeline_key(model, "hog")
+
     def explain(face: np.ndarray, target: int) -> np.ndarray:
         return occlusion_map(lambda batch: pipeline.classify(batch, tta=tta), face, target).drop
 
     faces = resources.test_face_lookup().faces(np.asarray(rows, dtype=np.int64))
-    out = []
-    for face, row, target in zip(faces, rows, targets, strict=True):
-        key = (model_key, int(row), int(target), tta)
-        drop = widgets.session_memo(_MAPS_KEY, key, _MAPS_SIZE, partial(explain, face, int(target)))
-        out.append(overlay(face, drop, zoom=zoom))
-    return out
+    drops = [widgets.session_memo(_MAPS_KEY, (model_key, int(row), int(target), tta), _MAPS_SIZE,
+                                  partial(explain, face, int(target)))
+             for face, row, target in zip(faces, rows, targets, strict=True)]
+    scale = shared_scale(drops)
+    return Overlays([overlay(face, drop, zoom=zoom, scale=scale) for face, drop in zip(faces, drops, strict=True)],
+                    scale)
 
 
 def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str,
@@ -253,9 +263,10 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
             maps = occlusion_overlays(model, [row] * len(targets), targets, zoom=zoom, tta=tta)
         except (FileNotFoundError, ValueError, OSError) as err:
             right.caption(f"No occlusion maps: the model cannot be run ({err}).")
-            maps = []
-        images += maps
-        captions += [charts.map_caption(EMOTIONS[t]) for t in targets[:len(maps)]]
+        else:
+            images += maps.images
+            captions += [charts.map_caption(EMOTIONS[t]) for t in targets]
+            right.caption(charts.scale_note(maps.scale, len(targets)))
     left.image(images, caption=captions, width=48 * zoom)
 
 

@@ -14,7 +14,7 @@ from fer.explain import PATCH
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources, widgets
 
-EXPLAIN_HELP = f"An occlusion map per face ({PATCH}-pixel squares). {charts.MAP_LEGEND}"
+EXPLAIN_HELP = f"An occlusion map per face ({PATCH}-pixel squares), colours scaled per face. {charts.MAP_LEGEND}"
 
 # Extensions the uploader offers; the format itself is read from the bytes.
 UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")

@@ -146,8 +146,8 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
                + calibration_note(model, tta)
-               + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])},"
-                  " colours scaled per face."))
+               + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])}. "
+                  + charts.scale_note(overlays.scale, len(overlays.images))))
     widgets.legend()
     notes = annotation_lookup(annotations)
     twins, confidence = resources.twin_lookup(), view.confidence
@@ -164,7 +164,8 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         face_close_up(model, row, view.probabilities[i], int(view.reference[i]), int(view.predicted[i]),
                       key="errors_close_up", tta=tta)
 
-    grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=overlays),
+    maps = None if overlays is None else overlays.images
+    grid_with_annotation(rows, originals, captions, tiles_for_rows(rows, view.probabilities[shown], overlays=maps),
                          key="errors_annotate", first_number=page.start + 1, close_up=close_up)
 
 

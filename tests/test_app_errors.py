@@ -166,6 +166,10 @@ def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
     assert {key[1] for key in maps} == set(view.rows[members[:shown]].tolist())
     assert all(m.shape == (48, 48) and m.dtype == np.float32 for m in maps.values())
     assert any("Maps: evidence for sad" in t for t in texts(at.caption))
+    # One colour scale for the page: the largest change among its maps, said in the caption.
+    scale = max(float(np.abs(m).max()) for m in maps.values())
+    assert any(f"log-odds change of {max(scale, 0.5):.2f}; these maps share one colour scale" in t
+               for t in texts(at.caption))
     assert at.image[0].captions == plain.captions  # the same faces, drawn with their maps
     at.segmented_control(key="errors_explain").set_value("reference").run()
     assert not at.exception

@@ -4,7 +4,7 @@ and the released model on smiling photos."""
 import numpy as np
 import pytest
 
-from fer.explain import PATCH, STRIDE, occluded_copies, occlusion_map, overlay
+from fer.explain import MIN_SCALE, PATCH, STRIDE, occluded_copies, occlusion_map, overlay, shared_scale
 from fer.labels import EMOTIONS
 from fer.paths import PHOTOS_DIR
 
@@ -72,6 +72,20 @@ def test_overlay_colours_evidence_for_red_and_against_blue():
     faint = overlay(face, np.full((48, 48), 0.001, np.float32), zoom=2).astype(int)
     assert np.abs(faint[..., 0] - faint[..., 2]).max() < 10  # noise-sized maps stay faint
 
+
+
+def test_maps_on_a_shared_scale_compare_colour_for_colour():
+    face = _face()
+    strong, weak = np.full((48, 48), 4.0, np.float32), np.full((48, 48), 1.0, np.float32)
+    assert shared_scale([strong, -weak]) == 4.0 and shared_scale([weak * 0.1]) == MIN_SCALE
+
+    def redness(image: np.ndarray) -> int:
+        return int(image[..., 0].astype(int).mean() - image[..., 2].astype(int).mean())
+
+    # Alone, each map is full red; on the shared scale the weak one is a quarter as red.
+    assert redness(overlay(face, weak)) == redness(overlay(face, strong))
+    shared = shared_scale([strong, weak])
+    assert redness(overlay(face, weak, scale=shared)) < 0.3 * redness(overlay(face, strong, scale=shared))
 
 @pytest.mark.skipif(not PHOTOS_DIR.is_dir(), reason="shared photos missing")
 def test_released_model_rests_a_smile_on_the_mouth():
