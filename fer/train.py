@@ -250,6 +250,10 @@ def train(config: TrainConfig, out: Path) -> Path:
     if checkpoint.is_file() and state_path.is_file():
         initial_epoch = json.loads(state_path.read_text())["epoch"]
         _truncate_history(out / "history.csv", initial_epoch)
+        # The checkpoint holds the augmentation layers too; importing fer.augment registers its
+        # own layer (RandomZoomShift), which a fresh process would otherwise fail to deserialise.
+        import fer.augment  # noqa: F401
+
         train_model = keras.models.load_model(checkpoint)
         print(f"resuming {out} from epoch {initial_epoch}", flush=True)
     else:

@@ -102,6 +102,27 @@ def test_training_lowers_loss_and_resumes(tmp_path, monkeypatch, capsys):
         train(args(3, lr="1e-2"), out)
 
 
+
+def test_a_fresh_process_resumes_a_run_with_fer_augment_layers(tmp_path):
+    """The checkpoint of a run with shift/zoom holds fer.augment's own layer: a new process (as
+    after an interruption) must be able to load it, not only the process that saved it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data, out = _toy_csv(tmp_path, n=48), tmp_path / "run"
+    command = [sys.executable, "-m", "fer.train", "--data", str(data), "--out", str(out), "--epochs", "2",
+               "--batch-size", "16", "--augment", "flip,shift,zoom"]
+    env = {**os.environ, "FER_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(command, check=True, env=env, cwd=root, capture_output=True, timeout=300)
+    (out / "state.json").write_text(json.dumps({"epoch": 1, "seconds": 1.0}))  # as if stopped after epoch 1
+    resumed = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {out} from epoch 1" in resumed.stdout
+
 def test_warm_start_copies_weights_and_checks_the_source(tmp_path, monkeypatch, capsys):
     import json
 
