@@ -236,13 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print metrics as one JSON object keyed by split")
     parser.add_argument("--update-card", action="store_true", help="write the metrics into the model's JSON card")
     parser.add_argument("--no-save", action="store_true", help="do not write the predictions CSV")
+    parser.add_argument("--split", action="append", choices=EVAL_SPLITS,
+                        help="evaluate only this split (repeatable; default: both). `--split PublicTest` compares "
+                             "candidates without reading the test split")
     args = parser.parse_args(argv)
+    splits = tuple(args.split) if args.split else EVAL_SPLITS
+    if set(splits) != set(EVAL_SPLITS) and (args.update_card or not args.no_save):
+        parser.error("--split evaluates part of the test data: use it with --no-save and without --update-card, "
+                     "so cards and predictions tables always cover both splits")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not Path(args.model).is_file():
         print(f"error: model not found: {args.model}", file=sys.stderr)
         return 2
     try:
-        evaluation = evaluate_model(args.model, args.data, tta=args.tta, shifts=args.tta_shifts)
+        evaluation = evaluate_model(args.model, args.data, tta=args.tta, splits=splits, shifts=args.tta_shifts)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -87,6 +87,21 @@ def test_evaluate_cli_reproduces_paper_card_exactly(tmp_path, capsys):
     assert (written["pred"] == released["pred"]).all()
 
 
+
+def test_evaluate_cli_can_leave_the_test_split_unread(tmp_path, capsys):
+    from fer.evaluate import main
+
+    model = MODELS_DIR / "paper_cnn.h5"
+    assert main(["--model", str(model), "--json", "--no-save", "--split", "PublicTest"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert set(printed) == {"PublicTest"}
+    assert printed["PublicTest"]["accuracy"] == card["metrics"]["PublicTest"]["accuracy"]
+    # A card or predictions table must cover both splits: a partial evaluation writes neither.
+    for extra in (["--update-card", "--no-save"], []):
+        with pytest.raises(SystemExit):
+            main(["--model", str(model), "--split", "PublicTest", *extra])
+
 def test_warm_restart_history_and_commands_chain(tmp_path):
     from fer.metadata import training_commands, write_metadata
     from fer.release import combined_history
