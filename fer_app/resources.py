@@ -303,17 +303,27 @@ def load_predictions(model: ModelEntry, tta: bool = False, calibrated: bool = Tr
         ValueError: if the CSV is malformed.
     """
     temperature = card_temperature(model.card, tta) if calibrated else 1.0
+    path = predictions_file(model, tta)
+    return _predictions(str(path), _mtime(path), temperature)
+
+
+def predictions_file(model: ModelEntry, tta: bool = False) -> Path:
+    """The model's plain or flip-TTA predictions CSV.
+
+    Raises:
+        FileNotFoundError: if it does not exist (the message gives the command that writes it).
+    """
     if tta:
         path = tta_predictions_path(model)
         if not path.is_file():
             raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
                                     f"`python -m fer.evaluate --model {model.path} --tta`")
-        return _predictions(str(path), _mtime(path), temperature)
+        return path
     if not model.has_predictions:
         raise FileNotFoundError(
             f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
         )
-    return _predictions(str(model.predictions), _mtime(model.predictions), temperature)
+    return model.predictions
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -577,11 +587,7 @@ def label_issues(model: ModelEntry, weight_ferplus: float = 0.5, tta: bool = Fal
     Raises:
         FileNotFoundError: if the model has no such predictions CSV.
     """
-    path = tta_predictions_path(model) if tta else model.predictions
-    if not path.is_file():
-        flag = " --tta" if tta else ""
-        raise FileNotFoundError(f"no {'flip-TTA ' if tta else ''}predictions for {model.path.name}: run "
-                                f"`python -m fer.evaluate --model {model.path}{flag}`")
+    path = predictions_file(model, tta)
     return _issues(str(path), _mtime(path), float(weight_ferplus))
 
 
