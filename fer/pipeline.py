@@ -23,6 +23,7 @@ from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
 from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
+from fer.pose import HeadPose, head_pose
 from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
@@ -68,6 +69,8 @@ class FaceResult:
         probabilities: label -> probability, in ``fer.labels.EMOTIONS`` order.
         label: the most probable label.
         score: its probability.
+        pose: the head's yaw, pitch and roll from the landmarks (``fer.pose``), or ``None`` when
+            the generic head could not be fitted.
     """
 
     box: Box
@@ -80,6 +83,7 @@ class FaceResult:
     probabilities: dict[str, float]
     label: str
     score: float
+    pose: HeadPose | None = None
 
     @property
     def top(self) -> tuple[str, float]:
@@ -87,12 +91,13 @@ class FaceResult:
         return self.label, self.score
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON-friendly part: box, label, score and probabilities."""
+        """The JSON-friendly part: box, label, score, probabilities and head pose."""
         return {
             "box": [int(v) for v in self.box],
             "label": self.label,
             "score": round(float(self.score), 6),
             "probabilities": {k: round(float(v), 6) for k, v in self.probabilities.items()},
+            "pose": None if self.pose is None else self.pose.to_dict(),
         }
 
 
@@ -154,6 +159,14 @@ class PhotoResult:
             "aligned": face.gray_face,
             "corrected": face.display_face,
         }
+
+
+def _pose_or_none(landmarks: np.ndarray) -> HeadPose | None:
+    """The head pose, or ``None`` for landmarks the generic head cannot be fitted to."""
+    try:
+        return head_pose(landmarks)
+    except ValueError:
+        return None
 
 
 def _to_hog_box(detection: Detection, detector_name: str) -> Box:
@@ -345,6 +358,7 @@ class FerPipeline:
 
         tick = time.perf_counter()
         points = [self.landmark_predictor.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
+        poses = [_pose_or_none(face_points) for face_points in points]
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
@@ -360,7 +374,7 @@ class FerPipeline:
         timings["classify"] = (time.perf_counter() - tick) * 1000
 
         faces = []
-        for det, pts, face, prob in zip(detections, points, gray_faces, probs, strict=True):
+        for det, pts, pose, face, prob in zip(detections, points, poses, gray_faces, probs, strict=True):
             landmarks = (pts / scale).astype(np.float32)
             corrected = correct_illumination(face, self.model_illumination)
             shown = corrected if display == self.model_illumination else correct_illumination(face, display)
@@ -377,6 +391,7 @@ class FerPipeline:
                 probabilities={name: float(p) for name, p in zip(EMOTIONS, prob, strict=True)},
                 label=EMOTIONS[best],
                 score=float(prob[best]),
+                pose=pose,
             ))
         timings["total"] = (time.perf_counter() - start) * 1000
         return PhotoResult(

@@ -85,7 +85,8 @@ def photo_inputs() -> list[PhotoInput]:
     return inputs
 
 
-def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer | None = None) -> None:
+def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer | None = None,
+                 pose_report: dict | None = None) -> None:
     """One photo: a summary line, the annotated whole photo, and a card per face.
 
     Args:
@@ -93,6 +94,7 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
         result: its ``fer.pipeline.PhotoResult``.
         photo_index: its position among the inputs (keeps widget keys unique).
         explainer: makes each face's occlusion map, or ``None`` for no maps.
+        pose_report: the model card's accuracy by head pose (``fer.pose``), for each face's caution.
     """
     count = len(result.faces)
     total = result.timings.get("total", 0.0)
@@ -108,16 +110,19 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
     )
     annotated = result.boxes_image()
     for index in range(count):
-        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer)
+        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report)
     if count:
         st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
 
 
-def render_face_card(result, index: int, annotated, key: str, explainer: Explainer | None = None) -> None:
-    """Stages side by side, the probability chart and the top label of one face (and its
-    occlusion map when ``explainer`` is given).
+def render_face_card(result, index: int, annotated, key: str, explainer: Explainer | None = None,
+                     pose_report: dict | None = None) -> None:
+    """Stages side by side, the probability chart, the top label and the head pose of one face
+    (and its occlusion map when ``explainer`` is given). A face turned as far as the test faces
+    the model is measurably worse on (``pose_report``) gets a caution.
     """
     from fer.photo_report import context_crop, enlarge
+    from fer.pose import yaw_caution
 
     face = result.faces[index]
     images = [
@@ -138,6 +143,14 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
             st.image(images, caption=captions, width=100 if explainer is not None else 120)
         with chart:
             st.markdown(charts.probability_bars_html(face.probabilities), unsafe_allow_html=True)
+        if face.pose is None:
+            st.caption("Head pose: unknown (the landmarks could not be fitted to a head).")
+        else:
+            st.caption(f"Head pose: {face.pose.describe()} (yaw {face.pose.yaw:+.0f}°, pitch "
+                       f"{face.pose.pitch:+.0f}°, roll {face.pose.roll:+.0f}°; estimated from the landmarks).")
+            caution = yaw_caution(face.pose.yaw, pose_report)
+            if caution:
+                st.warning(caution, icon=":material/rotate_90_degrees_ccw:")
 
 
 @dataclass(frozen=True)

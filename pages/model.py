@@ -85,6 +85,36 @@ def render_calibration(card: dict) -> None:
                                 config={"displayModeBar": False})
 
 
+def pose_frame(report: dict, angle: str) -> pd.DataFrame:
+    """Accuracy per absolute ``angle`` (``yaw`` or ``pitch``) bin, one column group per split."""
+    columns = {}
+    for split in ("PublicTest", "PrivateTest"):
+        rows = (report.get(split) or {}).get(angle) or []
+        for field, name in (("faces", "faces"), ("accuracy", "accuracy"), ("accuracy_class_mix", "at class mix")):
+            columns[(split, name)] = [row.get(field) for row in rows]
+        index = [row["bin"] for row in rows]
+    return pd.DataFrame(columns, index=pd.Index(index, name=f"|{angle}|"))
+
+
+def render_pose(card: dict) -> None:
+    """Accuracy by head pose (``python -m fer.pose``), which the Predict page's cautions read."""
+    report = card.get("pose_accuracy")
+    if not report:
+        return
+    st.subheader("Accuracy by head pose", divider="gray")
+    views = "with flip TTA" if report.get("tta") else "without TTA"
+    st.caption(f"Test faces grouped by the head pose their dlib landmarks give ({views}; `python -m fer.pose`). "
+               "'At class mix' weights each emotion's accuracy in a bin by its share of the whole split, so a bin "
+               "richer in hard emotions (sad faces are turned more often than happy ones) is not blamed on the "
+               "pose. The Predict page warns when a face is turned as far as a PublicTest bin at least 5 points "
+               "below the frontal one.")
+    for angle in ("yaw", "pitch"):
+        st.markdown(f"**By {angle}**")
+        frame = pose_frame(report, angle)
+        shares = [c for c in frame.columns if c[1] != "faces"]
+        st.dataframe(frame.style.format("{:.1%}", na_rep="–", subset=shares), key=f"model_pose_{angle}")
+
+
 def render() -> None:
     st.title("Model card")
     model = widgets.require_model()
@@ -131,6 +161,7 @@ def render() -> None:
                            f"Test faces not also in Training{how} (no near-duplicate there; `fer.twins`)",
                            "model_metrics_no_twin" + suffix)
     render_calibration(card)
+    render_pose(card)
     if card.get("notes"):
         st.subheader("Notes", divider="gray")
         st.markdown("\n".join(f"- {note}" for note in card["notes"]))

@@ -55,7 +55,7 @@ def render() -> None:
             )
             continue
         analysed.append((photo.name, result))
-        predict_view.render_photo(photo.name, result, photo_index, explainer)
+        predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"))
 
     if analysed:
         st.subheader("Download the results", divider="gray")

@@ -103,6 +103,25 @@ def test_sample_photo(app_env):
     assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
 
 
+def test_each_face_shows_its_head_pose_and_turned_faces_a_caution(app_env):
+    couple = PHOTOS_DIR / "deepface_couple.jpg"
+    if not couple.is_file():
+        pytest.skip(f"sample photo missing: {couple}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([
+        ("frontal.jpg", PHOTO.read_bytes(), "image/jpeg"), ("couple.jpg", couple.read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception
+    poses = [t for t in texts(at.caption) if t.startswith("Head pose: turned")]
+    assert len(poses) == 3 and all("estimated from the landmarks" in t for t in poses)
+    # Both of the couple look towards the image's right, 20-30 degrees: the tiny card's table has
+    # that bin 8 points under the frontal one. The frontal portrait gets no caution.
+    cautions = [w for w in texts(at.warning) if w.startswith("Turned ")]
+    assert len(cautions) == 2
+    assert all("this model is right 66% of the time, against 74% within 10°" in w for w in cautions)
+    assert sum("turned" in t and "right" in t for t in poses[1:]) == 2
+
+
 def test_no_model_message(monkeypatch, tmp_path):
     empty = tmp_path / "no_models"
     empty.mkdir()

@@ -528,7 +528,8 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     assert first["tta"] is False and first["temperature"] == 1.0, "the tiny model's card has no calibration"
     if MANIFEST.is_file():
         (face,) = first["faces"]
-        assert set(face) == {"box", "label", "score", "probabilities"}
+        assert set(face) == {"box", "label", "score", "probabilities", "pose"}
+        assert set(face["pose"]) == {"yaw", "pitch", "roll", "error"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
     assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "error": second["error"]}
@@ -566,6 +567,7 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and set(EMOTIONS) <= set(rows[0])
     assert {row["tta"] for row in rows} == {"0"}
+    assert all(-90 < float(row["yaw"]) < 90 and -90 < float(row["roll"]) < 90 for row in rows)
     assert b"\r" not in table.read_bytes()  # plain newlines, as in the app's CSV download
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]

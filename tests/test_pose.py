@@ -1,0 +1,188 @@
+"""Head pose from landmarks (``fer.pose``): the fit, its sign conventions on real photos, the
+accuracy-by-pose table and the caution the Predict page shows."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.align import eye_angle
+from fer.paths import MODELS_DIR, PHOTOS_DIR
+from fer.pose import (
+    FOCAL_EYE_SPANS,
+    MODEL_POINTS,
+    POSE_POINTS,
+    HeadPose,
+    accuracy_by_angle,
+    euler_angles,
+    head_pose,
+    main,
+    yaw_caution,
+)
+
+needs_photos = pytest.mark.skipif(not PHOTOS_DIR.is_dir(), reason=f"sample photos not found at {PHOTOS_DIR}")
+
+
+def projected_landmarks(yaw: float, pitch: float, roll: float, focal: float = 800.0) -> np.ndarray:
+    """68 landmarks whose pose points are the generic head turned by the given angles (degrees)
+    and seen by the camera the fit assumes (head centred on the optical axis, at the distance
+    :data:`fer.pose.FOCAL_EYE_SPANS` eye spans); the other points sit at the head's centre
+    (the fit ignores them)."""
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    ry = np.array([[math.cos(-y), 0, math.sin(-y)], [0, 1, 0], [-math.sin(-y), 0, math.cos(-y)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    rotation = rz @ ry @ rx
+    camera = np.array([[focal, 0, 320.0], [0, focal, 240.0], [0, 0, 1]])
+    eye_span = np.linalg.norm(MODEL_POINTS[POSE_POINTS.index(45)] - MODEL_POINTS[POSE_POINTS.index(36)])
+    shift = np.array([0.0, 0.0, FOCAL_EYE_SPANS * eye_span]) - rotation @ MODEL_POINTS.mean(axis=0)
+    points, _ = cv2.projectPoints(MODEL_POINTS, cv2.Rodrigues(rotation)[0], shift, camera, None)
+    landmarks = np.tile(points.reshape(-1, 2).mean(axis=0), (68, 1))
+    landmarks[list(POSE_POINTS)] = points.reshape(-1, 2)
+    return landmarks
+
+
+@pytest.mark.parametrize("angles", [(0, 0, 0), (25, 0, 0), (-30, 10, 5), (10, -15, -20), (40, 5, 12)])
+def test_the_fit_recovers_the_angles_of_a_projected_head(angles):
+    pose = head_pose(projected_landmarks(*angles))
+    assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx(angles, abs=1.5)
+    assert pose.error < 0.01
+
+
+def test_sign_conventions_follow_the_image():
+    # Turned right: the nose tip (the closest point) moves towards the image's right edge.
+    turned = projected_landmarks(20, 0, 0)
+    frontal = projected_landmarks(0, 0, 0)
+    def nose_offset(points):
+        return points[[31, 35], 0].mean() - points[[36, 45], 0].mean()
+
+    assert nose_offset(turned) > nose_offset(frontal) + 1
+    # Nodding down brings the nose towards the mouth corners; positive roll lowers the image-right eye.
+    down = projected_landmarks(0, 20, 0)
+    assert down[54, 1] - down[35, 1] < frontal[54, 1] - frontal[35, 1]
+    tilted = projected_landmarks(0, 0, 15)
+    assert tilted[45, 1] > tilted[36, 1] and eye_angle(tilted) > 0
+
+
+def test_euler_angles_of_the_identity_are_zero():
+    assert euler_angles(np.eye(3)) == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_bad_landmarks_are_refused():
+    with pytest.raises(ValueError, match="68, 2"):
+        head_pose(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="degenerate"):
+        head_pose(np.zeros((68, 2)))
+
+
+def test_describe_and_to_dict():
+    pose = HeadPose(yaw=-12.4, pitch=5.0, roll=3.2, error=0.05)
+    assert pose.describe() == "turned 12° left, 5° down, tilted 3° clockwise"
+    assert pose.to_dict() == {"yaw": -12.4, "pitch": 5.0, "roll": 3.2, "error": 0.05}
+
+
+@pytest.fixture(scope="module")
+def photo_poses():
+    """Each sample photo's faces as (left edge, pose), for the photo and its mirror image."""
+    from fer.pipeline import FerPipeline
+
+    pipeline = FerPipeline(detector="hog")
+    found = {}
+    for name in ("deepface_couple.jpg", "fr_obama2.jpg", "isf_right_wryneck.png", "dlib_2008_002079.jpg"):
+        image = Image.open(PHOTOS_DIR / name).convert("RGB")
+        image.thumbnail((1200, 1200))
+        for mirrored in (False, True):
+            shown = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else image
+            buffer = io.BytesIO()
+            shown.save(buffer, format="PNG")
+            faces = pipeline.analyze_bytes(buffer.getvalue()).faces
+            width = shown.size[0]
+            # Left edges in the unmirrored photo's pixels, so a face can be matched with its mirror.
+            found[name, mirrored] = sorted(
+                ((width - f.box[0] - f.box[2]) if mirrored else f.box[0], f.pose, f.landmarks, f.box[2])
+                for f in faces)
+    return found
+
+
+@needs_photos
+def test_mirrored_photos_mirror_the_pose(photo_poses):
+    for name in {n for n, _ in photo_poses}:
+        plain, mirrored = photo_poses[name, False], photo_poses[name, True]
+        assert len(plain) == len(mirrored) > 0
+        for (left, pose, _, side), (left_m, pose_m, _, _) in zip(plain, mirrored, strict=True):
+            assert abs(left - left_m) < 0.1 * 1200
+            # dlib's landmarks on faces of ~40-55 px are not mirror-exact: their pose moves more.
+            big = side >= 80
+            assert pose.yaw == pytest.approx(-pose_m.yaw, abs=8 if big else 15), name
+            assert pose.roll == pytest.approx(-pose_m.roll, abs=5 if big else 8), name
+
+
+@needs_photos
+def test_roll_agrees_with_the_eye_line_and_the_hand_notes(photo_poses):
+    for (name, _), faces in photo_poses.items():
+        for _, pose, landmarks, _ in faces:
+            assert pose.roll == pytest.approx(eye_angle(landmarks), abs=5), name
+    # The manifest: "head rolled ~25 deg" (the fit sees ~40 degrees of eye-line tilt), and a
+    # couple both turned towards the image's right.
+    (_, wryneck, _, _), = photo_poses["isf_right_wryneck.png", False]
+    assert 25 <= abs(wryneck.roll) <= 50
+    assert all(pose.yaw > 10 for _, pose, _, _ in photo_poses["deepface_couple.jpg", False])
+
+
+def test_accuracy_by_angle_bins_and_standardises_by_class():
+    angles = np.array([0, 5, -8, 15, -25, 40, -50, 35])
+    labels = np.array([0, 1, 0, 1, 0, 1, 1, 0])
+    correct = np.array([1, 1, 1, 0, 1, 0, 1, 0], bool)
+    rows = accuracy_by_angle(angles, correct, labels, (0, 10, 20, 30, 180))
+    assert [r["bin"] for r in rows] == ["0-10°", "10-20°", "20-30°", "30°+"]
+    assert [r["faces"] for r in rows] == [3, 1, 1, 3]
+    assert rows[0]["accuracy"] == 1.0 and rows[3]["accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    # 30°+ holds class 1 (1 of 2 right) and class 0 (0 of 1); the mix is half and half.
+    assert rows[3]["accuracy_class_mix"] == pytest.approx(0.25)
+    # One class only in the bin: its accuracy, whatever the mix.
+    assert rows[1]["accuracy_class_mix"] == 0.0 and rows[2]["accuracy_class_mix"] == 1.0
+
+
+def report_with(accuracies: list[float]) -> dict:
+    rows = [{"bin": b, "faces": 10, "share": 0.25, "accuracy": a, "accuracy_class_mix": a}
+            for b, a in zip(["0-10°", "10-20°", "20-30°", "30°+"], accuracies, strict=True)]
+    return {"tta": True, "PublicTest": {"yaw_bins": [0, 10, 20, 30, 180], "yaw": rows}}
+
+
+def test_yaw_caution_only_where_the_card_shows_a_drop():
+    report = report_with([0.74, 0.71, 0.66, 0.61])
+    assert yaw_caution(5, report) is None
+    assert yaw_caution(-15, report) is None  # 3 points: under the 5-point bar
+    caution = yaw_caution(-34, report)
+    assert caution.startswith("Turned 34°: on PublicTest faces turned 30°+ this model is right with flip TTA 61%")
+    assert "against 74% within 10°" in caution
+    assert yaw_caution(34, None) is None and yaw_caution(34, {}) is None
+
+
+def test_cli_writes_the_table_into_the_card(tmp_path, tmp_path_factory):
+    from app_support import own_model_folder
+
+    folder = own_model_folder(tmp_path, tmp_path_factory)
+    model = folder / "tiny.h5"
+    assert main(["--model", str(model), "--limit", "40", "--update-card"]) == 0
+    report = json.loads((folder / "tiny.json").read_text())["pose_accuracy"]
+    assert report["tta"] is False and report["command"].startswith("python -m fer.pose --model")
+    for split in ("PublicTest", "PrivateTest"):
+        assert report[split]["faces"] == 40 and sum(r["faces"] for r in report[split]["yaw"]) == 40
+    with pytest.raises(SystemExit):
+        main(["--model", str(model), "--tta"])  # no flip-TTA predictions beside the tiny model
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "fer_best.json").is_file(), reason="no released model")
+def test_released_card_shows_turned_faces_are_harder():
+    report = json.loads((MODELS_DIR / "fer_best.json").read_text())["pose_accuracy"]
+    for split in ("PublicTest", "PrivateTest"):
+        yaw = report[split]["yaw"]
+        assert sum(r["faces"] for r in yaw) == 3589
+        assert yaw[0]["accuracy_class_mix"] - yaw[-1]["accuracy_class_mix"] > 0.05
