@@ -10,9 +10,11 @@ unusual faces); roll is as exact as the eye corners.
 
 The same function serves photos (landmarks in photo pixels) and FER2013's 48x48 faces, so
 :func:`main` can measure a model's accuracy by head pose on the test splits, which the app uses
-to say when a face is turned further than the test faces it was measured on.
+to say when a face is turned as far as the test faces it is measurably worse on, and to filter
+the test faces by pose.
 
-``python -m fer.pose --model models/fer_best.h5 [--update-card]``
+``python -m fer.pose build`` (the embedded per-face table, ``fer/assets/fer2013_test_poses.csv``),
+``python -m fer.pose report --model models/fer_best.h5 [--tta] [--update-card]``
 """
 
 from __future__ import annotations
@@ -218,17 +220,7 @@ def yaw_caution(yaw: float, report: dict[str, object] | None, split: str = "Publ
             f"{here:.0%} of the time, against {frontal:.0%} within {edges[1]:.0f}° (both at the split's class mix).")
 
 
-def pose_table(poses: Sequence[HeadPose], correct: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    """Accuracy by absolute yaw and by absolute pitch (see :func:`accuracy_by_angle`)."""
-    return {
-        "faces": len(poses), "accuracy": round(float(np.mean(correct)), 4) if len(poses) else None,
-        "yaw_bins": list(YAW_BINS), "pitch_bins": list(PITCH_BINS),
-        "yaw": accuracy_by_angle(np.array([p.yaw for p in poses]), correct, labels, YAW_BINS),
-        "pitch": accuracy_by_angle(np.array([p.pitch for p in poses]), correct, labels, PITCH_BINS),
-    }
-
-
-def _face_poses(gray_faces: np.ndarray) -> list[HeadPose]:
+def face_poses(gray_faces: np.ndarray) -> list[HeadPose]:
     """Head poses of FER-style 48x48 faces, through the landmarks the landmark experiments use."""
     from fer.landmark_features import face_landmark_features
 
@@ -239,39 +231,122 @@ def _face_poses(gray_faces: np.ndarray) -> list[HeadPose]:
     return poses
 
 
+POSE_COLUMNS: tuple[str, ...] = ("row", "yaw", "pitch", "roll")
+# Faces with |yaw| under the first edge are frontal; from the third edge on, turned.
+YAW_SUBSETS: dict[str, str] = {"any": "any", "frontal": "frontal (|yaw| < 10°)", "turned": "turned (|yaw| ≥ 20°)"}
+
+
+def build_pose_table(path: Path | None = None) -> Path:
+    """Writes the head pose of every embedded test face (one CSV row per FER2013 row).
+
+    The embedded faces are model-independent, so one table serves every model's predictions.
+    """
+    import pandas as pd
+
+    from fer.paths import TEST_POSES_PATH
+    from fer.testset import load_test_faces
+
+    path = Path(path or TEST_POSES_PATH)
+    faces = load_test_faces()
+    poses = face_poses(faces.images)
+    pd.DataFrame({
+        "row": faces.rows, "yaw": [round(p.yaw, 1) for p in poses], "pitch": [round(p.pitch, 1) for p in poses],
+        "roll": [round(p.roll, 1) for p in poses],
+    }).to_csv(path, index=False)
+    return path
+
+
+def load_pose_table(path: Path | None = None):
+    """Reads the embedded per-face head poses as a DataFrame indexed by FER2013 row.
+
+    Raises:
+        FileNotFoundError: naming the command that builds it.
+        ValueError: for a table without the expected columns.
+    """
+    import pandas as pd
+
+    from fer.paths import TEST_POSES_PATH
+
+    path = Path(path or TEST_POSES_PATH)
+    if not path.is_file():
+        raise FileNotFoundError(f"head poses of the test faces not found: {path}; run `python -m fer.pose build`")
+    table = pd.read_csv(path)
+    if tuple(table.columns) != POSE_COLUMNS:
+        raise ValueError(f"{path}: expected columns {', '.join(POSE_COLUMNS)}, got {', '.join(table.columns)}")
+    return table.set_index("row")
+
+
+def select_by_yaw(table, poses, subset: str):
+    """The rows of a per-face table (with a FER2013 ``row`` column) in one :data:`YAW_SUBSETS`.
+
+    Args:
+        table: per-face rows, e.g. a model's predictions.
+        poses: :func:`load_pose_table`.
+        subset: ``any``, ``frontal`` (|yaw| under 10 degrees) or ``turned`` (20 degrees or more).
+
+    Raises:
+        ValueError: for an unknown subset.
+        KeyError: naming rows the pose table does not cover.
+    """
+    if subset not in YAW_SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; expected one of {', '.join(YAW_SUBSETS)}")
+    if subset == "any":
+        return table
+    rows = table["row"].to_numpy()
+    missing = np.setdiff1d(rows, poses.index.to_numpy())
+    if len(missing):
+        raise KeyError(f"{len(missing)} rows have no head pose (first: {int(missing[0])})")
+    yaw = np.abs(poses.loc[rows, "yaw"].to_numpy())
+    keep = yaw < YAW_BINS[1] if subset == "frontal" else yaw >= YAW_BINS[2]
+    return table[keep]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: a model's test accuracy by head pose, from its saved per-face predictions."""
+    """CLI: ``build`` the embedded per-face pose table; ``report`` a model's accuracy by pose."""
     import pandas as pd
 
     from fer.evaluate import predictions_path
     from fer.metadata import read_metadata, write_metadata
-    from fer.testset import load_test_faces
 
     parser = argparse.ArgumentParser(prog="python -m fer.pose", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="released model .h5 with predictions beside it")
-    parser.add_argument("--tta", action="store_true", help="use its flip-TTA predictions")
-    parser.add_argument("--update-card", action="store_true", help="write the table into the model's card")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N faces of each split (smoke tests)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="head poses of the embedded test faces (about 45 s)")
+    build.add_argument("--out", default=None, help="default: fer/assets/fer2013_test_poses.csv")
+    report_cmd = commands.add_parser("report", help="a model's test accuracy by head pose")
+    report_cmd.add_argument("--model", required=True, help="released model .h5 with predictions beside it")
+    report_cmd.add_argument("--tta", action="store_true", help="use its flip-TTA predictions")
+    report_cmd.add_argument("--update-card", action="store_true", help="write the table into the model's card")
     args = parser.parse_args(argv)
 
+    if args.command == "build":
+        print(build_pose_table(args.out))
+        return 0
     model = Path(args.model)
     predictions = predictions_path(model, args.tta)
     if not predictions.is_file():
         parser.error(f"{predictions} is missing: run python -m fer.evaluate --model {model}"
                      + (" --tta" if args.tta else ""))
     frame = pd.read_csv(predictions)
-    if args.limit:
-        frame = frame.groupby("split", sort=False).head(args.limit).reset_index(drop=True)
-    faces = load_test_faces()
-    position = {int(row): i for i, row in enumerate(faces.rows)}
-    poses = _face_poses(faces.images[[position[int(r)] for r in frame["row"]]])
+    try:
+        poses = load_pose_table()
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    missing = np.setdiff1d(frame["row"].to_numpy(), poses.index.to_numpy())
+    if len(missing):
+        parser.error(f"{len(missing)} predicted rows have no head pose; rebuild with `python -m fer.pose build`")
     command = "python -m fer.pose " + " ".join(argv if argv is not None else sys.argv[1:])
     report: dict[str, object] = {"tta": bool(args.tta), "focal_eye_spans": FOCAL_EYE_SPANS, "command": command}
     for split in ("PublicTest", "PrivateTest"):
-        chosen = (frame["split"] == split).to_numpy()
-        correct = (frame["true"] == frame["pred"]).to_numpy()[chosen]
-        labels = frame["true"].to_numpy()[chosen]
-        report[split] = pose_table([p for p, c in zip(poses, chosen, strict=True) if c], correct, labels)
+        part = frame[frame["split"] == split]
+        angles = poses.loc[part["row"].to_numpy()]
+        correct = (part["true"] == part["pred"]).to_numpy()
+        labels = part["true"].to_numpy()
+        report[split] = {
+            "faces": len(part), "accuracy": round(float(correct.mean()), 4) if len(part) else None,
+            "yaw_bins": list(YAW_BINS), "pitch_bins": list(PITCH_BINS),
+            "yaw": accuracy_by_angle(angles["yaw"].to_numpy(), correct, labels, YAW_BINS),
+            "pitch": accuracy_by_angle(angles["pitch"].to_numpy(), correct, labels, PITCH_BINS),
+        }
     print(json.dumps(report, indent=2))
     if args.update_card:
         card = read_metadata(model)

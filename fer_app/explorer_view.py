@@ -73,6 +73,36 @@ def twin_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]
         return "all", predictions
 
 
+POSE_HELP = ("Head pose from each face's dlib landmarks (`python -m fer.pose`). FER2013's faces are mostly "
+             "frontal, and turned ones are harder: the Model page gives the accuracy by yaw.")
+
+
+def pose_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]:
+    """The "Head pose" control (any, frontal, turned) and the predictions it keeps.
+
+    Without the embedded pose table, or for predictions it does not cover, all faces.
+    """
+    from fer.pose import YAW_SUBSETS, select_by_yaw
+
+    poses = resources.face_poses()
+    if poses is None:
+        return "any", predictions
+    subset = st.segmented_control("Head pose", list(YAW_SUBSETS), key=key, default="any", required=True,
+                                  format_func=YAW_SUBSETS.get, help=POSE_HELP)
+    try:
+        return subset, select_by_yaw(predictions, poses, subset)
+    except KeyError as err:
+        st.warning(f"Head poses are known only for FER2013's test faces: {err}")
+        return "any", predictions
+
+
+def pose_text(row: int, poses: pd.DataFrame | None) -> str:
+    """`` · yaw -34°`` for a test face of the embedded pose table, else empty."""
+    if poses is None or int(row) not in poses.index:
+        return ""
+    return f" · yaw {poses.at[int(row), 'yaw']:+.0f}°"
+
+
 def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:
     """`` · in Training: row 123 (sad, 0.97)`` for a face with a Training twin, else empty.
 

@@ -28,7 +28,7 @@ import streamlit as st
 
 from fer.calibration import card_temperature
 from fer.metadata import split_accuracies
-from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR, TEST_TWINS_PATH
+from fer.paths import FER2013_CSV, MODELS_DIR, PHOTOS_DIR, TEST_POSES_PATH, TEST_TWINS_PATH
 
 # Sample photos offered on the Predict page (clear faces, see photos/manifest.csv).
 SAMPLE_PHOTOS: tuple[str, ...] = (
@@ -459,6 +459,24 @@ def _twins(version: int) -> pd.DataFrame | None:
     del version  # only a cache key
     try:
         return load_twins()
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def face_poses() -> pd.DataFrame | None:
+    """The embedded head pose of every test face (``fer.pose``), indexed by FER2013 row, or
+    ``None`` when it is missing or malformed. Re-read when ``python -m fer.pose build`` rewrites it.
+    """
+    return _face_poses(_mtime(TEST_POSES_PATH))
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _face_poses(version: int) -> pd.DataFrame | None:
+    from fer.pose import load_pose_table
+
+    del version  # only a cache key
+    try:
+        return load_pose_table()
     except (FileNotFoundError, ValueError):
         return None
 

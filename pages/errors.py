@@ -14,6 +14,7 @@ from fer.explorer import (
     selected_cell,
 )
 from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.pose import YAW_SUBSETS
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     EXPLAIN_CHOICES,
@@ -26,6 +27,8 @@ from fer_app.explorer_view import (
     face_close_up,
     grid_with_annotation,
     occlusion_overlays,
+    pose_subset,
+    pose_text,
     split_view_for,
     tiles_for_rows,
     twin_subset,
@@ -63,23 +66,30 @@ def render() -> None:
         format_func=REFERENCES.get, help="Which labels count as the truth for the matrix and the accuracy.",
     )
     normalise = right.toggle("Row-normalised", key="errors_normalise", help="Each true class's share, not counts")
-    subset, shown = twin_subset(predictions, "errors_twins")
+    faces_col, pose_col = st.columns(2)
+    with faces_col:
+        subset, shown = twin_subset(predictions, "errors_twins")
+    with pose_col:
+        pose, shown = pose_subset(shown, "errors_pose")
+    # How the faces were chosen, for the messages below ("" when all are shown).
+    chosen = ", ".join(([f"{TWIN_SUBSET_NAMES[subset]}"] if subset != "all" else [])
+                       + ([f"head {YAW_SUBSETS[pose]}"] if pose != "any" else []))
 
     annotations = widgets.current_annotations()
     views = {s: split_view_for(shown, s, reference, annotations) for s in EVAL_SPLITS
              if (shown["split"] == s).any()}
     if split not in views:
         st.warning(f"`{model.predictions.name}` has no {split} predictions"
-                   + ("." if subset == "all" else f" among the faces {TWIN_SUBSET_NAMES[subset]}."))
+                   + (f" among the faces {chosen}." if chosen else "."))
         return
     view = views[split]
 
     head, chart = st.columns([1, 2])
-    if subset == "all":
+    if not chosen:
         title, delta = f"{split} accuracy ({REFERENCES[reference]})", PAPER_ACCURACY
         versus = f"the paper's {PAPER_ACCURACY:.1%}"
     else:
-        title = f"{split} accuracy ({REFERENCES[reference]}), faces {TWIN_SUBSET_NAMES[subset]}"
+        title = f"{split} accuracy ({REFERENCES[reference]}), faces {chosen}"
         delta = split_view_for(predictions, split, reference, annotations).metrics.accuracy
         versus = f"all faces ({delta:.1%})"
     head.metric(title, f"{view.metrics.accuracy:.1%}",
@@ -92,7 +102,7 @@ def render() -> None:
     chart.markdown(charts.accuracy_bars_html({s: v.metrics.accuracy for s, v in views.items()}),
                    unsafe_allow_html=True)
 
-    cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset, tta), tta)
+    cell_explorer(model, view, predictions, annotations, normalise, (split, reference, subset, pose, tta), tta)
 
 
 def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple, tta: bool = False) -> None:
@@ -150,10 +160,10 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
                   + charts.scale_note(overlays.scale, len(overlays.images))))
     widgets.legend()
     notes = annotation_lookup(annotations)
-    twins, confidence = resources.twin_lookup(), view.confidence
+    twins, poses, confidence = resources.twin_lookup(), resources.face_poses(), view.confidence
     captions = [
         f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {confidence[i]:.0%}"
-        f" · {vote_summary(r)}{twin_text(r, twins)}{annotation_text(notes, r)}"
+        f" · {vote_summary(r)}{twin_text(r, twins)}{pose_text(r, poses)}{annotation_text(notes, r)}"
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()

@@ -150,6 +150,31 @@ def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predi
     assert all(" · in Training: row " in c for c in at.image[0].captions)
 
 
+def test_head_pose_control_keeps_frontal_or_turned_faces(app_env, predictions):
+    from fer.pose import load_pose_table
+
+    yaw = load_pose_table()["yaw"].abs()
+    part = predictions[predictions["split"] == "PrivateTest"]
+    at = open_errors()
+    assert at.segmented_control(key="errors_pose").value == "any"
+    for pose, keep in (("frontal", yaw.loc[part["row"]].to_numpy() < 10),
+                       ("turned", yaw.loc[part["row"]].to_numpy() >= 20)):
+        at.segmented_control(key="errors_pose").set_value(pose).run()
+        assert not at.exception
+        kept = part[keep]
+        assert 300 < len(kept) < 2000
+        assert at.dataframe(key="errors_cell").value.to_numpy().sum() == len(kept)
+        assert at.metric[0].value == f"{(kept['true'] == kept['pred']).mean():.1%}"
+        assert at.metric[0].label.endswith(f"faces head {pose}" + (" (|yaw| < 10°)" if pose == "frontal" else
+                                                                    " (|yaw| ≥ 20°)"))
+    # With the near-duplicates control too: both filters apply and both are named.
+    at.segmented_control(key="errors_twins").set_value("no_twin").run()
+    assert not at.exception and "not in Training, head turned" in at.metric[0].label
+    select_cell(at, "happy", "happy")
+    yaws = [int(re.search(r" · yaw ([+-]\d+)°", c).group(1)) for c in at.image[0].captions]
+    assert yaws and all(abs(y) >= 19 for y in yaws)  # captions round to whole degrees
+
+
 def test_occlusion_maps_over_the_cell_faces(app_env, predictions):
     at = open_errors()
     select_cell(at, "happy", "sad")

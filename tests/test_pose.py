@@ -21,8 +21,11 @@ from fer.pose import (
     HeadPose,
     accuracy_by_angle,
     euler_angles,
+    face_poses,
     head_pose,
+    load_pose_table,
     main,
+    select_by_yaw,
     yaw_caution,
 )
 
@@ -165,18 +168,46 @@ def test_yaw_caution_only_where_the_card_shows_a_drop():
     assert yaw_caution(34, None) is None and yaw_caution(34, {}) is None
 
 
-def test_cli_writes_the_table_into_the_card(tmp_path, tmp_path_factory):
+def test_report_writes_the_table_into_the_card(tmp_path, tmp_path_factory):
     from app_support import own_model_folder
 
     folder = own_model_folder(tmp_path, tmp_path_factory)
     model = folder / "tiny.h5"
-    assert main(["--model", str(model), "--limit", "40", "--update-card"]) == 0
+    assert main(["report", "--model", str(model), "--update-card"]) == 0
     report = json.loads((folder / "tiny.json").read_text())["pose_accuracy"]
-    assert report["tta"] is False and report["command"].startswith("python -m fer.pose --model")
+    assert report["tta"] is False and report["command"].startswith("python -m fer.pose report --model")
     for split in ("PublicTest", "PrivateTest"):
-        assert report[split]["faces"] == 40 and sum(r["faces"] for r in report[split]["yaw"]) == 40
+        assert report[split]["faces"] == 3589 and sum(r["faces"] for r in report[split]["yaw"]) == 3589
     with pytest.raises(SystemExit):
-        main(["--model", str(model), "--tta"])  # no flip-TTA predictions beside the tiny model
+        main(["report", "--model", str(model), "--tta"])  # no flip-TTA predictions beside the tiny model
+
+
+def test_embedded_table_matches_a_fresh_fit():
+    from fer.testset import load_test_faces
+
+    faces = load_test_faces()
+    table = load_pose_table()
+    assert len(table) == len(faces.rows) and set(table.index) == set(faces.rows.tolist())
+    picked = np.random.default_rng(0).choice(len(faces.rows), 40, replace=False)
+    fresh = face_poses(faces.images[picked])
+    stored = table.loc[faces.rows[picked]]
+    assert np.allclose(stored["yaw"], [p.yaw for p in fresh], atol=0.06)
+    assert np.allclose(stored["roll"], [p.roll for p in fresh], atol=0.06)
+
+
+def test_select_by_yaw_and_its_errors():
+    import pandas as pd
+
+    poses = pd.DataFrame({"row": [1, 2, 3, 4], "yaw": [5.0, -12.0, -25.0, 40.0], "pitch": 0.0, "roll": 0.0})
+    poses = poses.set_index("row")
+    table = pd.DataFrame({"row": [4, 3, 2, 1], "pred": [0, 1, 2, 3]})
+    assert select_by_yaw(table, poses, "any") is table
+    assert select_by_yaw(table, poses, "frontal")["row"].tolist() == [1]
+    assert select_by_yaw(table, poses, "turned")["row"].tolist() == [4, 3]
+    with pytest.raises(ValueError, match="unknown subset"):
+        select_by_yaw(table, poses, "sideways")
+    with pytest.raises(KeyError, match="1 rows have no head pose"):
+        select_by_yaw(pd.DataFrame({"row": [9]}), poses, "turned")
 
 
 @pytest.mark.skipif(not (MODELS_DIR / "fer_best.json").is_file(), reason="no released model")
