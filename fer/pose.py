@@ -90,6 +90,16 @@ class HeadPose:
         return f"{turn}, {nod}, {tilt}"
 
 
+def signed_degrees(angle: float) -> str:
+    """``+21°``, ``-3°``, ``+0°`` (never ``-0°``)."""
+    return f"{round(angle):+d}°"
+
+
+def angles_text(yaw: float, pitch: float, roll: float) -> str:
+    """``yaw +21° pitch +6° roll -13°``."""
+    return f"yaw {signed_degrees(yaw)} pitch {signed_degrees(pitch)} roll {signed_degrees(roll)}"
+
+
 def euler_angles(rotation: np.ndarray) -> tuple[float, float, float]:
     """Returns (yaw, pitch, roll) in degrees, in :class:`HeadPose`'s conventions, of a rotation
     matrix taking head coordinates to camera coordinates (``R = Rz(roll) Ry(-yaw) Rx(pitch)``).

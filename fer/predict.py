@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS
 from fer.photo_report import FACE_FIELDS, face_rows
+from fer.pose import angles_text
 from fer.preprocess import ILLUMINATIONS
 
 if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not for --help
@@ -187,7 +188,9 @@ def format_outcome(outcome: PhotoOutcome) -> str:
         ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         others = ", ".join(f"{name} {p:.2f}" for name, p in ranked)
         x, y, w, h = face["box"]
-        lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others})")
+        pose = face.get("pose")
+        turn = f"  {angles_text(pose['yaw'], pose['pitch'], pose['roll'])}" if pose else ""
+        lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others}){turn}")
     return "\n".join(lines)
 
 

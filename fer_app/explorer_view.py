@@ -100,7 +100,9 @@ def pose_text(row: int, poses: pd.DataFrame | None) -> str:
     """`` · yaw -34°`` for a test face of the embedded pose table, else empty."""
     if poses is None or int(row) not in poses.index:
         return ""
-    return f" · yaw {poses.at[int(row), 'yaw']:+.0f}°"
+    from fer.pose import signed_degrees
+
+    return f" · yaw {signed_degrees(poses.at[int(row), 'yaw'])}"
 
 
 def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:

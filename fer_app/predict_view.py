@@ -122,7 +122,7 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
     the model is measurably worse on (``pose_report``) gets a caution.
     """
     from fer.photo_report import context_crop, enlarge
-    from fer.pose import yaw_caution
+    from fer.pose import angles_text, yaw_caution
 
     face = result.faces[index]
     images = [
@@ -146,8 +146,9 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
         if face.pose is None:
             st.caption("Head pose: unknown (the landmarks could not be fitted to a head).")
         else:
-            st.caption(f"Head pose: {face.pose.describe()} (yaw {face.pose.yaw:+.0f}°, pitch "
-                       f"{face.pose.pitch:+.0f}°, roll {face.pose.roll:+.0f}°; estimated from the landmarks).")
+            pose = face.pose
+            st.caption(f"Head pose: {pose.describe()} ({angles_text(pose.yaw, pose.pitch, pose.roll)}; estimated "
+                       "from the landmarks).")
             caution = yaw_caution(face.pose.yaw, pose_report)
             if caution:
                 st.warning(caution, icon=":material/rotate_90_degrees_ccw:")
