@@ -76,12 +76,15 @@ class TrackPoint:
         track: which person (linked across frames), from 1.
         box: (x, y, w, h) in video pixels.
         probabilities: (7,) in :data:`fer.labels.EMOTIONS` order.
+        yaw: the head's yaw in degrees (``fer.pose``; positive towards the frame's right), or
+            None when the landmarks could not be fitted.
     """
 
     time_s: float
     track: int
     box: tuple[int, int, int, int]
     probabilities: np.ndarray = field(repr=False)
+    yaw: float | None = None
 
     @property
     def label(self) -> str:
@@ -133,17 +136,18 @@ class VideoResult:
 
     def table(self):
         """One row per face per sampled frame (the CSV download): time, track, box, label, score, TTA
-        (0/1), temperature, p_*.
+        (0/1), temperature, p_*, yaw (degrees; empty when unknown).
         """
         import pandas as pd
 
         rows = [{"time_s": round(p.time_s, 3), "track": p.track, "x": p.box[0], "y": p.box[1], "w": p.box[2],
                  "h": p.box[3], "label": p.label, "score": round(p.score, 6), "tta": int(self.tta),
                  "temperature": self.temperature,
-                 **{f"p_{e}": round(float(v), 6) for e, v in zip(EMOTIONS, p.probabilities, strict=True)}}
+                 **{f"p_{e}": round(float(v), 6) for e, v in zip(EMOTIONS, p.probabilities, strict=True)},
+                 "yaw": None if p.yaw is None else round(p.yaw, 1)}
                 for p in self.points]
         columns = ["time_s", "track", "x", "y", "w", "h", "label", "score", "tta", "temperature",
-                   *(f"p_{e}" for e in EMOTIONS)]
+                   *(f"p_{e}" for e in EMOTIONS), "yaw"]
         return pd.DataFrame(rows, columns=columns)
 
     def summary(self):
@@ -171,7 +175,8 @@ class VideoResult:
             "faces": [{"time_s": round(p.time_s, 3), "track": p.track, "box": list(p.box), "label": p.label,
                        "score": round(p.score, 6),
                        "probabilities": {e: round(float(v), 6) for e, v in zip(EMOTIONS, p.probabilities,
-                                                                                strict=True)}}
+                                                                                strict=True)},
+                       "yaw": None if p.yaw is None else round(p.yaw, 1)}
                       for p in self.points],
         })
 
@@ -515,7 +520,7 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
         tracks = tracker.update(rgb, result.faces, boxes, new_shot)
         for face, box, track in zip(result.faces, boxes, tracks, strict=True):
             probabilities = np.array([face.probabilities[e] for e in EMOTIONS], dtype=np.float32)
-            points.append(TrackPoint(moment, track, box, probabilities))
+            points.append(TrackPoint(moment, track, box, probabilities, None if face.pose is None else face.pose.yaw))
         times.append(moment)
         if thumbnails:
             images.append(_thumbnail(result))

@@ -289,6 +289,9 @@ def test_a_clip_gives_one_timeline_per_face(tmp_path):
     assert summary.loc[2, "dominant"] == "neutral" and summary.loc[2, "dominant_share"] == 1.0
     record = json.loads(result.to_json())
     assert record["samples"] == 12 and len(record["faces"]) == len(result.points)
+    # Each face's head pose travels with it: the same still photo gives the same yaw in every frame.
+    assert table["yaw"].notna().all() and all(-60 < f["yaw"] < 60 for f in record["faces"])
+    assert table[table["track"] == 1]["yaw"].std() < 3
 
 
 @needs_photos
