@@ -23,7 +23,9 @@ import numpy as np
 from fer.labels import EMOTIONS, one_hot
 from fer.preprocess import ILLUMINATIONS, to_model_input
 
-AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "erase")
+AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "erase", "turn")
+# What ``--augment all`` meant before "turn" existed, so recorded commands keep their meaning.
+ALL_AUGMENTATIONS = ("flip", "shift", "rotate", "zoom", "erase")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument(
-        "--augment", default="", help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or 'all'"
+        "--augment", default="", help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or 'all' "
+        f"({','.join(ALL_AUGMENTATIONS)})"
     )
     p.add_argument("--illumination", default="none", choices=ILLUMINATIONS)
     p.add_argument("--landmarks", default="", help="landmark features .npz (for *_landmarks architectures)")
@@ -98,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
               "distilled runs usually use --label-smoothing 0", file=sys.stderr)
     augment: tuple[str, ...] = ()
     if args.augment:
-        augment = AUGMENTATIONS if args.augment == "all" else tuple(a.strip() for a in args.augment.split(","))
+        augment = ALL_AUGMENTATIONS if args.augment == "all" else tuple(a.strip() for a in args.augment.split(","))
         unknown = set(augment) - set(AUGMENTATIONS)
         if unknown:
             p.error(f"unknown augmentation(s) {sorted(unknown)}; expected {','.join(AUGMENTATIONS)}")
@@ -143,12 +146,13 @@ def build_augmenter(augment: tuple[str, ...], seed: int):
         steps.append(layers.RandomFlip("horizontal", seed=seed))
     if "rotate" in augment:
         steps.append(layers.RandomRotation(10 / 360, fill_mode="reflect", seed=seed + 1))
-    if "zoom" in augment or "shift" in augment:
+    if {"zoom", "shift", "turn"} & set(augment):
         from fer.augment import RandomZoomShift
 
         # Separable matrix products: Keras' affine layers cost 80x a VGG step on a GPU under JAX.
         steps.append(RandomZoomShift(
             zoom=0.15 if "zoom" in augment else 0.0, shift=0.1 if "shift" in augment else 0.0, seed=seed + 2,
+            turn=0.15 if "turn" in augment else 0.0,
         ))
     if "erase" in augment:
         steps.append(layers.RandomErasing(factor=0.5, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 4))

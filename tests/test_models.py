@@ -58,6 +58,32 @@ def test_augmenter_is_identity_at_inference():
     assert not np.allclose(keras.ops.convert_to_numpy(augmenter(x, training=True)), x)
 
 
+def test_turn_bends_the_face_sideways_and_nothing_else():
+    from fer.augment import _interpolation_matrices
+
+    ones = keras.ops.ones((1,))
+    zeros = keras.ops.zeros((1,))
+    # No bend: the identity. A bend squeezes one side and stretches the other: a bright column
+    # a quarter of the width right of the centre moves inwards, one as far left moves outwards.
+    plain = keras.ops.convert_to_numpy(_interpolation_matrices(48, ones, zeros))[0]
+    assert np.allclose(plain, np.eye(48))
+    bent = keras.ops.convert_to_numpy(_interpolation_matrices(48, ones, zeros, keras.ops.full((1,), 0.15)))[0]
+    for column in (35, 12):
+        image = np.zeros(48, np.float32)
+        image[column] = 1.0
+        moved = bent @ image
+        assert moved.argmax() < column and abs(moved.sum() - 1.0) < 0.4
+    # Rows are untouched: the layer bends only the columns, and "turn" alone builds the layer.
+    augmenter = build_augmenter(("turn",), seed=1)
+    layer = augmenter.layers[0]
+    assert layer.turn == 0.15 and layer.zoom == 0.0 and layer.shift == 0.0
+    x = np.tile(np.linspace(0, 255, 48, dtype="float32")[:, None], (1, 48))[None, :, :, None]
+    out = keras.ops.convert_to_numpy(augmenter(x, training=True))
+    assert np.allclose(out, x, atol=1e-3), "a vertical gradient survives a horizontal bend"
+    assert not np.allclose(keras.ops.convert_to_numpy(augmenter(x.transpose(0, 2, 1, 3), training=True)),
+                           x.transpose(0, 2, 1, 3))
+
+
 def _toy_csv(tmp_path, n=96):
     # Separable toy set: bright faces are "happy", dark faces "sad"; the loss must fall.
     rng = np.random.default_rng(0)
