@@ -6,7 +6,15 @@ from fer.compare import GROUPS, compare, per_class
 from fer.explorer import label_name
 from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer_app import resources, widgets
-from fer_app.explorer_view import FACES_PER_PAGE, tiles_for_rows, twin_subset, twin_text, vote_summary
+from fer_app.explorer_view import (
+    FACES_PER_PAGE,
+    pose_subset,
+    pose_text,
+    tiles_for_rows,
+    twin_subset,
+    twin_text,
+    vote_summary,
+)
 
 CLASS_COLUMNS = {"A": widgets.percent_column(), "B": widgets.percent_column(),
                  "B - A": widgets.percent_column(),
@@ -37,8 +45,12 @@ def render() -> None:
     except (FileNotFoundError, ValueError) as err:
         st.error(f"The predictions cannot be read: {err}")
         return
-    subset, a = twin_subset(a, "compare_twins")
-    if subset != "all":
+    faces_col, pose_col = st.columns(2)
+    with faces_col:
+        subset, a = twin_subset(a, "compare_twins")
+    with pose_col:
+        pose, a = pose_subset(a, "compare_pose")
+    if subset != "all" or pose != "any":
         b = b[b["row"].isin(a["row"])]
     try:
         comparison = compare(a, b, split)
@@ -67,8 +79,8 @@ def render() -> None:
     group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
                                  required=True, format_func=GROUPS.get)
     faces = comparison.ordered(group)
-    if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, group, tta):
-        st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, group, tta)
+    if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, pose, group, tta):
+        st.session_state["compare_last"] = (model_a.stem, model_b.stem, split, subset, pose, group, tta)
         widgets.reset_pager("compare_page")
     st.subheader(f"{GROUPS[group]}: {len(faces)} faces", divider="gray")
     if faces.empty:
@@ -81,11 +93,11 @@ def render() -> None:
     probs_b = shown[[f"p_{e}_b" for e in EMOTIONS]].to_numpy()
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, largest change in the true label's "
                "probability first; bars: B's probabilities (upper), the FER+ crowd's votes (lower).")
-    copies = resources.twin_lookup()
+    copies, poses = resources.twin_lookup(), resources.face_poses()
     captions = [
         f"row {r} · {label_name(true[i])} · A: {label_name(shown['pred_a'].iloc[i])} "
         f"{probs_a[i].max():.0%} · B: {label_name(shown['pred_b'].iloc[i])} {probs_b[i].max():.0%}"
-        f" · {vote_summary(r)}{twin_text(r, copies)}"
+        f" · {vote_summary(r)}{twin_text(r, copies)}{pose_text(r, poses)}"
         for i, r in enumerate(rows)
     ]
     widgets.face_grid(tiles_for_rows(rows, probs_b), captions)

@@ -136,6 +136,17 @@ def test_compare_page(two_models):
     clean = compare(select_by_twin(a, twins, "no_twin"), select_by_twin(b, twins, "no_twin"), "PrivateTest")
     assert f"both wrong: {clean.count('both_wrong')} faces" in texts(at.subheader)
     assert {m.label: m.value for m in at.metric}[f"A: {name_a}"] == f"{clean.accuracy_a:.1%}"
+    # Turned heads only, on top of that: both models' faces are cut down alike.
+    from fer.pose import load_pose_table, select_by_yaw
+
+    at.segmented_control(key="compare_pose").set_value("turned").run()
+    assert not at.exception
+    poses = load_pose_table()
+    turned_a = select_by_yaw(select_by_twin(a, twins, "no_twin"), poses, "turned")
+    turned = compare(turned_a, b[b["row"].isin(turned_a["row"])], "PrivateTest")
+    assert f"both wrong: {turned.count('both_wrong')} faces" in texts(at.subheader)
+    assert {m.label: m.value for m in at.metric}[f"B: {name_b}"] == f"{turned.accuracy_b:.1%}"
+    assert all(" · yaw " in c for c in at.image[0].captions)
 
 
 def test_compare_page_with_one_model(monkeypatch, tmp_path, tmp_path_factory):
