@@ -54,23 +54,28 @@ TWIN_HELP = ("Nearly a quarter (23%) of FER2013's test faces are another copy (c
              "faces without such a near-duplicate (`python -m fer.twins report`).")
 
 
+def _subset_control(predictions: pd.DataFrame, key: str, label: str, names: dict[str, str], table,
+                    select, help_text: str, unknown: str) -> tuple[str, pd.DataFrame]:
+    """A segmented control over ``names`` (the first is "everything") and the predictions that
+    ``select(predictions, table, choice)`` keeps. Without ``table``, or for predictions it does
+    not cover (``KeyError``, shown after ``unknown``), all of them.
+    """
+    everything = next(iter(names))
+    if table is None:
+        return everything, predictions
+    subset = st.segmented_control(label, list(names), key=key, default=everything, required=True,
+                                  format_func=names.get, help=help_text)
+    try:
+        return subset, select(predictions, table, subset)
+    except KeyError as err:
+        st.warning(f"{unknown}: {err}")
+        return everything, predictions
 
 
 def twin_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]:
-    """The "Faces" control (all, not in Training, also in Training) and the predictions it keeps.
-
-    Without the embedded twins table, or for predictions it does not cover, all faces.
-    """
-    twins = resources.twins()
-    if twins is None:
-        return "all", predictions
-    subset = st.segmented_control("Faces", list(TWIN_SUBSET_NAMES), key=key, default="all",
-                                  required=True, format_func=TWIN_SUBSET_NAMES.get, help=TWIN_HELP)
-    try:
-        return subset, select_by_twin(predictions, twins, subset)
-    except KeyError as err:
-        st.warning(f"Near-duplicates are known only for FER2013's test faces: {err}")
-        return "all", predictions
+    """The "Faces" control (all, not in Training, also in Training) and the predictions it keeps."""
+    return _subset_control(predictions, key, "Faces", TWIN_SUBSET_NAMES, resources.twins(), select_by_twin,
+                           TWIN_HELP, "Near-duplicates are known only for FER2013's test faces")
 
 
 POSE_HELP = ("Head pose from each face's dlib landmarks (`python -m fer.pose`). FER2013's faces are mostly "
@@ -78,22 +83,11 @@ POSE_HELP = ("Head pose from each face's dlib landmarks (`python -m fer.pose`). 
 
 
 def pose_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]:
-    """The "Head pose" control (any, frontal, turned) and the predictions it keeps.
-
-    Without the embedded pose table, or for predictions it does not cover, all faces.
-    """
+    """The "Head pose" control (any, frontal, turned) and the predictions it keeps."""
     from fer.pose import YAW_SUBSETS, select_by_yaw
 
-    poses = resources.face_poses()
-    if poses is None:
-        return "any", predictions
-    subset = st.segmented_control("Head pose", list(YAW_SUBSETS), key=key, default="any", required=True,
-                                  format_func=YAW_SUBSETS.get, help=POSE_HELP)
-    try:
-        return subset, select_by_yaw(predictions, poses, subset)
-    except KeyError as err:
-        st.warning(f"Head poses are known only for FER2013's test faces: {err}")
-        return "any", predictions
+    return _subset_control(predictions, key, "Head pose", YAW_SUBSETS, resources.face_poses(), select_by_yaw,
+                           POSE_HELP, "Head poses are known only for FER2013's test faces")
 
 
 def pose_text(row: int, poses: pd.DataFrame | None) -> str:
