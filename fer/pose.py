@@ -83,11 +83,16 @@ class HeadPose:
                 "error": round(self.error, 3)}
 
     def describe(self) -> str:
-        """One line for people, e.g. ``turned 12° right, 5° down, tilted 3° clockwise``."""
-        turn = f"turned {abs(self.yaw):.0f}° {'right' if self.yaw >= 0 else 'left'}"
-        nod = f"{abs(self.pitch):.0f}° {'down' if self.pitch >= 0 else 'up'}"
-        tilt = f"tilted {abs(self.roll):.0f}° {'clockwise' if self.roll >= 0 else 'anticlockwise'}"
-        return f"{turn}, {nod}, {tilt}"
+        """One line for people, e.g. ``turned 12° right, 5° down, tilted 3° clockwise``; an angle
+        that rounds to 0° reads ``facing the camera``, ``level`` or ``upright``.
+        """
+        def part(angle: float, positive: str, negative: str, zero: str) -> str:
+            degrees = round(abs(angle))
+            return zero if degrees == 0 else positive.format(degrees) if angle > 0 else negative.format(degrees)
+
+        return ", ".join((part(self.yaw, "turned {}° right", "turned {}° left", "facing the camera"),
+                          part(self.pitch, "{}° down", "{}° up", "level"),
+                          part(self.roll, "tilted {}° clockwise", "tilted {}° anticlockwise", "upright")))
 
 
 def signed_degrees(angle: float) -> str:

@@ -88,6 +88,7 @@ def test_bad_landmarks_are_refused():
 def test_describe_and_to_dict():
     pose = HeadPose(yaw=-12.4, pitch=5.0, roll=3.2, error=0.05)
     assert pose.describe() == "turned 12° left, 5° down, tilted 3° clockwise"
+    assert HeadPose(0.4, -0.3, -7.6, 0.0).describe() == "facing the camera, level, tilted 8° anticlockwise"
     assert angles_text(21.2, -0.4, -13.0) == "yaw +21° pitch +0° roll -13°"
     assert pose.to_dict() == {"yaw": -12.4, "pitch": 5.0, "roll": 3.2, "error": 0.05}
 
