@@ -39,11 +39,12 @@ class RandomZoomShift(keras.layers.Layer):
         zoom: maximum relative zoom (0.15 draws scales in [0.85, 1.15]).
         shift: maximum translation as a fraction of the side (0.1 = up to 4.8 px at 48).
         seed: seed of the layer's random stream.
-        turn: maximum horizontal bend (see :func:`_interpolation_matrices`; 0.15 moves the
-            content at a quarter of the width by up to ~1.3 px and compresses one side by up to
-            15% at its edge), a crude stand-in for head turns, which FER2013 has few of and which
-            cost accuracy (``fer.pose``). 0 (the default) draws nothing, so the random streams
-            of runs without it are unchanged.
+        turn: maximum horizontal bend (see :func:`_interpolation_matrices`; at 48 px, 0.15
+            moves the content a quarter of the width from the centre by up to ~0.9 px and at the
+            edges by up to ~3.5 px, squeezing one side by up to ~23% at its edge and stretching
+            the other by up to ~43%), a crude stand-in for head turns, which FER2013 has few of
+            and which cost accuracy (``fer.pose``). 0 (the default) draws nothing, so the random
+            streams of runs without it are unchanged.
     """
 
     def __init__(self, zoom: float = 0.15, shift: float = 0.1, seed: int | None = None, turn: float = 0.0,

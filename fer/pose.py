@@ -53,7 +53,10 @@ MODEL_POINTS: np.ndarray = np.array([_MODEL_3D[i] for i in POSE_POINTS], dtype=n
 # Distance to the face over its outer-eye span, as a focal length in those spans: ~60 cm over
 # the model's ~10.6 cm. Yaw and pitch move by ~1-2 degrees between 3 and 12.
 FOCAL_EYE_SPANS: float = 6.0
-# Absolute yaw and pitch bins of the accuracy-by-pose table.
+# Largest projection error (RMS, in outer-eye spans) of a fit that is reported: real faces fit to
+# 0.04-0.10 (sample photos); collinear or scrambled points give over 1.
+MAX_FIT_ERROR: float = 0.3
+# Absolute yaw and pitch bins of the accuracy-by-pose table (the last bin has no upper end).
 YAW_BINS: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 180.0)
 PITCH_BINS: tuple[float, ...] = (0.0, 10.0, 20.0, 30.0, 180.0)
 
@@ -83,14 +86,15 @@ class HeadPose:
                 "error": round(self.error, 3)}
 
     def describe(self) -> str:
-        """One line for people, e.g. ``turned 12° right, 5° down, tilted 3° clockwise``; an angle
+        """One line for people, e.g. ``turned 12° to the image's right, 5° down, tilted 3° clockwise``; an angle
         that rounds to 0° reads ``facing the camera``, ``level`` or ``upright``.
         """
         def part(angle: float, positive: str, negative: str, zero: str) -> str:
             degrees = round(abs(angle))
             return zero if degrees == 0 else positive.format(degrees) if angle > 0 else negative.format(degrees)
 
-        return ", ".join((part(self.yaw, "turned {}° right", "turned {}° left", "facing the camera"),
+        return ", ".join((part(self.yaw, "turned {}° to the image's right", "turned {}° to the image's left",
+                               "facing the camera"),
                           part(self.pitch, "{}° down", "{}° up", "level"),
                           part(self.roll, "tilted {}° clockwise", "tilted {}° anticlockwise", "upright")))
 
@@ -126,8 +130,9 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
         The head's :class:`HeadPose`.
 
     Raises:
-        ValueError: for a landmark array of another shape, or a degenerate one (all points
-            together), whose pose is undefined.
+        ValueError: for a landmark array of another shape, non-finite or degenerate points
+            (the outer eye corners together), a fit that fails, or landmarks the generic head
+            does not fit (projection error over :data:`MAX_FIT_ERROR` eye spans): no pose.
     """
     import cv2
 
@@ -135,8 +140,10 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
     if points.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got shape {points.shape}")
     image_points = points[list(POSE_POINTS)]
+    if not np.isfinite(image_points).all():
+        raise ValueError("the landmarks are not all finite")
     span = float(np.linalg.norm(points[45] - points[36]))
-    if not math.isfinite(span) or span < 1e-6:
+    if span < 1e-6:
         raise ValueError("the landmarks are degenerate (the outer eye corners coincide)")
     focal = FOCAL_EYE_SPANS * span
     centre = image_points.mean(axis=0)
@@ -146,14 +153,21 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
     model_span = float(np.linalg.norm(MODEL_POINTS[POSE_POINTS.index(45)] - MODEL_POINTS[POSE_POINTS.index(36)]))
     rvec0 = np.zeros((3, 1))
     tvec0 = np.array([[0.0], [0.0], [FOCAL_EYE_SPANS * model_span]])
-    ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, image_points, camera, None, rvec0, tvec0,
-                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+    try:
+        ok, rvec, tvec = cv2.solvePnP(MODEL_POINTS, image_points, camera, None, rvec0, tvec0,
+                                      useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+        rotation, _ = cv2.Rodrigues(rvec)
+        projected, _ = cv2.projectPoints(MODEL_POINTS, rvec, tvec, camera, None)
+    except cv2.error as err:
+        raise ValueError(f"the head-pose fit failed: {err}") from None
     if not ok:
         raise ValueError("the head-pose fit did not converge")
-    rotation, _ = cv2.Rodrigues(rvec)
-    projected, _ = cv2.projectPoints(MODEL_POINTS, rvec, tvec, camera, None)
     error = float(np.sqrt(np.mean(np.sum((projected.reshape(-1, 2) - image_points) ** 2, axis=1)))) / span
     yaw, pitch, roll = euler_angles(rotation)
+    if not all(math.isfinite(v) for v in (yaw, pitch, roll, error)):
+        raise ValueError("the head-pose fit gave no finite angles")
+    if error > MAX_FIT_ERROR:
+        raise ValueError(f"the generic head does not fit these landmarks (error {error:.2f} eye spans)")
     return HeadPose(yaw=yaw, pitch=pitch, roll=roll, error=error)
 
 
@@ -191,7 +205,9 @@ def accuracy_by_angle(angles: np.ndarray, correct: np.ndarray, labels: np.ndarra
     mix = counts / max(1, len(labels))
     rows = []
     for i in range(len(edges) - 1):
-        inside = (magnitude >= edges[i]) & (magnitude < edges[i + 1])
+        # The last bin takes everything from its lower edge on (NaN, a face without a pose, none).
+        upper = magnitude < edges[i + 1] if i < len(edges) - 2 else np.isfinite(magnitude)
+        inside = (magnitude >= edges[i]) & upper
         n = int(inside.sum())
         acc = float(correct[inside].mean()) if n else None
         standardised = None
@@ -231,18 +247,23 @@ def yaw_caution(yaw: float, report: dict[str, object] | None, split: str = "Publ
     if index == 0 or frontal is None or here is None or frontal - here < min_drop:
         return None
     views = " with flip TTA" if report.get("tta") else ""
-    return (f"Turned {abs(yaw):.0f}°: on {split} faces turned {rows[index]['bin']} this model is right{views} "
+    return (f"Turned {int(abs(yaw))}°: on {split} faces turned {rows[index]['bin']} this model is right{views} "
             f"{here:.0%} of the time, against {frontal:.0%} within {edges[1]:.0f}° (both at the split's class mix).")
 
 
-def face_poses(gray_faces: np.ndarray) -> list[HeadPose]:
-    """Head poses of FER-style 48x48 faces, through the landmarks the landmark experiments use."""
+def face_poses(gray_faces: np.ndarray) -> list[HeadPose | None]:
+    """Head poses of FER-style 48x48 faces, through the landmarks the landmark experiments use
+    (None for a face whose landmarks the generic head does not fit).
+    """
     from fer.landmark_features import face_landmark_features
 
     poses = []
     for face in gray_faces:
         points = face_landmark_features(face).reshape(68, 2) * face.shape[0]
-        poses.append(head_pose(points))
+        try:
+            poses.append(head_pose(points))
+        except ValueError:
+            poses.append(None)
     return poses
 
 
@@ -264,19 +285,21 @@ def build_pose_table(path: Path | None = None) -> Path:
     path = Path(path or TEST_POSES_PATH)
     faces = load_test_faces()
     poses = face_poses(faces.images)
-    pd.DataFrame({
-        "row": faces.rows, "yaw": [round(p.yaw, 1) for p in poses], "pitch": [round(p.pitch, 1) for p in poses],
-        "roll": [round(p.roll, 1) for p in poses],
-    }).to_csv(path, index=False)
+    def column(name: str) -> list[float]:
+        return [float("nan") if p is None else round(getattr(p, name), 1) for p in poses]
+
+    pd.DataFrame({"row": faces.rows, "yaw": column("yaw"), "pitch": column("pitch"), "roll": column("roll")}
+                 ).to_csv(path, index=False)
     return path
 
 
 def load_pose_table(path: Path | None = None):
-    """Reads the embedded per-face head poses as a DataFrame indexed by FER2013 row.
+    """Reads the embedded per-face head poses as a DataFrame indexed by FER2013 row (NaN angles:
+    a face without a pose).
 
     Raises:
         FileNotFoundError: naming the command that builds it.
-        ValueError: for a table without the expected columns.
+        ValueError: for a table without the expected columns, or with a row twice.
     """
     import pandas as pd
 
@@ -288,6 +311,8 @@ def load_pose_table(path: Path | None = None):
     table = pd.read_csv(path)
     if tuple(table.columns) != POSE_COLUMNS:
         raise ValueError(f"{path}: expected columns {', '.join(POSE_COLUMNS)}, got {', '.join(table.columns)}")
+    if table["row"].duplicated().any():
+        raise ValueError(f"{path}: row {int(table['row'][table['row'].duplicated()].iloc[0])} appears twice")
     return table.set_index("row")
 
 

@@ -91,12 +91,13 @@ def pose_subset(predictions: pd.DataFrame, key: str) -> tuple[str, pd.DataFrame]
 
 
 def pose_text(row: int, poses: pd.DataFrame | None) -> str:
-    """`` · yaw -34°`` for a test face of the embedded pose table, else empty."""
+    """`` · yaw -34°`` for a test face of the embedded pose table with a pose, else empty."""
     if poses is None or int(row) not in poses.index:
         return ""
     from fer.pose import signed_degrees
 
-    return f" · yaw {signed_degrees(poses.at[int(row), 'yaw'])}"
+    yaw = float(poses.at[int(row), "yaw"])
+    return f" · yaw {signed_degrees(yaw)}" if np.isfinite(yaw) else ""
 
 
 def twin_text(row: int, lookup: dict[int, tuple[int, int, float]]) -> str:

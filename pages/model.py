@@ -87,13 +87,15 @@ def render_calibration(card: dict) -> None:
 
 def pose_frame(report: dict, angle: str) -> pd.DataFrame:
     """Accuracy per absolute ``angle`` (``yaw`` or ``pitch``) bin, one column group per split."""
-    columns = {}
+    columns, index = {}, None
     for split in ("PublicTest", "PrivateTest"):
         rows = (report.get(split) or {}).get(angle) or []
+        if not rows or (index is not None and [row["bin"] for row in rows] != index):
+            continue  # a split without this table, or with other bins, is left out
+        index = [row["bin"] for row in rows]
         for field, name in (("faces", "faces"), ("accuracy", "accuracy"), ("accuracy_class_mix", "at class mix")):
             columns[(split, name)] = [row.get(field) for row in rows]
-        index = [row["bin"] for row in rows]
-    return pd.DataFrame(columns, index=pd.Index(index, name=f"|{angle}|"))
+    return pd.DataFrame(columns, index=pd.Index(index or [], name=f"|{angle}|"))
 
 
 def render_pose(card: dict) -> None:

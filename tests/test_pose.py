@@ -83,11 +83,19 @@ def test_bad_landmarks_are_refused():
         head_pose(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="degenerate"):
         head_pose(np.zeros((68, 2)))
+    broken = projected_landmarks(0, 0, 0)
+    broken[8] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        head_pose(broken)
+    # Points on a line (the eye corners kept apart) are no head.
+    line = np.stack([np.linspace(100, 200, 68), np.full(68, 150.0)], axis=1)
+    with pytest.raises(ValueError, match="does not fit"):
+        head_pose(line)
 
 
 def test_describe_and_to_dict():
     pose = HeadPose(yaw=-12.4, pitch=5.0, roll=3.2, error=0.05)
-    assert pose.describe() == "turned 12° left, 5° down, tilted 3° clockwise"
+    assert pose.describe() == "turned 12° to the image's left, 5° down, tilted 3° clockwise"
     assert HeadPose(0.4, -0.3, -7.6, 0.0).describe() == "facing the camera, level, tilted 8° anticlockwise"
     assert angles_text(21.2, -0.4, -13.0) == "yaw +21° pitch +0° roll -13°"
     assert pose.to_dict() == {"yaw": -12.4, "pitch": 5.0, "roll": 3.2, "error": 0.05}
@@ -153,6 +161,9 @@ def test_accuracy_by_angle_bins_and_standardises_by_class():
     assert rows[3]["accuracy_class_mix"] == pytest.approx(0.25)
     # One class only in the bin: its accuracy, whatever the mix.
     assert rows[1]["accuracy_class_mix"] == 0.0 and rows[2]["accuracy_class_mix"] == 1.0
+    # Beyond the last edge still counts in the last bin; a face without a pose (NaN) in none.
+    rows = accuracy_by_angle(np.array([180.0, 200.0, np.nan]), np.ones(3, bool), np.zeros(3), (0, 10, 180))
+    assert [r["faces"] for r in rows] == [0, 2]
 
 
 def report_with(accuracies: list[float]) -> dict:
@@ -169,6 +180,7 @@ def test_yaw_caution_only_where_the_card_shows_a_drop():
     assert caution.startswith("Turned 34°: on PublicTest faces turned 30°+ this model is right with flip TTA 61%")
     assert "against 74% within 10°" in caution
     assert yaw_caution(34, None) is None and yaw_caution(34, {}) is None
+    assert yaw_caution(29.6, report).startswith("Turned 29°: on PublicTest faces turned 20-30°")
 
 
 def test_report_writes_the_table_into_the_card(tmp_path, tmp_path_factory):
@@ -196,6 +208,16 @@ def test_embedded_table_matches_a_fresh_fit():
     stored = table.loc[faces.rows[picked]]
     assert np.allclose(stored["yaw"], [p.yaw for p in fresh], atol=0.06)
     assert np.allclose(stored["roll"], [p.roll for p in fresh], atol=0.06)
+
+
+def test_pose_table_refuses_a_row_twice(tmp_path):
+    path = tmp_path / "poses.csv"
+    path.write_text("row,yaw,pitch,roll\n1,5.0,0.0,0.0\n1,6.0,0.0,0.0\n")
+    with pytest.raises(ValueError, match="row 1 appears twice"):
+        load_pose_table(path)
+    path.write_text("row,yaw\n1,5.0\n")
+    with pytest.raises(ValueError, match="expected columns"):
+        load_pose_table(path)
 
 
 def test_select_by_yaw_and_its_errors():
