@@ -356,17 +356,28 @@ def main(argv: list[str] | None = None) -> int:
     report_cmd.add_argument("--model", required=True, help="released model .h5 with predictions beside it")
     report_cmd.add_argument("--tta", action="store_true", help="use its flip-TTA predictions")
     report_cmd.add_argument("--update-card", action="store_true", help="write the table into the model's card")
+    report_cmd.add_argument("--split", action="append", choices=("PublicTest", "PrivateTest"),
+                            help="run the model on this split now instead of reading its saved predictions "
+                                 "(repeatable); `--split PublicTest` compares candidates without the test split")
     args = parser.parse_args(argv)
 
     if args.command == "build":
         print(build_pose_table(args.out))
         return 0
     model = Path(args.model)
-    predictions = predictions_path(model, args.tta)
-    if not predictions.is_file():
-        parser.error(f"{predictions} is missing: run python -m fer.evaluate --model {model}"
-                     + (" --tta" if args.tta else ""))
-    frame = pd.read_csv(predictions)
+    splits = tuple(args.split or ())
+    if splits and args.update_card:
+        parser.error("--update-card takes the saved predictions of both splits, not --split")
+    if splits:
+        from fer.evaluate import evaluate_model
+
+        frame = evaluate_model(model, tta=args.tta, splits=splits).predictions
+    else:
+        predictions = predictions_path(model, args.tta)
+        if not predictions.is_file():
+            parser.error(f"{predictions} is missing: run python -m fer.evaluate --model {model}"
+                         + (" --tta" if args.tta else ""))
+        frame = pd.read_csv(predictions)
     try:
         poses = load_pose_table()
     except (FileNotFoundError, ValueError) as err:
@@ -376,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{len(missing)} predicted rows have no head pose; rebuild with `python -m fer.pose build`")
     command = "python -m fer.pose " + " ".join(argv if argv is not None else sys.argv[1:])
     report: dict[str, object] = {"tta": bool(args.tta), "focal_eye_spans": FOCAL_EYE_SPANS, "command": command}
-    for split in ("PublicTest", "PrivateTest"):
+    for split in splits or ("PublicTest", "PrivateTest"):
         part = frame[frame["split"] == split]
         angles = poses.loc[part["row"].to_numpy()]
         correct = (part["true"] == part["pred"]).to_numpy()

@@ -195,6 +195,19 @@ def test_report_writes_the_table_into_the_card(tmp_path, tmp_path_factory):
         assert report[split]["faces"] == 3589 and sum(r["faces"] for r in report[split]["yaw"]) == 3589
     with pytest.raises(SystemExit):
         main(["report", "--model", str(model), "--tta"])  # no flip-TTA predictions beside the tiny model
+    with pytest.raises(SystemExit):
+        main(["report", "--model", str(model), "--split", "PublicTest", "--update-card"])
+
+
+def test_report_runs_the_model_on_one_split_only(tmp_path, tmp_path_factory, capsys):
+    from app_support import own_model_folder
+
+    model = own_model_folder(tmp_path, tmp_path_factory) / "tiny.h5"
+    capsys.readouterr()
+    assert main(["report", "--model", str(model), "--split", "PublicTest", "--tta"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tta"] is True and "PrivateTest" not in report
+    assert report["PublicTest"]["faces"] == 3589 and sum(r["faces"] for r in report["PublicTest"]["yaw"]) == 3589
 
 
 def test_embedded_table_matches_a_fresh_fit():
