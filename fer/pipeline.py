@@ -23,7 +23,7 @@ from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
 from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
-from fer.pose import HeadPose, head_pose
+from fer.pose import HeadPose, pose_or_none
 from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
@@ -159,14 +159,6 @@ class PhotoResult:
             "aligned": face.gray_face,
             "corrected": face.display_face,
         }
-
-
-def _pose_or_none(landmarks: np.ndarray) -> HeadPose | None:
-    """The head pose, or ``None`` for landmarks the generic head cannot be fitted to."""
-    try:
-        return head_pose(landmarks)
-    except ValueError:
-        return None
 
 
 def _to_hog_box(detection: Detection, detector_name: str) -> Box:
@@ -358,7 +350,7 @@ class FerPipeline:
 
         tick = time.perf_counter()
         points = [self.landmark_predictor.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
-        poses = [_pose_or_none(face_points) for face_points in points]
+        poses = [pose_or_none(face_points) for face_points in points]
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()

@@ -171,6 +171,24 @@ def head_pose(landmarks: np.ndarray) -> HeadPose:
     return HeadPose(yaw=yaw, pitch=pitch, roll=roll, error=error)
 
 
+def pose_or_none(landmarks: np.ndarray) -> HeadPose | None:
+    """:func:`head_pose`, or ``None`` for landmarks the generic head cannot be fitted to."""
+    try:
+        return head_pose(landmarks)
+    except ValueError:
+        return None
+
+
+def angle_bins(magnitudes: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """The bin of each absolute angle: ``i`` for ``edges[i] <= m < edges[i + 1]``, the last bin
+    open-ended (everything from its lower edge on), -1 below the first edge or for NaN.
+    """
+    magnitudes = np.asarray(magnitudes, dtype=np.float64)
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), magnitudes, side="right") - 1
+    index = np.minimum(index, len(edges) - 2)
+    return np.where(np.isfinite(magnitudes), index, -1)
+
+
 def bin_label(edges: Sequence[float], index: int) -> str:
     """``0-10°``, ..., ``30°+`` for bin ``index`` of absolute-angle ``edges``."""
     low, high = edges[index], edges[index + 1]
@@ -203,11 +221,10 @@ def accuracy_by_angle(angles: np.ndarray, correct: np.ndarray, labels: np.ndarra
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     mix = counts / max(1, len(labels))
+    bins = angle_bins(magnitude, edges)  # NaN, a face without a pose, falls in no bin
     rows = []
     for i in range(len(edges) - 1):
-        # The last bin takes everything from its lower edge on (NaN, a face without a pose, none).
-        upper = magnitude < edges[i + 1] if i < len(edges) - 2 else np.isfinite(magnitude)
-        inside = (magnitude >= edges[i]) & upper
+        inside = bins == i
         n = int(inside.sum())
         acc = float(correct[inside].mean()) if n else None
         standardised = None
@@ -242,9 +259,11 @@ def yaw_caution(yaw: float, report: dict[str, object] | None, split: str = "Publ
     if not table:
         return None
     edges, rows = table["yaw_bins"], table["yaw"]
-    index = next((i for i in range(len(rows)) if edges[i] <= abs(yaw) < edges[i + 1]), len(rows) - 1)
+    index = int(angle_bins(np.array([abs(yaw)]), edges)[0])
+    if index <= 0:
+        return None
     frontal, here = rows[0]["accuracy_class_mix"], rows[index]["accuracy_class_mix"]
-    if index == 0 or frontal is None or here is None or frontal - here < min_drop:
+    if frontal is None or here is None or frontal - here < min_drop:
         return None
     views = " with flip TTA" if report.get("tta") else ""
     return (f"Turned {int(abs(yaw))}°: on {split} faces turned {rows[index]['bin']} this model is right{views} "
@@ -257,14 +276,7 @@ def face_poses(gray_faces: np.ndarray) -> list[HeadPose | None]:
     """
     from fer.landmark_features import face_landmark_features
 
-    poses = []
-    for face in gray_faces:
-        points = face_landmark_features(face).reshape(68, 2) * face.shape[0]
-        try:
-            poses.append(head_pose(points))
-        except ValueError:
-            poses.append(None)
-    return poses
+    return [pose_or_none(face_landmark_features(face).reshape(68, 2) * face.shape[0]) for face in gray_faces]
 
 
 POSE_COLUMNS: tuple[str, ...] = ("row", "yaw", "pitch", "roll")
@@ -316,6 +328,18 @@ def load_pose_table(path: Path | None = None):
     return table.set_index("row")
 
 
+def poses_of(poses, rows: np.ndarray):
+    """The pose table's lines for these FER2013 rows, in their order.
+
+    Raises:
+        KeyError: naming rows the pose table does not cover.
+    """
+    missing = np.setdiff1d(rows, poses.index.to_numpy())
+    if len(missing):
+        raise KeyError(f"{len(missing)} rows have no head pose (first: {int(missing[0])})")
+    return poses.loc[rows]
+
+
 def select_by_yaw(table, poses, subset: str):
     """The rows of a per-face table (with a FER2013 ``row`` column) in one :data:`YAW_SUBSETS`.
 
@@ -332,11 +356,7 @@ def select_by_yaw(table, poses, subset: str):
         raise ValueError(f"unknown subset {subset!r}; expected one of {', '.join(YAW_SUBSETS)}")
     if subset == "any":
         return table
-    rows = table["row"].to_numpy()
-    missing = np.setdiff1d(rows, poses.index.to_numpy())
-    if len(missing):
-        raise KeyError(f"{len(missing)} rows have no head pose (first: {int(missing[0])})")
-    yaw = np.abs(poses.loc[rows, "yaw"].to_numpy())
+    yaw = np.abs(poses_of(poses, table["row"].to_numpy())["yaw"].to_numpy())
     keep = yaw < YAW_BINS[1] if subset == "frontal" else yaw >= YAW_BINS[2]
     return table[keep]
 
@@ -382,14 +402,15 @@ def main(argv: list[str] | None = None) -> int:
         poses = load_pose_table()
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    missing = np.setdiff1d(frame["row"].to_numpy(), poses.index.to_numpy())
-    if len(missing):
-        parser.error(f"{len(missing)} predicted rows have no head pose; rebuild with `python -m fer.pose build`")
+    try:
+        angles_of_rows = poses_of(poses, frame["row"].to_numpy())
+    except KeyError as err:
+        parser.error(f"{err.args[0]}; rebuild with `python -m fer.pose build`")
     command = "python -m fer.pose " + " ".join(argv if argv is not None else sys.argv[1:])
     report: dict[str, object] = {"tta": bool(args.tta), "focal_eye_spans": FOCAL_EYE_SPANS, "command": command}
     for split in splits or ("PublicTest", "PrivateTest"):
-        part = frame[frame["split"] == split]
-        angles = poses.loc[part["row"].to_numpy()]
+        chosen = (frame["split"] == split).to_numpy()
+        part, angles = frame[chosen], angles_of_rows[chosen]
         correct = (part["true"] == part["pred"]).to_numpy()
         labels = part["true"].to_numpy()
         report[split] = {

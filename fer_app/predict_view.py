@@ -149,7 +149,7 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
             pose = face.pose
             st.caption(f"Head pose: {pose.describe()} ({angles_text(pose.yaw, pose.pitch, pose.roll)}; estimated "
                        "from the landmarks).")
-            caution = yaw_caution(face.pose.yaw, pose_report)
+            caution = yaw_caution(pose.yaw, pose_report)
             if caution:
                 st.warning(caution, icon=":material/rotate_90_degrees_ccw:")
 
