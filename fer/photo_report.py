@@ -23,7 +23,10 @@ CSV_FIELDS: tuple[str, ...] = ("file", *FACE_FIELDS)
 
 
 def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -> list[dict[str, Any]]:
-    """One JSON-ready record per photo: file name, size, detector, TTA, faces and timings."""
+    """One JSON-ready record per photo.
+
+    File name, size, detector, TTA, the turn its faces were found at (0: upright), faces and timings.
+    """
     records = []
     for name, result in named_results:
         records.append({
@@ -35,6 +38,7 @@ def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -
             "model_illumination": result.model_illumination,
             "tta": bool(result.tta),
             "temperature": float(result.temperature),
+            "turn": float(result.turn),
             "faces": [face.to_dict() for face in result.faces],
             "timings_ms": {k: round(float(v), 1) for k, v in result.timings.items()},
         })

@@ -18,7 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from fer.calibration import apply_temperature, card_temperature
-from fer.detect import DETECT_MAX_PIXELS, Box, Detection, FaceDetector, clip_box, detect_faces, make_detector
+from fer.detect import (
+    DETECT_MAX_PIXELS,
+    Box,
+    Detection,
+    FaceDetector,
+    clip_box,
+    detect_faces,
+    make_detector,
+    search_turned,
+)
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
 from fer.metadata import ModelInfo, model_info
@@ -117,6 +126,8 @@ class PhotoResult:
         tta: whether each face's probabilities average it with its mirror image.
         runtime: what ran the model: ``fer.lite.LITERT`` or ``fer.lite.KERAS``.
         temperature: the calibration temperature applied to the probabilities (1.0: none).
+        turn: 0, or the degrees (counter-clockwise) the photo was turned to find its faces after
+            the upright search found none (:func:`fer.detect.search_turned`).
     """
 
     faces: tuple[FaceResult, ...]
@@ -130,6 +141,7 @@ class PhotoResult:
     tta: bool = False
     runtime: str = ""
     temperature: float = 1.0
+    turn: float = 0.0
 
     def boxes_image(self, probabilities: bool = False) -> np.ndarray:
         """The photo with every face's box and label (and probability bars if asked)."""
@@ -199,6 +211,10 @@ class FerPipeline:
         illumination: correction for *displayed* faces; ``None`` shows what the model sees.
             The model always gets the correction it was trained with (from its metadata).
         tta: average each face's probabilities with those of its mirror image.
+        turn_search: when the upright search finds no face, search turned copies of the photo
+            (:data:`fer.detect.TURN_ANGLES`: tilted heads, photos stored on their side or upside
+            down). HOG only: its scores set the bar for turned hits, and the CNN detector is too
+            slow to search six times.
         calibrated: apply the temperature the model card stores for plain or flip-TTA
             probabilities (``python -m fer.calibration``; none stored means none applied), so a
             face called 80% happy is right about 80% of the time on the test split. Argmax,
@@ -216,6 +232,7 @@ class FerPipeline:
         illumination: str | None = None,
         tta: bool = False,
         calibrated: bool = True,
+        turn_search: bool = True,
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
@@ -228,6 +245,7 @@ class FerPipeline:
         self.temperatures: dict[bool, float] = {tta: card_temperature(card, tta) for tta in (False, True)}
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector)
+        self.turn_search = turn_search and detector == "hog"
         from fer.landmarks import LandmarkPredictor
         from fer.lite import LiteModel, load_classifier
 
@@ -321,19 +339,31 @@ class FerPipeline:
         decode_ms = (time.perf_counter() - start) * 1000
         return self._analyze(decoded, illumination, tta, decode_ms, start)
 
-    def analyze(self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
-        """Analyses an RGB uint8 array (H, W, 3), e.g. a camera frame."""
+    def analyze(
+        self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None, turn_search: bool = True
+    ) -> PhotoResult:
+        """Analyses an RGB uint8 array (H, W, 3), e.g. a camera frame.
+
+        ``turn_search=False`` skips the turned search for this image (a video's faceless frames
+        would pay it on every frame).
+        """
         rgb_image = np.asarray(rgb_image)
         if rgb_image.dtype != np.uint8 or rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb_image.dtype} {rgb_image.shape}")
         height, width = rgb_image.shape[:2]
         decoded = DecodedImage(rgb=rgb_image, format="array", original_size=(width, height))
-        return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter())
+        return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter(), turn_search)
 
     def _analyze(
-        self, decoded: DecodedImage, illumination: str | None, tta: bool | None, decode_ms: float, start: float
+        self,
+        decoded: DecodedImage,
+        illumination: str | None,
+        tta: bool | None,
+        decode_ms: float,
+        start: float,
+        turn_search: bool = True,
     ) -> PhotoResult:
-        from fer.align import align_face
+        from fer.align import align_face, transform_points
         from fer.landmarks import region_points
 
         display = illumination or self.illumination or self.model_illumination
@@ -346,10 +376,17 @@ class FerPipeline:
         tick = time.perf_counter()
         gray = _gray(decoded.rgb)
         detections = detect_faces(self.detector, gray)
+        turned = search_turned(self.detector, gray) if not detections and turn_search and self.turn_search else None
+        searched = gray
+        if turned is not None:
+            searched, detections = turned.image, turned.detections
         timings["detect"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
-        points = [self.landmark_predictor.predict(gray, _to_hog_box(d, self.detector_name)) for d in detections]
+        points = [self.landmark_predictor.predict(searched, _to_hog_box(d, self.detector_name)) for d in detections]
+        if turned is not None:  # back to the photo's pixels, where the faces are aligned
+            points = [transform_points(p, turned.to_original).astype(np.float32) for p in points]
+            detections = [Detection(turned.original_box(d.box), d.score) for d in detections]
         poses = [pose_or_none(face_points) for face_points in points]
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
@@ -398,4 +435,5 @@ class FerPipeline:
             tta=use_tta,
             runtime=self.runtime,
             temperature=self.temperatures[use_tta],
+            turn=0.0 if turned is None else float(turned.angle),
         )

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer.detect import DETECTORS
+from fer.detect import DETECTORS, turn_text
 from fer.photo_report import FACE_FIELDS, face_rows
 from fer.pose import angles_text
 from fer.preprocess import ILLUMINATIONS
@@ -56,11 +56,12 @@ class PhotoOutcome:
     timings: dict[str, float] | None = None
     tta: bool = False
     temperature: float = 1.0
+    turn: float = 0.0
 
     def to_json(self) -> str:
-        """One JSON line: ``{"path", "faces", "tta", "temperature", "error"}``."""
+        """One JSON line: ``{"path", "faces", "tta", "temperature", "turn", "error"}``."""
         return json.dumps({"path": str(self.path), "faces": list(self.faces), "tta": self.tta,
-                           "temperature": self.temperature, "error": self.error})
+                           "temperature": self.temperature, "turn": self.turn, "error": self.error})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,8 +124,9 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
             if explain:
                 write_explanations(pipeline, result, target)
         except OSError as err:
-            return outcome(faces, error=f"cannot write the annotated image: {err}", timings=result.timings)
-    return outcome(faces, timings=result.timings)
+            return outcome(faces, error=f"cannot write the annotated image: {err}", timings=result.timings,
+                           turn=result.turn)
+    return outcome(faces, timings=result.timings, turn=result.turn)
 
 
 def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:
@@ -183,7 +185,8 @@ def format_outcome(outcome: PhotoOutcome) -> str:
         return f"{outcome.path}: error: {outcome.error}"
     count = len(outcome.faces)
     ms = outcome.timings.get("total", 0.0) if outcome.timings else 0.0
-    lines = [f"{outcome.path}: {count} face{'s' if count != 1 else ''} ({ms:.0f} ms)"]
+    turned = f", found with the photo turned {turn_text(outcome.turn)}" if outcome.turn else ""
+    lines = [f"{outcome.path}: {count} face{'s' if count != 1 else ''} ({ms:.0f} ms{turned})"]
     for i, face in enumerate(outcome.faces, start=1):
         ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         others = ", ".join(f"{name} {p:.2f}" for name, p in ranked)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from fer.detect import DETECTORS
+from fer.detect import DETECTORS, turn_text
 from fer.explain import PATCH
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources, widgets
@@ -108,6 +108,13 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
         + f"analysed in {total:.0f} ms ("
         + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total") + ")"
     )
+    if result.turn:
+        st.info(
+            f"No face was found upright, so the photo was searched turned: these faces were found with it "
+            f"turned {turn_text(result.turn)} (a tilted head, or a photo stored on its side). Each face is "
+            "aligned by its own landmarks as usual.",
+            icon=":material/rotate_right:",
+        )
     annotated = result.boxes_image()
     for index in range(count):
         render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report)

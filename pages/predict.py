@@ -48,9 +48,10 @@ def render() -> None:
                      icon=":material/broken_image:")
             continue
         if not result.faces:
+            searched = ", upright or turned" if pipeline.turn_search else ""
             st.warning(
-                f"**{photo.name}**: no face found. Try a photo where faces are at least about 40 pixels "
-                "wide, or another detector: the CNN finds turned and partly covered faces.",
+                f"**{photo.name}**: no face found{searched}. Try a photo where faces are at least about 40 "
+                "pixels wide, or another detector: the CNN finds turned and partly covered faces.",
                 icon=":material/face_retouching_off:",
             )
             continue

@@ -191,7 +191,7 @@ def fake_result():
     face.to_dict = lambda: {"box": [10, 20, 30, 40], "label": "happy", "score": 0.9,
                             "probabilities": face.probabilities}
     return SimpleNamespace(faces=(face,), original_size=(200, 100), detector="hog", display_illumination="none",
-                           model_illumination="hist", tta=True, temperature=1.25,
+                           model_illumination="hist", tta=True, temperature=1.25, turn=0.0,
                            timings={"decode": 1.0, "total": 5.0})
 
 
@@ -201,7 +201,7 @@ def test_results_json_and_csv():
     assert records[0]["file"] == "a.jpg" and records[0]["model"] == "paper"
     assert records[0]["faces"][0]["label"] == "happy" and records[0]["size"] == [200, 100]
     assert records[0]["tta"] is True and records[0]["model_illumination"] == "hist"
-    assert records[0]["temperature"] == 1.25
+    assert records[0]["temperature"] == 1.25 and records[0]["turn"] == 0
     rows = list(csv.DictReader(io.StringIO(results_csv(named))))
     assert rows[0]["file"] == "a.jpg" and rows[0]["face"] == "1" and rows[0]["w"] == "30"
     assert rows[0]["tta"] == "1" and rows[0]["temperature"] == "1.25"

@@ -71,6 +71,18 @@ def test_upload_shows_a_face_card(app_env):
     assert len(without_tta) == 1 and without_tta != bars
 
 
+def test_sideways_upload_is_found_turned_and_says_so(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    sideways = np.rot90(np.asarray(Image.open(PHOTO).convert("RGB")))  # anticlockwise, no EXIF tag
+    at.file_uploader(key="predict_uploads").set_value([("side.png", png_bytes(sideways), "image/png")])
+    at.run()
+    assert not at.exception and not at.warning
+    assert len([t for t in texts(at.markdown) if t.startswith("#### Face 1:")]) == 1
+    assert any("turned 90° clockwise" in t and "No face was found upright" in t for t in texts(at.info))
+
+
 def test_several_uploads_and_friendly_errors(app_env):
     at = start()
     jpeg = PHOTO.read_bytes() if PHOTO.is_file() else png_bytes(np.zeros((8, 8, 3), np.uint8))
@@ -89,7 +101,7 @@ def test_several_uploads_and_friendly_errors(app_env):
     assert any("noise.png" in e for e in errors)
     # A truncated JPEG either fails to decode (error) or decodes partly with no face (warning).
     assert any("cut.jpg" in m for m in errors + texts(at.warning))
-    assert any("blank.png" in w and "no face" in w for w in texts(at.warning))
+    assert any("blank.png" in w and "no face found, upright or turned" in w for w in texts(at.warning))
     assert not any("Traceback" in m for m in errors)
 
 

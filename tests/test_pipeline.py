@@ -31,6 +31,9 @@ from fer.detect import (
     detect_faces,
     detection_passes,
     reading_order,
+    search_turned,
+    turn_matrix,
+    turn_text,
 )
 from fer.image_io import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError, decode_image
 from fer.labels import EMOTIONS
@@ -316,11 +319,66 @@ def test_exif_rotated_photo_is_turned_upright(pipeline):
     exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
     sideways = upright.transpose(Image.Transpose.ROTATE_90)  # stored turned counter-clockwise
     rotated = pipeline.analyze_bytes(encode(sideways, "JPEG", quality=95, exif=exif))
-    ignored = pipeline.analyze(np.asarray(sideways))
+    ignored = pipeline.analyze(np.asarray(sideways), turn_search=False)
     reference = pipeline.analyze(np.asarray(upright))
     assert len(ignored.faces) == 0, "the test needs a face HOG cannot find sideways"
-    assert len(rotated.faces) == 1 and rotated.original_size == upright.size
+    assert len(rotated.faces) == 1 and rotated.original_size == upright.size and rotated.turn == 0
     assert np.allclose(rotated.faces[0].box, reference.faces[0].box, atol=6)
+
+
+@needs_photos
+def test_sideways_photo_without_exif_is_found_turned(pipeline):
+    upright = Image.open(PHOTOS_DIR / "pyfeat_single_face.jpg").convert("RGB")
+    width = upright.size[0]
+    reference = pipeline.analyze(np.asarray(upright))
+    for transpose, turn in ((Image.Transpose.ROTATE_90, -90), (Image.Transpose.ROTATE_270, 90)):
+        sideways = pipeline.analyze_bytes(encode(upright.transpose(transpose), "PNG"))  # no EXIF tag
+        assert sideways.turn == turn and len(sideways.faces) == 1
+        (face,), (ref,) = sideways.faces, reference.faces
+        # The box is the upright face's box, centred where the face lies in the sideways photo.
+        x, y, w, h = ref.box
+        cx, cy = x + w / 2, y + h / 2
+        expected = (cy, width - cx) if turn == -90 else (upright.size[1] - cy, cx)
+        assert abs(face.box[2] - w) <= 2 and np.allclose(face.box[:2] + np.array(face.box[2:]) / 2, expected, atol=4)
+        # Landmarks come back in the sideways photo's pixels, and the aligned face is the upright one.
+        assert np.abs(face.gray_face.astype(int) - ref.gray_face).mean() < 3
+        assert face.label == ref.label and abs(face.score - ref.score) < 0.02
+        assert face.pose is not None and abs(abs(face.pose.roll) - 90) < 10
+
+
+@needs_photos
+def test_tilted_head_past_hogs_reach_is_found_turned(pipeline):
+    upright = decode_image((PHOTOS_DIR / "fer_justin.jpg").read_bytes()).rgb
+    matrix, size = turn_matrix(upright.shape[1], upright.shape[0], 65)
+    tilted = cv2.warpAffine(upright, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    assert pipeline.analyze(tilted, turn_search=False).faces == (), "the test needs a tilt HOG cannot find"
+    result = pipeline.analyze(tilted)
+    assert result.turn in (-35, -90) and len(result.faces) == 1  # turned back, clockwise
+    face, ref = result.faces[0], pipeline.analyze(upright).faces[0]
+    assert abs(face.pose.roll - ref.pose.roll + 65) < 10  # turned anticlockwise: rolled anticlockwise
+    assert face.label == ref.label
+
+
+def test_turn_matrix_keeps_the_whole_image_and_inverts():
+    matrix, (width, height) = turn_matrix(400, 300, 35)
+    corners = np.array([[0, 0], [400, 0], [0, 300], [400, 300]], float)
+    turned = transform_points(corners, matrix)
+    assert turned.min() > -1 and turned[:, 0].max() < width + 1 and turned[:, 1].max() < height + 1
+    back = transform_points(turned, cv2.invertAffineTransform(matrix))
+    assert np.allclose(back, corners, atol=1e-6)
+    assert turn_matrix(400, 300, 90)[1] == (300, 400)
+    assert turn_text(-90) == "90° clockwise" and turn_text(35) == "35° anticlockwise"
+
+
+@needs_photos
+def test_turned_search_finds_nothing_in_the_dogs_photo_and_skips_slow_detectors(pipeline, tiny_model):
+    gray = photo_gray("dlib_dogs.jpg")
+    assert search_turned(HogDetector(), gray) is None
+    # Without the score bar, the turned search does fire on a dog: the bar is what keeps it out.
+    assert search_turned(HogDetector(), gray, min_score=0.0) is not None
+    dogs = pipeline.analyze_path(PHOTOS_DIR / "dlib_dogs.jpg")
+    assert dogs.faces == () and dogs.turn == 0
+    assert pipeline.turn_search and FerPipeline(tiny_model, detector="haar").turn_search is False
 
 
 @needs_photos
@@ -524,7 +582,8 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1, "a file that could not be read makes the exit code 1"
     first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"path", "faces", "tta", "temperature", "error"} and first["error"] is None
+    assert set(first) == {"path", "faces", "tta", "temperature", "turn", "error"} and first["error"] is None
+    assert first["turn"] == 0
     assert first["tta"] is False and first["temperature"] == 1.0, "the tiny model's card has no calibration"
     if MANIFEST.is_file():
         (face,) = first["faces"]
@@ -532,8 +591,21 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
         assert set(face["pose"]) == {"yaw", "pitch", "roll", "error"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
-    assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "error": second["error"]}
+    assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "turn": 0.0,
+                      "error": second["error"]}
     assert "not an image" in second["error"]
+
+
+@needs_photos
+def test_cli_says_when_faces_were_found_turned(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    side = tmp_path / "side.png"
+    side.write_bytes(encode(Image.open(PHOTOS_DIR / "fr_obama_small.jpg").transpose(Image.Transpose.ROTATE_270), "PNG"))
+    assert main([str(side), "--model", str(tiny_model)]) == 0
+    assert "1 face (" in (out := capsys.readouterr().out) and "found with the photo turned 90° anticlockwise" in out
+    assert main([str(side), "--json", "--model", str(tiny_model)]) == 0
+    assert json.loads(capsys.readouterr().out)["turn"] == 90
 
 
 def test_cli_records_tta_in_json_and_on_errors(tmp_path, tiny_model, capsys):
