@@ -31,6 +31,10 @@ HAAR_CASCADE_FILE: str = "haarcascade_frontalface_default.xml"
 # portraits; the fine pass (about 730x550) ~25 ms; the fine pass upsampled ~100 ms.
 DETECT_COARSE_PIXELS: int = 150_000
 DETECT_MAX_PIXELS: int = 400_000
+# A photo bigger than the fine pass gets one more, finer pass (upsampled) when the fine passes
+# find only small faces or none: a group photo from a phone (12 MP, faces ~3% of its width)
+# has faces of ~20 px at the fine pass's 730 px, too small for HOG even upsampled.
+DETECT_FINEST_PIXELS: int = 2_400_000
 # Below this many pixels the photo is small (e.g. 500x375 group shots with ~40 px faces), so
 # HOG upsamples once right away: its 80 px window then finds faces of 40 px.
 SMALL_IMAGE_PIXELS: int = 300_000
@@ -69,6 +73,8 @@ class FaceDetector(Protocol):
     name: str
     # The most pixels one pass may search (the image's pixels x 4**upsample); None: no cap.
     max_work_pixels: int | None
+    # Budget of the finest pass for photos bigger than the fine one (0: no such pass).
+    finest_pixels: int
 
     def detect(self, gray_image: np.ndarray, upsample: int = 0) -> list[Detection]:
         """Returns scored faces in ``gray_image`` (uint8, (H, W)), searched at ``2**upsample`` size."""
@@ -85,6 +91,7 @@ class HogDetector:
 
     name = "hog"
     max_work_pixels = None
+    finest_pixels = DETECT_FINEST_PIXELS
 
     def __init__(self, threshold: float = 0.0) -> None:
         import dlib
@@ -116,6 +123,7 @@ class HaarDetector:
 
     name = "haar"
     max_work_pixels = None
+    finest_pixels = 0  # its false detections grow with the pixels searched (2 -> 4 on the samples)
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 6, min_score: float = 1.0) -> None:
         import cv2
@@ -163,6 +171,7 @@ class CnnDetector:
 
     name = "cnn"
     max_work_pixels = CNN_MAX_WORK_PIXELS
+    finest_pixels = 0  # its passes are capped far below any finest pass
 
     def __init__(self, threshold: float = 0.0) -> None:
         import dlib
@@ -267,14 +276,22 @@ def _shrink(gray_image: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 def detection_passes(
-    width: int, height: int, coarse_pixels: int, max_pixels: int, small_pixels: int
+    width: int,
+    height: int,
+    coarse_pixels: int,
+    max_pixels: int,
+    small_pixels: int,
+    finest_pixels: int = DETECT_FINEST_PIXELS,
 ) -> list[tuple[int, int]]:
     """The ``(pixel budget, upsample)`` passes :func:`detect_faces` may run, coarse to fine."""
     pixels = width * height
     if min(pixels, max_pixels) < small_pixels:
         return [(max_pixels, 1)]  # a small photo: faces of ~40 px, search upsampled at once
     passes = [(coarse_pixels, 0)] if pixels > coarse_pixels * 1.5 else []
-    return passes + [(max_pixels, 0), (max_pixels, 1)]
+    passes += [(max_pixels, 0), (max_pixels, 1)]
+    if finest_pixels > max_pixels and pixels > max_pixels * 1.5:
+        passes.append((min(pixels, finest_pixels), 1))
+    return passes
 
 
 def affordable_passes(passes: list[tuple[int, int]], max_work_pixels: int) -> list[tuple[int, int]]:
@@ -294,12 +311,14 @@ def detect_faces(
     small_pixels: int = SMALL_IMAGE_PIXELS,
     coarse_pixels: int = DETECT_COARSE_PIXELS,
     settle_at: float = 1.5,
+    finest_pixels: int | None = None,
 ) -> list[Detection]:
     """Finds faces in a grey image of any size, spending time only where faces are small.
 
     A small photo (under ``small_pixels``) is searched once, upsampled, so ~40 px faces are
     found. A bigger one is searched coarse to fine: shrunk to ``coarse_pixels``, then to
-    ``max_pixels``, then that upsampled; it stops at the first pass that finds faces all at
+    ``max_pixels``, then that upsampled, then (a photo with more pixels still) shrunk to
+    ``finest_pixels`` and upsampled; it stops at the first pass that finds faces all at
     least ``settle_at`` detector windows wide. Faces in one photo tend to be of similar size,
     so a small face found hints at smaller ones missed, while a portrait's face settles it in
     the cheap coarse pass. The finest pass run gives the answer.
@@ -311,6 +330,8 @@ def detect_faces(
         small_pixels: photos smaller than this are searched upsampled at once.
         coarse_pixels: pixel budget of the coarse pass.
         settle_at: smallest face, in HOG windows (80 px), that ends the search.
+        finest_pixels: pixel budget of the last pass (``max_pixels`` or less: no such pass);
+            ``None``: the detector's own (``finest_pixels``).
 
     A detector with ``max_work_pixels`` (the CNN) runs at most two passes, the coarse one and
     the finest, each shrunk to search no more pixels than that.
@@ -321,7 +342,8 @@ def detect_faces(
     """
     height, width = gray_image.shape[:2]
     found: list[Detection] = []
-    passes = detection_passes(width, height, coarse_pixels, max_pixels, small_pixels)
+    finest = detector.finest_pixels if finest_pixels is None else finest_pixels
+    passes = detection_passes(width, height, coarse_pixels, max_pixels, small_pixels, finest)
     if detector.max_work_pixels is not None:
         passes = affordable_passes(passes, detector.max_work_pixels)
     for budget, upsample in passes:
@@ -403,7 +425,8 @@ def search_turned(
     for angle in angles:
         matrix, size = turn_matrix(width, height, angle)
         turned = cv2.warpAffine(gray_image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        found = [d for d in detect_faces(detector, turned) if d.score >= min_score]
+        # Without the finest pass: five of them would cost seconds on a big faceless photo.
+        found = [d for d in detect_faces(detector, turned, finest_pixels=0) if d.score >= min_score]
         key = (len(found), sum(d.score for d in found))
         if key > best_key:
             best_key = key

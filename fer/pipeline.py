@@ -19,7 +19,7 @@ import numpy as np
 
 from fer.calibration import apply_temperature, card_temperature
 from fer.detect import (
-    DETECT_MAX_PIXELS,
+    DETECT_FINEST_PIXELS,
     Box,
     Detection,
     FaceDetector,
@@ -38,9 +38,10 @@ from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
 DEFAULT_MODEL_NAMES: tuple[str, ...] = ("fer_best.h5", "paper_cnn.h5")
 STAGES: tuple[str, ...] = ("decode", "detect", "landmarks", "align", "classify")
-# JPEGs are decoded at reduced size while at least this many pixels remain: half the detection
-# budget, so detection still sees ~600x450 or more and faces stay >= ~3x the 48 px crop.
-DECODE_MIN_PIXELS: int = DETECT_MAX_PIXELS // 2
+# JPEGs are decoded at reduced size while at least this many pixels remain: half the finest
+# detection pass's budget, so a 12 MP photo is decoded at half size (3 MP) and its small faces
+# stay big enough for the finest pass and >= ~2x the 48 px crop.
+DECODE_MIN_PIXELS: int = DETECT_FINEST_PIXELS // 2
 # The landmark predictor was trained on dlib's HOG boxes; the other detectors' boxes are mapped
 # to that framing: (HOG side / their side, HOG centre's drop below theirs in their sides).
 # Medians over the sample photos' faces both detectors found: the Haar cascade's boxes are

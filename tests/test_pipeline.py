@@ -23,6 +23,7 @@ from PIL import Image
 from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye_angle, transform_points
 from fer.detect import (
     CNN_MAX_WORK_PIXELS,
+    DETECT_FINEST_PIXELS,
     HaarDetector,
     HogDetector,
     affordable_passes,
@@ -168,13 +169,39 @@ def test_no_faces_in_the_dogs_photo_or_a_blank_image(hog_counts):
 def test_costly_detectors_run_at_most_two_capped_passes():
     # A 1000x667 photo: HOG's coarse, fine and fine-upsampled passes...
     passes = detection_passes(1000, 667, 150_000, 400_000, 300_000)
-    assert passes == [(150_000, 0), (400_000, 0), (400_000, 1)]
-    # ... the CNN's: the coarse pass, then the fine one upsampled within its budget.
+    assert passes == [(150_000, 0), (400_000, 0), (400_000, 1), (667_000, 1)]
+    assert detection_passes(1000, 667, 150_000, 400_000, 300_000, finest_pixels=0) == passes[:3]
+    # A 12 MP photo's finest pass is capped.
+    assert detection_passes(4000, 3000, 150_000, 400_000, 300_000)[-1] == (DETECT_FINEST_PIXELS, 1)
+    # ... the CNN's: the coarse pass, then the finest upsampled within its budget.
     assert affordable_passes(passes, CNN_MAX_WORK_PIXELS) == [(150_000, 0), (CNN_MAX_WORK_PIXELS // 4, 1)]
     # A 500x375 group photo is searched once, upsampled, whole (187,500 x 4 pixels).
     small = detection_passes(500, 375, 150_000, 400_000, 300_000)
     assert affordable_passes(small, CNN_MAX_WORK_PIXELS) == [(CNN_MAX_WORK_PIXELS // 4, 1)]
     assert 500 * 375 <= CNN_MAX_WORK_PIXELS // 4
+
+
+GROUP_PHOTOS = ("dlib_2007_007763.jpg", "dlib_2008_002079.jpg", "dlib_2008_002506.jpg", "dlib_2008_007676.jpg",
+                "dlib_2009_004587.jpg", "dlib_2008_001009.jpg", "fr_kit_with_rose.jpg", "pyfeat_multi_face.jpg",
+                "fr_two_people.jpg")
+
+
+@needs_photos
+def test_small_faces_in_a_12_megapixel_group_photo_are_found(pipeline):
+    # Nine group photos tiled 3x3 into a 4000x3000 JPEG: faces of ~80-140 px, 2-4% of its width,
+    # what a phone's group photo holds. The fine pass (730 px wide) sees them at ~20 px.
+    cell_w, cell_h = 1333, 1000
+    canvas = np.zeros((3 * cell_h, 3 * cell_w, 3), np.uint8)
+    alone = 0
+    for i, name in enumerate(GROUP_PHOTOS):
+        photo = Image.open(PHOTOS_DIR / name).convert("RGB")
+        alone += len(pipeline.analyze(np.asarray(photo)).faces)
+        row, col = divmod(i, 3)
+        canvas[row * cell_h:(row + 1) * cell_h, col * cell_w:(col + 1) * cell_w] = photo.resize((cell_w, cell_h))
+    result = pipeline.analyze_bytes(encode(Image.fromarray(canvas), "JPEG", quality=90))
+    assert result.original_size == (3999, 3000) and abs(result.scale - 0.5) < 0.01  # half size, not a quarter
+    assert len(result.faces) >= 0.8 * alone, (len(result.faces), alone)
+    assert len(detect_faces(HogDetector(), cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY), finest_pixels=0)) < 0.4 * alone
 
 
 @pytest.fixture(scope="module")
