@@ -93,10 +93,10 @@ def turned_report(photos: Path, rows: list[dict]) -> None:
         turned_ms = []
         for row in rows:
             rgb = decode_image((photos / row["file"]).read_bytes()).rgb
-            upright = len(pipeline.analyze(rgb, turn_search=False).faces)
+            upright = len(pipeline.analyze(rgb).faces)
             matrix, size = turn_matrix(rgb.shape[1], rgb.shape[0], turn)
             turned = cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            without = len(pipeline.analyze(turned, turn_search=False).faces)
+            without = len(pipeline.analyze(turned, thorough=False).faces)
             result = pipeline.analyze(turned)
             upright_total += upright
             plain += min(without, upright)
@@ -105,8 +105,8 @@ def turned_report(photos: Path, rows: list[dict]) -> None:
             if result.turn:
                 turned_ms.append(result.timings["detect"])
         timing = f"; detection {statistics.median(turned_ms):.0f} ms median when it ran" if turned_ms else ""
-        print(f"turned {turn:+d}°: {searched}/{upright_total} of the faces found upright ({plain} without the "
-              f"turned search), {false} more than upright{timing}")
+        print(f"turned {turn:+d}°: {searched}/{upright_total} of the faces found upright ({plain} with the fast "
+              f"passes only), {false} more than upright{timing}")
 
 
 def matched_boxes(found: dict[str, list], hog: dict[str, list]) -> list[tuple]:

@@ -341,19 +341,20 @@ class FerPipeline:
         return self._analyze(decoded, illumination, tta, decode_ms, start)
 
     def analyze(
-        self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None, turn_search: bool = True
+        self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None, thorough: bool = True
     ) -> PhotoResult:
         """Analyses an RGB uint8 array (H, W, 3), e.g. a camera frame.
 
-        ``turn_search=False`` skips the turned search for this image (a video's faceless frames
-        would pay it on every frame).
+        ``thorough=False`` skips the searches that cost time only when faces are small or absent
+        (the finest detection pass and the turned search): a video's frames would pay them on
+        every faceless frame.
         """
         rgb_image = np.asarray(rgb_image)
         if rgb_image.dtype != np.uint8 or rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb_image.dtype} {rgb_image.shape}")
         height, width = rgb_image.shape[:2]
         decoded = DecodedImage(rgb=rgb_image, format="array", original_size=(width, height))
-        return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter(), turn_search)
+        return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter(), thorough)
 
     def _analyze(
         self,
@@ -362,7 +363,7 @@ class FerPipeline:
         tta: bool | None,
         decode_ms: float,
         start: float,
-        turn_search: bool = True,
+        thorough: bool = True,
     ) -> PhotoResult:
         from fer.align import align_face, transform_points
         from fer.landmarks import region_points
@@ -376,8 +377,8 @@ class FerPipeline:
 
         tick = time.perf_counter()
         gray = _gray(decoded.rgb)
-        detections = detect_faces(self.detector, gray)
-        turned = search_turned(self.detector, gray) if not detections and turn_search and self.turn_search else None
+        detections = detect_faces(self.detector, gray, finest_pixels=None if thorough else 0)
+        turned = search_turned(self.detector, gray) if not detections and thorough and self.turn_search else None
         searched = gray
         if turned is not None:
             searched, detections = turned.image, turned.detections

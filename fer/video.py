@@ -514,7 +514,7 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
         new_shot = previous is not None and is_cut(previous, signature)
         if new_shot:
             cuts.append(moment)
-        result = pipeline.analyze(rgb, tta=use_tta, turn_search=False)  # per frame: no turned search
+        result = pipeline.analyze(rgb, tta=use_tta, thorough=False)  # per frame: the fast passes only
         # Boxes in video pixels, whatever size the frame was analysed at.
         boxes = [tuple(round(v / scale) for v in face.box) for face in result.faces]
         tracks = tracker.update(rgb, result.faces, boxes, new_shot)

@@ -346,7 +346,7 @@ def test_exif_rotated_photo_is_turned_upright(pipeline):
     exif[0x0112] = 6  # "turn 90 degrees clockwise to display"
     sideways = upright.transpose(Image.Transpose.ROTATE_90)  # stored turned counter-clockwise
     rotated = pipeline.analyze_bytes(encode(sideways, "JPEG", quality=95, exif=exif))
-    ignored = pipeline.analyze(np.asarray(sideways), turn_search=False)
+    ignored = pipeline.analyze(np.asarray(sideways), thorough=False)
     reference = pipeline.analyze(np.asarray(upright))
     assert len(ignored.faces) == 0, "the test needs a face HOG cannot find sideways"
     assert len(rotated.faces) == 1 and rotated.original_size == upright.size and rotated.turn == 0
@@ -378,7 +378,7 @@ def test_tilted_head_past_hogs_reach_is_found_turned(pipeline):
     upright = decode_image((PHOTOS_DIR / "fer_justin.jpg").read_bytes()).rgb
     matrix, size = turn_matrix(upright.shape[1], upright.shape[0], 65)
     tilted = cv2.warpAffine(upright, matrix, size, borderMode=cv2.BORDER_REPLICATE)
-    assert pipeline.analyze(tilted, turn_search=False).faces == (), "the test needs a tilt HOG cannot find"
+    assert pipeline.analyze(tilted, thorough=False).faces == (), "the test needs a tilt HOG cannot find"
     result = pipeline.analyze(tilted)
     assert result.turn in (-35, -90) and len(result.faces) == 1  # turned back, clockwise
     face, ref = result.faces[0], pipeline.analyze(upright).faces[0]
