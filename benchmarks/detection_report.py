@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}")
         if detector == "hog":
             ok = share >= 0.9 and false <= 1
-        mosaic_report(pipeline, args.photos)
+            mosaic_report(pipeline, args.photos)
     for detector in boxes.keys() - {"hog"} if "hog" in boxes else ():
         pairs = matched_boxes(boxes[detector], boxes["hog"])
         if pairs:
@@ -86,7 +86,11 @@ def mosaic_report(pipeline: FerPipeline, photos: Path) -> None:
 
     from fer.photos import group_mosaic
 
-    mosaic, names = group_mosaic(photos)
+    try:
+        mosaic, names = group_mosaic(photos)
+    except ValueError as err:
+        print(f"  no 12 MP mosaic: {err}")
+        return
     buffer = io.BytesIO()
     Image.fromarray(mosaic).save(buffer, "JPEG", quality=90)
     alone = sum(len(pipeline.analyze_path(photos / name).faces) for name in names)

@@ -11,6 +11,8 @@ import csv
 import re
 from pathlib import Path
 
+import numpy as np
+
 from fer.paths import PHOTOS_DIR
 
 MANIFEST_NAME: str = "manifest.csv"
@@ -47,16 +49,16 @@ def group_photos(folder: Path = PHOTOS_DIR) -> list[str]:
     return [row["file"] for row in manifest_rows(folder) if row["faces"].isdigit() and int(row["faces"]) >= 2]
 
 
-def group_mosaic(folder: Path = PHOTOS_DIR, cell: tuple[int, int] = (1333, 1000)):
-    """The first nine group photos tiled 3x3, each resized to ``cell``: a 12 MP group photo.
-
-    Faces in the sample group photos are 8-20% of their width; tiled, 3-7% of the mosaic's,
-    about what a phone's group photo holds.
+def group_mosaic(folder: Path = PHOTOS_DIR, cell: tuple[int, int] = (1333, 1000)) -> tuple[np.ndarray, list[str]]:
+    """The first nine group photos tiled 3x3, each fitted into ``cell`` (aspect kept, centred on
+    black): a 12 MP group photo with faces of about 2-6% of its width, what a phone's holds.
 
     Returns:
         ``(mosaic, names)``: uint8 RGB (3 x cell height, 3 x cell width, 3) and the photos used.
+
+    Raises:
+        ValueError: the folder has fewer than nine group photos.
     """
-    import numpy as np
     from PIL import Image
 
     names = group_photos(folder)[:9]
@@ -65,7 +67,11 @@ def group_mosaic(folder: Path = PHOTOS_DIR, cell: tuple[int, int] = (1333, 1000)
     width, height = cell
     mosaic = np.zeros((3 * height, 3 * width, 3), np.uint8)
     for i, name in enumerate(names):
-        row, col = divmod(i, 3)
-        photo = Image.open(Path(folder) / name).convert("RGB").resize(cell, Image.Resampling.LANCZOS)
-        mosaic[row * height:(row + 1) * height, col * width:(col + 1) * width] = np.asarray(photo)
+        photo = Image.open(Path(folder) / name).convert("RGB")
+        factor = min(width / photo.width, height / photo.height)
+        fitted = np.asarray(photo.resize((round(photo.width * factor), round(photo.height * factor)),
+                                         Image.Resampling.LANCZOS))
+        top = (i // 3) * height + (height - fitted.shape[0]) // 2
+        left = (i % 3) * width + (width - fitted.shape[1]) // 2
+        mosaic[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
     return mosaic, names

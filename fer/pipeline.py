@@ -26,13 +26,14 @@ from fer.detect import (
     clip_box,
     detect_faces,
     make_detector,
+    reading_order,
     search_turned,
 )
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
 from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
-from fer.pose import HeadPose, pose_or_none
+from fer.pose import HeadPose, pose_or_none, unturned_pose
 from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
@@ -214,8 +215,8 @@ class FerPipeline:
         tta: average each face's probabilities with those of its mirror image.
         turn_search: when the upright search finds no face, search turned copies of the photo
             (:data:`fer.detect.TURN_ANGLES`: tilted heads, photos stored on their side or upside
-            down). HOG only: its scores set the bar for turned hits, and the CNN detector is too
-            slow to search six times.
+            down). ``None``: with HOG only, whose scores set the bar for turned hits (the CNN
+            detector is too slow to search six times).
         calibrated: apply the temperature the model card stores for plain or flip-TTA
             probabilities (``python -m fer.calibration``; none stored means none applied), so a
             face called 80% happy is right about 80% of the time on the test split. Argmax,
@@ -223,7 +224,8 @@ class FerPipeline:
 
     Raises:
         FileNotFoundError: the model or its metadata is missing.
-        ValueError: an unknown detector or illumination, or a model this pipeline cannot feed.
+        ValueError: an unknown detector or illumination, a model this pipeline cannot feed, or
+            ``turn_search=True`` with a detector other than HOG.
     """
 
     def __init__(
@@ -233,7 +235,7 @@ class FerPipeline:
         illumination: str | None = None,
         tta: bool = False,
         calibrated: bool = True,
-        turn_search: bool = True,
+        turn_search: bool | None = None,
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
@@ -244,9 +246,11 @@ class FerPipeline:
         card = self.info.raw if calibrated else {}  # the card model_info has just read
         # Temperatures for plain (False) and flip-TTA (True) probabilities; 1.0 leaves them as they are.
         self.temperatures: dict[bool, float] = {tta: card_temperature(card, tta) for tta in (False, True)}
+        if turn_search and detector != "hog":
+            raise ValueError(f"the turned search needs the HOG detector (its score bar is HOG's), not {detector!r}")
         self.detector_name = detector
         self.detector: FaceDetector = make_detector(detector)
-        self.turn_search = turn_search and detector == "hog"
+        self.turn_search = detector == "hog" if turn_search is None else turn_search
         from fer.landmarks import LandmarkPredictor
         from fer.lite import LiteModel, load_classifier
 
@@ -274,14 +278,14 @@ class FerPipeline:
         a size-agnostic graph; paying that (~0.3 s each) here keeps it out of the first photos.
         The JPEG decoder and the detector also pay one-time costs on their first photo (a 1 MP
         photo took ~100 ms first, ~30-40 ms after this warm-up, on a 2-core CPU); a faceless
-        320x240 JPEG pays them here (~25-55 ms). Not for the CNN detector, whose seconds per
-        photo dwarf them.
+        320x240 JPEG pays them here (~25-55 ms), without the turned search its facelessness would
+        set off. Not for the CNN detector, whose seconds per photo dwarf them.
         """
         height, width = self.input_size
         for n in (1, 2):
             self.model.predict_on_batch(self._model_inputs(np.zeros((n, height, width), np.uint8)))
         if self.detector_name != "cnn":
-            self.analyze_bytes(_warm_up_jpeg())
+            self.analyze_bytes(_warm_up_jpeg(), thorough=False)
 
     def _model_inputs(self, gray_faces: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
         """The model's input for aligned uint8 faces, prepared exactly as in training.
@@ -322,8 +326,12 @@ class FerPipeline:
             probs = apply_temperature(probs, self.temperatures[use_tta]).astype(np.float32)
         return probs
 
-    def analyze_bytes(self, data: bytes, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
+    def analyze_bytes(
+        self, data: bytes, illumination: str | None = None, tta: bool | None = None, thorough: bool = True
+    ) -> PhotoResult:
         """Analyses an encoded photo (an upload's bytes; nothing touches the disk).
+
+        ``thorough``: as in :meth:`analyze`.
 
         Raises:
             fer.image_io.ImageDecodeError: the bytes are not a usable image.
@@ -331,7 +339,7 @@ class FerPipeline:
         start = time.perf_counter()
         decoded = decode_image(data, min_pixels=DECODE_MIN_PIXELS)
         decode_ms = (time.perf_counter() - start) * 1000
-        return self._analyze(decoded, illumination, tta, decode_ms, start)
+        return self._analyze(decoded, illumination, tta, decode_ms, start, thorough)
 
     def analyze_path(self, path: str | Path, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
         """Analyses a photo file (see :meth:`analyze_bytes`)."""
@@ -386,10 +394,14 @@ class FerPipeline:
 
         tick = time.perf_counter()
         points = [self.landmark_predictor.predict(searched, _to_hog_box(d, self.detector_name)) for d in detections]
+        # Fitted where the faces stand upright: the fit starts from an upright head.
+        poses = [pose_or_none(face_points) for face_points in points]
         if turned is not None:  # back to the photo's pixels, where the faces are aligned
             points = [transform_points(p, turned.to_original).astype(np.float32) for p in points]
             detections = [Detection(turned.original_box(d.box), d.score) for d in detections]
-        poses = [pose_or_none(face_points) for face_points in points]
+            poses = [unturned_pose(pose, turned.angle) for pose in poses]
+            order = reading_order([d.box for d in detections])  # as the photo is shown, not as searched
+            detections, points, poses = ([items[i] for i in order] for items in (detections, points, poses))
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()

@@ -179,6 +179,20 @@ def pose_or_none(landmarks: np.ndarray) -> HeadPose | None:
         return None
 
 
+def unturned_pose(pose: HeadPose | None, angle: float) -> HeadPose | None:
+    """A pose fitted in a copy of a photo turned ``angle`` degrees anticlockwise, in the photo's terms.
+
+    The fit starts from an upright head, so a face that is upside down in the photo is fitted
+    where it stands upright (``fer.detect.search_turned``'s copy) and only its roll is carried
+    back: turning the image anticlockwise rolls the head anticlockwise (negative roll). Yaw and
+    pitch stay as fitted there, about the head's own axes.
+    """
+    if pose is None:
+        return None
+    roll = (pose.roll + angle + 180.0) % 360.0 - 180.0
+    return HeadPose(pose.yaw, pose.pitch, roll, pose.error)
+
+
 def angle_bins(magnitudes: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     """The bin of each absolute angle: ``i`` for ``edges[i] <= m < edges[i + 1]``, the last bin
     open-ended (everything from its lower edge on), -1 below the first edge or for NaN.

@@ -4,12 +4,14 @@ Each PATH is a photo or a folder of photos. For every photo it prints the faces 
 label, score), or with ``--json`` one JSON object per line::
 
     {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "label": "happy", "score": 0.93,
-     "probabilities": {"angry": 0.01, ...}}], "tta": false, "error": null}
+     "probabilities": {"angry": 0.01, ...}, "pose": {"yaw": ...}}], "tta": false,
+     "temperature": 1.0, "turn": 0.0, "error": null}
 
 ``"tta"`` says whether the probabilities average each face with its mirror image (``--tta``),
 and ``"temperature"`` which calibration temperature from the model card softened them (1 with
 ``--raw``, or for a model without one; ``python -m fer.calibration``), so saved results say how
-they were made; the CSV has both as columns.
+they were made; ``"turn"`` is 0, or the degrees (anticlockwise) the photo was turned to find its
+faces when none was found upright (``fer.detect.search_turned``). The CSV has all three as columns.
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
 command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
@@ -211,7 +213,7 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
         writer = csv.writer(handle, lineterminator="\n")  # the same bytes as the app's CSV download
         writer.writerow(CSV_FIELDS)
         for outcome in outcomes:
-            for row in face_rows(str(outcome.path), outcome.faces, outcome.tta, outcome.temperature):
+            for row in face_rows(str(outcome.path), outcome.faces, outcome.tta, outcome.temperature, outcome.turn):
                 writer.writerow(row)
                 count += 1
     return count

@@ -113,7 +113,7 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
             f"No face was found upright, so the photo was searched turned: these faces were found with it "
             f"turned {turn_text(result.turn)} (a tilted head, or a photo stored on its side). Each face is "
             "aligned by its own landmarks as usual.",
-            icon=":material/rotate_right:",
+            icon=":material/screen_rotation:",
         )
     annotated = result.boxes_image()
     for index in range(count):

@@ -204,7 +204,7 @@ def test_results_json_and_csv():
     assert records[0]["temperature"] == 1.25 and records[0]["turn"] == 0
     rows = list(csv.DictReader(io.StringIO(results_csv(named))))
     assert rows[0]["file"] == "a.jpg" and rows[0]["face"] == "1" and rows[0]["w"] == "30"
-    assert rows[0]["tta"] == "1" and rows[0]["temperature"] == "1.25"
+    assert rows[0]["tta"] == "1" and rows[0]["temperature"] == "1.25" and rows[0]["turn"] == "0"
     assert float(rows[0]["happy"]) == pytest.approx(0.9)
 
 

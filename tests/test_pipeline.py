@@ -183,13 +183,13 @@ def test_costly_detectors_run_at_most_two_capped_passes():
 
 @needs_photos
 def test_small_faces_in_a_12_megapixel_group_photo_are_found(pipeline):
-    # Nine group photos tiled 3x3 into a 4000x3000 JPEG: faces of 2-7% of its width, what a
-    # phone's group photo holds. The fine pass (730 px wide) sees the smallest at ~20 px.
+    # Nine group photos tiled 3x3 into a 4000x3000 JPEG: faces of about 2-6% of its width, what a
+    # phone's group photo holds. The fine pass (730 px wide) sees the smallest at ~15 px.
     mosaic, names = group_mosaic()
     alone = sum(len(pipeline.analyze_path(PHOTOS_DIR / name).faces) for name in names)
     result = pipeline.analyze_bytes(encode(Image.fromarray(mosaic), "JPEG", quality=90))
     assert result.original_size == (3999, 3000) and abs(result.scale - 0.5) < 0.01  # half size, not a quarter
-    assert len(result.faces) >= 0.8 * alone, (len(result.faces), alone)
+    assert len(result.faces) >= 0.7 * alone, (len(result.faces), alone)
     assert len(detect_faces(HogDetector(), cv2.cvtColor(mosaic, cv2.COLOR_RGB2GRAY), finest_pixels=0)) < 0.5 * alone
 
 
@@ -318,7 +318,7 @@ def test_result_holds_every_stage(pipeline):
 
 @needs_photos
 def test_big_photo_boxes_are_in_original_pixels(pipeline):
-    name = "deepface_img40.jpg"  # 3061x4600, decoded at 1/4 size
+    name = "deepface_img40.jpg"  # 3061x4600, decoded at 1/2 size
     reduced = pipeline.analyze_path(PHOTOS_DIR / name)
     assert reduced.scale < 1 and reduced.original_size == (3061, 4600)
     full = pipeline.analyze(decode_image((PHOTOS_DIR / name).read_bytes()).rgb)
@@ -345,21 +345,25 @@ def test_exif_rotated_photo_is_turned_upright(pipeline):
 @needs_photos
 def test_sideways_photo_without_exif_is_found_turned(pipeline):
     upright = Image.open(PHOTOS_DIR / "pyfeat_single_face.jpg").convert("RGB")
-    width = upright.size[0]
+    width, height = upright.size
     reference = pipeline.analyze(np.asarray(upright))
-    for transpose, turn in ((Image.Transpose.ROTATE_90, -90), (Image.Transpose.ROTATE_270, 90)):
-        sideways = pipeline.analyze_bytes(encode(upright.transpose(transpose), "PNG"))  # no EXIF tag
-        assert sideways.turn == turn and len(sideways.faces) == 1
-        (face,), (ref,) = sideways.faces, reference.faces
-        # The box is the upright face's box, centred where the face lies in the sideways photo.
+    for transpose, turn in ((Image.Transpose.ROTATE_90, -90), (Image.Transpose.ROTATE_270, 90),
+                            (Image.Transpose.ROTATE_180, 180)):
+        turned = pipeline.analyze_bytes(encode(upright.transpose(transpose), "PNG"))  # no EXIF tag
+        assert turned.turn == turn and len(turned.faces) == 1
+        (face,), (ref,) = turned.faces, reference.faces
+        # The box is the upright face's box, centred where the face lies in the turned photo.
         x, y, w, h = ref.box
         cx, cy = x + w / 2, y + h / 2
-        expected = (cy, width - cx) if turn == -90 else (upright.size[1] - cy, cx)
+        expected = {-90: (cy, width - cx), 90: (height - cy, cx), 180: (width - cx, height - cy)}[turn]
         assert abs(face.box[2] - w) <= 2 and np.allclose(face.box[:2] + np.array(face.box[2:]) / 2, expected, atol=4)
-        # Landmarks come back in the sideways photo's pixels, and the aligned face is the upright one.
+        # Landmarks come back in the turned photo's pixels, and the aligned face is the upright one.
         assert np.abs(face.gray_face.astype(int) - ref.gray_face).mean() < 3
-        assert face.label == ref.label and abs(face.score - ref.score) < 0.02
-        assert face.pose is not None and abs(abs(face.pose.roll) - 90) < 10
+        assert abs(face.score - ref.score) < 0.02
+        # The pose is fitted where the face stands upright, its roll carried back by the turn
+        # (the photo turned anticlockwise: the head rolled anticlockwise, negative).
+        assert face.pose is not None and abs(face.pose.yaw - ref.pose.yaw) < 3
+        assert abs((face.pose.roll - ref.pose.roll - turn + 180) % 360 - 180) < 3
 
 
 @needs_photos
@@ -371,8 +375,11 @@ def test_tilted_head_past_hogs_reach_is_found_turned(pipeline):
     result = pipeline.analyze(tilted)
     assert result.turn in (-35, -90) and len(result.faces) == 1  # turned back, clockwise
     face, ref = result.faces[0], pipeline.analyze(upright).faces[0]
-    assert abs(face.pose.roll - ref.pose.roll + 65) < 10  # turned anticlockwise: rolled anticlockwise
-    assert face.label == ref.label
+    assert abs(face.pose.roll - ref.pose.roll + 65) < 5  # turned anticlockwise: rolled anticlockwise
+    assert np.abs(face.gray_face.astype(int) - ref.gray_face).mean() < 6
+    x, y, w, h = ref.box
+    centre = transform_points(np.array([[x + w / 2, y + h / 2]]), matrix)[0]
+    assert np.allclose(np.array(face.box[:2]) + np.array(face.box[2:]) / 2, centre, atol=0.1 * w)
 
 
 def test_turn_matrix_keeps_the_whole_image_and_inverts():
@@ -384,6 +391,7 @@ def test_turn_matrix_keeps_the_whole_image_and_inverts():
     assert np.allclose(back, corners, atol=1e-6)
     assert turn_matrix(400, 300, 90)[1] == (300, 400)
     assert turn_text(-90) == "90° clockwise" and turn_text(35) == "35° anticlockwise"
+    assert turn_text(180) == "upside down"
 
 
 @needs_photos
@@ -395,6 +403,8 @@ def test_turned_search_finds_nothing_in_the_dogs_photo_and_skips_slow_detectors(
     dogs = pipeline.analyze_path(PHOTOS_DIR / "dlib_dogs.jpg")
     assert dogs.faces == () and dogs.turn == 0
     assert pipeline.turn_search and FerPipeline(tiny_model, detector="haar").turn_search is False
+    with pytest.raises(ValueError, match="turned search needs the HOG detector"):
+        FerPipeline(tiny_model, detector="haar", turn_search=True)
 
 
 @needs_photos
