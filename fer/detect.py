@@ -212,6 +212,16 @@ def detection_scale(width: int, height: int, max_pixels: int = DETECT_MAX_PIXELS
     return min(1.0, math.sqrt(max_pixels / max(1, width * height)))
 
 
+def settled(detections: list[Detection], width: int, height: int, settle_at: float = 1.5) -> bool:
+    """Whether a finer copy of a ``width`` x ``height`` image would be searched no further than
+    its fine pass: faces were found, all at least ``settle_at`` HOG windows wide at that pass's
+    size (:data:`DETECT_MAX_PIXELS`). Boxes in the image's pixels.
+    """
+    if not detections:
+        return False
+    return min(d.box[2] for d in detections) * detection_scale(width, height) >= settle_at * HOG_WINDOW
+
+
 def clip_box(box: Box, width: int, height: int) -> Box:
     """Clips a box to the image; a box entirely outside becomes zero-sized at the nearest edge."""
     x, y, w, h = box
@@ -312,6 +322,7 @@ def detect_faces(
     coarse_pixels: int = DETECT_COARSE_PIXELS,
     settle_at: float = 1.5,
     finest_pixels: int | None = None,
+    finest_only: bool = False,
 ) -> list[Detection]:
     """Finds faces in a grey image of any size, spending time only where faces are small.
 
@@ -332,6 +343,7 @@ def detect_faces(
         settle_at: smallest face, in HOG windows (80 px), that ends the search.
         finest_pixels: pixel budget of the last pass (``max_pixels`` or less: no such pass);
             ``None``: the detector's own (``finest_pixels``).
+        finest_only: run the last pass alone (the coarser ones already ran on a reduced copy).
 
     A detector with ``max_work_pixels`` (the CNN) runs at most two passes, the coarse one and
     the finest, each shrunk to search no more pixels than that.
@@ -344,6 +356,8 @@ def detect_faces(
     found: list[Detection] = []
     finest = detector.finest_pixels if finest_pixels is None else finest_pixels
     passes = detection_passes(width, height, coarse_pixels, max_pixels, small_pixels, finest)
+    if finest_only:
+        passes = passes[-1:]
     if detector.max_work_pixels is not None:
         passes = affordable_passes(passes, detector.max_work_pixels)
     for budget, upsample in passes:

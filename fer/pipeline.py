@@ -20,6 +20,7 @@ import numpy as np
 from fer.calibration import apply_temperature, card_temperature
 from fer.detect import (
     DETECT_FINEST_PIXELS,
+    DETECT_MAX_PIXELS,
     Box,
     Detection,
     FaceDetector,
@@ -28,6 +29,7 @@ from fer.detect import (
     make_detector,
     reading_order,
     search_turned,
+    settled,
 )
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
@@ -39,9 +41,12 @@ from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
 DEFAULT_MODEL_NAMES: tuple[str, ...] = ("fer_best.h5", "paper_cnn.h5")
 STAGES: tuple[str, ...] = ("decode", "detect", "landmarks", "align", "classify")
-# JPEGs are decoded at reduced size while at least this many pixels remain: half the finest
-# detection pass's budget, so a 12 MP photo is decoded at half size (3 MP) and its small faces
-# stay big enough for the finest pass and >= ~2x the 48 px crop.
+# JPEGs are decoded at reduced size while at least this many pixels remain: half the detection
+# budget, so detection still sees ~600x450 or more and faces stay >= ~3x the 48 px crop.
+DECODE_FAST_PIXELS: int = DETECT_MAX_PIXELS // 2
+# A photo whose fast decode shows small faces or none is decoded again, finer: half the finest
+# pass's budget, so a 12 MP photo comes at half size (3 MP) and its small faces stay big enough
+# for the finest pass. Portraits settle on the fast decode and never pay for this one.
 DECODE_MIN_PIXELS: int = DETECT_FINEST_PIXELS // 2
 # The landmark predictor was trained on dlib's HOG boxes; the other detectors' boxes are mapped
 # to that framing: (HOG side / their side, HOG centre's drop below theirs in their sides).
@@ -337,16 +342,17 @@ class FerPipeline:
             fer.image_io.ImageDecodeError: the bytes are not a usable image.
         """
         start = time.perf_counter()
-        decoded = decode_image(data, min_pixels=DECODE_MIN_PIXELS)
+        decoded = decode_image(data, min_pixels=DECODE_FAST_PIXELS)
         decode_ms = (time.perf_counter() - start) * 1000
-        return self._analyze(decoded, illumination, tta, decode_ms, start, thorough)
+        return self._analyze(decoded, illumination, tta, decode_ms, start, thorough, data)
 
     def analyze_path(self, path: str | Path, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
         """Analyses a photo file (see :meth:`analyze_bytes`)."""
         start = time.perf_counter()
-        decoded = decode_image(Path(path).read_bytes(), min_pixels=DECODE_MIN_PIXELS)
+        data = Path(path).read_bytes()
+        decoded = decode_image(data, min_pixels=DECODE_FAST_PIXELS)
         decode_ms = (time.perf_counter() - start) * 1000
-        return self._analyze(decoded, illumination, tta, decode_ms, start)
+        return self._analyze(decoded, illumination, tta, decode_ms, start, True, data)
 
     def analyze(
         self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None, thorough: bool = True
@@ -372,6 +378,7 @@ class FerPipeline:
         decode_ms: float,
         start: float,
         thorough: bool = True,
+        encoded: bytes | None = None,
     ) -> PhotoResult:
         from fer.align import align_face, transform_points
         from fer.landmarks import region_points
@@ -380,12 +387,23 @@ class FerPipeline:
         if display not in ILLUMINATIONS:
             raise ValueError(f"unknown illumination {display!r}; expected one of {', '.join(ILLUMINATIONS)}")
         timings = {"decode": decode_ms}
-        scale = decoded.scale
         width, height = decoded.original_size
 
         tick = time.perf_counter()
         gray = _gray(decoded.rgb)
-        detections = detect_faces(self.detector, gray, finest_pixels=None if thorough else 0)
+        # A reduced decode's finest pass waits for the finer decode, which it would need anyway.
+        reduced = thorough and encoded is not None and decoded.scale < 1
+        detections = detect_faces(self.detector, gray, finest_pixels=None if thorough and not reduced else 0)
+        if reduced and not settled(detections, *gray.shape[::-1]):
+            # Small faces or none in a reduced decode: decode finer, for the finest pass (the
+            # coarser passes would see what they saw in the reduced one).
+            again = time.perf_counter()
+            decoded = decode_image(encoded, min_pixels=DECODE_MIN_PIXELS)
+            timings["decode"] += (time.perf_counter() - again) * 1000
+            tick += time.perf_counter() - again
+            gray = _gray(decoded.rgb)
+            detections = detect_faces(self.detector, gray, finest_only=True)
+        scale = decoded.scale
         turned = search_turned(self.detector, gray) if not detections and thorough and self.turn_search else None
         searched = gray
         if turned is not None:

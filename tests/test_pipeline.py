@@ -24,6 +24,7 @@ from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye
 from fer.detect import (
     CNN_MAX_WORK_PIXELS,
     DETECT_FINEST_PIXELS,
+    Detection,
     HaarDetector,
     HogDetector,
     affordable_passes,
@@ -33,6 +34,7 @@ from fer.detect import (
     detection_passes,
     reading_order,
     search_turned,
+    settled,
     turn_matrix,
     turn_text,
 )
@@ -190,6 +192,11 @@ def test_small_faces_in_a_12_megapixel_group_photo_are_found(pipeline):
     result = pipeline.analyze_bytes(encode(Image.fromarray(mosaic), "JPEG", quality=90))
     assert result.original_size == (3999, 3000) and abs(result.scale - 0.5) < 0.01  # half size, not a quarter
     assert len(result.faces) >= 0.7 * alone, (len(result.faces), alone)
+    # A portrait settles on the fast decode (half size for 1 MP) and is not decoded again finer.
+    portrait = pipeline.analyze_path(PHOTOS_DIR / "deepface_img24.jpg")
+    assert portrait.original_size == (1200, 1120) and portrait.scale == 0.5 and len(portrait.faces) == 1
+    assert not settled([], 1200, 1120) and settled([Detection((0, 0, 300, 300), 1.0)], 600, 560)
+    assert not settled([Detection((0, 0, 300, 300), 1.0)], 4000, 3000)  # 48 px at the fine pass
     assert len(detect_faces(HogDetector(), cv2.cvtColor(mosaic, cv2.COLOR_RGB2GRAY), finest_pixels=0)) < 0.5 * alone
 
 
