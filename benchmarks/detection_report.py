@@ -95,10 +95,10 @@ def mosaic_report(pipeline: FerPipeline, photos: Path) -> None:
     Image.fromarray(mosaic).save(buffer, "JPEG", quality=90)
     alone = sum(len(pipeline.analyze_path(photos / name).faces) for name in names)
     fast = len(pipeline.analyze(mosaic, thorough=False).faces)
-    timings = [pipeline.analyze_bytes(buffer.getvalue()) for _ in range(3)]
-    found = len(timings[-1].faces)
-    detect_ms = statistics.median(result.timings["detect"] for result in timings)
-    total_ms = statistics.median(result.timings["total"] for result in timings)
+    runs = [pipeline.analyze_bytes(buffer.getvalue()) for _ in range(3)]
+    found = len(runs[-1].faces)
+    detect_ms = statistics.median(result.timings["detect"] for result in runs)
+    total_ms = statistics.median(result.timings["total"] for result in runs)
     print(f"  12 MP mosaic of {len(names)} group photos: {found} faces, of {alone} found in the photos alone "
           f"({fast} with the fast passes only); detection {detect_ms:.0f} ms, end to end {total_ms:.0f} ms")
 
@@ -114,12 +114,12 @@ def turned_report(photos: Path, rows: list[dict]) -> None:
     from fer.image_io import decode_image
 
     pipeline = FerPipeline(detector="hog")
+    images = [decode_image((photos / row["file"]).read_bytes()).rgb for row in rows]
+    upright_counts = [len(pipeline.analyze(rgb).faces) for rgb in images]  # the same for every turn
     for turn in TURNS:
         upright_total = plain = searched = false = 0
         turned_ms = []
-        for row in rows:
-            rgb = decode_image((photos / row["file"]).read_bytes()).rgb
-            upright = len(pipeline.analyze(rgb).faces)
+        for rgb, upright in zip(images, upright_counts, strict=True):
             matrix, size = turn_matrix(rgb.shape[1], rgb.shape[0], turn)
             turned = cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             without = len(pipeline.analyze(turned, thorough=False).faces)

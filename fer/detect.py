@@ -212,14 +212,19 @@ def detection_scale(width: int, height: int, max_pixels: int = DETECT_MAX_PIXELS
     return min(1.0, math.sqrt(max_pixels / max(1, width * height)))
 
 
-def settled(detections: list[Detection], width: int, height: int, settle_at: float = 1.5) -> bool:
-    """Whether a finer copy of a ``width`` x ``height`` image would be searched no further than
-    its fine pass: faces were found, all at least ``settle_at`` HOG windows wide at that pass's
-    size (:data:`DETECT_MAX_PIXELS`). Boxes in the image's pixels.
+def settled(
+    detections: list[Detection], width: int, height: int, settle_at: float = 1.5, max_pixels: int = DETECT_MAX_PIXELS
+) -> bool:
+    """Whether faces were found in a ``width`` x ``height`` image, all at least ``settle_at`` HOG
+    windows wide once it is seen at no more than the fine pass's size (``max_pixels``). Boxes in
+    the image's pixels.
+
+    It ends :func:`detect_faces`'s search at a pass, and tells whether a finer copy of a reduced
+    image would be searched no further than its fine pass.
     """
     if not detections:
         return False
-    return min(d.box[2] for d in detections) * detection_scale(width, height) >= settle_at * HOG_WINDOW
+    return min(d.box[2] for d in detections) * detection_scale(width, height, max_pixels) >= settle_at * HOG_WINDOW
 
 
 def clip_box(box: Box, width: int, height: int) -> Box:
@@ -365,7 +370,8 @@ def detect_faces(
         back_x, back_y = width / small.shape[1], height / small.shape[0]
         hits = suppress_overlaps(detector.detect(small, upsample))
         found = [Detection(_scale_box(d.box, back_x, back_y), d.score) for d in hits]
-        if hits and min(d.box[2] for d in hits) >= settle_at * HOG_WINDOW:
+        # Pass images hold at most max_pixels but for the finest, which is last anyway.
+        if settled(hits, small.shape[1], small.shape[0], settle_at, max_pixels):
             break
     order = reading_order([d.box for d in found])
     return [found[i] for i in order]

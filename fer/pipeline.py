@@ -341,18 +341,20 @@ class FerPipeline:
         Raises:
             fer.image_io.ImageDecodeError: the bytes are not a usable image.
         """
-        start = time.perf_counter()
-        decoded = decode_image(data, min_pixels=DECODE_FAST_PIXELS)
-        decode_ms = (time.perf_counter() - start) * 1000
-        return self._analyze(decoded, illumination, tta, decode_ms, start, thorough, data)
+        return self._analyze_encoded(data, illumination, tta, thorough, time.perf_counter())
 
     def analyze_path(self, path: str | Path, illumination: str | None = None, tta: bool | None = None) -> PhotoResult:
         """Analyses a photo file (see :meth:`analyze_bytes`)."""
-        start = time.perf_counter()
-        data = Path(path).read_bytes()
+        start = time.perf_counter()  # reading the file counts as decoding
+        return self._analyze_encoded(Path(path).read_bytes(), illumination, tta, True, start)
+
+    def _analyze_encoded(
+        self, data: bytes, illumination: str | None, tta: bool | None, thorough: bool, start: float
+    ) -> PhotoResult:
+        """Decodes reduced (``DECODE_FAST_PIXELS``) and analyses; :meth:`_analyze` may decode finer."""
         decoded = decode_image(data, min_pixels=DECODE_FAST_PIXELS)
         decode_ms = (time.perf_counter() - start) * 1000
-        return self._analyze(decoded, illumination, tta, decode_ms, start, True, data)
+        return self._analyze(decoded, illumination, tta, decode_ms, start, thorough, data)
 
     def analyze(
         self, rgb_image: np.ndarray, illumination: str | None = None, tta: bool | None = None, thorough: bool = True
