@@ -1,4 +1,5 @@
-"""Face detection: OpenCV's Haar cascade and dlib's HOG and CNN detectors behind one interface.
+"""Face detection: OpenCV's Haar cascade, dlib's HOG and CNN detectors and MediaPipe's BlazeFace
+behind one interface.
 
 A detector takes a grey uint8 image and returns scored boxes ``(x, y, w, h)`` in that image's
 pixels. :func:`detect_faces` adds what every caller needs: it shrinks big photos to a pixel
@@ -16,13 +17,14 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
-DETECTORS: tuple[str, ...] = ("hog", "haar", "cnn")
+DETECTORS: tuple[str, ...] = ("hog", "haar", "cnn", "blaze")
 HAAR_CASCADE_FILE: str = "haarcascade_frontalface_default.xml"
 
 # A big photo is searched in up to four passes, coarse to fine, stopping at the first pass whose
@@ -51,6 +53,23 @@ TURN_ANGLES: tuple[int, ...] = (35, -35, 90, -90, 180)
 # the stray hits of turned searches scored up to 0.34 (a dog in dogs.jpg) and the sample faces,
 # turned, mostly 0.9-2.5 (small faces in group photos lower: they stay missed).
 TURN_MIN_SCORE: float = 0.5
+# BlazeFace (MediaPipe's full-range model, 192x192 input, one anchor per 4x4 cell of a 48x48
+# grid) sees the whole photo at once: ~5 ms, but faces under ~4% of the photo's longer side
+# are below its reach. Its scores are probabilities; 0.5 is MediaPipe's own bar. The sample
+# faces score 0.5-0.97 in grey; the dogs and the no-face scenes nothing above it.
+BLAZE_INPUT: int = 192
+BLAZE_GRID: int = 48
+BLAZE_MIN_SCORE: float = 0.5
+# BlazeFace looks at the photo filling its square and again at half that size (padded to twice
+# its longer side): the model knows faces up to about half its input, and on its own missed the
+# 112x112 crop that a face fills (found at 1.5x padding and more; big faces score 0.75 -> 0.96).
+BLAZE_PADDINGS: tuple[float, ...] = (1.0, 2.0)
+# Overlapping BlazeFace boxes are blended (score-weighted), as MediaPipe does, past this IoU.
+BLAZE_BLEND_IOU: float = 0.3
+# BlazeFace also finds faces lying on their side (the sample photos turned 90 degrees: 33-34 of
+# 56); a face it adds to another detector's must be upright enough for the landmark predictor,
+# whose training faces are (the turned search handles the rest).
+BLAZE_MAX_ROLL: float = 45.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class Detection:
 
     box: Box
     score: float
+    roll: float | None = None  # the eye line's tilt, degrees clockwise (fer.pose's sign), where known
 
 
 class FaceDetector(Protocol):
@@ -75,6 +95,8 @@ class FaceDetector(Protocol):
     max_work_pixels: int | None
     # Budget of the finest pass for photos bigger than the fine one (0: no such pass).
     finest_pixels: int
+    # Searches the whole photo in one go, at its own input size (no passes).
+    whole_image: bool
 
     def detect(self, gray_image: np.ndarray, upsample: int = 0) -> list[Detection]:
         """Returns scored faces in ``gray_image`` (uint8, (H, W)), searched at ``2**upsample`` size."""
@@ -92,6 +114,7 @@ class HogDetector:
     name = "hog"
     max_work_pixels = None
     finest_pixels = DETECT_FINEST_PIXELS
+    whole_image = False
 
     def __init__(self, threshold: float = 0.0) -> None:
         import dlib
@@ -124,6 +147,7 @@ class HaarDetector:
     name = "haar"
     max_work_pixels = None
     finest_pixels = 0  # its false detections grow with the pixels searched (2 -> 4 on the samples)
+    whole_image = False
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 6, min_score: float = 1.0) -> None:
         import cv2
@@ -172,6 +196,7 @@ class CnnDetector:
     name = "cnn"
     max_work_pixels = CNN_MAX_WORK_PIXELS
     finest_pixels = 0  # its passes are capped far below any finest pass
+    whole_image = False
 
     def __init__(self, threshold: float = 0.0) -> None:
         import dlib
@@ -192,8 +217,159 @@ class CnnDetector:
         ]
 
 
+def blaze_anchors(grid: int = BLAZE_GRID) -> np.ndarray:
+    """Anchor centres (grid**2, 2) as fractions of the input, row by row.
+
+    MediaPipe's SSD anchors for the full-range model: one per cell, offset half a cell.
+    """
+    centres = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+    xs, ys = np.meshgrid(centres, centres)
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def blend_overlaps(
+    boxes: np.ndarray, scores: np.ndarray, min_iou: float = BLAZE_BLEND_IOU
+) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted suppression: each cluster of boxes overlapping its best one by more
+    than ``min_iou`` becomes their score-weighted mean.
+
+    Args:
+        boxes: float (N, K), each row starting ``x0, y0, x1, y1`` (the rest, e.g. keypoints, is
+            blended alike).
+        scores: (N,).
+        min_iou: overlap with a cluster's best box that joins it.
+
+    Returns:
+        ``(rows, best)``: the blended rows (M, K) and each cluster's best score (M,).
+    """
+    order = np.argsort(-scores)
+    boxes, scores = boxes[order], scores[order]
+    left = np.ones(len(boxes), bool)
+    rows, best = [], []
+    for i in range(len(boxes)):
+        if not left[i]:
+            continue
+        x0 = np.maximum(boxes[i, 0], boxes[:, 0])
+        y0 = np.maximum(boxes[i, 1], boxes[:, 1])
+        x1 = np.minimum(boxes[i, 2], boxes[:, 2])
+        y1 = np.minimum(boxes[i, 3], boxes[:, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        iou = inter / np.maximum(areas[i] + areas - inter, 1e-9)
+        cluster = left & (iou > min_iou)
+        cluster[i] = True
+        left &= ~cluster
+        weights = scores[cluster]
+        rows.append((boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum())
+        best.append(scores[i])
+    width = boxes.shape[1] if boxes.ndim == 2 else 4
+    return np.array(rows, np.float32).reshape(-1, width), np.array(best, np.float32)
+
+
+class BlazeDetector:
+    """MediaPipe's BlazeFace, full-range model (``fer/assets/face_detection_full_range.tflite``).
+
+    A single-shot detector trained on faces in many poses, at every distance a phone's rear
+    camera sees: it finds faces behind sunglasses, turned away and lying on their side, which
+    dlib's frontal HOG misses, in ~5 ms a photo under LiteRT. Its 192x192 input is the whole
+    photo, padded square, so faces under ~4% of its longer side are out of its reach: it
+    complements HOG (:func:`missed_faces`) rather than replacing it.
+
+    Args:
+        threshold: minimum face probability.
+        model_path: the ``.tflite`` model.
+
+    Raises:
+        FileNotFoundError: the model file is missing.
+    """
+
+    name = "blaze"
+    max_work_pixels = None
+    finest_pixels = 0
+    whole_image = True
+
+    def __init__(self, threshold: float = BLAZE_MIN_SCORE, model_path: Path | None = None) -> None:
+        from fer.lite import make_interpreter
+        from fer.paths import BLAZE_MODEL_PATH
+
+        path = BLAZE_MODEL_PATH if model_path is None else model_path
+        if not path.is_file():
+            raise FileNotFoundError(f"BlazeFace model not found: {path} (it ships in fer/assets)")
+        self.threshold = threshold
+        self._interpreter = make_interpreter(path, 1)  # one thread: the model is tiny
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self._interpreter.get_output_details(), key=lambda d: -int(d["shape"][-1]))
+        self._regressors, self._classifiers = (d["index"] for d in outputs)  # (1, N, 16) and (1, N, 1)
+        self._anchors = blaze_anchors()
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[Detection]:
+        """Returns faces in a grey (H, W) or RGB (H, W, 3) uint8 image; ``upsample`` is ignored.
+
+        The photo is seen twice (:data:`BLAZE_PADDINGS`): filling the model's square, and at half
+        that size, so that a face filling the photo is as small as the faces the model knows.
+        Each face comes with its roll, from its keypoints. Colour finds small faces a little
+        better than grey (7 against 6 in a dim group photo of the sample set).
+        """
+        import cv2
+
+        rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        views = [self._view(rgb, padding) for padding in BLAZE_PADDINGS]
+        candidates = np.concatenate([rows for rows, _ in views])
+        if not len(candidates):
+            return []
+        rows, best = blend_overlaps(candidates, np.concatenate([scores for _, scores in views]))
+        found = []
+        for row, score in zip(rows, best, strict=True):
+            x_0, y_0, x_1, y_1 = row[:4]
+            if x_1 <= x_0 or y_1 <= y_0:
+                continue
+            # The face's own "down", from between the eyes to the mouth: the eye line alone reads a
+            # face on its side as less turned. Upright, it points down the image (90 degrees; y down).
+            down = row[10:12] - (row[4:6] + row[6:8]) / 2
+            roll = (math.degrees(math.atan2(down[1], down[0])) - 90.0 + 180.0) % 360.0 - 180.0
+            found.append(Detection((round(x_0), round(y_0), round(x_1 - x_0), round(y_1 - y_0)), float(score), roll))
+        return found
+
+    def _view(self, rgb: np.ndarray, padding: float) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate faces of one look at the photo, centred in a square ``padding`` times its
+        longer side: rows ``x0, y0, x1, y1`` and six keypoints (eyes first), in photo pixels,
+        and their scores; none under the threshold.
+        """
+        import cv2
+
+        height, width = rgb.shape[:2]
+        side = max(height, width) * padding
+        top, left = (side - height) / 2, (side - width) / 2
+        # Shrink first, then pad: the same square, without allocating it at full size.
+        factor = BLAZE_INPUT / side
+        small = cv2.resize(rgb, (max(1, round(width * factor)), max(1, round(height * factor))),
+                           interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        square = np.zeros((BLAZE_INPUT, BLAZE_INPUT, 3), np.uint8)
+        y0, x0 = round(top * factor), round(left * factor)
+        square[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small[: BLAZE_INPUT - y0, : BLAZE_INPUT - x0]
+        with self._lock:
+            self._interpreter.set_tensor(self._input, (square.astype(np.float32) / 127.5 - 1.0)[None])
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._regressors)[0]
+            logits = self._interpreter.get_tensor(self._classifiers)[0, :, 0]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
+        keep = scores >= self.threshold
+        if not keep.any():
+            return np.zeros((0, raw.shape[1]), np.float32), np.zeros(0, np.float32)
+        # Centre x, y, width, height, then the keypoints: input pixels, relative to the anchor.
+        raw, anchors = raw[keep] / BLAZE_INPUT, self._anchors[keep]
+        points = (raw[:, 4:].reshape(len(raw), -1, 2) + anchors[:, None, :]).reshape(len(raw), -1)
+        centre = raw[:, :2] + anchors
+        corners = np.concatenate([centre - raw[:, 2:4] / 2, centre + raw[:, 2:4] / 2], axis=1)
+        rows = np.concatenate([corners, points], axis=1)
+        # Fractions of the square -> photo pixels, less the padding.
+        return rows * side - np.tile([left, top], rows.shape[1] // 2), scores[keep]
+
+
 def make_detector(name: str) -> FaceDetector:
-    """Builds a detector by name (``hog``, ``haar`` or ``cnn``).
+    """Builds a detector by name (``hog``, ``haar``, ``cnn`` or ``blaze``).
 
     Raises:
         ValueError: for an unknown name.
@@ -204,6 +380,8 @@ def make_detector(name: str) -> FaceDetector:
         return HaarDetector()
     if name == "cnn":
         return CnnDetector()
+    if name == "blaze":
+        return BlazeDetector()
     raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
 
 
@@ -341,7 +519,7 @@ def detect_faces(
 
     Args:
         detector: a :class:`FaceDetector`.
-        gray_image: uint8 (H, W).
+        gray_image: uint8 (H, W); a ``whole_image`` detector also takes RGB (H, W, 3).
         max_pixels: pixel budget of the fine passes.
         small_pixels: photos smaller than this are searched upsampled at once.
         coarse_pixels: pixel budget of the coarse pass.
@@ -351,12 +529,16 @@ def detect_faces(
         finest_only: run the last pass alone (the coarser ones already ran on a reduced copy).
 
     A detector with ``max_work_pixels`` (the CNN) runs at most two passes, the coarse one and
-    the finest, each shrunk to search no more pixels than that.
+    the finest, each shrunk to search no more pixels than that. A ``whole_image`` one
+    (BlazeFace) searches the photo once, at its own input size.
 
     Returns:
         Detections with boxes in ``gray_image`` pixels (unclipped, so border faces keep their
         true extent), in reading order.
     """
+    if detector.whole_image:
+        found = detector.detect(gray_image)
+        return [found[i] for i in reading_order([d.box for d in found])]
     height, width = gray_image.shape[:2]
     found: list[Detection] = []
     finest = detector.finest_pixels if finest_pixels is None else finest_pixels
@@ -375,6 +557,33 @@ def detect_faces(
             break
     order = reading_order([d.box for d in found])
     return [found[i] for i in order]
+
+
+def overlapping(a: Box, b: Box, min_iou: float = 0.2) -> bool:
+    """Whether two boxes are one face: IoU above ``min_iou``, or either's centre inside the other."""
+    def inside(point: tuple[float, float], box: Box) -> bool:
+        return box[0] <= point[0] <= box[0] + box[2] and box[1] <= point[1] <= box[1] + box[3]
+
+    return (box_iou(a, b) > min_iou or inside((a[0] + a[2] / 2, a[1] + a[3] / 2), b)
+            or inside((b[0] + b[2] / 2, b[1] + b[3] / 2), a))
+
+
+def missed_faces(found: list[Detection], second: list[Detection], max_roll: float = BLAZE_MAX_ROLL) -> list[Detection]:
+    """The faces of a second detector's search that the first one missed.
+
+    Args:
+        found: the first detector's faces.
+        second: the second detector's, in the same pixels.
+        max_roll: faces turned further (by their ``roll``) are left out: the landmark predictor
+            needs them upright, and the turned search finds them when nothing else is found.
+
+    Returns:
+        The faces of ``second`` upright enough and overlapping none of ``found``.
+    """
+    return [
+        d for d in second
+        if (d.roll is None or abs(d.roll) <= max_roll) and not any(overlapping(d.box, f.box) for f in found)
+    ]
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,7 +40,7 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _interpreter(path: Path, threads: int):
+def make_interpreter(path: Path, threads: int):
     """A LiteRT interpreter: the ``ai_edge_litert`` package, else TensorFlow's deprecated copy."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -64,7 +64,7 @@ class LiteModel:
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
-        self._interpreter = _interpreter(self.path, threads or default_threads())
+        self._interpreter = make_interpreter(self.path, threads or default_threads())
         inputs = self._interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(f"{self.path}: expected one input, found {len(inputs)}")

@@ -13,6 +13,7 @@ TEST_FACES_PATH: Path = ASSETS_DIR / "fer2013_test_faces.npz"
 FERPLUS_VOTES_PATH: Path = ASSETS_DIR / "ferplus_votes.npz"
 TEST_TWINS_PATH: Path = ASSETS_DIR / "fer2013_test_twins.csv"
 TEST_POSES_PATH: Path = ASSETS_DIR / "fer2013_test_poses.csv"
+BLAZE_MODEL_PATH: Path = ASSETS_DIR / "face_detection_full_range.tflite"
 
 # The shared data folder sits beside the checkout (``../shared``), in CI and in development.
 SHARED_DIR: Path = Path(os.environ.get("FER_SHARED_DIR", PROJECT_DIR.parent / "shared"))

@@ -17,8 +17,8 @@ import numpy as np
 from fer.labels import EMOTIONS
 
 # The columns after the photo's name, shared by the app's download and ``python -m fer.predict``.
-FACE_FIELDS: tuple[str, ...] = ("face", "x", "y", "w", "h", "label", "score", "tta", "temperature", "turn",
-                                *EMOTIONS, "yaw", "pitch", "roll")
+FACE_FIELDS: tuple[str, ...] = ("face", "x", "y", "w", "h", "detector", "label", "score", "tta", "temperature",
+                                "turn", *EMOTIONS, "yaw", "pitch", "roll")
 CSV_FIELDS: tuple[str, ...] = ("file", *FACE_FIELDS)
 
 
@@ -53,7 +53,7 @@ def results_json(named_results: Sequence[tuple[str, Any]], model: str = "") -> s
 def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
               temperature: float = 1.0, turn: float = 0.0) -> Iterator[list[object]]:
     """One CSV row per face (``Face.to_dict()`` form): the photo's name, then :data:`FACE_FIELDS`
-    (face number from 1, box, label, score, TTA as 0/1, the calibration temperature applied,
+    (face number from 1, box, the detector that found it, label, score, TTA as 0/1, the calibration temperature applied,
     the turn the photo's faces were found at (0: upright), 7 probabilities, then the head's yaw,
     pitch and roll in degrees, empty when unknown).
     """
@@ -61,7 +61,8 @@ def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
         x, y, w, h = (int(v) for v in face["box"])
         pose = face.get("pose") or {}
         yield [
-            name, i, x, y, w, h, face["label"], f"{face['score']:.6f}", int(bool(tta)), f"{temperature:g}", f"{turn:g}",
+            name, i, x, y, w, h, face.get("detector", ""), face["label"], f"{face['score']:.6f}", int(bool(tta)),
+            f"{temperature:g}", f"{turn:g}",
             *(f"{face['probabilities'][e]:.6f}" for e in EMOTIONS),
             *(f"{pose[k]:.1f}" if k in pose else "" for k in ("yaw", "pitch", "roll")),
         ]

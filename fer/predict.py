@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--annotate", type=Path, metavar="OUT", help="write annotated photos into folder OUT")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="CSV of faces for folder inputs (see module doc)")
     parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector (default: hog)")
+    parser.add_argument("--no-second-look", dest="second_look", action="store_false",
+                        help="skip BlazeFace's second look for faces the detector missed")
     parser.add_argument(
         "--illumination", choices=ILLUMINATIONS, default=None,
         help="illumination correction of displayed faces; the model always gets the one it was trained with",
@@ -195,7 +197,9 @@ def format_outcome(outcome: PhotoOutcome) -> str:
         x, y, w, h = face["box"]
         pose = face.get("pose")
         turn = f"  {angles_text(pose['yaw'], pose['pitch'], pose['roll'])}" if pose else ""
-        lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others}){turn}")
+        second = "  (found by BlazeFace's second look)" if face.get("detector") == "blaze" else ""
+        lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others}){turn}"
+                     f"{second}")
     return "\n".join(lines)
 
 
@@ -229,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         pipeline = FerPipeline(args.model, detector=args.detector, illumination=args.illumination, tta=args.tta,
-                               calibrated=not args.raw)
+                               calibrated=not args.raw, second_look=None if args.second_look else False)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

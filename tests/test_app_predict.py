@@ -34,7 +34,8 @@ def test_predict_page_and_sidebar(app_env):
     assert at.title[0].value == "Predict expressions in photos"
     assert at.file_uploader(key="predict_uploads").accept_multiple_files
     assert {"jpg", "png", "webp"} <= {t.lstrip(".") for t in at.file_uploader(key="predict_uploads").allowed_type}
-    assert at.radio(key="predict_detector").options == ["HOG (dlib)", "Haar cascade (OpenCV)", "CNN (dlib, slow)"]
+    assert at.radio(key="predict_detector").options == [
+        "HOG (dlib)", "Haar cascade (OpenCV)", "CNN (dlib, slow)", "BlazeFace (MediaPipe)"]
     assert any("Upload one or more photos" in t for t in texts(at.info))
     # The sidebar: a model selector with the card's accuracies, the model and device lines.
     selector = at.sidebar.selectbox(key="app_model")
@@ -113,6 +114,25 @@ def test_sample_photo(app_env):
     at.run()
     assert not at.exception
     assert any(t.startswith("#### Face 1:") for t in texts(at.markdown))
+
+
+def test_face_found_by_the_second_look_says_so(app_env):
+    group = PHOTOS_DIR / "pyfeat_multi_face.jpg"
+    if not group.is_file():
+        pytest.skip(f"sample photo missing: {group}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("group.jpg", group.read_bytes(), "image/jpeg")])
+    at.run()
+    assert not at.exception
+    assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == 5
+    notes = [t for t in texts(at.caption) if t.startswith("Found by BlazeFace's second look")]
+    assert len(notes) == 1 and "the HOG (dlib) detector missed this face" in notes[0]
+    assert any("5 faces" in t and "detector hog (1 by BlazeFace's second look)" in t for t in texts(at.caption))
+    at.radio(key="predict_detector").set_value("blaze")  # BlazeFace on its own: no second look to mention
+    at.run()
+    assert not at.exception
+    assert not any(t.startswith("Found by BlazeFace") for t in texts(at.caption))
+    assert any("detector blaze" in t for t in texts(at.caption))
 
 
 def test_each_face_shows_its_head_pose_and_turned_faces_a_caution(app_env):

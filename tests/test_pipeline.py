@@ -22,16 +22,22 @@ from PIL import Image
 
 from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye_angle, transform_points
 from fer.detect import (
+    BLAZE_GRID,
     CNN_MAX_WORK_PIXELS,
     DETECT_FINEST_PIXELS,
+    BlazeDetector,
     Detection,
     HaarDetector,
     HogDetector,
     affordable_passes,
+    blaze_anchors,
+    blend_overlaps,
     box_iou,
     clip_box,
     detect_faces,
     detection_passes,
+    missed_faces,
+    overlapping,
     reading_order,
     search_turned,
     settled,
@@ -204,7 +210,7 @@ def test_small_faces_in_a_12_megapixel_group_photo_are_found(pipeline):
 def cnn_results(tiny_model):
     if not MANIFEST.is_file():
         pytest.skip(f"sample photos not found at {PHOTOS_DIR}")
-    pipeline = FerPipeline(tiny_model, detector="cnn")
+    pipeline = FerPipeline(tiny_model, detector="cnn", second_look=False)  # the CNN's own faces only
     return {name: pipeline.analyze_path(PHOTOS_DIR / name) for name in ("pyfeat_multi_face.jpg", "dlib_dogs.jpg")}
 
 
@@ -220,6 +226,89 @@ def test_cnn_finds_the_face_in_sunglasses_that_hog_misses(cnn_results, hog_count
                   & (face.landmarks[:, 1] >= y - 0.2 * h) & (face.landmarks[:, 1] <= y + 1.3 * h))
         assert inside.mean() > 0.95
     assert cnn_results["dlib_dogs.jpg"].faces == ()
+
+
+def landmarks_inside_box(face) -> float:
+    """The share of a face's landmarks inside its box, widened a little (chins and brows poke out)."""
+    x, y, w, h = face.box
+    inside = ((face.landmarks[:, 0] >= x - 0.2 * w) & (face.landmarks[:, 0] <= x + 1.2 * w)
+              & (face.landmarks[:, 1] >= y - 0.2 * h) & (face.landmarks[:, 1] <= y + 1.3 * h))
+    return float(inside.mean())
+
+
+@pytest.fixture(scope="module")
+def blaze():
+    return BlazeDetector()
+
+
+@needs_photos
+def test_blaze_alone_finds_nine_in_ten_faces_and_nothing_in_the_dogs(blaze):
+    def found(name: str) -> int:
+        return len(detect_faces(blaze, decode_image((PHOTOS_DIR / name).read_bytes()).rgb))
+
+    counts = {row["file"]: (row["faces"], found(row["file"])) for row in manifest_rows()}
+    countable, missed, extra, notes = summarise(counts)
+    assert missed <= 0.1 * countable, notes
+    assert extra == 0, notes
+    assert counts["dlib_dogs.jpg"][1] == 0 and counts["pyfeat_multi_face.jpg"][1] == 5
+    assert blaze.detect(np.full((480, 640), 128, np.uint8)) == []
+
+
+@needs_photos
+def test_second_look_adds_the_face_in_sunglasses_that_hog_misses(pipeline, tiny_model, hog_counts):
+    assert hog_counts["pyfeat_multi_face.jpg"] == ("5", 4)
+    group = pipeline.analyze_path(PHOTOS_DIR / "pyfeat_multi_face.jpg")
+    assert len(group.faces) == 5 and group.detector == "hog"
+    assert [f.detector for f in group.faces].count("blaze") == 1
+    assert [f.box[0] for f in group.faces] == sorted(f.box[0] for f in group.faces)  # one row, read left to right
+    added = next(f for f in group.faces if f.detector == "blaze")
+    assert landmarks_inside_box(added) > 0.95  # BlazeFace's boxes are framed like HOG's
+    assert added.to_dict()["detector"] == "blaze"
+    hog_only = FerPipeline(tiny_model, detector="hog", second_look=False)
+    without = hog_only.analyze_path(PHOTOS_DIR / "pyfeat_multi_face.jpg")
+    assert len(without.faces) == 4 and {f.detector for f in without.faces} == {"hog"}
+    # Where HOG finds every face, the second look adds none.
+    assert {f.detector for f in pipeline.analyze_path(PHOTOS_DIR / "dlib_2008_007676.jpg").faces} == {"hog"}
+
+
+@needs_photos
+def test_blaze_roll_matches_the_landmark_pose(blaze, pipeline):
+    rgb = decode_image((PHOTOS_DIR / "isf_right_wryneck.png").read_bytes()).rgb  # head rolled far over
+    (face,) = blaze.detect(rgb)
+    (fitted,) = pipeline.analyze(rgb).faces
+    assert abs(fitted.pose.roll) > 30 and abs(face.roll - fitted.pose.roll) < 10
+    matrix, size = turn_matrix(rgb.shape[1], rgb.shape[0], 90)  # the photo turned 90 degrees anticlockwise
+    (sideways,) = blaze.detect(cv2.warpAffine(rgb, matrix, size))
+    assert abs(sideways.roll - (fitted.pose.roll - 90)) < 15
+
+
+def test_missed_faces_keeps_new_upright_faces_only():
+    found = [Detection((100, 100, 80, 80), 1.0)]
+    second = [
+        Detection((110, 105, 75, 80), 0.9, 2.0),   # the same face
+        Detection((60, 60, 200, 200), 0.9, 0.0),   # a bigger box around it: its centre is inside
+        Detection((400, 100, 80, 80), 0.8, -20.0),  # a face HOG missed
+        Detection((600, 100, 80, 80), 0.8, 70.0),  # lying on its side: left to the turned search
+        Detection((800, 100, 80, 80), 0.7),        # no roll known
+    ]
+    assert [d.box[0] for d in missed_faces(found, second)] == [400, 800]
+    assert overlapping((0, 0, 10, 10), (5, 5, 10, 10)) and not overlapping((0, 0, 10, 10), (20, 0, 10, 10))
+
+
+def test_blend_overlaps_averages_clusters_by_score():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)
+    rows, best = blend_overlaps(boxes, np.array([0.6, 0.2, 0.9], np.float32))
+    assert best.tolist() == pytest.approx([0.9, 0.6])
+    assert rows[0].tolist() == [50, 50, 60, 60]
+    assert rows[1].tolist() == pytest.approx([0.5, 0, 10.5, 10])  # (0.6 * 0 + 0.2 * 2) / 0.8
+    anchors = blaze_anchors()
+    assert anchors.shape == (BLAZE_GRID**2, 2) and anchors[0].tolist() == pytest.approx([0.5 / BLAZE_GRID] * 2)
+    assert anchors[1, 0] > anchors[0, 0] and anchors[1, 1] == anchors[0, 1]  # row by row
+
+
+def test_missing_blaze_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="BlazeFace model not found"):
+        BlazeDetector(model_path=tmp_path / "missing.tflite")
 
 
 def test_reading_order_is_rows_then_left_to_right():
@@ -620,13 +709,27 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     assert first["tta"] is False and first["temperature"] == 1.0, "the tiny model's card has no calibration"
     if MANIFEST.is_file():
         (face,) = first["faces"]
-        assert set(face) == {"box", "label", "score", "probabilities", "pose"}
+        assert set(face) == {"box", "detector", "label", "score", "probabilities", "pose"}
+        assert face["detector"] == "hog"
         assert set(face["pose"]) == {"yaw", "pitch", "roll", "error"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
     assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "turn": 0.0,
                       "error": second["error"]}
     assert "not an image" in second["error"]
+
+
+@needs_photos
+def test_cli_marks_faces_found_by_the_second_look(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    photo = str(PHOTOS_DIR / "pyfeat_multi_face.jpg")
+    assert main([photo, "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{photo}: 5 faces") and out.count("(found by BlazeFace's second look)") == 1
+    assert main([photo, "--model", str(tiny_model), "--no-second-look"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{photo}: 4 faces") and "second look" not in out
 
 
 @needs_photos
