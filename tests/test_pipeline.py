@@ -267,8 +267,9 @@ def test_second_look_adds_the_face_in_sunglasses_that_hog_misses(pipeline, tiny_
     hog_only = FerPipeline(tiny_model, detector="hog", second_look=False)
     without = hog_only.analyze_path(PHOTOS_DIR / "pyfeat_multi_face.jpg")
     assert len(without.faces) == 4 and {f.detector for f in without.faces} == {"hog"}
-    # Where HOG finds every face, the second look adds none.
+    # Where HOG finds every face, the second look adds none; nor the waving hand BlazeFace scores 0.5.
     assert {f.detector for f in pipeline.analyze_path(PHOTOS_DIR / "dlib_2008_007676.jpg").faces} == {"hog"}
+    assert {f.detector for f in pipeline.analyze_path(PHOTOS_DIR / "fr_obama_and_biden.jpg").faces} == {"hog"}
 
 
 @needs_photos
@@ -290,6 +291,7 @@ def test_missed_faces_keeps_new_upright_faces_only():
         Detection((400, 100, 80, 80), 0.8, -20.0),  # a face HOG missed
         Detection((600, 100, 80, 80), 0.8, 70.0),  # lying on its side: left to the turned search
         Detection((800, 100, 80, 80), 0.7),        # no roll known
+        Detection((1000, 100, 80, 80), 0.55, 0.0),  # scoring like the waving hand in fr_obama_and_biden.jpg
     ]
     assert [d.box[0] for d in missed_faces(found, second)] == [400, 800]
     assert overlapping((0, 0, 10, 10), (5, 5, 10, 10)) and not overlapping((0, 0, 10, 10), (20, 0, 10, 10))
