@@ -3,11 +3,12 @@
 Usage::
 
     python benchmarks/bench_pipeline.py [--photos DIR] [--repeat 5] [--detector hog]
-        [--model PATH] [--fer-venv /tmp/fer-pypi-venv] [--no-fer-package]
+        [--no-second-look] [--model PATH] [--fer-venv /tmp/fer-pypi-venv] [--no-fer-package]
 
 For every photo it times ``FerPipeline.analyze_path`` (file bytes to labelled faces: decode,
 detect, landmarks, align, classify) ``--repeat`` times after one warm-up run and reports the
-median per stage. The same photos then go through the PyPI ``fer`` package (``FER(mtcnn=False)``:
+median per stage; BlazeFace's second look (part of detection) runs unless ``--no-second-look``.
+The same photos then go through the PyPI ``fer`` package (``FER(mtcnn=False)``:
 OpenCV Haar cascade + its own 64x64 CNN), timed from ``cv2.imread`` to ``detect_emotions``'s
 result. That package's import name is also ``fer``, so it lives in its own virtual environment,
 created here on first use, and runs in a subprocess (``python -I`` so our ``fer`` cannot shadow
@@ -76,11 +77,13 @@ def photo_list(folder: Path) -> list[tuple[Path, str]]:
     return [(p, counts.get(p.name, "?")) for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes]
 
 
-def time_ours(photos: list[Path], repeat: int, detector: str, model: Path | None) -> dict[Path, dict]:
+def time_ours(
+    photos: list[Path], repeat: int, detector: str, model: Path | None, second_look: bool = True
+) -> dict[Path, dict]:
     """Median per-stage and total milliseconds of our pipeline, per photo."""
     from fer.pipeline import FerPipeline
 
-    pipeline = FerPipeline(model, detector=detector)
+    pipeline = FerPipeline(model, detector=detector, second_look=None if second_look else False)
     results = {}
     for path in photos:
         first = pipeline.analyze_path(path)  # warm-up (first use of each batch size, caches)
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=Path, default=PHOTOS_DIR)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--detector", choices=DETECTORS, default="hog")
+    parser.add_argument("--no-second-look", dest="second_look", action="store_false",
+                        help="time the pipeline without BlazeFace's second look")
     parser.add_argument("--model", type=Path, default=None, help="default: the released model")
     parser.add_argument("--fer-venv", type=Path, default=DEFAULT_FER_VENV)
     parser.add_argument("--no-fer-package", action="store_true", help="skip the PyPI fer comparison")
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"{len(photos)} photos from {args.photos}; {os.cpu_count()} CPU cores; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; medians of {args.repeat} runs (ms)\n")
-    ours = time_ours([p for p, _ in photos], args.repeat, args.detector, args.model)
+    ours = time_ours([p for p, _ in photos], args.repeat, args.detector, args.model, args.second_look)
     theirs = None
     if not args.no_fer_package:
         theirs = time_fer_package(ensure_fer_venv(args.fer_venv), [p for p, _ in photos], args.repeat)

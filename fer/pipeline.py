@@ -19,6 +19,7 @@ import numpy as np
 
 from fer.calibration import apply_temperature, card_temperature
 from fer.detect import (
+    BLAZE_PADDINGS,
     DETECT_FINEST_PIXELS,
     DETECT_MAX_PIXELS,
     BlazeDetector,
@@ -438,7 +439,10 @@ class FerPipeline:
             # Only where faces found show the photo upright, or the whole search found none:
             # BlazeFace also finds faces upside down, and reads them as upright (so would a video
             # frame's quick search, which skips the turned one).
-            extra = missed_faces(detections, self.second_look.detect(decoded.rgb))  # colour, ``gray``'s pixels
+            # In colour, in ``gray``'s pixels. The padded view is for a face filling the photo: with
+            # faces found, one that big would be among them.
+            paddings = BLAZE_PADDINGS[:1] if detections else BLAZE_PADDINGS
+            extra = missed_faces(detections, self.second_look.detect(decoded.rgb, paddings=paddings))
             if extra:
                 detections, sources = detections + extra, sources + ["blaze"] * len(extra)
                 order = reading_order([d.box for d in detections])
