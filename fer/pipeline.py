@@ -20,19 +20,21 @@ import numpy as np
 from fer.calibration import apply_temperature, card_temperature
 from fer.detect import (
     BLAZE_PADDINGS,
+    BLAZE_UPRIGHT_ROLL,
     DETECT_FINEST_PIXELS,
     DETECT_MAX_PIXELS,
     BlazeDetector,
     Box,
     Detection,
     FaceDetector,
+    blaze_second_look,
     clip_box,
     detect_faces,
     make_detector,
-    missed_faces,
     reading_order,
     search_turned,
     settled,
+    upright_crop,
 )
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
@@ -351,6 +353,23 @@ class FerPipeline:
             probs = apply_temperature(probs, self.temperatures[use_tta]).astype(np.float32)
         return probs
 
+    def _landmarks(self, image: np.ndarray, detection: Detection, source: str) -> tuple[np.ndarray, HeadPose | None]:
+        """The landmarks (``image`` pixels) and head pose of one face found by ``source``.
+
+        Both are fitted where the face stands upright (the fit starts from an upright head): a
+        face BlazeFace found rolled past :data:`fer.detect.BLAZE_UPRIGHT_ROLL` in a crop turned
+        by its roll, whose landmarks are mapped back.
+        """
+        from fer.align import transform_points
+
+        if source != "blaze" or detection.roll is None or abs(detection.roll) <= BLAZE_UPRIGHT_ROLL:
+            points = self.landmark_predictor.predict(image, _to_hog_box(detection, source))
+            return points, pose_or_none(points)
+        crop, box, to_image = upright_crop(image, detection)
+        points = self.landmark_predictor.predict(crop, _to_hog_box(Detection(box, detection.score), source))
+        pose = unturned_pose(pose_or_none(points), detection.roll)
+        return transform_points(points, to_image).astype(np.float32), pose
+
     def analyze_bytes(
         self, data: bytes, illumination: str | None = None, tta: bool | None = None, thorough: bool = True
     ) -> PhotoResult:
@@ -438,11 +457,12 @@ class FerPipeline:
         elif self.second_look is not None and (detections or thorough):
             # Only where faces found show the photo upright, or the whole search found none:
             # BlazeFace also finds faces upside down, and reads them as upright (so would a video
-            # frame's quick search, which skips the turned one).
+            # frame's quick search, which skips the turned one). Faces it finds rolled far over
+            # are fitted upright (_landmarks).
             # In colour, in ``gray``'s pixels. The padded view is for a face filling the photo: with
             # faces found, one that big would be among them.
             paddings = BLAZE_PADDINGS[:1] if detections else BLAZE_PADDINGS
-            extra = missed_faces(detections, self.second_look.detect(decoded.rgb, paddings=paddings))
+            extra = blaze_second_look(self.second_look, decoded.rgb, detections, paddings)
             if extra:
                 detections, sources = detections + extra, sources + ["blaze"] * len(extra)
                 order = reading_order([d.box for d in detections])
@@ -450,10 +470,8 @@ class FerPipeline:
         timings["detect"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
-        points = [self.landmark_predictor.predict(searched, _to_hog_box(d, source))
-                  for d, source in zip(detections, sources, strict=True)]
-        # Fitted where the faces stand upright: the fit starts from an upright head.
-        poses = [pose_or_none(face_points) for face_points in points]
+        fitted = [self._landmarks(searched, d, source) for d, source in zip(detections, sources, strict=True)]
+        points, poses = [f[0] for f in fitted], [f[1] for f in fitted]
         if turned is not None:  # back to the photo's pixels, where the faces are aligned
             points = [transform_points(p, turned.to_original).astype(np.float32) for p in points]
             detections = [Detection(turned.original_box(d.box), d.score) for d in detections]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.detect import box_iou
+from fer.detect import DETECTORS, box_iou
 from fer.labels import EMOTIONS
 
 DEFAULT_EVERY_S: float = 0.5
@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S, help="seconds between analysed frames")
     parser.add_argument("--max-samples", type=int, default=MAX_SAMPLES, help="the most frames analysed")
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
-    parser.add_argument("--detector", default="hog", help="face detector: hog (default), haar or cnn")
+    parser.add_argument("--detector", default="hog", choices=DETECTORS,
+                        help="face detector (default: hog, with BlazeFace's second look where it found faces)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     parser.add_argument("--raw", action="store_true",
                         help="the network's own probabilities, without the card's calibration temperature")

@@ -43,6 +43,7 @@ from fer.detect import (
     settled,
     turn_matrix,
     turn_text,
+    upright_crop,
 )
 from fer.image_io import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError, decode_image
 from fer.labels import EMOTIONS
@@ -283,17 +284,17 @@ def test_blaze_roll_matches_the_landmark_pose(blaze, pipeline):
     assert abs(sideways.roll - (fitted.pose.roll - 90)) < 15
 
 
-def test_missed_faces_keeps_new_upright_faces_only():
+def test_missed_faces_keeps_new_faces_only():
     found = [Detection((100, 100, 80, 80), 1.0)]
     second = [
         Detection((110, 105, 75, 80), 0.9, 2.0),   # the same face
         Detection((60, 60, 200, 200), 0.9, 0.0),   # a bigger box around it: its centre is inside
         Detection((400, 100, 80, 80), 0.8, -20.0),  # a face HOG missed
-        Detection((600, 100, 80, 80), 0.8, 70.0),  # lying on its side: left to the turned search
+        Detection((600, 100, 80, 80), 0.8, 70.0),  # rolled far over: fitted upright later
         Detection((800, 100, 80, 80), 0.7),        # no roll known
         Detection((1000, 100, 80, 80), 0.55, 0.0),  # scoring like the waving hand in fr_obama_and_biden.jpg
     ]
-    assert [d.box[0] for d in missed_faces(found, second)] == [400, 800]
+    assert [d.box[0] for d in missed_faces(found, second)] == [400, 600, 800]
     assert overlapping((0, 0, 10, 10), (5, 5, 10, 10)) and not overlapping((0, 0, 10, 10), (20, 0, 10, 10))
 
 
@@ -306,6 +307,34 @@ def test_blend_overlaps_averages_clusters_by_score():
     anchors = blaze_anchors()
     assert anchors.shape == (BLAZE_GRID**2, 2) and anchors[0].tolist() == pytest.approx([0.5 / BLAZE_GRID] * 2)
     assert anchors[1, 0] > anchors[0, 0] and anchors[1, 1] == anchors[0, 1]  # row by row
+
+
+@needs_photos
+@pytest.mark.parametrize("turn", [70, -70])
+def test_head_rolled_far_over_beside_an_upright_one_is_fitted_upright(pipeline, turn):
+    # HOG finds the upright portrait, so no turned search runs; the rolled copy beside it is past
+    # HOG's reach. BlazeFace finds it (at +70 scoring under the 0.7 bar until turned upright).
+    rgb = decode_image((PHOTOS_DIR / "deepface_img24.jpg").read_bytes(), min_pixels=200_000).rgb
+    (upright,) = pipeline.analyze(rgb).faces
+    matrix, size = turn_matrix(rgb.shape[1], rgb.shape[0], turn)
+    rolled = cv2.warpAffine(rgb, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    rolled = cv2.resize(rolled, (rgb.shape[0] * rolled.shape[1] // rolled.shape[0], rgb.shape[0]))
+    first, second = pipeline.analyze(np.concatenate([rgb, rolled], axis=1)).faces
+    assert (first.detector, second.detector) == ("hog", "blaze") and second.box[0] > rgb.shape[1]
+    # Turning the photo anticlockwise rolls the head anticlockwise (fer.pose: negative roll).
+    assert abs(second.pose.roll - (upright.pose.roll - turn)) < 12
+    assert np.abs(second.gray_face.astype(int) - upright.gray_face).mean() < 4  # aligned alike
+
+
+def test_upright_crop_turns_about_the_face():
+    image = np.zeros((200, 300), np.uint8)
+    crop, box, to_image = upright_crop(image, Detection((100, 50, 40, 40), 0.9, 60.0))
+    assert crop.shape == (120, 120) and box == (40, 40, 40, 40)
+    centre = to_image[:, :2] @ np.array([60.0, 60.0]) + to_image[:, 2]
+    assert centre.tolist() == pytest.approx([120.0, 70.0])  # the crop's centre is the face's
+    # A point right of the centre in the crop lies down-right in the photo: the face is rolled 60 degrees clockwise.
+    right = to_image[:, :2] @ np.array([70.0, 60.0]) + to_image[:, 2]
+    assert right.tolist() == pytest.approx([120 + 10 * np.cos(np.radians(60)), 70 + 10 * np.sin(np.radians(60))])
 
 
 def test_missing_blaze_model_is_a_clear_error(tmp_path):
