@@ -277,7 +277,7 @@ class BlazeDetector:
 
     A single-shot detector trained on faces in many poses, at every distance a phone's rear
     camera sees: it finds faces behind sunglasses, turned away and lying on their side, which
-    dlib's frontal HOG misses, in ~5 ms a photo under LiteRT. Its 192x192 input is the whole
+    dlib's frontal HOG misses, in ~6 ms an invocation under LiteRT (one thread). Its 192x192 input is the whole
     photo, padded square, so faces under ~4% of its longer side are out of its reach: it
     complements HOG (:func:`missed_faces`) rather than replacing it.
 
