@@ -15,7 +15,9 @@ that maps them for the landmark predictor.
 
 ``--turned`` measures the turned search (``fer.detect.search_turned``), which runs when HOG finds
 no face upright: every photo is turned (on its side, upside down, tilted 60 degrees; no EXIF tag)
-and analysed with and without it. Faces are counted against those HOG finds in the upright photo.
+and analysed by the default pipeline (HOG with BlazeFace's second look) thoroughly and with the
+fast passes only (no turned search; no second look where HOG found nothing). Faces are counted
+against those the pipeline finds in the upright photo.
 """
 
 from __future__ import annotations

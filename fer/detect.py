@@ -54,9 +54,9 @@ TURN_ANGLES: tuple[int, ...] = (35, -35, 90, -90, 180)
 # turned, mostly 0.9-2.5 (small faces in group photos lower: they stay missed).
 TURN_MIN_SCORE: float = 0.5
 # BlazeFace (MediaPipe's full-range model, 192x192 input, one anchor per 4x4 cell of a 48x48
-# grid) sees the whole photo at once: ~5 ms, but faces under ~4% of the photo's longer side
+# grid) sees the whole photo at once: ~6 ms, but faces under ~4% of the photo's longer side
 # are below its reach. Its scores are probabilities; 0.5 is MediaPipe's own bar. The sample
-# faces score 0.5-0.97 in grey; the dogs and the no-face scenes nothing above it.
+# faces it finds score 0.5-0.97; the dogs and the no-face scenes nothing above it.
 BLAZE_INPUT: int = 192
 BLAZE_GRID: int = 48
 BLAZE_MIN_SCORE: float = 0.5
@@ -76,6 +76,13 @@ BLAZE_UPRIGHT_ROLL: float = 30.0
 # waving hand in fr_obama_and_biden.jpg) and 0.48 (a dog). One true face sets this bar, so it is
 # a guess with a margin, not a fitted value.
 BLAZE_SECOND_LOOK_SCORE: float = 0.7
+# A crop turned upright shows this many face sides (the face and its surroundings, as in a
+# photo), at most UPRIGHT_CROP_PIXELS a side (a huge face is shrunk: its landmarks need no more).
+UPRIGHT_CROP_CONTEXT: float = 3.0
+UPRIGHT_CROP_PIXELS: int = 1024
+# BlazeFace boxes are one face with another detector's when their IoU passes this (or when either
+# centre lies inside the other box).
+SAME_FACE_IOU: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,16 @@ class Detection:
     Attributes:
         box: (x, y, w, h) in the pixels of the image given to the detector, possibly reaching
             outside it (HOG boxes of faces at the border do).
-        score: detector confidence; HOG's SVM margin, or the Haar cascade's level weight.
+        score: detector confidence; HOG's SVM margin, the Haar cascade's level weight, or
+            BlazeFace's probability.
+        roll: the face's tilt in the image plane, degrees, positive clockwise (``fer.pose``'s
+            sign), where the detector tells it (BlazeFace: from between the eyes to the mouth);
+            ``None`` elsewhere.
     """
 
     box: Box
     score: float
-    roll: float | None = None  # the eye line's tilt, degrees clockwise (fer.pose's sign), where known
+    roll: float | None = None
 
 
 class FaceDetector(Protocol):
@@ -373,8 +384,11 @@ class BlazeDetector:
         centre = raw[:, :2] + anchors
         corners = np.concatenate([centre - raw[:, 2:4] / 2, centre + raw[:, 2:4] / 2], axis=1)
         rows = np.concatenate([corners, points], axis=1)
-        # Fractions of the square -> photo pixels, less the padding.
-        return rows * side - np.tile([left, top], rows.shape[1] // 2), scores[keep]
+        # Fractions of the square -> its pixels, less where the photo was placed -> the photo's,
+        # by the size it was actually resized to (both rounded).
+        shift = np.tile([x0, y0], rows.shape[1] // 2)
+        scale = np.tile([small.shape[1] / width, small.shape[0] / height], rows.shape[1] // 2)
+        return (rows * BLAZE_INPUT - shift) / scale, scores[keep]
 
 
 def make_detector(name: str) -> FaceDetector:
@@ -568,7 +582,7 @@ def detect_faces(
     return [found[i] for i in order]
 
 
-def overlapping(a: Box, b: Box, min_iou: float = 0.2) -> bool:
+def overlapping(a: Box, b: Box, min_iou: float = SAME_FACE_IOU) -> bool:
     """Whether two boxes are one face: IoU above ``min_iou``, or either's centre inside the other."""
     def inside(point: tuple[float, float], box: Box) -> bool:
         return box[0] <= point[0] <= box[0] + box[2] and box[1] <= point[1] <= box[1] + box[3]
@@ -594,7 +608,10 @@ def missed_faces(
 
 
 def upright_crop(
-    gray_image: np.ndarray, detection: Detection, context: float = 3.0
+    gray_image: np.ndarray,
+    detection: Detection,
+    context: float = UPRIGHT_CROP_CONTEXT,
+    max_side: int = UPRIGHT_CROP_PIXELS,
 ) -> tuple[np.ndarray, Box, np.ndarray]:
     """A square crop about a rolled face, turned by its ``roll`` so that it stands upright.
 
@@ -605,21 +622,44 @@ def upright_crop(
         gray_image: uint8 (H, W), or RGB (H, W, 3).
         detection: a face with a ``roll`` (degrees clockwise).
         context: the crop's side, in face sides.
+        max_side: the crop's largest side in pixels; a bigger crop is shrunk to it.
 
     Returns:
-        ``(crop, box, to_original)``: the crop, the face's box in it (the detection's size,
-        centred) and the 2x3 matrix mapping crop pixels back to ``gray_image``'s.
+        ``(crop, box, to_original)``: the crop, the face's box in it (centred) and the 2x3
+        matrix mapping crop pixels back to ``gray_image``'s.
     """
     import cv2
 
     x, y, w, h = detection.box
-    size = max(1, round(max(w, h) * context))
+    side = max(w, h) * context
+    scale = min(1.0, max_side / side)
+    size = max(1, round(side * scale))
     cx, cy = x + w / 2, y + h / 2
     # OpenCV turns anticlockwise for positive angles: a face rolled clockwise turns back that far.
-    matrix = cv2.getRotationMatrix2D((cx, cy), detection.roll or 0.0, 1.0)
+    matrix = cv2.getRotationMatrix2D((cx, cy), detection.roll or 0.0, scale)
     matrix[:, 2] += (size / 2 - cx, size / 2 - cy)
     crop = cv2.warpAffine(gray_image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop, (round(size / 2 - w / 2), round(size / 2 - h / 2), w, h), cv2.invertAffineTransform(matrix)
+    box_w, box_h = w * scale, h * scale
+    box = (round(size / 2 - box_w / 2), round(size / 2 - box_h / 2), round(box_w), round(box_h))
+    return crop, box, cv2.invertAffineTransform(matrix)
+
+
+def wrap_degrees(angle: float) -> float:
+    """An angle in degrees, brought into [-180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0
+
+
+def upright_score(blaze: BlazeDetector, rgb_image: np.ndarray, detection: Detection) -> tuple[float, float]:
+    """How BlazeFace scores a face in a crop turned by its roll (:func:`upright_crop`).
+
+    Returns:
+        ``(score, roll)``: the best score of a face there on the detection's box (0.0 if none),
+        and that face's roll in the crop (0.0 if none).
+    """
+    crop, box, _ = upright_crop(rgb_image, detection)
+    again = [a for a in blaze.detect(crop, paddings=BLAZE_PADDINGS[:1]) if overlapping(a.box, box)]
+    best = max(again, key=lambda a: a.score, default=None)
+    return (0.0, 0.0) if best is None else (best.score, best.roll or 0.0)
 
 
 def blaze_second_look(
@@ -631,29 +671,36 @@ def blaze_second_look(
 ) -> list[Detection]:
     """The faces BlazeFace finds in a photo that another detector's ``found`` lacks.
 
-    A face scoring at least ``min_score`` is taken. A face rolled past
-    :data:`BLAZE_UPRIGHT_ROLL` scoring less (down to BlazeFace's own bar) gets a second chance:
-    turned upright (:func:`upright_crop`), a face scores higher (a head rolled 70 degrees beside
-    an upright one: 0.62-0.72, then 0.87), which is taken as the test, and its roll is refined by
-    what is left of it there.
+    Each face it finds (at its own bar) that overlaps none of ``found`` is checked in two crops
+    turned so that it should stand upright: turned by its roll, and half a turn further.
+    BlazeFace reads an upside-down face as an upright one, scoring it low (0.55-0.57 on the
+    sample photos upside down), and the half-turned crop then scores higher (0.59-0.74 against
+    0.47-0.51); such a face gets its roll turned by 180 degrees. A face is taken when it scored
+    ``min_score`` in the photo, the right way up, or in the crop where it stands upright: a head
+    rolled 70 degrees scores 0.62-0.72 in the photo, 0.87 upright. Its roll is refined by what is
+    left of it in that crop. Two more model runs per candidate; candidates are few (two on the
+    28 sample photos: the face in sunglasses and a waving hand).
 
     Args:
         blaze: the detector.
         rgb_image: the photo, uint8 (H, W, 3), in ``found``'s pixels.
         found: the other detector's faces.
-        paddings: passed to :meth:`BlazeDetector.detect`.
+        paddings: passed to :meth:`BlazeDetector.detect` for the photo.
         min_score: the least score of a face taken.
+
+    Returns:
+        The faces taken, with their rolls as checked.
     """
     taken = []
     for d in missed_faces(found, blaze.detect(rgb_image, paddings=paddings), min(min_score, blaze.threshold)):
-        if d.score >= min_score:
-            taken.append(d)
-        elif d.roll is not None and abs(d.roll) > BLAZE_UPRIGHT_ROLL:
-            crop, box, _ = upright_crop(rgb_image, d)
-            again = [a for a in blaze.detect(crop, paddings=paddings[:1]) if overlapping(a.box, box)]
-            best = max(again, key=lambda a: a.score, default=None)
-            if best is not None and best.score >= min_score:
-                taken.append(Detection(d.box, best.score, d.roll + (best.roll or 0.0)))
+        roll = d.roll or 0.0
+        kept, kept_roll = upright_score(blaze, rgb_image, Detection(d.box, d.score, roll))
+        flipped, flipped_roll = upright_score(blaze, rgb_image, Detection(d.box, d.score, roll + 180.0))
+        if flipped > kept:
+            if flipped >= min_score:
+                taken.append(Detection(d.box, flipped, wrap_degrees(roll + 180.0 + flipped_roll)))
+        elif max(d.score, kept) >= min_score:
+            taken.append(Detection(d.box, max(d.score, kept), wrap_degrees(roll + kept_roll)))
     return taken
 
 

@@ -228,8 +228,8 @@ class FerPipeline:
         model_path: a Keras ``.h5`` with its metadata JSON beside it; defaults to
             :func:`default_model_path`. Its checked LiteRT copy runs instead when it is fresh
             (:func:`fer.lite.load_classifier`; ``runtime`` says which ran).
-        detector: ``hog`` (dlib, default), ``haar`` (OpenCV) or ``cnn`` (dlib's CNN: slow, finds
-            turned faces).
+        detector: ``hog`` (dlib, default), ``haar`` (OpenCV), ``cnn`` (dlib's CNN: slow, finds
+            turned faces) or ``blaze`` (MediaPipe's BlazeFace: fast, misses small faces).
         illumination: correction for *displayed* faces; ``None`` shows what the model sees.
             The model always gets the correction it was trained with (from its metadata).
         tta: average each face's probabilities with those of its mirror image.
@@ -238,9 +238,11 @@ class FerPipeline:
             down). ``None``: with HOG only, whose scores set the bar for turned hits (the CNN
             detector is too slow to search six times).
         second_look: also search the photo with BlazeFace (:class:`fer.detect.BlazeDetector`,
-            ~5 ms) and add the faces the detector missed (sunglasses, faces turned away): in a
-            photo where the detector found faces, or, where it found none, when the turned search
-            finds none either. ``None``: on, unless the detector is BlazeFace itself.
+            ~6 ms a view) and add the faces the detector missed (sunglasses, faces turned away,
+            heads rolled far over; :func:`fer.detect.blaze_second_look`): in a photo where the
+            detector found faces, or, where it found none, when the turned search finds none
+            either (never in a quick, ``thorough=False`` search that found none). ``None``: on,
+            unless the detector is BlazeFace itself.
         calibrated: apply the temperature the model card stores for plain or flip-TTA
             probabilities (``python -m fer.calibration``; none stored means none applied), so a
             face called 80% happy is right about 80% of the time on the test split. Argmax,
@@ -306,11 +308,14 @@ class FerPipeline:
         The JPEG decoder and the detector also pay one-time costs on their first photo (a 1 MP
         photo took ~100 ms first, ~30-40 ms after this warm-up, on a 2-core CPU); a faceless
         320x240 JPEG pays them here (~25-55 ms), without the turned search its facelessness would
-        set off. Not for the CNN detector, whose seconds per photo dwarf them.
+        set off. Not for the CNN detector, whose seconds per photo dwarf them. BlazeFace's first
+        run (which that quick, faceless search skips) is paid here too.
         """
         height, width = self.input_size
         for n in (1, 2):
             self.model.predict_on_batch(self._model_inputs(np.zeros((n, height, width), np.uint8)))
+        if self.second_look is not None:
+            self.second_look.detect(np.zeros((240, 320, 3), np.uint8))
         if self.detector_name != "cnn":
             self.analyze_bytes(_warm_up_jpeg(), thorough=False)
 
@@ -477,7 +482,8 @@ class FerPipeline:
             detections = [Detection(turned.original_box(d.box), d.score) for d in detections]
             poses = [unturned_pose(pose, turned.angle) for pose in poses]
             order = reading_order([d.box for d in detections])  # as the photo is shown, not as searched
-            detections, points, poses = ([items[i] for i in order] for items in (detections, points, poses))
+            detections, sources, points, poses = (
+                [items[i] for i in order] for items in (detections, sources, points, poses))
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()

@@ -3,9 +3,12 @@
 Each PATH is a photo or a folder of photos. For every photo it prints the faces found (box,
 label, score), or with ``--json`` one JSON object per line::
 
-    {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "label": "happy", "score": 0.93,
-     "probabilities": {"angry": 0.01, ...}, "pose": {"yaw": ...}}], "tta": false,
+    {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "detector": "hog", "label": "happy",
+     "score": 0.93, "probabilities": {"angry": 0.01, ...}, "pose": {"yaw": ...}}], "tta": false,
      "temperature": 1.0, "turn": 0.0, "error": null}
+
+``"detector"`` is ``"blaze"`` for a face the detector missed and BlazeFace's second look found
+(``--no-second-look`` turns it off).
 
 ``"tta"`` says whether the probabilities average each face with its mirror image (``--tta``),
 and ``"temperature"`` which calibration temperature from the model card softened them (1 with

@@ -31,6 +31,7 @@ from fer.detect import (
     HogDetector,
     affordable_passes,
     blaze_anchors,
+    blaze_second_look,
     blend_overlaps,
     box_iou,
     clip_box,
@@ -290,7 +291,7 @@ def test_missed_faces_keeps_new_faces_only():
         Detection((110, 105, 75, 80), 0.9, 2.0),   # the same face
         Detection((60, 60, 200, 200), 0.9, 0.0),   # a bigger box around it: its centre is inside
         Detection((400, 100, 80, 80), 0.8, -20.0),  # a face HOG missed
-        Detection((600, 100, 80, 80), 0.8, 70.0),  # rolled far over: fitted upright later
+        Detection((600, 100, 80, 80), 0.8, 70.0),  # rolled far over: kept (the pipeline fits it upright)
         Detection((800, 100, 80, 80), 0.7),        # no roll known
         Detection((1000, 100, 80, 80), 0.55, 0.0),  # scoring like the waving hand in fr_obama_and_biden.jpg
     ]
@@ -326,6 +327,18 @@ def test_head_rolled_far_over_beside_an_upright_one_is_fitted_upright(pipeline, 
     assert np.abs(second.gray_face.astype(int) - upright.gray_face).mean() < 4  # aligned alike
 
 
+@needs_photos
+def test_second_look_turns_upside_down_faces_the_right_way_up(blaze):
+    # BlazeFace reads an upside-down face as an upright one; the half-turned crop scores higher.
+    rgb = decode_image((PHOTOS_DIR / "deepface_couple.jpg").read_bytes(), min_pixels=200_000).rgb
+    upright = blaze_second_look(blaze, rgb, [])
+    assert len(upright) == 2 and all(abs(d.roll) < 30 for d in upright)
+    upside_down = blaze_second_look(blaze, cv2.rotate(rgb, cv2.ROTATE_180), [])
+    assert upside_down and all(abs(d.roll) > 150 for d in upside_down)
+    # Found faces are not looked for again.
+    assert blaze_second_look(blaze, rgb, [Detection(d.box, 1.0) for d in upright]) == []
+
+
 def test_upright_crop_turns_about_the_face():
     image = np.zeros((200, 300), np.uint8)
     crop, box, to_image = upright_crop(image, Detection((100, 50, 40, 40), 0.9, 60.0))
@@ -335,6 +348,11 @@ def test_upright_crop_turns_about_the_face():
     # A point right of the centre in the crop lies down-right in the photo: the face is rolled 60 degrees clockwise.
     right = to_image[:, :2] @ np.array([70.0, 60.0]) + to_image[:, 2]
     assert right.tolist() == pytest.approx([120 + 10 * np.cos(np.radians(60)), 70 + 10 * np.sin(np.radians(60))])
+    # A huge face is shrunk to the crop's cap; the mapping back stays exact.
+    crop, box, to_image = upright_crop(image, Detection((0, 0, 1000, 1000), 0.9, 90.0), max_side=300)
+    assert crop.shape == (300, 300) and box == (100, 100, 100, 100)
+    centre = to_image[:, :2] @ np.array([150.0, 150.0]) + to_image[:, 2]
+    assert centre.tolist() == pytest.approx([500.0, 500.0])
 
 
 def test_missing_blaze_model_is_a_clear_error(tmp_path):
@@ -805,7 +823,7 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     with table.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3 and set(EMOTIONS) <= set(rows[0])
-    assert {row["tta"] for row in rows} == {"0"}
+    assert {row["tta"] for row in rows} == {"0"} and {row["detector"] for row in rows} == {"hog"}
     assert all(-90 < float(row["yaw"]) < 90 and -90 < float(row["roll"]) < 90 for row in rows)
     assert b"\r" not in table.read_bytes()  # plain newlines, as in the app's CSV download
     written = sorted(p.name for p in out.glob("*.jpg"))
