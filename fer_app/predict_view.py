@@ -104,14 +104,13 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
     total = result.timings.get("total", 0.0)
     st.subheader(name, divider="gray")
     width, height = result.original_size
+    second = f" ({result.second_look_faces} by BlazeFace's second look)" if result.second_look_faces else ""
+    calibration = (f"probabilities calibrated (temperature {result.temperature:.2f}, fitted on PublicTest)"
+                   if result.temperature != 1.0 else "probabilities uncalibrated (no temperature in the card)")
+    stages = ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total")
     st.caption(
-        f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector}"
-        + (f" ({result.second_look_faces} by BlazeFace's second look)" if result.second_look_faces else "") + " · "
-        f"model run by {result.runtime} · "
-        + (f"probabilities calibrated (temperature {result.temperature:.2f}, fitted on PublicTest) · "
-           if result.temperature != 1.0 else "probabilities uncalibrated (no temperature in the card) · ")
-        + f"analysed in {total:.0f} ms ("
-        + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total") + ")"
+        f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector}{second} · "
+        f"model run by {result.runtime} · {calibration} · analysed in {total:.0f} ms ({stages})"
     )
     if result.turn:
         st.info(
