@@ -1,6 +1,6 @@
 """Time to analyse a video (``fer.video``) on this CPU, as the Video page does it.
 
-``python benchmarks/bench_video.py [--size 1280x720] [--seconds 20] [--every 0.5]``
+``python benchmarks/bench_video.py [--size 1280x720] [--seconds 20] [--every 0.5] [--detector hog]``
 
 Writes a clip of the labelled sample photos (each held for a few seconds, scaled into a frame of
 the given size) to a temporary MP4, then times, from its bytes in memory: decoding every frame,
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fer.detect import DETECTORS  # noqa: E402
 from fer.metadata import machine_description  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
@@ -58,6 +59,7 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--every", type=float, default=0.5)
+    parser.add_argument("--detector", choices=DETECTORS, default="hog")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     data = make_clip(size, args.seconds)
@@ -73,7 +75,7 @@ def main() -> int:
     start = time.perf_counter()
     sampled = sum(1 for _ in sample_frames(data, args.every))
     print(f"sample one frame every {args.every:g} s: {sampled} frames in {time.perf_counter() - start:.2f} s")
-    pipeline = FerPipeline()
+    pipeline = FerPipeline(detector=args.detector)
     for tta in (False, True):
         result = analyze_video(pipeline, data, args.every, tta=tta)
         frames = len(result.times_s)

@@ -46,6 +46,19 @@ def test_an_uploaded_clip_gets_a_timeline_per_face(app_env, tmp_path):
     assert frame.value == 0.0
 
 
+@needs_photos
+def test_blaze_face_alone_analyses_the_clip_too(app_env, tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", [(canvas(HAPPY), 1.0)])
+    at = open_page("pages/video.py")
+    assert at.radio(key="video_detector").options == ["HOG + BlazeFace", "BlazeFace alone (faster)"]
+    at.radio(key="video_detector").set_value("blaze")
+    at.file_uploader[0].set_value(("clip.mp4", clip, "video/mp4")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert any("detector BlazeFace alone (faster)" in c for c in texts(at.caption))
+    (summary,) = [d.value for d in at.dataframe if "dominant" in d.value.columns]
+    assert len(summary) == 1 and summary["frames"].sum() == 2
+
+
 def test_a_file_that_is_not_a_video_gets_a_message(app_env):
     at = open_page("pages/video.py")
     at.file_uploader[0].set_value(("notes.mp4", b"these are notes, not a video" * 20, "video/mp4")).run()
