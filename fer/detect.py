@@ -22,6 +22,8 @@ from typing import Protocol
 
 import numpy as np
 
+from fer.pose import wrap_degrees
+
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
 DETECTORS: tuple[str, ...] = ("hog", "haar", "cnn", "blaze")
@@ -261,6 +263,7 @@ def blend_overlaps(
     """
     order = np.argsort(-scores)
     boxes, scores = boxes[order], scores[order]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     left = np.ones(len(boxes), bool)
     rows, best = [], []
     for i in range(len(boxes)):
@@ -271,7 +274,6 @@ def blend_overlaps(
         x1 = np.minimum(boxes[i, 2], boxes[:, 2])
         y1 = np.minimum(boxes[i, 3], boxes[:, 3])
         inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         iou = inter / np.maximum(areas[i] + areas - inter, 1e-9)
         cluster = left & (iou > min_iou)
         cluster[i] = True
@@ -279,8 +281,7 @@ def blend_overlaps(
         weights = scores[cluster]
         rows.append((boxes[cluster] * weights[:, None]).sum(axis=0) / weights.sum())
         best.append(scores[i])
-    width = boxes.shape[1] if boxes.ndim == 2 else 4
-    return np.array(rows, np.float32).reshape(-1, width), np.array(best, np.float32)
+    return np.array(rows, np.float32).reshape(-1, boxes.shape[1]), np.array(best, np.float32)
 
 
 class BlazeDetector:
@@ -356,7 +357,7 @@ class BlazeDetector:
             # The face's own "down", from between the eyes to the mouth: the eye line alone reads a
             # face on its side as less turned. Upright, it points down the image (90 degrees; y down).
             down = row[10:12] - (row[4:6] + row[6:8]) / 2
-            roll = (math.degrees(math.atan2(down[1], down[0])) - 90.0 + 180.0) % 360.0 - 180.0
+            roll = wrap_degrees(math.degrees(math.atan2(down[1], down[0])) - 90.0)
             found.append(Detection((round(x_0), round(y_0), round(x_1 - x_0), round(y_1 - y_0)), float(score), roll))
         return found
 
@@ -652,11 +653,6 @@ def upright_crop(
     return crop, box, cv2.invertAffineTransform(matrix)
 
 
-def wrap_degrees(angle: float) -> float:
-    """An angle in degrees, brought into [-180, 180)."""
-    return (angle + 180.0) % 360.0 - 180.0
-
-
 def upright_score(blaze: BlazeDetector, rgb_image: np.ndarray, detection: Detection) -> tuple[float, float]:
     """How BlazeFace scores a face in a crop turned by its roll (:func:`upright_crop`).
 
@@ -700,7 +696,7 @@ def blaze_second_look(
         The faces taken, with their rolls as checked.
     """
     taken = []
-    for d in missed_faces(found, blaze.detect(rgb_image, paddings=paddings), min(min_score, blaze.threshold)):
+    for d in missed_faces(found, blaze.detect(rgb_image, paddings=paddings), blaze.threshold):
         roll = d.roll or 0.0
         kept, kept_roll = upright_score(blaze, rgb_image, Detection(d.box, d.score, roll))
         flipped, flipped_roll = upright_score(blaze, rgb_image, Detection(d.box, d.score, roll + 180.0))

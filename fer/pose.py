@@ -179,6 +179,11 @@ def pose_or_none(landmarks: np.ndarray) -> HeadPose | None:
         return None
 
 
+def wrap_degrees(angle: float) -> float:
+    """An angle in degrees, brought into [-180, 180)."""
+    return (angle + 180.0) % 360.0 - 180.0
+
+
 def unturned_pose(pose: HeadPose | None, angle: float) -> HeadPose | None:
     """A pose fitted in a copy of a photo turned ``angle`` degrees anticlockwise, in the photo's terms.
 
@@ -189,8 +194,7 @@ def unturned_pose(pose: HeadPose | None, angle: float) -> HeadPose | None:
     """
     if pose is None:
         return None
-    roll = (pose.roll + angle + 180.0) % 360.0 - 180.0
-    return HeadPose(pose.yaw, pose.pitch, roll, pose.error)
+    return HeadPose(pose.yaw, pose.pitch, wrap_degrees(pose.roll + angle), pose.error)
 
 
 def angle_bins(magnitudes: np.ndarray, edges: Sequence[float]) -> np.ndarray:
