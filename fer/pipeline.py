@@ -206,6 +206,15 @@ def _to_hog_box(detection: Detection, detector_name: str) -> Box:
     return round(cx - side / 2), round(cy - side / 2), round(side), round(side)
 
 
+def _in_reading_order(detections: list[Detection], *alongside: list) -> tuple[list, ...]:
+    """``detections`` in reading order (:func:`fer.detect.reading_order`).
+
+    Each list of ``alongside`` (one item per detection) comes back in the same order.
+    """
+    order = reading_order([d.box for d in detections])
+    return tuple([items[i] for i in order] for items in (detections, *alongside))
+
+
 def _warm_up_jpeg() -> bytes:
     """A faceless 320x240 grey-gradient JPEG (the pipeline's warm-up photo), made in memory."""
     from PIL import Image
@@ -455,11 +464,10 @@ class FerPipeline:
         scale = decoded.scale
         turned = search_turned(self.detector, gray) if not detections and thorough and self.turn_search else None
         searched = gray
-        sources = [self.detector_name] * len(detections)
         if turned is not None:
             searched, detections = turned.image, turned.detections
-            sources = [self.detector_name] * len(detections)
-        elif self.second_look is not None and (detections or thorough):
+        sources = [self.detector_name] * len(detections)
+        if turned is None and self.second_look is not None and (detections or thorough):
             # Only where faces found show the photo upright, or the whole search found none:
             # BlazeFace also finds faces upside down, and reads them as upright (so would a video
             # frame's quick search, which skips the turned one). Faces it finds rolled far over
@@ -469,9 +477,7 @@ class FerPipeline:
             paddings = BLAZE_PADDINGS[:1] if detections else BLAZE_PADDINGS
             extra = blaze_second_look(self.second_look, decoded.rgb, detections, paddings)
             if extra:
-                detections, sources = detections + extra, sources + ["blaze"] * len(extra)
-                order = reading_order([d.box for d in detections])
-                detections, sources = [detections[i] for i in order], [sources[i] for i in order]
+                detections, sources = _in_reading_order(detections + extra, sources + ["blaze"] * len(extra))
         timings["detect"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
@@ -481,9 +487,8 @@ class FerPipeline:
             points = [transform_points(p, turned.to_original).astype(np.float32) for p in points]
             detections = [Detection(turned.original_box(d.box), d.score) for d in detections]
             poses = [unturned_pose(pose, turned.angle) for pose in poses]
-            order = reading_order([d.box for d in detections])  # as the photo is shown, not as searched
-            detections, sources, points, poses = (
-                [items[i] for i in order] for items in (detections, sources, points, poses))
+            # As the photo is shown, not as searched.
+            detections, sources, points, poses = _in_reading_order(detections, sources, points, poses)
         timings["landmarks"] = (time.perf_counter() - tick) * 1000
 
         tick = time.perf_counter()
