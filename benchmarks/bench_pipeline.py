@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer.detect import DETECTORS  # noqa: E402
+from fer.image_io import IMAGE_SUFFIXES  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
 from fer.photos import MANIFEST_NAME, manifest_rows  # noqa: E402
 from fer.pipeline import STAGES  # noqa: E402
@@ -73,8 +74,7 @@ def photo_list(folder: Path) -> list[tuple[Path, str]]:
     counts: dict[str, str] = {}
     if (folder / MANIFEST_NAME).is_file():
         counts = {row["file"]: row["faces"] for row in manifest_rows(folder)}
-    suffixes = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-    return [(p, counts.get(p.name, "?")) for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes]
+    return [(p, counts.get(p.name, "?")) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def time_ours(

@@ -24,7 +24,6 @@ from fer.paths import cache_dir
 
 PIXELS_PER_FACE = FACE_SIZE * FACE_SIZE
 CSV_HEADER = ("emotion", "pixels", "Usage")
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _FILE_SPLIT = re.compile(r"^(Training|PublicTest|PrivateTest)_(\d+)")
 _CACHE_VERSION = 1
 
@@ -259,7 +258,10 @@ def load_image_folders(root: str | Path) -> FerDataset:
         DataFormatError: for an unknown emotion folder, a name without a split prefix, an
             unreadable image, or an image that is not 48x48.
     """
+    # Imported here, not above: the GPU machine trains from a pack, without pi-heif.
     from PIL import Image, UnidentifiedImageError
+
+    from fer.image_io import IMAGE_SUFFIXES
 
     root = Path(root)
     entries: list[tuple[int, int, str, Path, int]] = []
@@ -275,8 +277,8 @@ def load_image_folders(root: str | Path) -> FerDataset:
             for file in sorted(class_dir.iterdir()):
                 if file.name.startswith("."):
                     continue  # hidden files (.DS_Store) are never faces
-                if file.suffix.lower() not in _IMAGE_SUFFIXES:
-                    raise DataFormatError(f"{file}: not an image file (expected one of {sorted(_IMAGE_SUFFIXES)})")
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    raise DataFormatError(f"{file}: not an image file (expected one of {sorted(IMAGE_SUFFIXES)})")
                 match = _FILE_SPLIT.match(file.name)
                 if not match:
                     raise DataFormatError(

@@ -20,10 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pi_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# HEIC is what iPhones save by default. pi-heif is pillow-heif's decode-only build (libheif with
+# libde265, LGPL, without pillow-heif's GPL x265 encoder); it hands back the image already turned
+# by the file's own rotation and resets the EXIF orientation, so nothing is turned twice.
+pi_heif.register_heif_opener()
+
 # PIL format names we accept; GIF, WebP and TIFF may be animated/multi-page: frame 0 is used.
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+# AVIF (Pillow's own plugin) is tried before HEIF, which shares its container but not its codec.
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF")
+# File-name suffixes of those formats, where a folder is listed (the format itself comes from
+# the bytes): the one list the uploader, `fer.predict` and the benchmarks offer.
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff", ".gif",
+)
 # 50 megapixels: a 8000x6000 camera photo fits, a decompression bomb does not.
 MAX_PIXELS: int = 50_000_000
 
@@ -45,10 +57,14 @@ _UNSUPPORTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\x0a", "JPEG XL"),
     (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
 )
-_UNSUPPORTED_BRANDS: dict[bytes, str] = {
-    b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
+# ISO base-media "ftyp" brands of the HEIF container: HEVC-coded (HEIC) or AV1-coded (AVIF).
+_FTYP_BRANDS: dict[bytes, str] = {
+    b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"hevc": "HEIF", b"hevx": "HEIF",
+    b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
 }
-_SUPPORTED_NAMES = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+_SUPPORTED_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF or GIF"
+# PIL's format names as people know them, for messages.
+_FORMAT_NAMES: dict[str, str] = {"WEBP": "WebP", "HEIF": "HEIC/HEIF"}
 
 
 class ImageDecodeError(ValueError):
@@ -64,7 +80,7 @@ class NotAnImageError(ImageDecodeError):
 
 
 class UnsupportedFormatError(ImageDecodeError):
-    """An image format or colour mode we do not decode (HEIC, PDF, PSD, ...)."""
+    """An image format or colour mode we do not decode (PDF, PSD, SVG, JPEG XL, ...)."""
 
 
 class TruncatedImageError(ImageDecodeError):
@@ -102,6 +118,8 @@ def sniff_format(data: bytes) -> str | None:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
     return None
 
 
@@ -109,8 +127,6 @@ def _unsupported_format_name(data: bytes) -> str | None:
     for magic, name in _UNSUPPORTED_SIGNATURES:
         if data.startswith(magic):
             return name
-    if data[4:8] == b"ftyp":
-        return _UNSUPPORTED_BRANDS.get(data[8:12])
     head = data[:256].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
         return "SVG"
@@ -140,7 +156,9 @@ def _open(data: bytes) -> Image.Image:
         raise UnsupportedFormatError(f"{unsupported} files are not supported; please use {_SUPPORTED_NAMES}")
     started_as = sniff_format(data)
     if started_as:
-        raise TruncatedImageError(f"the file starts like a {started_as} image but is cut short or damaged")
+        raise TruncatedImageError(
+            f"the file starts like a {_FORMAT_NAMES.get(started_as, started_as)} image but is cut short or damaged"
+        )
     raise NotAnImageError(f"the file is not an image (expected {_SUPPORTED_NAMES})")
 
 
@@ -259,7 +277,8 @@ def decode_image(data: bytes, *, min_pixels: int | None = None, max_pixels: int 
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(f"the image is too large to process safely ({err})") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as err:
-        raise TruncatedImageError(f"the {image.format} image is cut short or damaged ({err})") from None
+        name = _FORMAT_NAMES.get(str(image.format), image.format)
+        raise TruncatedImageError(f"the {name} image is cut short or damaged ({err})") from None
     scale = image.size[0] / full_width
     fmt = str(image.format)
     upright = _upright(image)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS, turn_text
+from fer.image_io import IMAGE_SUFFIXES
 from fer.photo_report import FACE_FIELDS, face_rows
 from fer.pose import angles_text
 from fer.preprocess import ILLUMINATIONS
@@ -45,9 +46,6 @@ from fer.preprocess import ILLUMINATIONS
 if TYPE_CHECKING:  # the pipeline imports keras: only when a command runs, not for --help
     from fer.pipeline import FerPipeline, PhotoResult
 
-# Suffixes taken from a folder (a file given by name is tried whatever its suffix, since the
-# format is read from the bytes).
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 CSV_FIELDS: tuple[str, ...] = ("path", *FACE_FIELDS)
 
 
@@ -96,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def expand_inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
-    """Yields ``(file, folder it came from or None)``; folders give their images, sorted."""
+    """Yields ``(file, folder it came from or None)``; folders give their images, sorted.
+
+    A folder gives the files with an image suffix; a file named on its own is tried whatever its
+    suffix, since the format is read from the bytes.
+    """
     for path in paths:
         if path.is_dir():
             for child in sorted(path.iterdir()):

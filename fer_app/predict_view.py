@@ -11,13 +11,14 @@ import streamlit as st
 
 from fer.detect import DETECTORS, turn_text
 from fer.explain import PATCH
+from fer.image_io import IMAGE_SUFFIXES
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources, widgets
 
 EXPLAIN_HELP = f"An occlusion map per face ({PATCH}-pixel squares), colours scaled per face. {charts.MAP_LEGEND}"
 
 # Extensions the uploader offers; the format itself is read from the bytes.
-UPLOAD_TYPES: tuple[str, ...] = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+UPLOAD_TYPES: tuple[str, ...] = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 DETECTOR_NAMES: dict[str, str] = {
     "hog": "HOG (dlib)", "haar": "Haar cascade (OpenCV)", "cnn": "CNN (dlib, slow)", "blaze": "BlazeFace (MediaPipe)",
 }

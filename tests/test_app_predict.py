@@ -1,6 +1,7 @@
 """AppTest of the Predict page (the app's default page) and of the sidebar."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 PHOTO = PHOTOS_DIR / "deepface_img24.jpg"
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -33,7 +35,9 @@ def test_predict_page_and_sidebar(app_env):
     at = start()
     assert at.title[0].value == "Predict expressions in photos"
     assert at.file_uploader(key="predict_uploads").accept_multiple_files
-    assert {"jpg", "png", "webp"} <= {t.lstrip(".") for t in at.file_uploader(key="predict_uploads").allowed_type}
+    assert {"jpg", "png", "webp", "heic", "avif"} <= {
+        t.lstrip(".") for t in at.file_uploader(key="predict_uploads").allowed_type
+    }
     assert at.radio(key="predict_detector").options == [
         "HOG (dlib)", "Haar cascade (OpenCV)", "CNN (dlib, slow)", "BlazeFace (MediaPipe)"]
     assert any("Upload one or more photos" in t for t in texts(at.info))
@@ -93,6 +97,8 @@ def test_several_uploads_and_friendly_errors(app_env):
         ("cut.jpg", jpeg[: len(jpeg) // 3], "image/jpeg"),
         ("noise.png", np.random.default_rng(0).bytes(5000), "image/png"),
         ("blank.png", png_bytes(np.full((120, 160, 3), 128, np.uint8)), "image/png"),
+        ("card.heic", (TEST_DATA / "card_orientation6.heic").read_bytes(), "image/heic"),
+        ("cut.heic", (TEST_DATA / "card_orientation6.heic").read_bytes()[:600], "image/heic"),
     ])
     at.run()
     assert not at.exception
@@ -103,6 +109,9 @@ def test_several_uploads_and_friendly_errors(app_env):
     # A truncated JPEG either fails to decode (error) or decodes partly with no face (warning).
     assert any("cut.jpg" in m for m in errors + texts(at.warning))
     assert any("blank.png" in w and "no face found, upright or turned" in w for w in texts(at.warning))
+    # An iPhone's HEIC decodes (the card has no face); a cut one says what it is.
+    assert any("card.heic" in w and "no face found" in w for w in texts(at.warning))
+    assert any("cut.heic" in e and "HEIC" in e for e in errors)
     assert not any("Traceback" in m for m in errors)
 
 

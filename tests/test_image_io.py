@@ -1,6 +1,9 @@
 """Decoding: every format and colour mode becomes RGB uint8; every bad file gets its own error.
 
-The malformed files are generated in ``tmp_path`` (or in memory) by the tests themselves.
+The malformed files are generated in ``tmp_path`` (or in memory) by the tests themselves. The two
+HEIC files in ``tests/data`` cannot be: pi-heif decodes only. They are ``gradient_rgb()`` saved by
+pillow-heif 1.1.1 (quality 90): ``card_orientation6.heic`` with EXIF orientation 6, and
+``card_half_transparent.heic`` as RGBA with the left half fully transparent.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from fer.image_io import (
     sniff_format,
     to_rgb_array,
 )
-from fer.paths import PHOTOS_DIR
+from fer.paths import PHOTOS_DIR, PROJECT_DIR
+
+TEST_DATA = PROJECT_DIR / "tests" / "data"
 
 EXIF_ORIENTATION = 0x0112
 
@@ -65,7 +70,7 @@ def huge_png(width: int, height: int) -> bytes:
 # --- formats --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "BMP", "TIFF", "GIF"])
 def test_every_supported_format_decodes_to_rgb_uint8(fmt):
     rgb = gradient_rgb()
     decoded = decode_image(encode(Image.fromarray(rgb), fmt))
@@ -86,7 +91,41 @@ def test_format_comes_from_bytes_not_the_file_name(tmp_path):
 def test_sniff_format():
     assert sniff_format(b"\xff\xd8\xff\xe0rest") == "JPEG"
     assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP"
+    assert sniff_format(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00") == "HEIF"
+    assert sniff_format(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00") == "AVIF"
+    assert sniff_format(b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00") is None, "an MP4 video is not an image"
     assert sniff_format(b"hello") is None
+
+
+def test_heic_is_turned_once_by_its_own_orientation():
+    # An iPhone's HEIC carries its turn twice (the container's rotation and the EXIF tag):
+    # the decoder applies the first and clears the second, so the photo must not turn again.
+    decoded = read_image(TEST_DATA / "card_orientation6.heic")
+    assert decoded.format == "HEIF"
+    assert decoded.rgb.shape == (64, 48, 3) and decoded.original_size == (48, 64)
+    # Orientation 6 shows the stored card turned a quarter clockwise: its red top-left corner
+    # lands top right; an unturned or twice-turned card would put it elsewhere.
+    def is_red(pixel: np.ndarray) -> bool:  # the square's pure red; the card's corners all carry blue 128
+        r, g, b = (int(v) for v in pixel)
+        return r > 200 and g < 60 and b < 60
+
+    assert is_red(decoded.rgb[2, -3])
+    assert not any(is_red(corner) for corner in (decoded.rgb[2, 2], decoded.rgb[-3, 2], decoded.rgb[-3, -3]))
+    np.testing.assert_allclose(decoded.rgb[8:, :40].astype(int), np.rot90(gradient_rgb(), k=-1)[8:, :40], atol=16)
+
+
+def test_heic_transparency_is_composited_on_white():
+    decoded = read_image(TEST_DATA / "card_half_transparent.heic")
+    assert decoded.mode == "RGBA" and decoded.rgb.shape == (48, 64, 3)
+    assert decoded.rgb[:, :28].min() > 240, "the transparent half must show as white"
+    np.testing.assert_allclose(decoded.rgb[20:, 36:].astype(int), gradient_rgb()[20:, 36:], atol=16)
+
+
+def test_a_cut_heic_says_so():
+    data = (TEST_DATA / "card_orientation6.heic").read_bytes()
+    for cut in (data[:40], data[: len(data) // 2]):
+        with pytest.raises(TruncatedImageError, match="HEIC"):
+            decode_image(cut)
 
 
 def test_gif_uses_the_first_frame():
@@ -197,7 +236,8 @@ def malformed_corpus(tmp_path) -> dict[str, tuple[bytes, type[ImageDecodeError]]
         "text.jpg": (b"This is not a photo, just some text saved with a .jpg name.\n" * 10, NotAnImageError),
         "bomb.png": (huge_png(20000, 20000), ImageTooLargeError),
         "doc.pdf.jpg": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", UnsupportedFormatError),
-        "phone.heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", UnsupportedFormatError),
+        "phone.heic": (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", TruncatedImageError),
+        "picture.jxl": (b"\xff\x0a\xfa\x7f\x01\x90\x08\x06\x01\x00", UnsupportedFormatError),
         "drawing.svg": (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', UnsupportedFormatError),
     }
 
@@ -218,5 +258,5 @@ def test_error_messages_are_for_people():
         decode_image(b"")
     with pytest.raises(NotAnImageError, match="not an image"):
         decode_image(b"hello")
-    with pytest.raises(UnsupportedFormatError, match="HEIC"):
-        decode_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00")
+    with pytest.raises(UnsupportedFormatError, match="JPEG XL.*HEIC"):
+        decode_image(b"\xff\x0a\xfa\x7f\x01\x90\x08\x06\x01\x00")

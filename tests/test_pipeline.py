@@ -474,6 +474,16 @@ def test_big_photo_boxes_are_in_original_pixels(pipeline):
 
 
 @needs_photos
+def test_avif_photo_gives_the_face_its_jpeg_gives(pipeline):
+    # AVIF (and HEIC, which cannot be encoded here: tests/test_image_io.py) share the JPEG's path.
+    upright = Image.open(PHOTOS_DIR / "pyfeat_single_face.jpg").convert("RGB")
+    avif = pipeline.analyze_bytes(encode(upright, "AVIF", quality=80))
+    reference = pipeline.analyze(np.asarray(upright))
+    assert len(avif.faces) == len(reference.faces) == 1
+    assert box_iou(avif.faces[0].box, reference.faces[0].box) > 0.8
+
+
+@needs_photos
 def test_exif_rotated_photo_is_turned_upright(pipeline):
     upright = Image.open(PHOTOS_DIR / "pyfeat_single_face.jpg").convert("RGB")
     exif = Image.Exif()
