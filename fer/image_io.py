@@ -30,11 +30,16 @@ pi_heif.register_heif_opener()
 
 # PIL format names we accept; GIF, WebP and TIFF may be animated/multi-page: frame 0 is used.
 # AVIF (Pillow's own plugin) is tried before HEIF, which shares its container but not its codec.
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF")
+# PPM is Pillow's name for the PNM family (PBM, PGM, PPM), and with JPEG 2000 and TGA it is how
+# face datasets ship (AT&T/ORL and Yale in PGM, FERET in PPM).
+SUPPORTED_FORMATS: tuple[str, ...] = (
+    "JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF", "JPEG2000", "PPM", "TGA",
+)
 # File-name suffixes of those formats, where a folder is listed (the format itself comes from
 # the bytes): the one list the uploader, `fer.predict` and the benchmarks offer.
 IMAGE_SUFFIXES: tuple[str, ...] = (
     ".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff", ".gif",
+    ".jp2", ".j2k", ".pgm", ".ppm", ".pbm", ".pnm", ".tga",
 )
 # 50 megapixels: a 8000x6000 camera photo fits, a decompression bomb does not.
 MAX_PIXELS: int = 50_000_000
@@ -48,6 +53,8 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"),
+    (b"\xffO\xffQ", "JPEG2000"),  # a bare codestream (.j2k)
 )
 # Leading bytes of common image formats we do not decode, for a helpful message.
 _UNSUPPORTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -62,9 +69,11 @@ _FTYP_BRANDS: dict[bytes, str] = {
     b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"hevc": "HEIF", b"hevx": "HEIF",
     b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
 }
-_SUPPORTED_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF or GIF"
+_SUPPORTED_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF, GIF, JPEG 2000, PGM/PPM or TGA"
 # PIL's format names as people know them, for messages.
-_FORMAT_NAMES: dict[str, str] = {"WEBP": "WebP", "HEIF": "HEIC/HEIF"}
+_FORMAT_NAMES: dict[str, str] = {
+    "WEBP": "WebP", "HEIF": "HEIC/HEIF", "JPEG2000": "JPEG 2000", "PPM": "PNM (PBM/PGM/PPM)",
+}
 
 
 class ImageDecodeError(ValueError):
@@ -133,6 +142,18 @@ def _unsupported_format_name(data: bytes) -> str | None:
     return None
 
 
+def _other_pil_format(data: bytes) -> str | None:
+    """Names an image format PIL knows but we do not accept (ICO, QOI, DDS, ...), from its header.
+
+    Only the header is read, never pixels: so an image we refuse is not called "not an image".
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return _FORMAT_NAMES.get(str(image.format), str(image.format))
+    except Exception:  # noqa: BLE001 -- any plugin's failure here only means "unknown bytes"
+        return None
+
+
 def _open(data: bytes) -> Image.Image:
     """Opens (reads the header of) an image, mapping every failure to a specific error."""
     if not data:
@@ -151,7 +172,7 @@ def _open(data: bytes) -> Image.Image:
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as err:
         # A plugin recognised the format but choked on the header.
         raise TruncatedImageError(f"the image header is damaged ({err})") from None
-    unsupported = _unsupported_format_name(data)
+    unsupported = _unsupported_format_name(data) or _other_pil_format(data)
     if unsupported:
         raise UnsupportedFormatError(f"{unsupported} files are not supported; please use {_SUPPORTED_NAMES}")
     started_as = sniff_format(data)

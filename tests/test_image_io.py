@@ -70,7 +70,7 @@ def huge_png(width: int, height: int) -> bytes:
 # --- formats --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "BMP", "TIFF", "GIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "BMP", "TIFF", "GIF", "JPEG2000", "PPM", "TGA"])
 def test_every_supported_format_decodes_to_rgb_uint8(fmt):
     rgb = gradient_rgb()
     decoded = decode_image(encode(Image.fromarray(rgb), fmt))
@@ -80,6 +80,21 @@ def test_every_supported_format_decodes_to_rgb_uint8(fmt):
     assert decoded.original_size == (64, 48) and decoded.scale == 1.0
     # Lossy formats and GIF's palette move colours a little; the red corner must survive.
     assert decoded.rgb[2, 2, 0] > 200 and decoded.rgb[2, 2, 1] < 60
+
+
+def test_face_dataset_formats_decode_in_grey_and_sixteen_bits():
+    # AT&T/ORL and Yale ship PGM faces, some datasets 16-bit ones.
+    grey = decode_image(encode(Image.fromarray(gradient_rgb()).convert("L"), "PPM"))
+    assert grey.mode == "L" and grey.rgb.shape == (48, 64, 3)
+    deep = decode_image(encode(Image.fromarray(np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)), "PPM"))
+    assert deep.rgb.min() < 5 and deep.rgb.max() > 250, "16-bit grey levels must keep their range"
+
+
+def test_images_we_do_not_accept_are_named_not_called_non_images():
+    card = Image.fromarray(gradient_rgb())
+    for fmt, name in (("QOI", "QOI"), ("DDS", "DDS"), ("PCX", "PCX"), ("ICO", "ICO")):
+        with pytest.raises(UnsupportedFormatError, match=f"^{name} files are not supported"):
+            decode_image(encode(card, fmt))
 
 
 def test_format_comes_from_bytes_not_the_file_name(tmp_path):
