@@ -195,14 +195,59 @@ def selected_cell(cells: Sequence[Sequence]) -> tuple[int, int] | None:
     return None
 
 
-def cell_members(view: SplitView, true: int, pred: int) -> np.ndarray:
-    """Positions (into ``view``'s arrays) of the faces in one cell, most confident first.
+# How a cell's faces can be ordered: key -> words for the page ("most confident first").
+CELL_ORDERS: dict[str, str] = {
+    "confident": "most confident first",
+    "unsure": "least confident first",
+    "crowd": "the crowd's backing of the prediction first",
+    "turned": "most turned first",
+}
 
-    Confidence is the probability of the predicted class; ties keep the FER2013 row order.
+
+def cell_members(
+    view: SplitView,
+    true: int,
+    pred: int,
+    order: str = "confident",
+    crowd_shares: np.ndarray | None = None,
+    yaws: np.ndarray | None = None,
+) -> np.ndarray:
+    """Positions (into ``view``'s arrays) of the faces in one cell, in the chosen order.
+
+    Confidence is the probability of the predicted class. In a cell off the diagonal, the most
+    confident errors and those the crowd backs are the likeliest wrong labels; the least
+    confident are the model's near misses. Ties go to the more confident face, then to the
+    FER2013 row order.
+
+    Args:
+        view: the split's predictions.
+        true: the cell's reference class.
+        pred: the cell's predicted class.
+        order: a key of :data:`CELL_ORDERS`.
+        crowd_shares: for ``"crowd"``, each FER2013 row's FER+ vote shares over the seven
+            emotions (rows, 7): faces by the share of the crowd that chose the predicted
+            label, highest first; faces without votes (NaN) last.
+        yaws: for ``"turned"``, each FER2013 row's yaw in degrees (NaN where unknown): faces by
+            how far the head is turned either way, most first; unknown last.
+
+    Raises:
+        ValueError: for an unknown order, or one whose table is not given.
     """
+    if order not in CELL_ORDERS:
+        raise ValueError(f"unknown order {order!r}; expected one of {', '.join(CELL_ORDERS)}")
     members = np.flatnonzero((view.reference == true) & (view.predicted == pred))
-    order = np.lexsort((view.rows[members], -view.confidence[members]))
-    return members[order]
+    rows, confidence = view.rows[members], view.confidence[members]
+    if order == "confident":
+        primary = -confidence
+    elif order == "unsure":
+        primary = confidence
+    else:
+        table = crowd_shares if order == "crowd" else yaws
+        if table is None:
+            raise ValueError(f"the {order!r} order needs its table")
+        values = table[rows, pred] if order == "crowd" else np.abs(table[rows])
+        primary = -np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-1.0)
+    return members[np.lexsort((rows, -confidence, primary))]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from fer.explorer import (
+    CELL_ORDERS,
     REFERENCES,
     SplitView,
     current_annotation_map,
@@ -167,6 +168,36 @@ def twin_pairs(dataset, positions: np.ndarray, title: str, pager_key: str, per_p
         for r, p, t, d in zip(rows, kept[shown], twin[shown], differ[shown], strict=True)
     ]
     widgets.face_grid(tiles, captions, width=230 if copies is not None else 112)
+
+
+def cell_order_tables() -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The tables the cell orders need, by FER2013 row: FER+ emotion shares (NaN rows where no
+    emotion got a vote) and yaw in degrees (NaN where unknown); ``None`` for a missing table.
+    """
+    tables, poses = resources.ferplus(), resources.face_poses()
+    shares = None
+    if tables is not None:
+        voted = tables.shares.sum(axis=1, keepdims=True) > 0
+        shares = np.where(voted, tables.shares, np.nan)
+    yaws = None
+    if poses is not None:
+        size = max(len(shares) if shares is not None else 0, int(poses.index.max()) + 1)
+        yaws = np.full(size, np.nan)
+        yaws[poses.index.to_numpy(np.int64)] = poses["yaw"].to_numpy(np.float64)
+    return shares, yaws
+
+
+def cell_order_control(key: str, shares: np.ndarray | None, yaws: np.ndarray | None) -> str:
+    """A segmented control over :data:`fer.explorer.CELL_ORDERS` (those whose table exists)."""
+    missing = {"crowd": shares is None, "turned": yaws is None}
+    orders = [o for o in CELL_ORDERS if not missing.get(o, False)]
+    return st.segmented_control(
+        "Order", orders, key=key, default="confident", required=True,
+        format_func=lambda o: CELL_ORDERS[o].removesuffix(" first"),
+        help="Off the diagonal, the most confident errors and those the FER+ crowd backs are the likeliest "
+             "wrong labels; the least confident are the model's near misses; the most turned heads show "
+             "what pose costs.",
+    )
 
 
 def vote_summary(row: int) -> str:

@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from fer.explorer import (
+    CELL_ORDERS,
     PAPER_ACCURACY,
     REFERENCES,
     cell_members,
@@ -24,6 +25,8 @@ from fer_app.explorer_view import (
     annotation_text,
     available_references,
     calibration_note,
+    cell_order_control,
+    cell_order_tables,
     face_close_up,
     grid_with_annotation,
     occlusion_overlays,
@@ -126,19 +129,21 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
 
     cell = selected_cell(event.selection.cells)
     if cell is None:
-        st.info("Click a cell of the confusion matrix to see its faces, most confident first.",
-                icon=":material/touch_app:")
+        st.info("Click a cell of the confusion matrix to see its faces.", icon=":material/touch_app:")
         return
     true, pred = cell
-    members = cell_members(view, true, pred)
-    state = (*context, true, pred)
+    count = int(view.metrics.confusion[true, pred])
+    st.subheader(f"True {EMOTIONS[true]}, predicted {EMOTIONS[pred]}: {count} faces", divider="gray")
+    if not count:
+        st.info("No face in this cell.")
+        return
+    shares, yaws = cell_order_tables()
+    order = cell_order_control("errors_order", shares, yaws)
+    members = cell_members(view, true, pred, order, shares, yaws)
+    state = (*context, true, pred, order)
     if st.session_state.get("errors_last_cell") != state:
         st.session_state["errors_last_cell"] = state
         widgets.reset_pager("errors_page")
-    st.subheader(f"True {EMOTIONS[true]}, predicted {EMOTIONS[pred]}: {len(members)} faces", divider="gray")
-    if not len(members):
-        st.info("No face in this cell.")
-        return
     page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
@@ -154,7 +159,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
                 overlays = occlusion_overlays(model, rows, np.full(len(shown), target), tta=tta)
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most confident first."
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, {CELL_ORDERS[order]}."
                + calibration_note(model, tta)
                + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])}. "
                   + charts.scale_note(overlays.scale, len(overlays.images))))

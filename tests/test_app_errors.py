@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
 from fer.explorer import cell_members, split_view, validate_predictions
-from fer.ferplus import load_ferplus_votes, majority_label
+from fer.ferplus import emotion_distribution, load_ferplus_votes, majority_label
 from fer.labels import EMOTIONS
 from fer_app.explorer_view import FACES_PER_PAGE
 
@@ -77,6 +77,28 @@ def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
     confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in grid.captions]
     assert confidences == sorted(confidences, reverse=True)
     assert all("FER+" in c for c in grid.captions)
+
+
+def test_cell_faces_in_another_order(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    view = split_view(predictions, "PrivateTest")
+    members = cell_members(view, EMOTIONS.index("happy"), EMOTIONS.index("sad"))
+    order = at.segmented_control(key="errors_order")
+    assert set(order.options) >= {"most confident", "least confident"}, order.options
+    order.set_value("unsure").run()
+    assert not at.exception
+    assert any(t.startswith("Faces 1–") and t.endswith("least confident first.") for t in texts(at.caption))
+    confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in at.image[0].captions]
+    assert confidences == sorted(confidences) and confidences[0] < confidences[-1]
+    assert at.image[0].captions[0].startswith(f"row {view.rows[members[-1]]} · happy → sad")
+    if any("crowd" in option for option in order.options):
+        at.segmented_control(key="errors_order").set_value("crowd").run()
+        assert not at.exception
+        # The first faces are those the largest share of the crowd also called sad.
+        shares = emotion_distribution(load_ferplus_votes().votes)[view.rows[members], EMOTIONS.index("sad")]
+        first = int(at.image[0].captions[0].split(" ")[1])
+        assert shares[view.rows[members].tolist().index(first)] == shares.max()
 
 
 def test_paging_through_a_big_cell(app_env, predictions):

@@ -11,6 +11,7 @@ import pytest
 
 from fer import explorer
 from fer.explorer import (
+    CELL_ORDERS,
     PAPER_ACCURACY,
     browse_indices,
     cell_members,
@@ -122,6 +123,28 @@ def test_cell_members_most_confident_first_ties_by_row():
     assert view.rows[members].tolist() == [30, 20, 40]
     assert cell_members(view, 0, 3).tolist() == [3]
     assert cell_members(view, 1, 1).size == 0
+
+
+def test_cell_members_in_every_order():
+    probs = np.full((5, 7), 0.0)
+    probs[:, 4] = [0.5, 0.9, 0.6, 0.7, 0.8]
+    table = validate_predictions(predictions_table([3] * 5, [4] * 5, probs, rows=[50, 40, 30, 20, 10]))
+    view = split_view(table, "PublicTest")
+    shares = np.full((60, 7), np.nan)
+    shares[[50, 40, 30, 20], 4] = [0.6, 0.1, 0.6, 0.3]  # row 10 has no votes
+    yaws = np.full(60, np.nan)
+    yaws[[50, 40, 30, 10]] = [-40.0, 5.0, 12.0, 25.0]  # row 20 has no pose
+    rows = {order: view.rows[cell_members(view, 3, 4, order, shares, yaws)].tolist() for order in CELL_ORDERS}
+    assert rows["confident"] == [40, 10, 20, 30, 50]
+    assert rows["unsure"] == [50, 30, 20, 10, 40]
+    # Equal crowd shares go to the more confident face; no votes last.
+    assert rows["crowd"] == [30, 50, 20, 40, 10]
+    # Either way: -40 before +25; no pose last.
+    assert rows["turned"] == [50, 10, 30, 40, 20]
+    with pytest.raises(ValueError, match="needs its table"):
+        cell_members(view, 3, 4, "crowd")
+    with pytest.raises(ValueError, match="unknown order"):
+        cell_members(view, 3, 4, "random")
 
 
 @pytest.mark.parametrize(("total", "page", "expected"), [

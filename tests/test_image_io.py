@@ -86,7 +86,8 @@ def test_face_dataset_formats_decode_in_grey_and_sixteen_bits():
     # AT&T/ORL and Yale ship PGM faces, some datasets 16-bit ones.
     grey = decode_image(encode(Image.fromarray(gradient_rgb()).convert("L"), "PPM"))
     assert grey.mode == "L" and grey.rgb.shape == (48, 64, 3)
-    deep = decode_image(encode(Image.fromarray(np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)), "PPM"))
+    ramp = np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)
+    deep = decode_image(encode(Image.fromarray(ramp), "PPM"))
     assert deep.rgb.min() < 5 and deep.rgb.max() > 250, "16-bit grey levels must keep their range"
 
 
