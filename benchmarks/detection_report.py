@@ -128,7 +128,7 @@ def turned_report(photos: Path, rows: list[dict]) -> None:
     upright_counts = [len(pipeline.analyze(rgb).faces) for rgb in images]  # the same for every turn
     for turn in TURNS:
         upright_total = plain = searched = false = 0
-        turned_ms = []
+        turned_ms, faceless_ms = [], []
         for rgb, upright in zip(images, upright_counts, strict=True):
             matrix, size = turn_matrix(rgb.shape[1], rgb.shape[0], turn)
             turned = cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -140,7 +140,11 @@ def turned_report(photos: Path, rows: list[dict]) -> None:
             false += max(0, len(result.faces) - upright)
             if result.turn:
                 turned_ms.append(result.timings["detect"])
+            elif not result.faces:
+                faceless_ms.append(result.timings["detect"])
         timing = f"; detection {statistics.median(turned_ms):.0f} ms median when it ran" if turned_ms else ""
+        if faceless_ms:
+            timing += f"; {len(faceless_ms)} faceless, {statistics.median(faceless_ms):.0f} ms median"
         print(f"turned {turn:+d}°: {searched}/{upright_total} of the faces found upright ({plain} with the fast "
               f"passes only), {false} more than upright{timing}")
 

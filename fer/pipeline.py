@@ -462,7 +462,10 @@ class FerPipeline:
             gray = _gray(decoded.rgb)
             detections = detect_faces(self.detector, gray, finest_only=True)
         scale = decoded.scale
-        turned = search_turned(self.detector, gray) if not detections and thorough and self.turn_search else None
+        turned = None
+        if not detections and thorough and self.turn_search:
+            # BlazeFace, when the second look has it, gates the turns HOG searches.
+            turned = search_turned(self.detector, gray, gate=self.second_look)
         searched = gray
         if turned is not None:
             searched, detections = turned.image, turned.detections

@@ -549,6 +549,33 @@ def test_turn_matrix_keeps_the_whole_image_and_inverts():
     assert turn_text(180) == "upside down"
 
 
+class CountingHog(HogDetector):
+    """dlib's HOG, counting its searches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def detect(self, *args, **kwargs):
+        self.calls += 1
+        return super().detect(*args, **kwargs)
+
+
+@needs_photos
+def test_blaze_gate_keeps_the_turn_and_spares_faceless_searches(blaze):
+    upright = photo_gray("pyfeat_single_face.jpg")
+    sideways = np.ascontiguousarray(np.rot90(upright))
+    plain, gated = CountingHog(), CountingHog()
+    found, kept = search_turned(plain, sideways), search_turned(gated, sideways, gate=blaze)
+    assert found is not None and kept is not None and kept.angle == found.angle
+    assert [d.box for d in kept.detections] == [d.box for d in found.detections]
+    # BlazeFace sees a face on its side at most turns; in a faceless photo, at few.
+    plain, gated = CountingHog(), CountingHog()
+    dogs = photo_gray("dlib_dogs.jpg")
+    assert search_turned(plain, dogs) is None and search_turned(gated, dogs, gate=blaze) is None
+    assert gated.calls <= plain.calls // 2, (gated.calls, plain.calls)
+
+
 @needs_photos
 def test_turned_search_finds_nothing_in_the_dogs_photo_and_skips_slow_detectors(pipeline, tiny_model):
     gray = photo_gray("dlib_dogs.jpg")
