@@ -1,7 +1,7 @@
 """Classify the expressions of every face in photos: ``python -m fer.predict PATH...``.
 
-Each PATH is a photo or a folder of photos. For every photo it prints the faces found (box,
-label, score), or with ``--json`` one JSON object per line::
+Each PATH is a photo or a folder of photos (``-r`` takes its subfolders too). For every photo
+it prints the faces found (box, label, score), or with ``--json`` one JSON object per line::
 
     {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "detector": "hog", "label": "happy",
      "score": 0.93, "probabilities": {"angry": 0.01, ...}, "pose": {"yaw": ...}}], "tta": false,
@@ -23,6 +23,9 @@ also each face's occlusion map (``fer.explain``: red where covering the face low
 log-odds, blue where it raises them) to ``OUT/<name>_face<i>_explained.png``. A folder as input
 also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
 with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
+``--folder-labels`` then scores each folder's photos against the emotion named by the folder they
+sit in (``happy/a.jpg``; ``fer.folder_labels``): accuracy of each photo's largest face, per class,
+and the confusion matrix (on standard error with ``--json``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS, turn_text
+from fer.folder_labels import format_score, score_photos
 from fer.image_io import IMAGE_SUFFIXES
 from fer.photo_report import FACE_FIELDS, face_rows
 from fer.pose import angles_text
@@ -74,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find faces in photos and classify their expressions (FER2013 classes).",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders of photos")
+    parser.add_argument("-r", "--recursive", action="store_true",
+                        help="folders give the photos of their subfolders too (hidden ones skipped); "
+                             "--annotate mirrors the subfolders")
+    parser.add_argument("--folder-labels", action="store_true",
+                        help="score each folder's photos against the emotion their folder is named after "
+                             "(happy/, sadness/, ...; fer.folder_labels): accuracy and confusion matrix")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line per photo")
     parser.add_argument("--annotate", type=Path, metavar="OUT", help="write annotated photos into folder OUT")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="CSV of faces for folder inputs (see module doc)")
@@ -93,19 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_inputs(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
+def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[tuple[Path, Path | None]]:
     """Yields ``(file, folder it came from or None)``; folders give their images, sorted.
 
-    A folder gives the files with an image suffix; a file named on its own is tried whatever its
-    suffix, since the format is read from the bytes.
+    A folder gives the files with an image suffix (with ``recursive``, those of its subfolders
+    too, skipping hidden files and folders such as ``.git``); a file named on its own is tried
+    whatever its suffix, since the format is read from the bytes.
     """
     for path in paths:
-        if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                    yield child, path
-        else:
+        if not path.is_dir():
             yield path, None
+            continue
+        children = path.rglob("*") if recursive else path.iterdir()
+        for child in sorted(children):
+            hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+            if not hidden and child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                yield child, path
 
 
 def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None,
@@ -251,8 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     by_folder: dict[Path, list[PhotoOutcome]] = {}
     taken_names: set[Path] = set()
-    for path, folder in expand_inputs(args.paths):
-        outcome = analyze_file(pipeline, path, args.annotate, taken_names, explain=args.explain)
+    for path, folder in expand_inputs(args.paths, args.recursive):
+        annotate = args.annotate
+        if annotate is not None and folder is not None:
+            annotate = annotate / path.parent.relative_to(folder)  # "." unless recursive
+        outcome = analyze_file(pipeline, path, annotate, taken_names, explain=args.explain)
         failed += outcome.error is not None
         if folder is not None:
             by_folder.setdefault(folder, []).append(outcome)
@@ -265,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = args.csv.with_name(f"{args.csv.stem}_{folder.resolve().name}{args.csv.suffix}")
         rows = write_csv(target, outcomes)
         print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
+        if args.folder_labels:
+            score = score_photos([(o.path, o.faces) for o in outcomes], folder)
+            print(format_score(score, folder), file=sys.stderr if args.json else sys.stdout)
     return 1 if failed else 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import struct
 import threading
 import zlib
@@ -866,6 +867,29 @@ def test_cli_folder_writes_csv_and_annotations(tmp_path, tiny_model, capsys):
     written = sorted(p.name for p in out.glob("*.jpg"))
     assert written == ["fr_two_people_annotated.jpg", "isf_rob_lowe_lfw_annotated.jpg"]
     assert not list(out.glob("*.png"))
+
+
+@needs_photos
+def test_cli_recursive_folder_mirrors_its_subfolders(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    folder = tmp_path / "dataset"
+    inputs = (("happy", "fr_obama_small.jpg"), ("neutral/s1", "fr_obama_small.jpg"), (".cache", "fer_justin.jpg"))
+    for sub, name in inputs:
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / name).write_bytes((PHOTOS_DIR / name).read_bytes())
+    (folder / "isf_rob_lowe_lfw.jpg").write_bytes((PHOTOS_DIR / "isf_rob_lowe_lfw.jpg").read_bytes())
+    out = tmp_path / "annotated"
+    assert main([str(folder), "--model", str(tiny_model), "--annotate", str(out)]) == 0
+    assert capsys.readouterr().out.count(": 1 face") == 1, "without -r only the folder's own photos"
+    assert main([str(folder), "-r", "--json", "--model", str(tiny_model), "--annotate", str(out)]) == 0
+    paths = [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()]
+    relative = [os.path.relpath(p, folder).replace(os.sep, "/") for p in paths]
+    assert relative == ["happy/fr_obama_small.jpg", "isf_rob_lowe_lfw.jpg", "neutral/s1/fr_obama_small.jpg"]
+    assert (out / "happy" / "fr_obama_small_annotated.jpg").is_file()
+    assert (out / "neutral" / "s1" / "fr_obama_small_annotated.jpg").is_file()
+    with (out / "dataset_faces.csv").open() as handle:
+        assert [row["path"] for row in csv.DictReader(handle)] == paths
 
 
 @needs_photos
