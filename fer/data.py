@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import os
 import re
 import zipfile
@@ -259,9 +258,9 @@ def load_image_folders(root: str | Path) -> FerDataset:
             unreadable image, or an image that is not 48x48.
     """
     # Imported here, not above: the GPU machine trains from a pack, without pi-heif.
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    from fer.image_io import IMAGE_SUFFIXES
+    from fer.image_io import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 
     root = Path(root)
     entries: list[tuple[int, int, str, Path, int]] = []
@@ -295,9 +294,9 @@ def load_image_folders(root: str | Path) -> FerDataset:
         data = file.read_bytes()
         digest.update(data)
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                array = np.asarray(img.convert("L"))
-        except (UnidentifiedImageError, OSError) as err:
+            # The photos' decoder: 16-bit greys scaled, transparency over white; then PIL's grey.
+            array = np.asarray(Image.fromarray(decode_image(data).rgb).convert("L"))
+        except ImageDecodeError as err:
             raise DataFormatError(f"{file}: not a readable image ({err})") from None
         if array.shape != (FACE_SIZE, FACE_SIZE):
             raise DataFormatError(f"{file}: image is {array.shape[1]}x{array.shape[0]}; expected 48x48")

@@ -35,6 +35,8 @@ pi_heif.register_heif_opener()
 SUPPORTED_FORMATS: tuple[str, ...] = (
     "JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF", "JPEG2000", "PPM", "TGA",
 )
+# Formats without leading signature bytes, tried only when nothing else claims a file.
+_UNSIGNED_FORMATS: tuple[str, ...] = ("TGA",)
 # File-name suffixes of those formats, where a folder is listed (the format itself comes from
 # the bytes): the one list the uploader, `fer.predict` and the benchmarks offer.
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -64,10 +66,10 @@ _UNSUPPORTED_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\x0a", "JPEG XL"),
     (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
 )
-# ISO base-media "ftyp" brands of the HEIF container: HEVC-coded (HEIC) or AV1-coded (AVIF).
+# ISO base-media "ftyp" brands of HEIF still images: HEVC-coded (HEIC) or AV1-coded (AVIF). The
+# image-sequence brands (avis, msf1, hevc, hevx) are left out: those files are videos.
 _FTYP_BRANDS: dict[bytes, str] = {
-    b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"hevc": "HEIF", b"hevx": "HEIF",
-    b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF",
+    b"heic": "HEIF", b"heix": "HEIF", b"heim": "HEIF", b"heis": "HEIF", b"mif1": "HEIF", b"avif": "AVIF",
 }
 _SUPPORTED_NAMES = "JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF, GIF, JPEG 2000, PGM/PPM or TGA"
 # PIL's format names as people know them, for messages.
@@ -143,23 +145,31 @@ def _unsupported_format_name(data: bytes) -> str | None:
 
 
 def _other_pil_format(data: bytes) -> str | None:
-    """Names an image format PIL knows but we do not accept (ICO, QOI, DDS, ...), from its header.
+    """Names an image format PIL knows but we do not accept (ICO, QOI, DDS, ...), from its
+    first bytes, as PIL's own plugins tell them: nothing is opened (PIL's ICO reader decodes a
+    whole image just to open it) and formats without such a test are not named.
+    """
+    head = data[:16]
+    for name, (_, accept) in Image.OPEN.items():
+        if name in SUPPORTED_FORMATS or accept is None:
+            continue
+        try:
+            if accept(head):
+                return _FORMAT_NAMES.get(name, name)
+        except Exception:  # noqa: BLE001 -- a plugin's check failing only means "not this format"
+            continue
+    return None
 
-    Only the header is read, never pixels: so an image we refuse is not called "not an image".
+
+def _open_as(data: bytes, formats: tuple[str, ...]) -> Image.Image | None:
+    """Opens (reads the header of) an image in one of ``formats``; ``None`` if none claims it.
+
+    Raises:
+        ImageTooLargeError: a header too big for PIL's own bomb check.
+        TruncatedImageError: a format's reader claimed the bytes but choked on the header.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return _FORMAT_NAMES.get(str(image.format), str(image.format))
-    except Exception:  # noqa: BLE001 -- any plugin's failure here only means "unknown bytes"
-        return None
-
-
-def _open(data: bytes) -> Image.Image:
-    """Opens (reads the header of) an image, mapping every failure to a specific error."""
-    if not data:
-        raise EmptyFileError("the file is empty (0 bytes)")
-    try:
-        return Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        return Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as err:
         # Pillow refuses gigantic headers before we can read the size: say it in our words.
         match = re.search(r"\((\d+) pixels\)", str(err))
@@ -168,19 +178,55 @@ def _open(data: bytes) -> Image.Image:
             f"the image is too large{size}; the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
         ) from None
     except UnidentifiedImageError:
-        pass
+        return None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as err:
-        # A plugin recognised the format but choked on the header.
         raise TruncatedImageError(f"the image header is damaged ({err})") from None
-    unsupported = _unsupported_format_name(data) or _other_pil_format(data)
+
+
+def _article(name: str) -> str:
+    return "an" if name[:1] in "AEIOU" else "a"
+
+
+def _open(data: bytes) -> Image.Image:
+    """Opens (reads the header of) an image, mapping every failure to a specific error."""
+    if not data:
+        raise EmptyFileError("the file is empty (0 bytes)")
+    image = _open_as(data, tuple(f for f in SUPPORTED_FORMATS if f not in _UNSIGNED_FORMATS))
+    if image is not None:
+        return image
+    unsupported = _unsupported_format_name(data)
     if unsupported:
         raise UnsupportedFormatError(f"{unsupported} files are not supported; please use {_SUPPORTED_NAMES}")
     started_as = sniff_format(data)
     if started_as:
-        raise TruncatedImageError(
-            f"the file starts like a {_FORMAT_NAMES.get(started_as, started_as)} image but is cut short or damaged"
-        )
+        name = _FORMAT_NAMES.get(started_as, started_as)
+        raise TruncatedImageError(f"the file starts like {_article(name)} {name} image but is cut short or damaged")
+    # Last, the formats with no signature (TGA), whose readers also claim other formats' files:
+    # an uncompressed TGA starts like a CUR cursor, and TGA's reader takes ICO icons. Where
+    # another format's first bytes match too, the file is a TGA only if it decodes as one.
+    other = _other_pil_format(data)
+    image = _open_as(data, _UNSIGNED_FORMATS) if other is None else _decoded_or_none(data, _UNSIGNED_FORMATS)
+    if image is not None:
+        return image
+    if other:
+        raise UnsupportedFormatError(f"{other} files are not supported; please use {_SUPPORTED_NAMES}")
     raise NotAnImageError(f"the file is not an image (expected {_SUPPORTED_NAMES})")
+
+
+def _decoded_or_none(data: bytes, formats: tuple[str, ...]) -> Image.Image | None:
+    """The image in one of ``formats``, decoded (within the pixel budget), or ``None`` if its
+    header or its pixels do not read as one.
+    """
+    try:
+        image = _open_as(data, formats)
+        if image is not None:
+            check_size(image.size)
+            image.load()
+        return image
+    except ImageTooLargeError:
+        raise
+    except (ImageDecodeError, OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError):
+        return None
 
 
 def check_size(size: tuple[int, int], max_pixels: int = MAX_PIXELS) -> None:
@@ -298,7 +344,7 @@ def decode_image(data: bytes, *, min_pixels: int | None = None, max_pixels: int 
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(f"the image is too large to process safely ({err})") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as err:
-        name = _FORMAT_NAMES.get(str(image.format), image.format)
+        name = _FORMAT_NAMES.get(str(image.format), str(image.format))
         raise TruncatedImageError(f"the {name} image is cut short or damaged ({err})") from None
     scale = image.size[0] / full_width
     fmt = str(image.format)

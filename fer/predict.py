@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders of photos")
     parser.add_argument("-r", "--recursive", action="store_true",
-                        help="folders give the photos of their subfolders too (hidden ones skipped); "
-                             "--annotate mirrors the subfolders")
+                        help="folders give the photos of their subfolders too (hidden ones skipped, "
+                             "symbolic links to folders not followed); --annotate mirrors the subfolders")
     parser.add_argument("--folder-labels", action="store_true",
                         help="score each folder's photos against the emotion their folder is named after "
                              "(happy/, sadness/, ...; fer.folder_labels): accuracy and confusion matrix")
@@ -273,6 +273,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if folder is not None:
             by_folder.setdefault(folder, []).append(outcome)
         print(outcome.to_json() if args.json else format_outcome(outcome), flush=True)
+    for path in args.paths:
+        if path.is_dir() and path not in by_folder:
+            print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files"
+                  f"{'' if args.recursive else '; -r takes subfolders too'})", file=sys.stderr)
+    if args.folder_labels and not any(path.is_dir() for path in args.paths):
+        print("--folder-labels scores folders of photos; no folder was given", file=sys.stderr)
     folders = list(by_folder.items())
     for folder, outcomes in folders:
         target = args.csv if args.csv is not None else default_csv_path(folder, args.annotate)

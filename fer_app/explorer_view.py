@@ -191,13 +191,18 @@ def cell_order_control(key: str, shares: np.ndarray | None, yaws: np.ndarray | N
     """A segmented control over :data:`fer.explorer.CELL_ORDERS` (those whose table exists)."""
     missing = {"crowd": shares is None, "turned": yaws is None}
     orders = [o for o in CELL_ORDERS if not missing.get(o, False)]
-    return st.segmented_control(
-        "Order", orders, key=key, default="confident", required=True,
+    # Kept apart from the widget's own state, which Streamlit drops on a run that does not draw
+    # it (no cell, or an empty one): the order chosen survives them.
+    kept = st.session_state.get(f"{key}_kept", "confident")
+    order = st.segmented_control(
+        "Order", orders, key=key, default=kept if kept in orders else "confident", required=True,
         format_func=lambda o: CELL_ORDERS[o].removesuffix(" first"),
         help="Off the diagonal, the most confident errors and those the FER+ crowd backs are the likeliest "
              "wrong labels; the least confident are the model's near misses; the most turned heads show "
              "what pose costs.",
     )
+    st.session_state[f"{key}_kept"] = order
+    return order
 
 
 def vote_summary(row: int) -> str:

@@ -92,6 +92,11 @@ def test_cell_faces_in_another_order(app_env, predictions):
     confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in at.image[0].captions]
     assert confidences == sorted(confidences) and confidences[0] < confidences[-1]
     assert at.image[0].captions[0].startswith(f"row {view.rows[members[-1]]} · happy → sad")
+    # The order outlives a run without a cell, where its control is not drawn.
+    at.session_state["errors_cell"] = {"selection": {"cells": []}}
+    at.run()
+    select_cell(at, "happy", "sad")
+    assert any(t.endswith("least confident first.") for t in texts(at.caption))
     if any("crowd" in option for option in order.options):
         at.segmented_control(key="errors_order").set_value("crowd").run()
         assert not at.exception

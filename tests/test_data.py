@@ -163,6 +163,21 @@ def test_image_folder_errors(tmp_path, entry, message):
         load_image_folders(tmp_path)
 
 
+def test_image_folders_of_sixteen_bit_and_transparent_faces(tmp_path):
+    # Decoded as the photos are: 16-bit greys scaled (not clipped white), transparency over white.
+    happy, sad = tmp_path / "train" / "happy", tmp_path / "train" / "sad"
+    happy.mkdir(parents=True)
+    sad.mkdir(parents=True)
+    ramp = np.tile(np.linspace(0, 65535, 48), (48, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(happy / "Training_1.pgm")
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[:, 24:] = (40, 40, 40, 255)  # the left half fully transparent
+    Image.fromarray(rgba, "RGBA").save(sad / "Training_2.png")
+    images = load_image_folders(tmp_path).images
+    assert images[0, 0, 0] == 0 and images[0, 0, -1] == 255 and 100 < images[0, 0, 24] < 160
+    assert images[1, 0, 0] == 255 and images[1, 0, -1] == 40
+
+
 def test_image_folder_wrong_size(tmp_path):
     directory = tmp_path / "train" / "fear"
     directory.mkdir(parents=True)

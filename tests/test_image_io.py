@@ -93,9 +93,19 @@ def test_face_dataset_formats_decode_in_grey_and_sixteen_bits():
 
 def test_images_we_do_not_accept_are_named_not_called_non_images():
     card = Image.fromarray(gradient_rgb())
-    for fmt, name in (("QOI", "QOI"), ("DDS", "DDS"), ("PCX", "PCX"), ("ICO", "ICO")):
+    big_icon = Image.fromarray(np.kron(gradient_rgb(), np.ones((6, 6, 1), np.uint8))).resize((256, 256))
+    for image, fmt, name in ((card, "QOI", "QOI"), (card, "DDS", "DDS"), (card, "PCX", "PCX"), (card, "ICO", "ICO"),
+                             (big_icon, "ICO", "ICO")):  # TGA's reader, with no signature, would take this one
         with pytest.raises(UnsupportedFormatError, match=f"^{name} files are not supported"):
-            decode_image(encode(card, fmt))
+            decode_image(encode(image, fmt))
+
+
+def test_tga_is_tried_last_and_only_taken_when_it_decodes():
+    # An uncompressed TGA starts with the bytes of a CUR cursor: it must still decode.
+    for options in ({}, {"compression": "tga_rle"}):
+        decoded = decode_image(encode(Image.fromarray(gradient_rgb()), "TGA", **options))
+        assert decoded.format == "TGA" and decoded.rgb.shape == (48, 64, 3)
+        np.testing.assert_array_equal(decoded.rgb, gradient_rgb())
 
 
 def test_format_comes_from_bytes_not_the_file_name(tmp_path):

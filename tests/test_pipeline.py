@@ -890,6 +890,9 @@ def test_cli_recursive_folder_mirrors_its_subfolders(tmp_path, tiny_model, capsy
     assert (out / "neutral" / "s1" / "fr_obama_small_annotated.jpg").is_file()
     with (out / "dataset_faces.csv").open() as handle:
         assert [row["path"] for row in csv.DictReader(handle)] == paths
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--folder-labels", "--model", str(tiny_model)]) == 0
+    assert "empty: no photos" in capsys.readouterr().err
 
 
 @needs_photos
