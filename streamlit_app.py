@@ -7,6 +7,7 @@ from fer_app import widgets
 navigation = st.navigation([
     st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:", default=True),
     st.Page("pages/video.py", title="Video", icon=":material/movie:"),
+    st.Page("pages/your_photos.py", title="Your photos", icon=":material/folder_zip:"),
     st.Page("pages/errors.py", title="Errors", icon=":material/grid_on:"),
     st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),

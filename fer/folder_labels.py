@@ -12,15 +12,20 @@ errors in a second accuracy.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from fer.labels import EMOTIONS, NUM_CLASSES
 from fer.metrics import Metrics, confusion_matrix, format_confusion
 
+# What the app reads from one uploaded archive (it is kept in memory, never written to disk).
+MAX_ZIP_PHOTOS: int = 1000
+MAX_ZIP_BYTES: int = 1_000_000_000
 # Folder names (lower case) -> FER2013 class code.
 FOLDER_NAMES: dict[str, int] = {
     **{name: code for code, name in enumerate(EMOTIONS)},
@@ -29,18 +34,78 @@ FOLDER_NAMES: dict[str, int] = {
 }
 
 
+def label_of_folders(folders: Sequence[str]) -> int | None:
+    """The class named by the last of ``folders`` (outermost first) that names an emotion."""
+    for name in reversed(folders):
+        code = FOLDER_NAMES.get(name.lower())
+        if code is not None:
+            return code
+    return None
+
+
 def folder_label(path: Path, root: Path) -> int | None:
     """The class named by the nearest folder above ``path``, up to ``root`` itself.
 
     Returns:
         The class code, or ``None`` when no folder on the way names an emotion.
     """
-    folders = [*Path(path).relative_to(root).parent.parts[::-1], Path(root).resolve().name]
-    for name in folders:
-        code = FOLDER_NAMES.get(name.lower())
-        if code is not None:
-            return code
-    return None
+    return label_of_folders([Path(root).resolve().name, *Path(path).relative_to(root).parent.parts])
+
+
+def zip_label(name: str, archive: str = "") -> int | None:
+    """The class of a photo at ``name`` (``happy/a.jpg``) inside a ZIP archive named ``archive``,
+    whose stem counts as the outermost folder (``happy.zip``).
+    """
+    return label_of_folders([PurePosixPath(archive).stem, *PurePosixPath(name).parent.parts])
+
+
+class ZipPhotosError(ValueError):
+    """A ZIP archive that cannot be read, or that holds too much; the message is for people."""
+
+
+def photos_in_zip(
+    data: bytes, max_photos: int = MAX_ZIP_PHOTOS, max_bytes: int = MAX_ZIP_BYTES
+) -> list[tuple[str, bytes]]:
+    """The photos of a ZIP archive, read in memory: ``(path inside it, bytes)``, sorted by path.
+
+    Folders, hidden entries, macOS's ``__MACOSX`` copies and files without an image suffix are
+    skipped. The sizes the archive declares are checked before anything is decompressed, and
+    each entry is read no further than its declared size (a ZIP bomb cannot get past either).
+
+    Raises:
+        ZipPhotosError: not a ZIP archive, encrypted entries, more than ``max_photos`` photos, or
+            more than ``max_bytes`` of them once decompressed.
+    """
+    from fer.image_io import IMAGE_SUFFIXES
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ZipPhotosError(f"the file is not a ZIP archive that can be read ({err})") from None
+    with archive:
+        entries = []
+        for info in archive.infolist():
+            path = PurePosixPath(info.filename)
+            hidden = any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
+            if info.is_dir() or hidden or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if info.flag_bits & 0x1:
+                raise ZipPhotosError(f"{info.filename} is encrypted; please give an archive without a password")
+            entries.append(info)
+        if len(entries) > max_photos:
+            raise ZipPhotosError(f"the archive holds {len(entries)} photos; the limit is {max_photos}")
+        total = sum(info.file_size for info in entries)
+        if total > max_bytes:
+            raise ZipPhotosError(f"the photos come to {total / 1e6:.0f} MB decompressed; the limit is "
+                                 f"{max_bytes / 1e6:.0f} MB")
+        photos = []
+        for info in sorted(entries, key=lambda i: i.filename):
+            try:
+                with archive.open(info) as member:
+                    photos.append((info.filename, member.read(info.file_size + 1)[: info.file_size]))
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as err:
+                raise ZipPhotosError(f"{info.filename} cannot be read from the archive ({err})") from None
+    return photos
 
 
 def largest_face(faces: Sequence[dict]) -> dict | None:
@@ -74,15 +139,19 @@ class FolderScore:
 
 def score_photos(photos: Sequence[tuple[Path, Sequence[dict]]], root: Path) -> FolderScore:
     """Scores ``(photo path, its faces)`` pairs of one folder by their folder labels."""
+    return score_labelled([(str(path), folder_label(path, root), faces) for path, faces in photos])
+
+
+def score_labelled(photos: Sequence[tuple[str, int | None, Sequence[dict]]]) -> FolderScore:
+    """Scores ``(photo name, its label or None, its faces)`` triples: the largest face of each."""
     truth, predicted, faceless, unlabelled = [], [], [], 0
-    for path, faces in photos:
-        label = folder_label(path, root)
+    for path, label, faces in photos:
         if label is None:
             unlabelled += 1
             continue
         face = largest_face(faces)
         if face is None:
-            faceless.append(str(path))
+            faceless.append(path)
             continue
         truth.append(label)
         predicted.append(EMOTIONS.index(face["label"]))
@@ -109,3 +178,91 @@ def format_score(score: FolderScore, root: Path) -> str:
     if len(score.faceless) > 20:
         lines.append(f"  ... and {len(score.faceless) - 20} more without a face")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class AnalysedPhoto:
+    """One photo of an archive, analysed: what the app keeps of it (never the photo itself).
+
+    Attributes:
+        name: its path inside the archive.
+        label: its folder's class, or ``None``.
+        faces: its faces (``FaceResult.to_dict()`` form), in reading order.
+        predicted: the largest face's class, or ``None`` without a face.
+        score: the largest face's probability of that class (0 without a face).
+        crop: the largest face with some surroundings, at most ``CROP_SIDE`` pixels a side
+            (``None`` without a face).
+        error: why it could not be read, or ``None``.
+    """
+
+    name: str
+    label: int | None
+    faces: tuple[dict, ...]
+    predicted: int | None = None
+    score: float = 0.0
+    crop: np.ndarray | None = None
+    error: str | None = None
+
+
+CROP_SIDE: int = 160
+
+
+def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str = "", tta: bool = True,
+                   on_progress=None) -> list[AnalysedPhoto]:
+    """Runs ``pipeline`` (a :class:`fer.pipeline.FerPipeline`) on an archive's photos.
+
+    Args:
+        pipeline: the photo pipeline.
+        photos: ``(path inside the archive, bytes)`` pairs (:func:`photos_in_zip`).
+        archive: the archive's file name (its stem may name the emotion).
+        tta: flip test-time augmentation.
+        on_progress: called with the number of photos done after each one.
+    """
+    import cv2
+
+    from fer.image_io import ImageDecodeError
+    from fer.photo_report import context_crop
+
+    analysed = []
+    for done, (name, data) in enumerate(photos, start=1):
+        label = zip_label(name, archive)
+        try:
+            result = pipeline.analyze_bytes(data, tta=tta)
+        except ImageDecodeError as err:
+            analysed.append(AnalysedPhoto(name, label, (), error=str(err)))
+        else:
+            faces = tuple(face.to_dict() for face in result.faces)
+            big = max(result.faces, key=lambda f: f.box[2] * f.box[3], default=None)
+            if big is None:
+                analysed.append(AnalysedPhoto(name, label, faces))
+            else:
+                crop = context_crop(result.rgb_image, big.box, result.scale, margin=0.3)
+                factor = CROP_SIDE / max(crop.shape[:2])
+                if factor < 1:
+                    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * factor)),
+                                             max(1, round(crop.shape[0] * factor))), interpolation=cv2.INTER_AREA)
+                analysed.append(AnalysedPhoto(name, label, faces, EMOTIONS.index(big.label),
+                                              float(big.probabilities[big.label]), crop))
+        if on_progress is not None:
+            on_progress(done)
+    return analysed
+
+
+def cell_photos(analysed: Sequence[AnalysedPhoto], true: int, pred: int) -> list[AnalysedPhoto]:
+    """The photos labelled ``true`` whose largest face was called ``pred``, most confident first."""
+    members = [p for p in analysed if p.label == true and p.predicted == pred]
+    return sorted(members, key=lambda p: (-p.score, p.name))
+
+
+def photo_table(analysed: Sequence[AnalysedPhoto]):
+    """One row per photo: its name, folder label, prediction, score, face count and any error."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "photo": [p.name for p in analysed],
+        "folder_label": [EMOTIONS[p.label] if p.label is not None else "" for p in analysed],
+        "predicted": [EMOTIONS[p.predicted] if p.predicted is not None else "" for p in analysed],
+        "score": [round(p.score, 4) for p in analysed],
+        "faces": [len(p.faces) for p in analysed],
+        "error": [p.error or "" for p in analysed],
+    })

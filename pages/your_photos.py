@@ -1,0 +1,122 @@
+"""Your photos: a ZIP of photos sorted into emotion folders, scored end to end, errors browsable."""
+
+import numpy as np
+import streamlit as st
+
+from fer.explorer import confusion_frame, normalise_rows, per_class_table, selected_cell
+from fer.folder_labels import (
+    MAX_ZIP_PHOTOS,
+    ZipPhotosError,
+    analyse_photos,
+    cell_photos,
+    photo_table,
+    photos_in_zip,
+    score_labelled,
+)
+from fer.labels import EMOTIONS
+from fer_app import charts, resources, widgets
+
+FACES_PER_PAGE = 24
+CLASS_COLUMNS = {"precision": widgets.percent_column(), "recall": widgets.percent_column(),
+                 "f1": st.column_config.NumberColumn(format="%.3f")}
+
+
+def render() -> None:
+    st.title("Score the model on your own photos")
+    model = widgets.require_model()
+    if model is None:
+        return
+    st.markdown(
+        "A ZIP of photos sorted into folders named after emotions (`happy/`, `sad/`, `s01/surprise/`, …; "
+        "also `happiness`, `anger`, `surprised` and the like), as CK+, JAFFE, KDEF or your own come. "
+        "Each photo's largest face is found, aligned and classified, and compared with its folder's emotion. "
+        f"Up to {MAX_ZIP_PHOTOS} photos; the archive and its photos stay in memory and are never written to disk."
+    )
+    left, right = st.columns([3, 1])
+    upload = left.file_uploader("A ZIP of labelled photos", type=["zip"], key="yours_upload")
+    tta = right.toggle("Flip TTA", value=True, key="yours_tta",
+                       help="Average each face with its mirror image, as the Predict page does by default.")
+    if upload is None:
+        st.info("Upload a ZIP archive of photos in emotion folders.", icon=":material/folder_zip:")
+        return
+    try:
+        pipeline = resources.get_pipeline(model, "hog")
+    except (FileNotFoundError, ValueError, OSError) as err:
+        st.error(f"The model `{model.path.name}` cannot be used: {err}")
+        return
+    key = (upload.file_id, str(model.path), tta)
+    if st.session_state.get("yours_key") != key:
+        try:
+            photos = photos_in_zip(upload.getvalue())
+        except ZipPhotosError as err:
+            st.error(f"**{upload.name}** cannot be used: {err}.", icon=":material/folder_off:")
+            return
+        if not photos:
+            st.warning(f"**{upload.name}** holds no photos (JPEG, PNG, WebP, HEIC, ...).")
+            return
+        progress = st.progress(0.0, text=f"Analysing {len(photos)} photos…")
+        analysed = analyse_photos(pipeline, photos, upload.name, tta,
+                                   lambda done: progress.progress(done / len(photos),
+                                                                  text=f"Analysed {done} of {len(photos)} photos"))
+        progress.empty()
+        st.session_state["yours_key"], st.session_state["yours_photos"] = key, analysed
+        widgets.reset_pager("yours_page")
+    analysed = st.session_state["yours_photos"]
+    score = score_labelled([(p.name, p.label, p.faces) for p in analysed])
+    report(upload.name, analysed, score)
+
+
+def report(archive: str, analysed, score) -> None:
+    """The headline, the clickable confusion matrix and the chosen cell's photos."""
+    if score.labelled == 0:
+        st.warning(f"No photo of **{archive}** is in a folder named after an emotion ({', '.join(EMOTIONS)}).")
+        return
+    head, counts = st.columns([1, 2])
+    right = int(np.trace(score.metrics.confusion))
+    head.metric("Accuracy (largest face of each photo)", f"{score.metrics.accuracy:.1%}",
+                help=f"{right} of {score.metrics.total} photos with a face")
+    counts.markdown(
+        f"**{score.labelled}** labelled photos: **{score.metrics.total}** with a face, **{len(score.faceless)}** "
+        f"without ({score.accuracy_counting_faceless:.1%} counting those as wrong); "
+        f"**{score.unlabelled}** outside any emotion folder."
+    )
+    matrix_col, classes_col = st.columns([5, 3])
+    with matrix_col:
+        st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
+        frame = confusion_frame(score.metrics.confusion)
+        styled = frame.style.apply(lambda f: charts.confusion_styles(f, normalise_rows(score.metrics.confusion)),
+                                   axis=None)
+        event = st.dataframe(styled, key="yours_cell", on_select="rerun", selection_mode="single-cell",
+                             width="content")
+    with classes_col:
+        st.markdown("**Per class**")
+        st.dataframe(per_class_table(score.metrics), key="yours_classes", column_config=CLASS_COLUMNS)
+    st.download_button("Results as CSV (one row per photo)", photo_table(analysed).to_csv(index=False),
+                       "photo_scores.csv", "text/csv", key="yours_download", on_click="ignore")
+    if score.faceless:
+        count = len(score.faceless)
+        with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} without a face"):
+            st.markdown("\n".join(f"- `{name}`" for name in score.faceless))
+    cell = selected_cell(event.selection.cells)
+    if cell is None:
+        st.info("Click a cell of the confusion matrix to see its photos, most confident first.",
+                icon=":material/touch_app:")
+        return
+    true, pred = cell
+    members = cell_photos(analysed, true, pred)
+    if st.session_state.get("yours_last_cell") != (true, pred):
+        st.session_state["yours_last_cell"] = (true, pred)
+        widgets.reset_pager("yours_page")
+    st.subheader(f"Folder {EMOTIONS[true]}, predicted {EMOTIONS[pred]}: {len(members)} photos", divider="gray")
+    if not members:
+        st.info("No photo in this cell.")
+        return
+    page = widgets.pager(len(members), FACES_PER_PAGE, "yours_page")
+    shown = members[page.start:page.stop]
+    st.caption(f"Photos {page.start + 1}–{page.stop} of {page.total}, most confident first: the face and "
+               "its surroundings.")
+    widgets.face_grid([p.crop for p in shown],
+                      [f"{p.name} · {EMOTIONS[true]} → {EMOTIONS[pred]} {p.score:.0%}" for p in shown], width=140)
+
+
+widgets.run_page(render)
