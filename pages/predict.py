@@ -49,9 +49,12 @@ def render() -> None:
             continue
         if not result.faces:
             searched = ", upright or turned" if pipeline.turn_search else ""
+            others = ("BlazeFace alone takes the faces it is less sure of (HOG's second look asks more of it), "
+                      "and the CNN finds turned and partly covered faces" if opts.detector == "hog"
+                      else "the CNN finds turned and partly covered faces")
             st.warning(
                 f"**{photo.name}**: no face found{searched}. Try a photo where faces are at least about 40 "
-                "pixels wide, or another detector: the CNN finds turned and partly covered faces.",
+                f"pixels wide, or another detector: {others}.",
                 icon=":material/face_retouching_off:",
             )
             continue
