@@ -96,3 +96,16 @@ def test_an_archive_is_scored_and_its_cells_browsed(app_env):
     assert scores == sorted(scores, reverse=True)
     # The click reused the analysis kept in memory rather than analysing the archive again.
     assert at.session_state["yours_photos"] is analysed
+
+
+def test_archives_without_photos_or_broken_get_a_message(app_env):
+    at = open_page("pages/your_photos.py")
+    at.file_uploader(key="yours_upload").set_value([("notes.zip", archive({"a/readme.txt": b"x"}), "application/zip")])
+    at.run()
+    assert not at.exception
+    assert any("notes.zip" in w and "holds no photos" in w for w in texts(at.warning))
+    at.file_uploader(key="yours_upload").set_value([("cut.zip", archive({"happy/a.jpg": b"x" * 100})[:60],
+                                                     "application/zip")])
+    at.run()
+    assert not at.exception
+    assert any("cut.zip" in e and "not a ZIP archive" in e for e in texts(at.error))
