@@ -79,6 +79,15 @@ def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def summary_rows(named_results: Sequence[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """One short row per face of several photos: photo, face number, label, score, detector."""
+    return [
+        {"photo": name, "face": i, "label": face.label, "score": float(face.score), "detector": face.detector}
+        for name, result in named_results
+        for i, face in enumerate(result.faces, start=1)
+    ]
+
+
 def context_crop(rgb_image: np.ndarray, box: Sequence[int], scale: float = 1.0, margin: float = 0.5) -> np.ndarray:
     """The part of a photo around a face box, enlarged by ``margin`` of the box on each side.
 

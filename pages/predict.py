@@ -5,7 +5,7 @@ import logging
 import streamlit as st
 
 from fer.image_io import ImageDecodeError
-from fer.photo_report import results_csv, results_json
+from fer.photo_report import results_csv, results_json, summary_rows
 from fer_app import predict_view, resources, widgets
 
 
@@ -61,6 +61,12 @@ def render() -> None:
         analysed.append((photo.name, result))
         predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"))
 
+    if len(analysed) > 1:
+        faces = sum(len(result.faces) for _, result in analysed)
+        st.subheader(f"All {len(analysed)} photos: {faces} faces", divider="gray")
+        st.dataframe(summary_rows(analysed), hide_index=True,
+                     column_config={"score": st.column_config.ProgressColumn(format="percent", min_value=0.0,
+                                                                              max_value=1.0)})
     if analysed:
         st.subheader("Download the results", divider="gray")
         left, right = st.columns(2)

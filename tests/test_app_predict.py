@@ -9,6 +9,8 @@ from app_support import APP, PHOTOS_DIR, TIMEOUT, shared_model_folder, texts, us
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from fer.labels import EMOTIONS
+
 PHOTO = PHOTOS_DIR / "deepface_img24.jpg"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
@@ -113,6 +115,22 @@ def test_several_uploads_and_friendly_errors(app_env):
     assert any("card.heic" in w and "no face found" in w for w in texts(at.warning))
     assert any("cut.heic" in e and "HEIC" in e for e in errors)
     assert not any("Traceback" in m for m in errors)
+
+
+def test_several_photos_get_a_summary_table(app_env):
+    at = start()
+    if not PHOTO.is_file():
+        pytest.skip("no sample photos in this checkout")
+    group = PHOTOS_DIR / "fr_two_people.jpg"
+    at.file_uploader(key="predict_uploads").set_value([
+        ("me.jpg", PHOTO.read_bytes(), "image/jpeg"), ("us.jpg", group.read_bytes(), "image/jpeg"),
+    ])
+    at.run()
+    assert not at.exception
+    assert "All 2 photos: 3 faces" in texts(at.subheader)
+    (table,) = [d.value for d in at.dataframe if "photo" in d.value.columns]
+    assert table["photo"].tolist() == ["me.jpg", "us.jpg", "us.jpg"] and table["face"].tolist() == [1, 1, 2]
+    assert set(table["label"]) <= set(EMOTIONS) and table["score"].between(0, 1).all()
 
 
 def test_sample_photo(app_env):
