@@ -56,7 +56,8 @@ def zip_label(name: str, archive: str = "") -> int | None:
     """The class of a photo at ``name`` (``happy/a.jpg``) inside a ZIP archive named ``archive``,
     whose stem counts as the outermost folder (``happy.zip``).
     """
-    return label_of_folders([PurePosixPath(archive).stem, *PurePosixPath(name).parent.parts])
+    # Some Windows tools store "happy\\a.jpg": a backslash separates folders too.
+    return label_of_folders([PurePosixPath(archive).stem, *PurePosixPath(name.replace("\\", "/")).parent.parts])
 
 
 class ZipPhotosError(ValueError):
@@ -85,7 +86,7 @@ def photos_in_zip(
     with archive:
         entries = []
         for info in archive.infolist():
-            path = PurePosixPath(info.filename)
+            path = PurePosixPath(info.filename.replace("\\", "/"))
             hidden = any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
             if info.is_dir() or hidden or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer.folder_labels import FOLDER_NAMES, folder_label, format_score, largest_face, score_photos
+from fer.folder_labels import FOLDER_NAMES, folder_label, format_score, largest_face, score_photos, zip_label
 from fer.labels import EMOTIONS
 from fer.paths import PHOTOS_DIR
 from fer.photos import labelled_photos
@@ -27,6 +27,8 @@ def test_the_nearest_emotion_folder_labels_a_photo(tmp_path):
     assert folder_label(root / "e.jpg", root) is None
     assert folder_label(tmp_path / "fear" / "f.jpg", tmp_path / "fear") == EMOTIONS.index("fear"), "the root counts"
     assert all(0 <= code < len(EMOTIONS) for code in FOLDER_NAMES.values())
+    assert zip_label("set/happy/a.jpg") == zip_label("set\\happy\\a.jpg") == EMOTIONS.index("happy")
+    assert zip_label("a.jpg", "Surprised.zip") == EMOTIONS.index("surprise") and zip_label("a.jpg", "x.zip") is None
 
 
 def test_score_uses_the_largest_face_and_counts_faceless_photos_apart(tmp_path):
