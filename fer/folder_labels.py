@@ -1,4 +1,5 @@
-"""Photos labelled by their folders, scored end to end: ``python -m fer.predict -r DIR --folder-labels``.
+"""Photos labelled by their folders, scored end to end: ``python -m fer.predict -r DIR --folder-labels``
+and the app's Your photos page (a ZIP archive of such folders, read in memory).
 
 Expression datasets of whole photos (CK+, JAFFE, KDEF, RAF-DB, one's own) are often laid out as
 one folder per emotion: ``DIR/happy/a.jpg``, ``DIR/s01/sad/b.png``. Each photo's label is the
@@ -26,11 +27,15 @@ from fer.metrics import Metrics, confusion_matrix, format_confusion
 # What the app reads from one uploaded archive (it is kept in memory, never written to disk).
 MAX_ZIP_PHOTOS: int = 1000
 MAX_ZIP_BYTES: int = 1_000_000_000
+# Folder names datasets use besides FER2013's own (lower case) -> the FER2013 emotion.
+_VARIANTS: dict[str, str] = {
+    "anger": "angry", "disgusted": "disgust", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise", "neutrality": "neutral",
+}
 # Folder names (lower case) -> FER2013 class code.
 FOLDER_NAMES: dict[str, int] = {
     **{name: code for code, name in enumerate(EMOTIONS)},
-    "anger": 0, "disgusted": 1, "fearful": 2, "afraid": 2, "scared": 2, "happiness": 3, "joy": 3,
-    "sadness": 4, "surprised": 5, "neutrality": 6,
+    **{variant: EMOTIONS.index(name) for variant, name in _VARIANTS.items()},
 }
 
 
