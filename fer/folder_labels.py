@@ -236,6 +236,8 @@ def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str =
             result = pipeline.analyze_bytes(data, tta=tta)
         except ImageDecodeError as err:
             analysed.append(AnalysedPhoto(name, label, (), error=str(err)))
+        except Exception as err:  # noqa: BLE001 - one bad photo must not cost the archive's others
+            analysed.append(AnalysedPhoto(name, label, (), error=f"analysis failed ({type(err).__name__}: {err})"))
         else:
             faces = tuple(face.to_dict() for face in result.faces)
             big = max(result.faces, key=lambda f: f.box[2] * f.box[3], default=None)

@@ -37,6 +37,9 @@ def render() -> None:
     tta = right.toggle("Flip TTA", value=True, key="yours_tta",
                        help="Average each face with its mirror image, as the Predict page does by default.")
     if upload is None:
+        # The archive was removed: so are its faces, from this session's memory.
+        st.session_state.pop("yours_photos", None)
+        st.session_state.pop("yours_key", None)
         st.info("Upload a ZIP archive of photos in emotion folders.", icon=":material/folder_zip:")
         return
     try:
