@@ -15,8 +15,8 @@ from fer.folder_labels import (
 )
 from fer.labels import EMOTIONS
 from fer_app import charts, resources, widgets
+from fer_app.explorer_view import FACES_PER_PAGE
 
-FACES_PER_PAGE = 24
 CLASS_COLUMNS = {"precision": widgets.percent_column(), "recall": widgets.percent_column(),
                  "f1": st.column_config.NumberColumn(format="%.3f")}
 
