@@ -93,7 +93,10 @@ def report(archive: str, analysed, score) -> None:
                              width="content")
     with classes_col:
         st.markdown("**Per class**")
-        st.dataframe(per_class_table(score.metrics), key="yours_classes", column_config=CLASS_COLUMNS)
+        table = per_class_table(score.metrics)
+        # Only the classes the archive has or the model named: most archives hold a few emotions.
+        present = (table["support"] > 0).to_numpy() | (score.metrics.confusion.sum(axis=0) > 0)
+        st.dataframe(table[present], key="yours_classes", column_config=CLASS_COLUMNS)
     st.download_button("Results as CSV (one row per photo)", photo_table(analysed).to_csv(index=False),
                        "photo_scores.csv", "text/csv", key="yours_download", on_click="ignore")
     if score.faceless:

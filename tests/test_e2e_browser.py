@@ -7,6 +7,7 @@ Measures (and prints, and writes to ``test-results/e2e_timings.json``):
 - a click on a confusion-matrix cell to its face grid (bar: 1 s),
 - the Predict page's occlusion map switched on after an upload (recorded, no bar),
 - a generated 4 s MP4 uploaded on the Video page to its timelines (recorded, no bar),
+- a ZIP of the labelled sample photos uploaded on the Your photos page to its matrix (recorded, no bar),
 - a lasso drawn on the Map page to the selected faces' grid (recorded, no bar; needs a map of
   the model, ``python -m fer.embedding build``, else the test checks the page's build hint),
 
@@ -193,6 +194,7 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
 
 PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
                "Label issues": "Label issues", "Compare": "Compare two models",
+               "Your photos": "Score the model on your own photos",
                "Map": "The test faces as the model sees them", "Video": "Expressions over time in a video"}
 
 
@@ -428,6 +430,31 @@ def test_video_upload_to_timelines(server, page, tmp_path):
     _wait_idle(page)
     _assert_no_exception(page)
     _screenshot(page, "video", height=1600)
+
+
+def test_your_photos_archive_to_matrix(server, page, tmp_path):
+    import zipfile
+
+    from fer.photos import labelled_photos
+
+    if not PHOTOS_DIR.is_dir():
+        pytest.skip("sample photos not available")
+    photos = labelled_photos(PHOTOS_DIR)
+    archive = tmp_path / "labelled.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, label, _ in photos:
+            zipped.write(PHOTOS_DIR / name, f"set/{label}/{name}")
+    _open_page(page, "Your photos")
+    start = time.perf_counter()
+    page.locator("input[type=file]").first.set_input_files(str(archive))
+    page.get_by_text(re.compile(rf"{len(photos)} labelled photos: {len(photos)} with a face")).first.wait_for(
+        timeout=120_000)
+    page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first.wait_for(state="visible")
+    TIMINGS["your_photos_archive_to_matrix_s"] = round(time.perf_counter() - start, 3)
+    TIMINGS["your_photos_archive"] = f"{len(photos)} labelled sample photos"
+    _wait_idle(page)
+    _assert_no_exception(page)
+    _screenshot(page, "your_photos")
 
 
 def test_map_lasso_to_faces(server, page):
