@@ -49,12 +49,16 @@ def label_of_folders(folders: Sequence[str]) -> int | None:
 
 
 def folder_label(path: Path, root: Path) -> int | None:
-    """The class named by the nearest folder above ``path``, up to ``root`` itself.
+    """The class named by the nearest folder above ``path``, up to ``root`` itself (a folder, or
+    a ZIP archive whose stem counts as the folder's name).
 
     Returns:
         The class code, or ``None`` when no folder on the way names an emotion.
     """
-    return label_of_folders([Path(root).resolve().name, *Path(path).relative_to(root).parent.parts])
+    root = Path(root)
+    # A ZIP archive stands for its folder: "happy.zip" names happy.
+    name = root.resolve().stem if root.suffix.lower() == ".zip" and not root.is_dir() else root.resolve().name
+    return label_of_folders([name, *Path(path).relative_to(root).parent.parts])
 
 
 def zip_label(name: str, archive: str = "") -> int | None:

@@ -1,6 +1,7 @@
 """Classify the expressions of every face in photos: ``python -m fer.predict PATH...``.
 
-Each PATH is a photo or a folder of photos (``-r`` takes its subfolders too). For every photo
+Each PATH is a photo, a folder of photos (``-r`` takes its subfolders too) or a ZIP archive of
+photos (read in memory, all its folders). For every photo
 it prints the faces found (box, label, score), or with ``--json`` one JSON object per line::
 
     {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "detector": "hog", "label": "happy",
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m fer.predict",
         description="Find faces in photos and classify their expressions (FER2013 classes).",
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="photos or folders of photos")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="photos, folders of photos, or ZIP archives of photos")
     parser.add_argument("-r", "--recursive", action="store_true",
                         help="folders give the photos of their subfolders too (hidden ones skipped, "
                              "symbolic links to folders not followed); --annotate mirrors the subfolders")
@@ -103,37 +105,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[tuple[Path, Path | None]]:
-    """Yields ``(file, folder it came from or None)``; folders give their images, sorted.
+@dataclass(frozen=True)
+class Input:
+    """One photo to analyse: its path (inside its archive for a ZIP's), the folder or archive it
+    came from (``None`` for a photo named on its own), its bytes when they come from an archive,
+    or why the archive could not be read.
+    """
+
+    path: Path
+    folder: Path | None = None
+    data: bytes | None = None
+    error: str | None = None
+
+
+def is_archive(path: Path) -> bool:
+    """Whether a path names a ZIP archive of photos (by its suffix)."""
+    return path.suffix.lower() == ".zip" and not path.is_dir()
+
+
+def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[Input]:
+    """Yields the photos to analyse; folders and ZIP archives give their images, sorted.
 
     A folder gives the files with an image suffix (with ``recursive``, those of its subfolders
-    too, skipping hidden files and folders such as ``.git``); a file named on its own is tried
+    too, skipping hidden files and folders such as ``.git``); a ZIP archive all of its photos,
+    read in memory (``fer.folder_labels.photos_in_zip``); a file named on its own is tried
     whatever its suffix, since the format is read from the bytes.
     """
+    from fer.folder_labels import ZipPhotosError, photos_in_zip
+
     for path in paths:
+        if is_archive(path):
+            try:
+                photos = photos_in_zip(path.read_bytes())
+            except (ZipPhotosError, OSError) as err:
+                yield Input(path, error=f"cannot read the archive: {_describe(err, path)}")
+                continue
+            for name, data in photos:
+                yield Input(path / name.replace("\\", "/"), path, data)
+            continue
         if not path.is_dir():
-            yield path, None
+            yield Input(path)
             continue
         children = path.rglob("*") if recursive else path.iterdir()
         for child in sorted(children):
             hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
             if not hidden and child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
-                yield child, path
+                yield Input(child, path)
 
 
 def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = None,
-                 taken: set[Path] | None = None, explain: bool = False) -> PhotoOutcome:
+                 taken: set[Path] | None = None, explain: bool = False, data: bytes | None = None) -> PhotoOutcome:
     """Runs the pipeline on one file; unreadable files become an outcome with an error.
 
     With ``annotate_dir`` the annotated photo is written there, and with ``explain`` each face's
-    occlusion map beside it.
+    occlusion map beside it. ``data`` gives the photo's bytes when they do not come from ``path``
+    (a photo inside a ZIP archive).
     """
     from fer.image_io import ImageDecodeError
 
     # The CLI never overrides the pipeline's TTA, so its temperature is fixed too.
     outcome = partial(PhotoOutcome, path, tta=pipeline.tta, temperature=pipeline.temperatures[pipeline.tta])
     try:
-        result = pipeline.analyze_path(path)
+        result = pipeline.analyze_path(path) if data is None else pipeline.analyze_bytes(data)
     except (ImageDecodeError, OSError) as err:
         return outcome((), error=_describe(err, path))
     except Exception as err:  # noqa: BLE001 - one bad photo must not stop the others
@@ -221,9 +254,15 @@ def format_outcome(outcome: PhotoOutcome) -> str:
     return "\n".join(lines)
 
 
+def _source_name(folder: Path) -> str:
+    """A folder's name, or an archive's without its ``.zip``."""
+    resolved = folder.resolve()
+    return resolved.stem if is_archive(folder) else resolved.name
+
+
 def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
-    """Where a folder's CSV goes when ``--csv`` is not given."""
-    name = f"{folder.resolve().name or 'photos'}_faces.csv"
+    """Where a folder's (or an archive's) CSV goes when ``--csv`` is not given."""
+    name = f"{_source_name(folder) or 'photos'}_faces.csv"
     return (annotate_dir / name) if annotate_dir is not None else Path.cwd() / name
 
 
@@ -264,27 +303,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     by_folder: dict[Path, list[PhotoOutcome]] = {}
     taken_names: set[Path] = set()
-    for path, folder in expand_inputs(args.paths, args.recursive):
+    for item in expand_inputs(args.paths, args.recursive):
+        path, folder = item.path, item.folder
         annotate = args.annotate
         if annotate is not None and folder is not None:
-            annotate = annotate / path.parent.relative_to(folder)  # "." unless recursive
-        outcome = analyze_file(pipeline, path, annotate, taken_names, explain=args.explain)
+            annotate = annotate / path.parent.relative_to(folder)  # "." unless recursive or an archive
+        if item.error is not None:
+            outcome = PhotoOutcome(path, (), error=item.error)
+        else:
+            outcome = analyze_file(pipeline, path, annotate, taken_names, explain=args.explain, data=item.data)
         failed += outcome.error is not None
         if folder is not None:
             by_folder.setdefault(folder, []).append(outcome)
         print(outcome.to_json() if args.json else format_outcome(outcome), flush=True)
     for path in args.paths:
-        if path.is_dir() and path not in by_folder:
+        if (path.is_dir() or is_archive(path)) and path not in by_folder and path.exists():
             print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files"
-                  f"{'' if args.recursive else '; -r takes subfolders too'})", file=sys.stderr)
-    if args.folder_labels and not any(path.is_dir() for path in args.paths):
-        print("--folder-labels scores folders of photos; no folder was given", file=sys.stderr)
+                  f"{'' if args.recursive or is_archive(path) else '; -r takes subfolders too'})", file=sys.stderr)
+    if args.folder_labels and not any(path.is_dir() or is_archive(path) for path in args.paths):
+        print("--folder-labels scores folders or ZIP archives of photos; none was given", file=sys.stderr)
     folders = list(by_folder.items())
     for folder, outcomes in folders:
         target = args.csv if args.csv is not None else default_csv_path(folder, args.annotate)
         if args.csv is not None and len(folders) > 1:
             # Several folders and one --csv: one file each, named after the folder.
-            target = args.csv.with_name(f"{args.csv.stem}_{folder.resolve().name}{args.csv.suffix}")
+            target = args.csv.with_name(f"{args.csv.stem}_{_source_name(folder)}{args.csv.suffix}")
         rows = write_csv(target, outcomes)
         print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
         if args.folder_labels:

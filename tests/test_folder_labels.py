@@ -78,3 +78,30 @@ def test_cli_scores_the_labelled_sample_photos_from_their_folders(tmp_path, caps
     right, total = (int(v) for v in out.split("accuracy ")[1].split("(")[1].split(")")[0].split("/"))
     assert total == count and right >= count - 1, out  # `photo_labels.py --tta`: all right for fer_best
     assert f"no face: {Path(root / 'happy' / 'broken.jpg')}" in out
+
+
+
+@pytest.mark.skipif(not PHOTOS_DIR.is_dir() or not default_model_path().is_file(),
+                    reason="needs the sample photos and a released model")
+def test_cli_scores_a_zip_archive_read_in_memory(tmp_path, capsys):
+    import zipfile
+
+    from fer.predict import main
+
+    photos = labelled_photos(PHOTOS_DIR)
+    archive = tmp_path / "labelled.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, label, _ in photos:
+            zipped.write(PHOTOS_DIR / name, f"set\\{label}\\{name}")  # as some Windows tools store them
+        zipped.writestr("__MACOSX/set/._x.jpg", b"resource fork")
+    out_dir = tmp_path / "out"
+    assert main([str(archive), "--folder-labels", "--tta", "--annotate", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    count = len(photos)
+    assert f"{count} labelled photos, {count} with a face, 0 without, 0 unlabelled" in captured.out
+    assert (out_dir / "labelled_faces.csv").is_file() and str(out_dir / "labelled_faces.csv") in captured.err
+    name, label, _ = photos[0]
+    assert (out_dir / "set" / label / f"{Path(name).stem}_annotated.jpg").is_file(), "the archive's folders mirrored"
+    (tmp_path / "cut.zip").write_bytes(archive.read_bytes()[:100])
+    assert main([str(tmp_path / "cut.zip"), "--folder-labels"]) == 1
+    assert "cannot read the archive: the file is not a ZIP archive" in capsys.readouterr().out
