@@ -250,6 +250,28 @@ def cell_members(
     return members[np.lexsort((rows, -confidence, primary))]
 
 
+def cell_table(view: SplitView, members: np.ndarray, crowd_shares: np.ndarray | None = None,
+               yaws: np.ndarray | None = None) -> pd.DataFrame:
+    """The faces of a cell (``members``, in their order) as a table to export: FER2013 row,
+    reference and predicted labels, confidence, the seven probabilities, and where known the
+    share of the FER+ crowd that chose the predicted label and the head's yaw in degrees.
+    """
+    rows, predicted = view.rows[members], view.predicted[members]
+    table = pd.DataFrame({
+        "row": rows,
+        "reference": [label_name(v) for v in view.reference[members]],
+        "predicted": [label_name(v) for v in predicted],
+        "confidence": view.confidence[members].round(6),
+    })
+    for j, column in enumerate(PROB_COLUMNS):
+        table[column] = view.probabilities[members, j].round(6)
+    if crowd_shares is not None:
+        table["ferplus_share_predicted"] = crowd_shares[rows, predicted].round(4)
+    if yaws is not None:
+        table["yaw"] = yaws[rows].round(1)
+    return table
+
+
 @dataclass(frozen=True)
 class PageSlice:
     """One page of a long list: items ``start:stop`` of ``total``, page ``page`` of ``pages``."""

@@ -8,6 +8,7 @@ from fer.explorer import (
     PAPER_ACCURACY,
     REFERENCES,
     cell_members,
+    cell_table,
     confusion_frame,
     label_name,
     normalise_rows,
@@ -144,6 +145,9 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     if st.session_state.get("errors_last_cell") != state:
         st.session_state["errors_last_cell"] = state
         widgets.reset_pager("errors_page")
+    st.download_button(f"This cell's {len(members)} faces as CSV", cell_table(view, members, shares, yaws).to_csv(
+        index=False), f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
+        on_click="ignore")
     page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
     shown = members[page.start:page.stop]
     rows = view.rows[shown]

@@ -77,6 +77,7 @@ def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
     confidences = [int(c.split("→ sad ")[1].split("%")[0]) for c in grid.captions]
     assert confidences == sorted(confidences, reverse=True)
     assert all("FER+" in c for c in grid.captions)
+    assert f"This cell's {len(members)} faces as CSV" in [b.label for b in at.get("download_button")]
 
 
 def test_cell_faces_in_another_order(app_env, predictions):

@@ -15,6 +15,7 @@ from fer.explorer import (
     PAPER_ACCURACY,
     browse_indices,
     cell_members,
+    cell_table,
     confusion_frame,
     current_annotation_map,
     describe_annotation,
@@ -141,6 +142,10 @@ def test_cell_members_in_every_order():
     assert rows["crowd"] == [30, 50, 20, 40, 10]
     # Either way: -40 before +25; no pose last.
     assert rows["turned"] == [50, 10, 30, 40, 20]
+    table = cell_table(view, cell_members(view, 3, 4, "crowd", shares, yaws), shares, yaws)
+    assert table["row"].tolist() == rows["crowd"] and set(table["reference"]) == {"happy"}
+    assert table["ferplus_share_predicted"].tolist()[:2] == [0.6, 0.6] and table["yaw"].tolist()[:2] == [12.0, -40.0]
+    assert list(table.columns[:4]) == ["row", "reference", "predicted", "confidence"] and "p_sad" in table
     with pytest.raises(ValueError, match="needs its table"):
         cell_members(view, 3, 4, "crowd")
     with pytest.raises(ValueError, match="unknown order"):
