@@ -39,6 +39,11 @@ FOLDER_NAMES: dict[str, int] = {
 }
 
 
+def is_archive(path: Path) -> bool:
+    """Whether a path names a ZIP archive of photos (by its suffix), which stands for a folder."""
+    return Path(path).suffix.lower() == ".zip" and not Path(path).is_dir()
+
+
 def label_of_folders(folders: Sequence[str]) -> int | None:
     """The class named by the last of ``folders`` (outermost first) that names an emotion."""
     for name in reversed(folders):
@@ -57,7 +62,7 @@ def folder_label(path: Path, root: Path) -> int | None:
     """
     root = Path(root)
     # A ZIP archive stands for its folder: "happy.zip" names happy.
-    name = root.resolve().stem if root.suffix.lower() == ".zip" and not root.is_dir() else root.resolve().name
+    name = root.resolve().stem if is_archive(root) else root.resolve().name
     return label_of_folders([name, *Path(path).relative_to(root).parent.parts])
 
 
@@ -244,7 +249,8 @@ def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str =
             analysed.append(AnalysedPhoto(name, label, (), error=f"analysis failed ({type(err).__name__}: {err})"))
         else:
             faces = tuple(face.to_dict() for face in result.faces)
-            big = max(result.faces, key=lambda f: f.box[2] * f.box[3], default=None)
+            largest = largest_face(faces)
+            big = None if largest is None else result.faces[faces.index(largest)]
             if big is None:
                 analysed.append(AnalysedPhoto(name, label, faces))
             else:

@@ -78,6 +78,11 @@ _FORMAT_NAMES: dict[str, str] = {
 }
 
 
+def _display_name(pil_format: str) -> str:
+    """A PIL format name as people know it (``HEIF`` as ``HEIC/HEIF``)."""
+    return _FORMAT_NAMES.get(pil_format, pil_format)
+
+
 class ImageDecodeError(ValueError):
     """The bytes cannot be turned into a usable photo; the message says why, for a person."""
 
@@ -155,7 +160,7 @@ def _other_pil_format(data: bytes) -> str | None:
             continue
         try:
             if accept(head):
-                return _FORMAT_NAMES.get(name, name)
+                return _display_name(name)
         except Exception:  # noqa: BLE001 -- a plugin's check failing only means "not this format"
             continue
     return None
@@ -199,7 +204,7 @@ def _open(data: bytes) -> Image.Image:
         raise UnsupportedFormatError(f"{unsupported} files are not supported; please use {_SUPPORTED_NAMES}")
     started_as = sniff_format(data)
     if started_as:
-        name = _FORMAT_NAMES.get(started_as, started_as)
+        name = _display_name(started_as)
         raise TruncatedImageError(f"the file starts like {_article(name)} {name} image but is cut short or damaged")
     # Last, the formats with no signature (TGA), whose readers also claim other formats' files:
     # an uncompressed TGA starts like a CUR cursor, and TGA's reader takes ICO icons. Where
@@ -344,7 +349,7 @@ def decode_image(data: bytes, *, min_pixels: int | None = None, max_pixels: int 
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(f"the image is too large to process safely ({err})") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as err:
-        name = _FORMAT_NAMES.get(str(image.format), str(image.format))
+        name = _display_name(str(image.format))
         raise TruncatedImageError(f"the {name} image is cut short or damaged ({err})") from None
     scale = image.size[0] / full_width
     fmt = str(image.format)

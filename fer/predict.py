@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS, turn_text
-from fer.folder_labels import format_score, score_photos
+from fer.folder_labels import format_score, is_archive, score_photos
 from fer.image_io import IMAGE_SUFFIXES
 from fer.photo_report import FACE_FIELDS, face_rows
 from fer.pose import angles_text
@@ -116,11 +116,6 @@ class Input:
     folder: Path | None = None
     data: bytes | None = None
     error: str | None = None
-
-
-def is_archive(path: Path) -> bool:
-    """Whether a path names a ZIP archive of photos (by its suffix)."""
-    return path.suffix.lower() == ".zip" and not path.is_dir()
 
 
 def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[Input]:

@@ -17,9 +17,9 @@ from typing import TypeVar
 import numpy as np
 import streamlit as st
 
-from fer.explorer import EMOTION_COLORS, PageSlice, describe_annotation, paginate
+from fer.explorer import EMOTION_COLORS, PageSlice, confusion_frame, describe_annotation, normalise_rows, paginate
 from fer.labels import EMOTIONS
-from fer_app import resources
+from fer_app import charts, resources
 
 MODEL_KEY = "app_model"
 ANNOTATOR_KEY = "app_annotator"
@@ -120,6 +120,21 @@ def percent_column(label: str | None = None):
     """A column of fractions shown as percentages with one decimal (0.6961 as 69.6%)."""
     # Streamlit's "percent" format shows (decimals of step - 2) decimals.
     return st.column_config.NumberColumn(label, format="percent", step=0.001)
+
+
+# The per-class table's formats (``fer.explorer.per_class_table``): column formats, not a pandas
+# Styler, which costs ~16 ms to send on every rerun.
+PER_CLASS_COLUMNS = {"precision": percent_column(), "recall": percent_column(),
+                     "f1": st.column_config.NumberColumn(format="%.3f")}
+
+
+def confusion_table(cm: np.ndarray, key: str, normalise: bool = False, **options):
+    """A confusion matrix (rows true) whose one cell can be clicked, each cell coloured by its
+    share of its row; ``options`` go to ``st.dataframe``. Returns the selection event.
+    """
+    styled = confusion_frame(cm, normalise).style.apply(
+        lambda f: charts.confusion_styles(f, normalise_rows(cm)), axis=None).format("{:.1%}" if normalise else "{:d}")
+    return st.dataframe(styled, key=key, on_select="rerun", selection_mode="single-cell", width="content", **options)
 
 
 def sidebar_status(container) -> None:

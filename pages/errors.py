@@ -9,9 +9,7 @@ from fer.explorer import (
     REFERENCES,
     cell_members,
     cell_table,
-    confusion_frame,
     label_name,
-    normalise_rows,
     per_class_table,
     selected_cell,
 )
@@ -44,9 +42,6 @@ from fer_app.explorer_view import (
 CELL_WIDTH, CELL_HEIGHT, INDEX_WIDTH = 64, 36, 90
 MATRIX_COLUMNS = {"_index": st.column_config.Column(width=INDEX_WIDTH),
                   **{e: st.column_config.Column(width=CELL_WIDTH) for e in EMOTIONS}}
-# Column formats, not a pandas Styler: a Styler costs ~16 ms to send on every rerun.
-CLASS_COLUMNS = {"precision": widgets.percent_column(), "recall": widgets.percent_column(),
-                 "f1": st.column_config.NumberColumn(format="%.3f")}
 
 
 def render() -> None:
@@ -119,14 +114,11 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     matrix_col, classes_col = st.columns([5, 3])
     with matrix_col:
         st.markdown("**Confusion matrix** (rows: reference label, columns: predicted). Click a cell to see its faces.")
-        frame = confusion_frame(view.metrics.confusion, normalise)
-        styled = frame.style.apply(lambda f: charts.confusion_styles(f, normalise_rows(view.metrics.confusion)),
-                                   axis=None).format("{:.1%}" if normalise else "{:d}")
-        event = st.dataframe(styled, key="errors_cell", on_select="rerun", selection_mode="single-cell",
-                             width="content", row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS)
+        event = widgets.confusion_table(view.metrics.confusion, "errors_cell", normalise,
+                                        row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS)
     with classes_col:
         st.markdown("**Per class** (recall is the per-class accuracy)")
-        st.dataframe(per_class_table(view.metrics), key="errors_classes", column_config=CLASS_COLUMNS)
+        st.dataframe(per_class_table(view.metrics), key="errors_classes", column_config=widgets.PER_CLASS_COLUMNS)
 
     cell = selected_cell(event.selection.cells)
     if cell is None:

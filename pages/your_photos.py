@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from fer.explorer import confusion_frame, normalise_rows, per_class_table, selected_cell
+from fer.explorer import per_class_table, selected_cell
 from fer.folder_labels import (
     MAX_ZIP_PHOTOS,
     ZipPhotosError,
@@ -14,11 +14,8 @@ from fer.folder_labels import (
     score_labelled,
 )
 from fer.labels import EMOTIONS
-from fer_app import charts, resources, widgets
+from fer_app import resources, widgets
 from fer_app.explorer_view import FACES_PER_PAGE
-
-CLASS_COLUMNS = {"precision": widgets.percent_column(), "recall": widgets.percent_column(),
-                 "f1": st.column_config.NumberColumn(format="%.3f")}
 
 
 def render() -> None:
@@ -47,7 +44,7 @@ def render() -> None:
     except (FileNotFoundError, ValueError, OSError) as err:
         st.error(f"The model `{model.path.name}` cannot be used: {err}")
         return
-    key = (upload.file_id, str(model.path), tta)
+    key = (upload.file_id, resources.pipeline_key(model, "hog"), tta)
     if st.session_state.get("yours_key") != key:
         try:
             photos = photos_in_zip(upload.getvalue())
@@ -86,17 +83,13 @@ def report(archive: str, analysed, score) -> None:
     matrix_col, classes_col = st.columns([5, 3])
     with matrix_col:
         st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
-        frame = confusion_frame(score.metrics.confusion)
-        styled = frame.style.apply(lambda f: charts.confusion_styles(f, normalise_rows(score.metrics.confusion)),
-                                   axis=None)
-        event = st.dataframe(styled, key="yours_cell", on_select="rerun", selection_mode="single-cell",
-                             width="content")
+        event = widgets.confusion_table(score.metrics.confusion, "yours_cell")
     with classes_col:
         st.markdown("**Per class**")
         table = per_class_table(score.metrics)
         # Only the classes the archive has or the model named: most archives hold a few emotions.
         present = (table["support"] > 0).to_numpy() | (score.metrics.confusion.sum(axis=0) > 0)
-        st.dataframe(table[present], key="yours_classes", column_config=CLASS_COLUMNS)
+        st.dataframe(table[present], key="yours_classes", column_config=widgets.PER_CLASS_COLUMNS)
     st.download_button("Results as CSV (one row per photo)", photo_table(analysed).to_csv(index=False),
                        "photo_scores.csv", "text/csv", key="yours_download", on_click="ignore")
     if score.faceless:
