@@ -20,6 +20,7 @@ import numpy as np
 from fer.calibration import apply_temperature, card_temperature
 from fer.detect import (
     BLAZE_PADDINGS,
+    BLAZE_TILE_GRID,
     BLAZE_UPRIGHT_ROLL,
     DETECT_FINEST_PIXELS,
     DETECT_MAX_PIXELS,
@@ -31,6 +32,7 @@ from fer.detect import (
     clip_box,
     detect_faces,
     make_detector,
+    needs_tiles,
     reading_order,
     search_turned,
     settled,
@@ -478,7 +480,11 @@ class FerPipeline:
             # In colour, in ``gray``'s pixels. The padded view is for a face filling the photo: with
             # faces found, one that big would be among them.
             paddings = BLAZE_PADDINGS[:1] if detections else BLAZE_PADDINGS
-            extra = blaze_second_look(self.second_look, decoded.rgb, detections, paddings)
+            # Tiles for faces too small for the whole look, where the faces found are small or
+            # none were: not in a video frame's quick search (thorough is False there).
+            small = thorough and needs_tiles([d.box for d in detections], *gray.shape[::-1])
+            extra = blaze_second_look(self.second_look, decoded.rgb, detections, paddings,
+                                      tiles=BLAZE_TILE_GRID if small else 0)
             if extra:
                 detections, sources = _in_reading_order(detections + extra, sources + ["blaze"] * len(extra))
         timings["detect"] = (time.perf_counter() - tick) * 1000

@@ -24,6 +24,7 @@ from PIL import Image
 from fer.align import FER2013_TEMPLATE, alignment_matrix, estimate_template, eye_angle, transform_points
 from fer.detect import (
     BLAZE_GRID,
+    BLAZE_TILE_GRID,
     CNN_MAX_WORK_PIXELS,
     DETECT_FINEST_PIXELS,
     BlazeDetector,
@@ -39,10 +40,12 @@ from fer.detect import (
     detect_faces,
     detection_passes,
     missed_faces,
+    needs_tiles,
     overlapping,
     reading_order,
     search_turned,
     settled,
+    tile_squares,
     turn_matrix,
     turn_text,
     upright_crop,
@@ -338,6 +341,67 @@ def test_second_look_turns_upside_down_faces_the_right_way_up(blaze):
     assert upside_down and all(abs(d.roll) > 150 for d in upside_down)
     # Found faces are not looked for again.
     assert blaze_second_look(blaze, rgb, [Detection(d.box, 1.0) for d in upright]) == []
+
+
+def test_tile_squares_cover_the_photo_with_overlapping_squares():
+    for width, height in [(600, 400), (400, 600), (300, 300), (4000, 300)]:
+        squares = tile_squares(width, height)
+        assert len(squares) == BLAZE_TILE_GRID ** 2
+        side = squares[0][2]
+        assert side == round(max(width, height) / 2)  # 1.5 / 3 of the longer side
+        covered = np.zeros((height, width), bool)
+        for x0, y0, square_side in squares:
+            assert square_side == side and x0 >= 0 and y0 >= 0
+            assert x0 + side <= width or x0 == 0  # inside, unless longer than the image
+            assert y0 + side <= height or y0 == 0
+            covered[y0:y0 + side, x0:x0 + side] = True
+        assert covered.all()
+    # Neighbours overlap by half a square, so a face cut by one edge lies whole in the next.
+    xs = sorted({x0 for x0, _, _ in tile_squares(600, 600)})
+    assert np.diff(xs).tolist() == [150, 150]
+
+
+def test_needs_tiles_only_where_faces_are_small_or_none():
+    assert needs_tiles([], 600, 400)
+    assert needs_tiles([(0, 0, 200, 200), (300, 0, 30, 30)], 600, 400)  # one small face is enough
+    assert not needs_tiles([(0, 0, 200, 200)], 600, 400)
+    assert not needs_tiles([(0, 0, 95, 95)], 400, 600)  # 16% of the longer side
+
+
+def small_face_crowd() -> tuple[np.ndarray, int]:
+    """The five-person group photo shrunk to 240x160 (faces of ~25 px) and tiled 2x2: 20 faces,
+    each about 5% of the 480 px side, under BlazeFace's whole-photo reach and HOG's upsampled one."""
+    rgb = decode_image((PHOTOS_DIR / "pyfeat_multi_face.jpg").read_bytes()).rgb
+    small = cv2.resize(rgb, (240, 160), interpolation=cv2.INTER_AREA)
+    return np.vstack([np.hstack([small, small])] * 2), 4 * 5
+
+
+@needs_photos
+def test_tiles_find_the_small_faces_of_a_crowd(pipeline, blaze):
+    crowd, faces = small_face_crowd()
+    found = pipeline.analyze(crowd).faces
+    assert len(found) == faces
+    # Five in each copy, none twice.
+    quadrants = [(f.box[0] + f.box[2] // 2 >= 240, f.box[1] + f.box[3] // 2 >= 160) for f in found]
+    assert sorted(quadrants.count(q) for q in set(quadrants)) == [5, 5, 5, 5]
+    assert all(box_iou(a.box, b.box) < 0.2 for i, a in enumerate(found) for b in found[i + 1:])
+    # The tiles are what finds them: the whole look alone misses some.
+    assert len(blaze.detect(crowd)) < faces <= len(blaze.detect(crowd, tiles=BLAZE_TILE_GRID))
+    assert len(blaze_second_look(blaze, crowd, [])) < faces
+
+
+@needs_photos
+def test_tiles_are_looked_at_only_where_faces_are_small(pipeline, monkeypatch):
+    # A portrait's face settles it; a crowd's small faces do not (nine more model runs).
+    looks = []
+    view = BlazeDetector._view
+    monkeypatch.setattr(BlazeDetector, "_view", lambda self, rgb, *a: looks.append(rgb.shape) or view(self, rgb, *a))
+    portrait = decode_image((PHOTOS_DIR / "fer_justin.jpg").read_bytes()).rgb
+    assert len(pipeline.analyze(portrait).faces) == 1
+    assert len(looks) == 1  # the whole photo, once
+    looks.clear()
+    pipeline.analyze(small_face_crowd()[0])
+    assert len(looks) >= 1 + BLAZE_TILE_GRID ** 2
 
 
 def test_upright_crop_turns_about_the_face():
