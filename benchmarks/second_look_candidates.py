@@ -32,6 +32,7 @@ from fer.detect import (  # noqa: E402
     missed_faces,
     needs_tiles,
     upright_score,
+    with_tiles,
 )
 from fer.image_io import IMAGE_SUFFIXES, ImageDecodeError, read_image  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             paddings = BLAZE_PADDINGS[:1] if hog else BLAZE_PADDINGS
             height, width = decoded.rgb.shape[:2]
             tiles = BLAZE_TILE_GRID if needs_tiles([d.box for d in hog], width, height) else 0
-            candidates = missed_faces(hog, blaze.detect(decoded.rgb, paddings=paddings, tiles=tiles), blaze.threshold)
+            seen = blaze.detect(decoded.rgb, paddings=paddings)
+            if tiles:
+                seen = with_tiles(seen, blaze.detect(decoded.rgb, paddings=(), tiles=tiles))
+            candidates = missed_faces(hog, seen, blaze.threshold)
             taken = {d.box for d in blaze_second_look(blaze, decoded.rgb, hog, paddings, tiles=tiles)}
             photos, looked = photos + 1, looked + bool(tiles)
             candidates_seen, taken_seen = candidates_seen + len(candidates), taken_seen + len(taken)

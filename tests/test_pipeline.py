@@ -49,6 +49,7 @@ from fer.detect import (
     turn_matrix,
     turn_text,
     upright_crop,
+    with_tiles,
 )
 from fer.image_io import EmptyFileError, ImageTooLargeError, NotAnImageError, TruncatedImageError, decode_image
 from fer.labels import EMOTIONS
@@ -366,6 +367,14 @@ def test_needs_tiles_only_where_faces_are_small_or_none():
     assert needs_tiles([(0, 0, 200, 200), (300, 0, 30, 30)], 600, 400)  # one small face is enough
     assert not needs_tiles([(0, 0, 200, 200)], 600, 400)
     assert not needs_tiles([(0, 0, 95, 95)], 400, 600)  # 16% of the longer side
+
+
+def test_with_tiles_lists_each_face_once_keeping_the_whole_looks_box():
+    whole = [Detection((100, 100, 30, 30), 0.55, 5.0), Detection((300, 100, 30, 30), 0.8, 0.0)]
+    tiled = [Detection((102, 101, 26, 26), 0.84, 2.0), Detection((500, 300, 20, 20), 0.75, -3.0)]
+    merged = with_tiles(whole, tiled)
+    assert merged == [Detection((100, 100, 30, 30), 0.84, 5.0), whole[1], tiled[1]]
+    assert with_tiles(whole, []) == whole and with_tiles([], tiled) == tiled
 
 
 def small_face_crowd() -> tuple[np.ndarray, int]:
