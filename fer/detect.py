@@ -307,8 +307,9 @@ class BlazeDetector:
     A single-shot detector trained on faces in many poses, at every distance a phone's rear
     camera sees: it finds faces behind sunglasses, turned away and lying on their side, which
     dlib's frontal HOG misses, in ~6 ms an invocation under LiteRT (one thread). Its 192x192 input is the whole
-    photo, padded square, so faces under ~4% of its longer side are out of its reach: it
-    complements HOG (:func:`missed_faces`) rather than replacing it.
+    photo, padded square, so faces under ~4% of its longer side are out of its reach seen whole
+    (``detect(tiles=...)`` looks at parts of it too): it complements HOG (:func:`missed_faces`)
+    rather than replacing it.
 
     Args:
         threshold: minimum face probability.
@@ -601,6 +602,7 @@ def detect_faces(
     settle_at: float = 1.5,
     finest_pixels: int | None = None,
     finest_only: bool = False,
+    tiles: bool = True,
 ) -> list[Detection]:
     """Finds faces in a grey image of any size, spending time only where faces are small.
 
@@ -622,6 +624,7 @@ def detect_faces(
         finest_pixels: pixel budget of the last pass (``max_pixels`` or less: no such pass);
             ``None``: the detector's own (``finest_pixels``).
         finest_only: run the last pass alone (the coarser ones already ran on a reduced copy).
+        tiles: a ``whole_image`` detector also looks in tiles where its faces are small or none.
 
     A detector with ``max_work_pixels`` (the CNN) runs at most two passes, the coarse one and
     the finest, each shrunk to search no more pixels than that. A ``whole_image`` one
@@ -634,7 +637,7 @@ def detect_faces(
     """
     if detector.whole_image:
         found = detector.detect(gray_image)
-        if needs_tiles([d.box for d in found], gray_image.shape[1], gray_image.shape[0]):
+        if tiles and needs_tiles([d.box for d in found], gray_image.shape[1], gray_image.shape[0]):
             # Faces only the tiles see are taken as the second look takes them (its bar, checked
             # upright): at BlazeFace's own bar the tiles' 0.59 for a child's face half out of frame
             # made fr_obama_and_biden.jpg four boxes, with the waving hand the whole look takes.

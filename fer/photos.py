@@ -75,3 +75,29 @@ def group_mosaic(folder: Path = PHOTOS_DIR, cell: tuple[int, int] = (1333, 1000)
         left = (i % 3) * width + (width - fitted.shape[1]) // 2
         mosaic[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
     return mosaic, names
+
+
+def crowd(name: str, width: int, copies: int, folder: Path = PHOTOS_DIR) -> tuple[np.ndarray, int]:
+    """A crowd of small faces: one sample photo shrunk to ``width`` px wide and repeated
+    ``copies`` x ``copies`` times.
+
+    Its faces are as many times smaller, relative to the whole, as there are copies a side: the
+    five-person ``pyfeat_multi_face.jpg``'s faces are ~10.5% of its width, so at 240 px and 2x2
+    they are ~25 px and 5% of the crowd's, at 200 px and 4x4 ~2.6%.
+
+    Returns:
+        ``(crowd, faces)``: uint8 RGB and its face count (the manifest's, times the copies).
+
+    Raises:
+        ValueError: the manifest does not count the photo's faces exactly.
+    """
+    import cv2
+
+    from fer.image_io import read_image
+
+    spec = next(row["faces"] for row in manifest_rows(folder) if row["file"] == name)
+    if not spec.isdigit():
+        raise ValueError(f"{name}'s faces are counted as {spec!r}, not exactly")
+    rgb = read_image(Path(folder) / name).rgb
+    small = cv2.resize(rgb, (width, round(rgb.shape[0] * width / rgb.shape[1])), interpolation=cv2.INTER_AREA)
+    return np.vstack([np.hstack([small] * copies)] * copies), int(spec) * copies * copies

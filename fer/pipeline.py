@@ -240,7 +240,7 @@ class FerPipeline:
             :func:`default_model_path`. Its checked LiteRT copy runs instead when it is fresh
             (:func:`fer.lite.load_classifier`; ``runtime`` says which ran).
         detector: ``hog`` (dlib, default), ``haar`` (OpenCV), ``cnn`` (dlib's CNN: slow, finds
-            turned faces) or ``blaze`` (MediaPipe's BlazeFace: fast, misses small faces).
+            turned faces) or ``blaze`` (MediaPipe's BlazeFace: fast; small faces only in tiles).
         illumination: correction for *displayed* faces; ``None`` shows what the model sees.
             The model always gets the correction it was trained with (from its metadata).
         tta: average each face's probabilities with those of its mirror image.
@@ -254,6 +254,9 @@ class FerPipeline:
             detector found faces, or, where it found none, when the turned search finds none
             either (never in a quick, ``thorough=False`` search that found none). ``None``: on,
             unless the detector is BlazeFace itself.
+        tiles: BlazeFace (the second look's, or the detector) also sees the photo in tiles
+            where the faces found are small or none were (:func:`fer.detect.needs_tiles`; nine
+            more model runs), in a ``thorough`` search only (not a video frame's).
         calibrated: apply the temperature the model card stores for plain or flip-TTA
             probabilities (``python -m fer.calibration``; none stored means none applied), so a
             face called 80% happy is right about 80% of the time on the test split. Argmax,
@@ -274,6 +277,7 @@ class FerPipeline:
         calibrated: bool = True,
         turn_search: bool | None = None,
         second_look: bool | None = None,
+        tiles: bool = True,
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
@@ -291,6 +295,7 @@ class FerPipeline:
         self.turn_search = detector == "hog" if turn_search is None else turn_search
         look_again = detector != "blaze" if second_look is None else second_look
         self.second_look: BlazeDetector | None = BlazeDetector() if look_again else None
+        self.tiles = tiles
         from fer.landmarks import LandmarkPredictor
         from fer.lite import LiteModel, load_classifier
 
@@ -453,7 +458,8 @@ class FerPipeline:
         whole = self.detector.whole_image
         reduced = thorough and encoded is not None and decoded.scale < 1 and not whole
         detections = detect_faces(self.detector, decoded.rgb if whole else gray,
-                                  finest_pixels=None if thorough and not reduced else 0)
+                                  finest_pixels=None if thorough and not reduced else 0,
+                                  tiles=thorough and self.tiles)
         if reduced and not settled(detections, *gray.shape[::-1]):
             # Small faces or none in a reduced decode: decode finer, for the finest pass (the
             # coarser passes would see what they saw in the reduced one).
@@ -482,7 +488,7 @@ class FerPipeline:
             paddings = BLAZE_PADDINGS[:1] if detections else BLAZE_PADDINGS
             # Tiles for faces too small for the whole look, where the faces found are small or
             # none were: not in a video frame's quick search (thorough is False there).
-            small = thorough and needs_tiles([d.box for d in detections], *gray.shape[::-1])
+            small = thorough and self.tiles and needs_tiles([d.box for d in detections], *gray.shape[::-1])
             extra = blaze_second_look(self.second_look, decoded.rgb, detections, paddings,
                                       tiles=BLAZE_TILE_GRID if small else 0)
             if extra:

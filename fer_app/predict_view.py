@@ -12,6 +12,7 @@ import streamlit as st
 from fer.detect import DETECTORS, turn_text
 from fer.explain import PATCH
 from fer.image_io import IMAGE_SUFFIXES
+from fer.photo_report import face_table
 from fer.preprocess import ILLUMINATIONS
 from fer_app import charts, resources, widgets
 
@@ -22,6 +23,10 @@ UPLOAD_TYPES: tuple[str, ...] = tuple(suffix.lstrip(".") for suffix in IMAGE_SUF
 DETECTOR_NAMES: dict[str, str] = {
     "hog": "HOG (dlib)", "haar": "Haar cascade (OpenCV)", "cnn": "CNN (dlib, slow)", "blaze": "BlazeFace (MediaPipe)",
 }
+# A crowd's photo gets its annotated image and a table of every face first, and this many face
+# cards unless asked for all: each card is four images and a chart (a 45-face crowd made a page
+# of 180 images).
+FACE_CARDS_SHOWN: int = 12
 ILLUMINATION_NAMES: dict[str, str] = {
     "none": "none", "hist": "histogram equalisation", "clahe": "CLAHE (adaptive)",
 }
@@ -121,9 +126,21 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
             icon=":material/screen_rotation:",
         )
     annotated = result.boxes_image()
-    for index in range(count):
+    shown = count
+    if count > FACE_CARDS_SHOWN:
+        # A crowd: the whole photo and every face's line first, then a few cards unless asked.
+        st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
+        st.dataframe(face_table(result), hide_index=True,
+                     column_config={"score": st.column_config.ProgressColumn(format="percent", min_value=0.0,
+                                                                              max_value=1.0)})
+        every = st.toggle(f"Show all {count} face cards", key=f"predict_all_cards_{photo_index}",
+                          help=f"The first {FACE_CARDS_SHOWN} are shown; each card has the face's stages and chart.")
+        shown = count if every else FACE_CARDS_SHOWN
+    for index in range(shown):
         render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report)
-    if count:
+    if shown < count:
+        st.caption(f"{count - shown} more face cards: switch on “Show all {count} face cards” above.")
+    if count and count <= FACE_CARDS_SHOWN:
         st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
 
 
@@ -157,7 +174,7 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
             st.markdown(charts.probability_bars_html(face.probabilities), unsafe_allow_html=True)
         if face.detector == "blaze" and result.second_look_faces:
             st.caption(f"Found by BlazeFace's second look: the {DETECTOR_NAMES[result.detector]} detector missed "
-                       "this face (covered, or turned away), so its landmarks may be rougher.")
+                       "this face (covered, turned away, or small), so its landmarks may be rougher.")
         if face.pose is None:
             st.caption("Head pose: unknown (the landmarks could not be fitted to a head).")
         else:

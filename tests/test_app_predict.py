@@ -162,6 +162,28 @@ def test_face_found_by_the_second_look_says_so(app_env):
     assert any("detector blaze" in t for t in texts(at.caption))
 
 
+def test_a_crowd_gets_a_face_table_and_its_first_cards(app_env):
+    if not (PHOTOS_DIR / "pyfeat_multi_face.jpg").is_file():
+        pytest.skip("no sample photos in this checkout")
+    from fer.photos import crowd
+    from fer_app.predict_view import FACE_CARDS_SHOWN
+
+    image, faces = crowd("pyfeat_multi_face.jpg", 240, 2)  # 20 small faces, most found by the tiles
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("crowd.png", png_bytes(image), "image/png")])
+    at.run()
+    assert not at.exception
+    (table,) = [d.value for d in at.dataframe if "box (x, y, w, h)" in d.value.columns]
+    assert table["face"].tolist() == list(range(1, faces + 1))
+    assert set(table["label"]) <= set(EMOTIONS) and table["score"].between(0, 1).all()
+    assert (table["detector"] == "blaze").sum() >= 5
+    assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == FACE_CARDS_SHOWN
+    assert any(f"{faces - FACE_CARDS_SHOWN} more face cards" in t for t in texts(at.caption))
+    at.toggle(key="predict_all_cards_0").set_value(True).run()
+    assert not at.exception
+    assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == faces
+
+
 def test_each_face_shows_its_head_pose_and_turned_faces_a_caution(app_env):
     couple = PHOTOS_DIR / "deepface_couple.jpg"
     if not couple.is_file():

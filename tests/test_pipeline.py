@@ -56,7 +56,7 @@ from fer.labels import EMOTIONS
 from fer.landmarks import REGIONS, region_points
 from fer.metadata import write_metadata
 from fer.paths import PHOTOS_DIR
-from fer.photos import MANIFEST_NAME, count_range, group_mosaic, labelled_photos, manifest_rows
+from fer.photos import MANIFEST_NAME, count_range, crowd, group_mosaic, labelled_photos, manifest_rows
 from fer.pipeline import DEFAULT_MODEL_NAMES, FerPipeline, default_model_path
 
 MANIFEST = PHOTOS_DIR / MANIFEST_NAME
@@ -380,9 +380,7 @@ def test_with_tiles_lists_each_face_once_keeping_the_whole_looks_box():
 def small_face_crowd() -> tuple[np.ndarray, int]:
     """The five-person group photo shrunk to 240x160 (faces of ~25 px) and tiled 2x2: 20 faces,
     each about 5% of the 480 px side, under BlazeFace's whole-photo reach and HOG's upsampled one."""
-    rgb = decode_image((PHOTOS_DIR / "pyfeat_multi_face.jpg").read_bytes()).rgb
-    small = cv2.resize(rgb, (240, 160), interpolation=cv2.INTER_AREA)
-    return np.vstack([np.hstack([small, small])] * 2), 4 * 5
+    return crowd("pyfeat_multi_face.jpg", 240, 2)
 
 
 @needs_photos
