@@ -43,7 +43,7 @@ from fer.labels import EMOTIONS
 from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
 from fer.pose import HeadPose, pose_or_none, unturned_pose
-from fer.preprocess import ILLUMINATIONS, correct_illumination, to_model_input
+from fer.preprocess import ILLUMINATIONS, correct_illumination, lift_low_contrast, to_model_input
 
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
 DEFAULT_MODEL_NAMES: tuple[str, ...] = ("fer_best.h5", "paper_cnn.h5")
@@ -147,6 +147,9 @@ class PhotoResult:
         temperature: the calibration temperature applied to the probabilities (1.0: none).
         turn: 0, or the degrees (counter-clockwise) the photo was turned to find its faces after
             the upright search found none (:func:`fer.detect.search_turned`).
+        equalised: the photo was flat (dark, hazy or washed out), so faces were looked for,
+            fitted and aligned in its histogram-equalised copy
+            (:func:`fer.preprocess.lift_low_contrast`).
     """
 
     faces: tuple[FaceResult, ...]
@@ -161,6 +164,7 @@ class PhotoResult:
     runtime: str = ""
     temperature: float = 1.0
     turn: float = 0.0
+    equalised: bool = False
 
     @property
     def second_look_faces(self) -> int:
@@ -226,10 +230,15 @@ def _warm_up_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _gray(rgb_image: np.ndarray) -> np.ndarray:
+def _gray(rgb_image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The photo in grey, equalised where it is flat (dark or washed out: HOG and the landmark
+    predictor need contrast; :func:`fer.preprocess.lift_low_contrast`), and whether it was.
+    """
     import cv2
 
-    return cv2.cvtColor(rgb_image, cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(rgb_image, cv2.COLOR_RGB2GRAY)
+    lifted = lift_low_contrast(gray)
+    return lifted, lifted is not gray
 
 
 class FerPipeline:
@@ -452,7 +461,7 @@ class FerPipeline:
         width, height = decoded.original_size
 
         tick = time.perf_counter()
-        gray = _gray(decoded.rgb)
+        gray, equalised = _gray(decoded.rgb)
         # A reduced decode's finest pass waits for the finer decode, which it would need anyway.
         # BlazeFace has no passes (a finer decode shows it nothing new) and sees colour.
         whole = self.detector.whole_image
@@ -467,7 +476,7 @@ class FerPipeline:
             decoded = decode_image(encoded, min_pixels=DECODE_MIN_PIXELS)
             timings["decode"] += (time.perf_counter() - again) * 1000
             tick += time.perf_counter() - again
-            gray = _gray(decoded.rgb)
+            gray, equalised = _gray(decoded.rgb)
             detections = detect_faces(self.detector, gray, finest_only=True)
         scale = decoded.scale
         turned = None
@@ -554,4 +563,5 @@ class FerPipeline:
             runtime=self.runtime,
             temperature=self.temperatures[use_tta],
             turn=0.0 if turned is None else float(turned.angle),
+            equalised=equalised,
         )

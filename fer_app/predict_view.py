@@ -114,8 +114,9 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
     calibration = (f"probabilities calibrated (temperature {result.temperature:.2f}, fitted on PublicTest)"
                    if result.temperature != 1.0 else "probabilities uncalibrated (no temperature in the card)")
     stages = ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items() if k != "total")
+    flat = " · flat (dark or washed out), so equalised before faces were looked for" if result.equalised else ""
     st.caption(
-        f"{count} face{'s' if count != 1 else ''} · {width}×{height} px · detector {result.detector}{second} · "
+        f"{count} face{'s' if count != 1 else ''} · {width}×{height} px{flat} · detector {result.detector}{second} · "
         f"model run by {result.runtime} · {calibration} · analysed in {total:.0f} ms ({stages})"
     )
     if result.turn:

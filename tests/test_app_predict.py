@@ -184,6 +184,19 @@ def test_a_crowd_gets_a_face_table_and_its_first_cards(app_env):
     assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == faces
 
 
+def test_a_dark_photo_says_it_was_equalised(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    rgb = np.asarray(Image.open(PHOTO).convert("RGB"))
+    dark = np.clip((rgb / 255.0) ** 2.5 * 0.2 * 255 + 0.5, 0, 255).astype(np.uint8)
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("dark.png", png_bytes(dark), "image/png")])
+    at.run()
+    assert not at.exception
+    assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == 1
+    assert any("1 face" in t and "equalised before faces were looked for" in t for t in texts(at.caption))
+
+
 def test_each_face_shows_its_head_pose_and_turned_faces_a_caution(app_env):
     couple = PHOTOS_DIR / "deepface_couple.jpg"
     if not couple.is_file():

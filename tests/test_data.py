@@ -7,6 +7,7 @@ from PIL import Image
 from fer.data import DataFormatError, load_fer2013, load_ferplus, load_image_folders, parse_fer2013_csv
 from fer.labels import EMOTIONS
 from fer.paths import FER2013_CSV, FERPLUS_CSV
+from fer.preprocess import LOW_CONTRAST_SPREAD, grey_spread, lift_low_contrast
 
 
 def _row(label: int | str, pixels: list[int] | str, usage: str = "Training") -> str:
@@ -233,3 +234,14 @@ def test_equalize_hist_is_opencv_bit_for_bit():
     if FER2013_CSV.is_file():  # real faces, the ones models are trained on
         real = load_fer2013(FER2013_CSV).split("PublicTest")[0]
         np.testing.assert_array_equal(equalize_hist(real), np.stack([cv2.equalizeHist(f) for f in real]))
+
+
+def test_grey_spread_and_lifting_flat_photos():
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (64, 1))
+    assert abs(grey_spread(ramp) - 230) <= 2  # 5th to 95th percentile of a full ramp
+    dark = (ramp // 8).astype(np.uint8)  # levels 0-31
+    assert grey_spread(dark) < LOW_CONTRAST_SPREAD
+    lifted = lift_low_contrast(dark)
+    assert grey_spread(lifted) > 200 and lifted.dtype == np.uint8 and lifted.shape == dark.shape
+    assert lift_low_contrast(ramp) is ramp  # contrast enough: the photo itself
+
