@@ -90,11 +90,12 @@ def summary_rows(named_results: Sequence[tuple[str, Any]]) -> list[dict[str, Any
 
 def face_table(result: Any) -> list[dict[str, Any]]:
     """One row per face of one photo (a ``fer.pipeline.PhotoResult``): number, label, score,
-    detector, box and yaw (``None`` where no head pose was fitted).
+    detector, box, pixels across (``FaceResult.resolution``) and yaw (``None`` where no head pose
+    was fitted).
     """
     return [
         {"face": i, "label": face.label, "score": float(face.score), "detector": face.detector,
-         "box (x, y, w, h)": ", ".join(str(int(v)) for v in face.box),
+         "box (x, y, w, h)": ", ".join(str(int(v)) for v in face.box), "px": round(face.resolution),
          "yaw": None if face.pose is None else round(face.pose.yaw)}
         for i, face in enumerate(result.faces, start=1)
     ]

@@ -44,6 +44,7 @@ from fer.metadata import ModelInfo, model_info
 from fer.paths import MODELS_DIR
 from fer.pose import HeadPose, pose_or_none, unturned_pose
 from fer.preprocess import ILLUMINATIONS, correct_illumination, lift_low_contrast, to_model_input
+from fer.resolution import face_resolution
 
 # Released models, best first: the tuned model when there is one, else the paper's CNN.
 DEFAULT_MODEL_NAMES: tuple[str, ...] = ("fer_best.h5", "paper_cnn.h5")
@@ -97,6 +98,9 @@ class FaceResult:
             the generic head could not be fitted.
         detector: the detector that found the face: the pipeline's own, or ``blaze`` for a face
             it missed and BlazeFace found (``FerPipeline(second_look=...)``).
+        resolution: how many of the analysed photo's pixels the aligned face spans, a side
+            (:func:`fer.resolution.face_resolution`): under the model's input size, the face was
+            enlarged, and the model is less accurate on such faces (``fer.resolution``).
     """
 
     box: Box
@@ -111,6 +115,7 @@ class FaceResult:
     score: float
     pose: HeadPose | None = None
     detector: str = ""
+    resolution: float = 0.0
 
     @property
     def top(self) -> tuple[str, float]:
@@ -548,6 +553,7 @@ class FerPipeline:
                 score=float(prob[best]),
                 pose=pose,
                 detector=source,
+                resolution=face_resolution(pts, size),
             ))
         timings["total"] = (time.perf_counter() - start) * 1000
         return PhotoResult(

@@ -96,7 +96,7 @@ def photo_inputs() -> list[PhotoInput]:
 
 
 def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer | None = None,
-                 pose_report: dict | None = None) -> None:
+                 pose_report: dict | None = None, resolution_report: dict | None = None) -> None:
     """One photo: a summary line, the annotated whole photo, and a card per face.
 
     Args:
@@ -105,6 +105,7 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
         photo_index: its position among the inputs (keeps widget keys unique).
         explainer: makes each face's occlusion map, or ``None`` for no maps.
         pose_report: the model card's accuracy by head pose (``fer.pose``), for each face's caution.
+        resolution_report: the card's accuracy by face resolution (``fer.resolution``), likewise.
     """
     count = len(result.faces)
     total = result.timings.get("total", 0.0)
@@ -138,7 +139,8 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
                           help=f"The first {FACE_CARDS_SHOWN} are shown; each card has the face's stages and chart.")
         shown = count if every else FACE_CARDS_SHOWN
     for index in range(shown):
-        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report)
+        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report,
+                         resolution_report)
     if shown < count:
         st.caption(f"{count - shown} more face cards: switch on “Show all {count} face cards” above.")
     if count and count <= FACE_CARDS_SHOWN:
@@ -146,13 +148,15 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
 
 
 def render_face_card(result, index: int, annotated, key: str, explainer: Explainer | None = None,
-                     pose_report: dict | None = None) -> None:
+                     pose_report: dict | None = None, resolution_report: dict | None = None) -> None:
     """Stages side by side, the probability chart, the top label and the head pose of one face
     (and its occlusion map when ``explainer`` is given). A face turned as far as the test faces
-    the model is measurably worse on (``pose_report``) gets a caution.
+    the model is measurably worse on (``pose_report``) gets a caution, and so does one with as
+    few pixels (``resolution_report``).
     """
     from fer.photo_report import context_crop, enlarge
     from fer.pose import angles_text, yaw_caution
+    from fer.resolution import resolution_caution
 
     face = result.faces[index]
     images = [
@@ -185,6 +189,9 @@ def render_face_card(result, index: int, annotated, key: str, explainer: Explain
             caution = yaw_caution(pose.yaw, pose_report)
             if caution:
                 st.warning(caution, icon=":material/rotate_90_degrees_ccw:")
+        small = resolution_caution(face.resolution, resolution_report)
+        if small:
+            st.warning(small, icon=":material/photo_size_select_small:")
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,22 @@ def render_pose(card: dict) -> None:
         st.dataframe(frame.style.format("{:.1%}", na_rep="–", subset=shares), key=f"model_pose_{angle}")
 
 
+def render_resolution(card: dict) -> None:
+    """Accuracy by face resolution (``python -m fer.resolution``), which the Predict page's cautions read."""
+    report = card.get("resolution_accuracy")
+    if not report:
+        return
+    st.subheader("Accuracy by face resolution", divider="gray")
+    views = "with flip TTA" if report.get("tta") else "without TTA"
+    st.caption(f"Test faces shrunk to fewer pixels a side and enlarged back to 48 ({views}; `python -m "
+               "fer.resolution`), as a small face in a photo is enlarged by its alignment. The Predict page warns "
+               "under a face with as few pixels as a PublicTest size at least 5 points below full size.")
+    splits = [s for s in ("PublicTest", "PrivateTest") if report.get(s)]
+    frame = pd.DataFrame({s: [row["accuracy"] for row in report[s]] for s in splits},
+                         index=pd.Index([row["size"] for row in report[splits[0]]], name="px a side"))
+    st.dataframe(frame.style.format("{:.1%}"), key="model_resolution")
+
+
 def render() -> None:
     st.title("Model card")
     model = widgets.require_model()
@@ -164,6 +180,7 @@ def render() -> None:
                            "model_metrics_no_twin" + suffix)
     render_calibration(card)
     render_pose(card)
+    render_resolution(card)
     if card.get("notes"):
         st.subheader("Notes", divider="gray")
         st.markdown("\n".join(f"- {note}" for note in card["notes"]))

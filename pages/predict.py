@@ -59,7 +59,8 @@ def render() -> None:
             )
             continue
         analysed.append((photo.name, result))
-        predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"))
+        predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"),
+                                  model.card.get("resolution_accuracy"))
 
     if len(analysed) > 1:
         faces = sum(len(result.faces) for _, result in analysed)

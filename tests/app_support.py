@@ -101,6 +101,10 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "ablation": [{"variant": "baseline", "PrivateTest": 0.60}, {"variant": "+ hist", "PrivateTest": 0.61}],
         "landmark_experiment": [{"run": "lm0_paper", "final": 0.59}, {"run": "lm1_landmarks", "final": 0.6}],
         "pose_accuracy": synthetic_pose_report([0.74, 0.71, 0.66, 0.61]),
+        "resolution_accuracy": {"tta": True, "command": "python -m fer.resolution --model tiny.h5 --tta",
+                                **{split: [{"size": px, "accuracy": share} for px, share in
+                                           [(48, 0.70), (40, 0.67), (32, 0.64), (24, 0.55), (16, 0.35)]]
+                                   for split in ("PublicTest", "PrivateTest")}},
     }
     (folder / f"{name}.json").write_text(json.dumps(card))
     build_lite(path)  # the app runs the checked LiteRT copy, as it does for the released models

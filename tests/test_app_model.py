@@ -22,7 +22,7 @@ def test_model_card(app_env):
     for header in ("Test metrics", "Test metrics with flip test-time augmentation",
                    "Against FER+ majority labels (faces with emotion votes)",
                    "Test faces not also in Training (no near-duplicate there; `fer.twins`)", "Notes", "Ablation",
-                   "Accuracy by head pose",
+                   "Accuracy by head pose", "Accuracy by face resolution",
                    "Training curves", "How to reproduce"):
         assert header in headers
     # A warm-started model: reproducing it takes the first run's command, then its own.
@@ -44,6 +44,9 @@ def test_model_card(app_env):
     assert [t.index.name for t in pose_tables] == ["|yaw|", "|pitch|"]
     assert list(pose_tables[0].index) == ["0-10°", "10-20°", "20-30°", "30°+"]
     assert pose_tables[0][("PublicTest", "at class mix")].tolist() == [0.74, 0.71, 0.66, 0.61]
+    (resolution,) = [t for t in tables if t.index.name == "px a side"]
+    assert list(resolution.index) == [48, 40, 32, 24, 16] and list(resolution.columns) == ["PublicTest", "PrivateTest"]
+    assert resolution["PublicTest"].tolist() == [0.70, 0.67, 0.64, 0.55, 0.35]
     # 4 accuracy bars + 4 x 2 confusion matrices (plain, TTA, FER+, no twin) + 3 training curves.
     assert len(at.main.get("plotly_chart")) == 4 + 8 + 3
     # The selected model's accuracy, as HTML bars (no Plotly outside the Model page).

@@ -179,6 +179,12 @@ def test_a_crowd_gets_a_face_table_and_its_first_cards(app_env):
     assert (table["detector"] == "blaze").sum() >= 5
     assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == FACE_CARDS_SHOWN
     assert any(f"{faces - FACE_CARDS_SHOWN} more face cards" in t for t in texts(at.caption))
+    # Faces of 23-38 px: each card quotes the card's accuracy at the size at or under its own
+    # (24 px: 55%, 32 px: 64%, against 70%).
+    assert table["px"].between(16, 45).all() and table["px"].median() < 32
+    small = [t for t in texts(at.warning) if t.startswith("Small face (")]
+    assert len(small) == FACE_CARDS_SHOWN
+    assert all(any(f"reduced to {px} px" in t for px in (16, 24, 32)) and "against 70%" in t for t in small)
     at.toggle(key="predict_all_cards_0").set_value(True).run()
     assert not at.exception
     assert sum(t.startswith("#### Face ") for t in texts(at.markdown)) == faces

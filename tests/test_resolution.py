@@ -1,0 +1,44 @@
+"""Accuracy by face resolution (fer.resolution): the reduction, a face's pixels, the caution."""
+
+import numpy as np
+import pytest
+
+from fer.align import FER2013_TEMPLATE
+from fer.resolution import RESOLUTIONS, face_resolution, reduce_resolution, resolution_caution
+
+REPORT = {
+    "tta": True,
+    "PublicTest": [{"size": 48, "accuracy": 0.70}, {"size": 40, "accuracy": 0.67}, {"size": 32, "accuracy": 0.64},
+                   {"size": 24, "accuracy": 0.55}],
+}
+
+
+def test_reduce_resolution_keeps_the_size_and_loses_detail():
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    assert reduce_resolution(faces, 48) is faces
+    for size in RESOLUTIONS[1:]:
+        reduced = reduce_resolution(faces, size)
+        assert reduced.shape == faces.shape and reduced.dtype == np.uint8
+    # Fewer pixels, less detail: the noise's spread falls as the size does.
+    spreads = [reduce_resolution(faces, size).std() for size in (40, 24, 16)]
+    assert spreads == sorted(spreads, reverse=True)
+    flat = np.full((1, 48, 48), 77, np.uint8)
+    assert (reduce_resolution(flat, 20) == 77).all()  # a flat face stays flat
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0, 7.5])
+def test_face_resolution_is_the_faces_own_pixels(factor):
+    # A face whose landmarks are the template's scaled by k spans 48 k pixels.
+    landmarks = FER2013_TEMPLATE * factor + np.array([100.0, 40.0])
+    assert face_resolution(landmarks) == pytest.approx(48 * factor, rel=1e-6)
+
+
+def test_resolution_caution_quotes_the_size_at_or_under_the_face():
+    assert resolution_caution(48, REPORT) is None
+    assert resolution_caution(41, REPORT) is None  # 40 px: 3 points down, under the 5-point bar
+    text = resolution_caution(30, REPORT)  # read at 24 px, never kinder than the face's own
+    assert text.startswith("Small face (30 px across, enlarged to 48)")
+    assert "reduced to 24 px" in text and "with flip TTA 55%" in text and "against 70%" in text
+    assert "reduced to 24 px" in resolution_caution(10, REPORT)  # below the table: its smallest size
+    assert resolution_caution(10, None) is None and resolution_caution(10, {"tta": False}) is None
