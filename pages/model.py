@@ -124,6 +124,8 @@ def render_resolution(card: dict) -> None:
         return
     st.subheader("Accuracy by face resolution", divider="gray")
     views = "with flip TTA" if report.get("tta") else "without TTA"
+    if report.get("reference") == "ferplus":
+        views += ", against the FER+ crowd's majority labels"
     st.caption(f"Test faces shrunk to fewer pixels a side and enlarged back to 48 ({views}; `python -m "
                "fer.resolution`), as a small face in a photo is enlarged by its alignment. The Predict page warns "
                "under a face with as few pixels as a PublicTest size at least 5 points below full size.")

@@ -42,3 +42,5 @@ def test_resolution_caution_quotes_the_size_at_or_under_the_face():
     assert "reduced to 24 px" in text and "with flip TTA 55%" in text and "against 70%" in text
     assert "reduced to 24 px" in resolution_caution(10, REPORT)  # below the table: its smallest size
     assert resolution_caution(10, None) is None and resolution_caution(10, {"tta": False}) is None
+    crowd = resolution_caution(30, {**REPORT, "reference": "ferplus", "tta": False})
+    assert "this model is right 55% of the time by the FER+ crowd's labels, against 70%" in crowd
