@@ -98,13 +98,21 @@ def pose_frame(report: dict, angle: str) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.Index(index or [], name=f"|{angle}|"))
 
 
+def caution_report(card: dict, key: str, title: str) -> tuple[dict | None, str]:
+    """A card's table that the Predict page's cautions read, under its heading: ``(report, views)``,
+    ``views`` saying with which views it was measured; ``(None, "")`` when the card has none."""
+    report = card.get(key)
+    if not report:
+        return None, ""
+    st.subheader(title, divider="gray")
+    return report, "with flip TTA" if report.get("tta") else "without TTA"
+
+
 def render_pose(card: dict) -> None:
     """Accuracy by head pose (``python -m fer.pose``), which the Predict page's cautions read."""
-    report = card.get("pose_accuracy")
-    if not report:
+    report, views = caution_report(card, "pose_accuracy", "Accuracy by head pose")
+    if report is None:
         return
-    st.subheader("Accuracy by head pose", divider="gray")
-    views = "with flip TTA" if report.get("tta") else "without TTA"
     st.caption(f"Test faces grouped by the head pose their dlib landmarks give ({views}; `python -m fer.pose`). "
                "'At class mix' weights each emotion's accuracy in a bin by its share of the whole split, so a bin "
                "richer in hard emotions (sad faces are turned more often than happy ones) is not blamed on the "
@@ -119,11 +127,9 @@ def render_pose(card: dict) -> None:
 
 def render_resolution(card: dict) -> None:
     """Accuracy by face resolution (``python -m fer.resolution``), which the Predict page's cautions read."""
-    report = card.get("resolution_accuracy")
-    if not report:
+    report, views = caution_report(card, "resolution_accuracy", "Accuracy by face resolution")
+    if report is None:
         return
-    st.subheader("Accuracy by face resolution", divider="gray")
-    views = "with flip TTA" if report.get("tta") else "without TTA"
     if report.get("reference") == "ferplus":
         views += ", against the FER+ crowd's majority labels"
     st.caption(f"Test faces shrunk to fewer pixels a side and enlarged back to 48 ({views}; `python -m "
