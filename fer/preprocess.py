@@ -12,9 +12,9 @@ Illumination = Literal["none", "hist", "clahe"]
 ILLUMINATIONS: tuple[str, ...] = ("none", "hist", "clahe")
 # A photo whose grey levels span fewer than this many between their 5th and 95th percentiles is
 # equalised before faces are looked for (:func:`lift_low_contrast`). The sample photos span 99-238;
-# darkened (gamma 2.5, x0.2) they span 6-43, and HOG found 39 of their 56 faces in them as they
-# are, 56 equalised (``benchmarks/robustness.py``). Equalising every photo also gave HOG stray
-# low-scoring boxes (0.08-0.12) in two normal ones, so only flat photos are.
+# darkened (gamma 2.5, x0.2) they span 6-43, and the pipeline found 50 of their 56 faces as they
+# were, all 57 equalised (``benchmarks/robustness.py``). Equalising every photo also gave HOG stray
+# low-scoring boxes (0.08-0.12) in two normal ones (a throwaway check), so only flat photos are.
 LOW_CONTRAST_SPREAD: int = 80
 _EQUALIZE_CHUNK = 1024  # faces per vectorised step of equalize_hist
 
