@@ -373,9 +373,7 @@ class BlazeDetector:
             # Shrunk once so that each tile is about the model's input: resizing nine crops of a
             # 12 MP photo cost ~190 ms, this ~20.
             height, width = rgb.shape[:2]
-            factor = min(1.0, tiles / 1.5 * BLAZE_INPUT / max(height, width))
-            small = rgb if factor == 1.0 else cv2.resize(
-                rgb, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+            small = shrink_by(rgb, tiles / 1.5 * BLAZE_INPUT / max(height, width))
             back = np.tile([width / small.shape[1], height / small.shape[0]], 8)  # x, y pairs of a row
             for x0, y0, side in tile_squares(small.shape[1], small.shape[0], tiles):
                 rows, scores = self._view(small[y0:y0 + side, x0:x0 + side], 1.0, bar)
@@ -553,15 +551,22 @@ def suppress_overlaps(detections: list[Detection], max_iou: float = 0.3) -> list
     return kept
 
 
-def _shrink(gray_image: np.ndarray, max_pixels: int) -> np.ndarray:
+def shrink_by(image: np.ndarray, factor: float) -> np.ndarray:
+    """The image resized by ``factor`` (area averaging, at least 1x1), or itself when ``factor``
+    is 1 or more.
+    """
     import cv2
 
-    height, width = gray_image.shape[:2]
-    factor = detection_scale(width, height, max_pixels)
     if factor >= 1.0:
-        return gray_image
+        return image
+    height, width = image.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(gray_image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _shrink(gray_image: np.ndarray, max_pixels: int) -> np.ndarray:
+    height, width = gray_image.shape[:2]
+    return shrink_by(gray_image, detection_scale(width, height, max_pixels))
 
 
 def detection_passes(

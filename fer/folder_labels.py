@@ -233,8 +233,7 @@ def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str =
         tta: flip test-time augmentation.
         on_progress: called with the number of photos done after each one.
     """
-    import cv2
-
+    from fer.detect import shrink_by
     from fer.image_io import ImageDecodeError
     from fer.photo_report import context_crop
 
@@ -255,12 +254,8 @@ def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str =
                 analysed.append(AnalysedPhoto(name, label, faces))
             else:
                 crop = context_crop(result.rgb_image, big.box, result.scale, margin=0.3)
-                factor = CROP_SIDE / max(crop.shape[:2])
-                if factor < 1:
-                    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * factor)),
-                                             max(1, round(crop.shape[0] * factor))), interpolation=cv2.INTER_AREA)
-                analysed.append(AnalysedPhoto(name, label, faces, EMOTIONS.index(big.label),
-                                              float(big.probabilities[big.label]), crop))
+                crop = shrink_by(crop, CROP_SIDE / max(crop.shape[:2]))
+                analysed.append(AnalysedPhoto(name, label, faces, EMOTIONS.index(big.label), big.score, crop))
         if on_progress is not None:
             on_progress(done)
     return analysed
