@@ -44,6 +44,12 @@ def is_archive(path: Path) -> bool:
     return Path(path).suffix.lower() == ".zip" and not Path(path).is_dir()
 
 
+def source_name(root: Path) -> str:
+    """The name a folder of photos goes by: its own, or an archive's without ``.zip``."""
+    resolved = Path(root).resolve()
+    return resolved.stem if is_archive(root) else resolved.name
+
+
 def label_of_folders(folders: Sequence[str]) -> int | None:
     """The class named by the last of ``folders`` (outermost first) that names an emotion."""
     for name in reversed(folders):
@@ -60,10 +66,8 @@ def folder_label(path: Path, root: Path) -> int | None:
     Returns:
         The class code, or ``None`` when no folder on the way names an emotion.
     """
-    root = Path(root)
     # A ZIP archive stands for its folder: "happy.zip" names happy.
-    name = root.resolve().stem if is_archive(root) else root.resolve().name
-    return label_of_folders([name, *Path(path).relative_to(root).parent.parts])
+    return label_of_folders([source_name(root), *Path(path).relative_to(root).parent.parts])
 
 
 def zip_label(name: str, archive: str = "") -> int | None:
@@ -149,7 +153,7 @@ class FolderScore:
     @property
     def accuracy_counting_faceless(self) -> float:
         """Accuracy with the faceless photos counted as errors."""
-        return float(np.trace(self.metrics.confusion) / self.labelled) if self.labelled else 0.0
+        return self.metrics.correct / self.labelled if self.labelled else 0.0
 
 
 def score_photos(photos: Sequence[tuple[Path, Sequence[dict]]], root: Path) -> FolderScore:
@@ -181,9 +185,9 @@ def format_score(score: FolderScore, root: Path) -> str:
     if score.labelled == 0:
         lines.append(f"  no photo is under a folder named after an emotion ({', '.join(EMOTIONS)}, ...)")
         return "\n".join(lines)
-    right = int(np.trace(score.metrics.confusion))
-    lines.append(f"  accuracy {score.metrics.accuracy:.1%} ({right}/{score.metrics.total}) on the largest face of "
-                 f"each photo with one; {score.accuracy_counting_faceless:.1%} counting photos without a face as wrong")
+    lines.append(f"  accuracy {score.metrics.accuracy:.1%} ({score.metrics.correct}/{score.metrics.total}) on the "
+                 f"largest face of each photo with one; {score.accuracy_counting_faceless:.1%} counting photos "
+                 "without a face as wrong")
     support = score.metrics.confusion.sum(axis=1)
     per_class = [f"{e} {int(score.metrics.confusion[i, i])}/{int(support[i])}"
                  for i, e in enumerate(EMOTIONS) if support[i]]

@@ -38,8 +38,13 @@ class Metrics:
         return int(self.confusion.sum())
 
     @property
+    def correct(self) -> int:
+        """Items on the diagonal: predicted as labelled."""
+        return int(np.trace(self.confusion))
+
+    @property
     def accuracy(self) -> float:
-        return float(np.trace(self.confusion) / self.total) if self.total else 0.0
+        return self.correct / self.total if self.total else 0.0
 
     @property
     def recall(self) -> np.ndarray:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.detect import DETECTORS, turn_text
-from fer.folder_labels import format_score, is_archive, score_photos
+from fer.folder_labels import format_score, is_archive, score_photos, source_name
 from fer.image_io import IMAGE_SUFFIXES
 from fer.photo_report import FACE_FIELDS, face_rows
 from fer.pose import angles_text
@@ -249,15 +249,9 @@ def format_outcome(outcome: PhotoOutcome) -> str:
     return "\n".join(lines)
 
 
-def _source_name(folder: Path) -> str:
-    """A folder's name, or an archive's without its ``.zip``."""
-    resolved = folder.resolve()
-    return resolved.stem if is_archive(folder) else resolved.name
-
-
 def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
     """Where a folder's (or an archive's) CSV goes when ``--csv`` is not given."""
-    name = f"{_source_name(folder) or 'photos'}_faces.csv"
+    name = f"{source_name(folder) or 'photos'}_faces.csv"
     return (annotate_dir / name) if annotate_dir is not None else Path.cwd() / name
 
 
@@ -322,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = args.csv if args.csv is not None else default_csv_path(folder, args.annotate)
         if args.csv is not None and len(folders) > 1:
             # Several folders and one --csv: one file each, named after the folder.
-            target = args.csv.with_name(f"{args.csv.stem}_{_source_name(folder)}{args.csv.suffix}")
+            target = args.csv.with_name(f"{args.csv.stem}_{source_name(folder)}{args.csv.suffix}")
         rows = write_csv(target, outcomes)
         print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
         if args.folder_labels:

@@ -1,6 +1,5 @@
 """Your photos: a ZIP of photos sorted into emotion folders, scored end to end, errors browsable."""
 
-import numpy as np
 import streamlit as st
 
 from fer.explorer import per_class_table, selected_cell
@@ -72,9 +71,8 @@ def report(archive: str, analysed, score) -> None:
         st.warning(f"No photo of **{archive}** is in a folder named after an emotion ({', '.join(EMOTIONS)}).")
         return
     head, counts = st.columns([1, 2])
-    right = int(np.trace(score.metrics.confusion))
     head.metric("Accuracy (largest face of each photo)", f"{score.metrics.accuracy:.1%}",
-                help=f"{right} of {score.metrics.total} photos with a face")
+                help=f"{score.metrics.correct} of {score.metrics.total} photos with a face")
     counts.markdown(
         f"**{score.labelled}** labelled photos: **{score.metrics.total}** with a face, **{len(score.faceless)}** "
         f"without ({score.accuracy_counting_faceless:.1%} counting those as wrong); "
