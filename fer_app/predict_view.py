@@ -132,9 +132,7 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
     if count > FACE_CARDS_SHOWN:
         # A crowd: the whole photo and every face's line first, then a few cards unless asked.
         st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
-        st.dataframe(face_table(result), hide_index=True,
-                     column_config={"score": st.column_config.ProgressColumn(format="percent", min_value=0.0,
-                                                                              max_value=1.0)})
+        st.dataframe(face_table(result), hide_index=True, column_config=widgets.SCORE_COLUMNS)
         every = st.toggle(f"Show all {count} face cards", key=f"predict_all_cards_{photo_index}",
                           help=f"The first {FACE_CARDS_SHOWN} are shown; each card has the face's stages and chart.")
         shown = count if every else FACE_CARDS_SHOWN

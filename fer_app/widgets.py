@@ -128,6 +128,10 @@ PER_CLASS_COLUMNS = {"precision": percent_column(), "recall": percent_column(),
                      "f1": st.column_config.NumberColumn(format="%.3f")}
 
 
+# A face table's score as a bar (Predict's tables of several photos and of a crowd's faces).
+SCORE_COLUMNS = {"score": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)}
+
+
 def confusion_table(cm: np.ndarray, key: str, normalise: bool = False, **options):
     """A confusion matrix (rows true) whose one cell can be clicked, each cell coloured by its
     share of its row; ``options`` go to ``st.dataframe``. Returns the selection event.
@@ -139,8 +143,6 @@ def confusion_table(cm: np.ndarray, key: str, normalise: bool = False, **options
 
 def sidebar_status(container) -> None:
     """The device and model line at the bottom of the sidebar (after the page ran)."""
-    from fer_app import charts
-
     model = selected_model()
     with container:
         st.divider()

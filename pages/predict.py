@@ -65,9 +65,7 @@ def render() -> None:
     if len(analysed) > 1:
         faces = sum(len(result.faces) for _, result in analysed)
         st.subheader(f"All {len(analysed)} photos: {faces} faces", divider="gray")
-        st.dataframe(summary_rows(analysed), hide_index=True,
-                     column_config={"score": st.column_config.ProgressColumn(format="percent", min_value=0.0,
-                                                                              max_value=1.0)})
+        st.dataframe(summary_rows(analysed), hide_index=True, column_config=widgets.SCORE_COLUMNS)
     if analysed:
         st.subheader("Download the results", divider="gray")
         left, right = st.columns(2)
