@@ -263,9 +263,18 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         return
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     by_row = {f.row: f for f in faces}
+    chosen = st.session_state.get(f"{key}_row")
+    left = chosen is not None and chosen not in by_row and chosen == st.session_state.get(f"{key}_saved")
+    if left:
+        # The face just annotated left this list (it moved to another cell): Streamlit would pick
+        # the first face in its place, and a second click on Save would annotate a face nobody chose.
+        st.session_state[f"{key}_row"] = None
     with st.container(border=True, key=f"{key}_panel"):
         st.markdown("**Look closer at a face on this page, and annotate it**")
-        row = st.selectbox("Face", list(by_row), key=f"{key}_row", format_func=lambda r: by_row[r].caption)
+        row = st.selectbox("Face", list(by_row), key=f"{key}_row", format_func=lambda r: by_row[r].caption,
+                           placeholder="Choose a face")
+        if left:
+            st.info(f"Row {chosen} left this list with your annotation; choose the next face to annotate.")
         if close_up is not None and row is not None:
             close_up(int(row))
         with st.form(f"{key}_form", border=False):
@@ -275,7 +284,7 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
                      help="confirm keeps the FER2013 label; an emotion relabels the face")
             st.text_input("Note (optional)", key=f"{key}_note")
             st.form_submit_button(
-                "Save annotation", key=f"{key}_save", disabled=not annotator, on_click=_save_annotation,
+                "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
                 args=(key, {r: f.original for r, f in by_row.items()}),
             )
     message = st.session_state.pop(f"{key}_message", None)
@@ -287,12 +296,15 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
 
 
 def _save_annotation(key: str, originals: dict[int, int]) -> None:
-    from fer.annotations import annotate
+    from fer.annotations import UI_CHOICES, annotate
 
     row = st.session_state.get(f"{key}_row")
     choice = st.session_state.get(f"{key}_choice", "confirm")
     note = st.session_state.get(f"{key}_note", "")
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
+    if row is None:
+        st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
+        return
     try:
         saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)])
     except (ValueError, KeyError, TypeError) as err:
@@ -302,6 +314,9 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} (by {saved.annotator}).",
     )
     st.session_state[f"{key}_note"] = ""
+    # The next face starts from "confirm", not from this face's choice.
+    st.session_state[f"{key}_choice"] = UI_CHOICES[0]
+    st.session_state[f"{key}_saved"] = saved.row
 
 
 def _history(row: int) -> None:

@@ -37,6 +37,10 @@ def render() -> None:
     model_b = names[left.selectbox("Model B (A is the model chosen in the sidebar)", list(names), key="compare_b")]
     split = right.segmented_control("Split", EVAL_SPLITS, key="compare_split", default="PrivateTest", required=True)
     both_tta = resources.has_tta_predictions(model_a) and resources.has_tta_predictions(model_b)
+    if not both_tta:
+        # A disabled switch keeps its stored value: an earlier "on" would ask for predictions one
+        # of these models lacks, with no way to turn it off.
+        st.session_state["compare_tta"] = False
     tta = right.toggle("Flip TTA", key="compare_tta", disabled=not both_tta,
                        help="Both models' predictions with flip test-time augmentation"
                             + ("" if both_tta else " (needs both models' `.predictions_tta.csv`)"))

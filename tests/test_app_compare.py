@@ -170,3 +170,9 @@ def test_compare_page_flip_tta_needs_both_tables(two_models):
                        pd.read_csv(two_models / f"{name_b}.predictions_tta.csv"), "PrivateTest")
     assert {m.label: m.value for m in at.metric}["McNemar exact p"] == f"{expected.p_value:.2g}"
     assert f"B right, A wrong: {expected.count('only_b')} faces" in texts(at.subheader)
+    # B loses its flip-TTA table: the switch turns off with its reason, not a dead end of errors.
+    (two_models / f"{name_b}.predictions_tta.csv").unlink()
+    at.run()
+    assert not at.exception and not at.error
+    assert at.toggle(key="compare_tta").disabled and not at.toggle(key="compare_tta").value
+    assert at.metric

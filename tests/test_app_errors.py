@@ -158,6 +158,29 @@ def test_annotate_from_the_errors_grid(app_env, predictions):
     assert any("1 excluded" in t for t in texts(at.caption))
 
 
+def test_a_face_that_leaves_the_cell_is_not_replaced_by_another_on_save(app_env, predictions):
+    # With our annotations as the reference, relabelling a face moves it out of the cell: the
+    # selector must not fall to another face, or a second click on Save would annotate it.
+    at = open_errors()
+    at.sidebar.text_input(key="app_annotator").input("tester").run()
+    at.segmented_control(key="errors_reference").set_value("annotated").run()
+    select_cell(at, "happy", "sad")
+    options = at.selectbox(key="errors_annotate_row").options
+    assert len(options) >= 2
+    at.selectbox(key="errors_annotate_row").set_value(options[1]).run()
+    at.radio(key="errors_annotate_choice").set_value("sad")
+    at.form_submit_button(key="errors_annotate_save").click().run()
+    assert not at.exception
+    assert at.selectbox(key="errors_annotate_row").value is None
+    assert at.form_submit_button(key="errors_annotate_save").disabled
+    assert at.radio(key="errors_annotate_choice").value == "confirm"
+    assert any("left this list" in t for t in texts(at.info))
+    assert len(AnnotationStore(app_env).history()) == 1
+    # Choosing a face makes Save available again.
+    at.selectbox(key="errors_annotate_row").set_value(at.selectbox(key="errors_annotate_row").options[0]).run()
+    assert not at.form_submit_button(key="errors_annotate_save").disabled
+
+
 def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predictions):
     from fer.twins import TWIN_THRESHOLD, load_twins
 
