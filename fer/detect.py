@@ -59,6 +59,10 @@ TURN_MIN_SCORE: float = 0.5
 # its own bar (0.5) the gate lost one face of the sample photos tilted 60 degrees; at 0.3 none,
 # on the photos turned by ±90, 180 and ±60 degrees (benchmarks/detection_report.py --turned).
 TURN_GATE_SCORE: float = 0.3
+# Turns are not searched in a photo whose longer side is more than this many times its shorter:
+# a strip's turned canvas is mostly padding (a 32000x12 strip's 35-degree canvas holds 470 MP,
+# 2 GB and 15 s of searching for nothing), and a panorama stored on its side is rare.
+TURN_MAX_ASPECT: float = 4.0
 # BlazeFace (MediaPipe's full-range model, 192x192 input, one anchor per 4x4 cell of a 48x48
 # grid) sees the whole photo at once: ~6 ms, but faces under ~4% of the photo's longer side
 # are below its reach. Its scores are probabilities; 0.5 is MediaPipe's own bar. The sample
@@ -879,11 +883,14 @@ def search_turned(
         gate: BlazeFace, to skip turns where it sees no face; ``None`` searches every turn.
 
     Returns:
-        The winning turn, or ``None`` when no turn finds a face.
+        The winning turn, or ``None`` when no turn finds a face or the photo is a strip
+        (:data:`TURN_MAX_ASPECT`).
     """
     import cv2
 
     height, width = gray_image.shape[:2]
+    if max(height, width) > TURN_MAX_ASPECT * min(height, width):
+        return None
     small = _shrink(gray_image, DETECT_MAX_PIXELS)
     best_angle, best_found, best_key = None, [], (0, 0.0)
     for angle in angles:

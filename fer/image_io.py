@@ -40,11 +40,14 @@ _UNSIGNED_FORMATS: tuple[str, ...] = ("TGA",)
 # File-name suffixes of those formats, where a folder is listed (the format itself comes from
 # the bytes): the one list the uploader, `fer.predict` and the benchmarks offer.
 IMAGE_SUFFIXES: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff", ".gif",
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff", ".gif",
     ".jp2", ".j2k", ".pgm", ".ppm", ".pbm", ".pnm", ".tga",
 )
 # 50 megapixels: a 8000x6000 camera photo fits, a decompression bomb does not.
 MAX_PIXELS: int = 50_000_000
+# The longest side kept: OpenCV's warps (alignment, turned searches) refuse sides of 32,767 px
+# and more, and no face needs such a side; a stitched panorama or a pixel strip is shrunk to it.
+MAX_SIDE: int = 16_384
 
 # Leading bytes of supported formats, to tell "a damaged JPEG" from "not an image at all".
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -116,7 +119,8 @@ class DecodedImage:
             original when decoded with ``min_pixels``.
         format: the PIL format name read from the bytes (``JPEG``, ``PNG``, ...).
         original_size: (width, height) of the upright photo at full resolution.
-        scale: ``rgb`` pixels per original pixel (1.0 unless reduced while decoding).
+        scale: ``rgb`` pixels per original pixel (1.0 unless reduced while decoding, or shrunk
+            to :data:`MAX_SIDE`).
         mode: the colour mode the file stored (``RGB``, ``CMYK``, ``I;16``, ...).
     """
 
@@ -333,7 +337,8 @@ def decode_image(data: bytes, *, min_pixels: int | None = None, max_pixels: int 
         max_pixels: pixel budget checked on the header before decoding.
 
     Returns:
-        The decoded image; ``scale`` maps its coordinates to the original photo.
+        The decoded image, no side longer than :data:`MAX_SIDE`; ``scale`` maps its coordinates
+        to the original photo.
 
     Raises:
         EmptyFileError, NotAnImageError, UnsupportedFormatError, TruncatedImageError,
@@ -356,8 +361,13 @@ def decode_image(data: bytes, *, min_pixels: int | None = None, max_pixels: int 
     upright = _upright(image)
     if upright.size != image.size:  # a 90-degree turn swaps the sides
         full_width, full_height = full_height, full_width
+    rgb = to_rgb_array(upright)
+    if max(rgb.shape[:2]) > MAX_SIDE:
+        factor = math.ceil(max(rgb.shape[:2]) / MAX_SIDE)
+        rgb = np.asarray(Image.fromarray(rgb).reduce(factor))  # box averaging, as a reduced decode
+        scale = rgb.shape[1] / full_width
     return DecodedImage(
-        rgb=to_rgb_array(upright),
+        rgb=rgb,
         format=fmt,
         original_size=(full_width, full_height),
         scale=scale,

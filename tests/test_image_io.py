@@ -19,6 +19,7 @@ from PIL import Image
 
 from fer.image_io import (
     MAX_PIXELS,
+    MAX_SIDE,
     DecodedImage,
     EmptyFileError,
     ImageDecodeError,
@@ -233,6 +234,17 @@ def test_big_jpeg_can_be_decoded_reduced():
     assert decoded.original_size == (2560, 1920)
     assert decoded.scale == 0.25 and decoded.rgb.shape == (480, 640, 3)
     assert decode_image(data).rgb.shape == (1920, 2560, 3)
+
+
+def test_a_strip_or_panorama_is_shrunk_to_the_longest_side_kept():
+    # OpenCV's warps refuse sides of 32,767 px: a 60000x1 strip (140 bytes as PNG) crashed the
+    # turned search with a raw assertion before.
+    strip = decode_image(encode(Image.new("L", (60000, 2), 128), "PNG"))
+    assert max(strip.rgb.shape[:2]) <= MAX_SIDE and strip.original_size == (60000, 2)
+    assert strip.scale == strip.rgb.shape[1] / 60000 == 0.25
+    tall = decode_image(encode(Image.new("RGB", (300, 20000), (10, 20, 30)), "PNG"))
+    assert tall.rgb.shape == (10000, 150, 3) and tall.scale == 0.5
+    assert decode_image(encode(Image.new("L", (MAX_SIDE, 4)), "PNG")).scale == 1.0
 
 
 def test_pixel_budget_is_checked_before_decoding():

@@ -672,6 +672,18 @@ def test_turned_search_finds_nothing_in_the_dogs_photo_and_skips_slow_detectors(
         FerPipeline(tiny_model, detector="haar", turn_search=True)
 
 
+def test_a_strip_is_searched_upright_only_and_quickly(pipeline):
+    # Turned, a 32000x12 strip's canvas held 470 MP (2 GB, 15 s); at 39000 px OpenCV's warp
+    # refused it with an assertion shown to the user.
+    strip = np.full((12, 32000), 128, np.uint8)
+    assert search_turned(HogDetector(), strip) is None
+    for size in ((39000, 10), (60000, 1)):
+        data = io.BytesIO()
+        Image.new("L", size, 128).save(data, "PNG")
+        result = pipeline.analyze_bytes(data.getvalue())
+        assert result.faces == () and result.original_size == size
+
+
 @needs_photos
 def test_rgba_and_grayscale_photos(pipeline):
     rgba = (PHOTOS_DIR / "fr_alex_lacamoire.png").read_bytes()
