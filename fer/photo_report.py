@@ -25,10 +25,15 @@ CSV_FIELDS: tuple[str, ...] = ("file", *FACE_FIELDS)
 def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -> list[dict[str, Any]]:
     """One JSON-ready record per photo.
 
-    File name, size, detector, TTA, the turn its faces were found at (0: upright), faces and timings.
+    File name, size, detector, TTA, the turn its faces were found at (0: upright), faces, timings
+    and ``error``: ``None``, or for a photo that could not be read (given as the reason, a str,
+    in place of its result) the reason, with no faces, as ``python -m fer.predict --json`` has it.
     """
     records = []
     for name, result in named_results:
+        if isinstance(result, str):
+            records.append({"file": name, "model": model, "faces": [], "error": result})
+            continue
         records.append({
             "file": name,
             "model": model,
@@ -41,6 +46,7 @@ def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -
             "turn": float(result.turn),
             "faces": [face.to_dict() for face in result.faces],
             "timings_ms": {k: round(float(v), 1) for k, v in result.timings.items()},
+            "error": None,
         })
     return records
 
@@ -69,11 +75,15 @@ def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
 
 
 def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
-    """One CSV row per face of several photos, under :data:`CSV_FIELDS`."""
+    """One CSV row per face of several photos, under :data:`CSV_FIELDS` (a photo without faces,
+    or unread, its result a str, gives none).
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for name, result in named_results:
+        if isinstance(result, str):
+            continue
         writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta,
                                    result.temperature, result.turn))
     return buffer.getvalue()

@@ -33,20 +33,24 @@ def render() -> None:
     if opts.explain:
         explainer = predict_view.Explainer(lambda faces: pipeline.classify(faces, tta=opts.tta),
                                            (resources.pipeline_key(model, opts.detector), opts.tta))
-    analysed = []
+    analysed = []  # the photos with faces
+    reports = []  # every photo, in upload order: its result, or why it could not be read (a str)
     for photo_index, photo in enumerate(inputs):
         try:
             result = pipeline.analyze_bytes(photo.data, illumination=opts.illumination, tta=opts.tta)
         except ImageDecodeError as err:
             reason = str(err).rstrip()
+            reports.append((photo.name, f"cannot be read: {reason}"))
             st.error(f"**{photo.name}** cannot be read: {reason}{'.' if reason[-1:].isalnum() else ''}",
                      icon=":material/broken_image:")
             continue
         except Exception as err:  # noqa: BLE001 - one bad photo must not hide the others
             logging.getLogger("fer_app").exception("analysis of an upload failed")
+            reports.append((photo.name, f"could not be analysed ({type(err).__name__}: {err})"))
             st.error(f"**{photo.name}** could not be analysed ({type(err).__name__}: {err}).",
                      icon=":material/broken_image:")
             continue
+        reports.append((photo.name, result))
         if not result.faces:
             searched = ", upright or turned" if pipeline.turn_search else ""
             others = ("BlazeFace alone takes the faces it is less sure of (HOG's second look asks more of it), "
@@ -62,15 +66,18 @@ def render() -> None:
         predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"),
                                   model.card.get("resolution_accuracy"))
 
-    if len(analysed) > 1:
+    if analysed and len(inputs) > 1:
         faces = sum(len(result.faces) for _, result in analysed)
-        st.subheader(f"All {len(analysed)} photos: {faces} faces", divider="gray")
+        photos = f"All {len(inputs)} photos" if len(analysed) == len(inputs) else \
+            f"{len(analysed)} of {len(inputs)} photos with faces"
+        st.subheader(f"{photos}: {faces} faces", divider="gray")
         st.dataframe(summary_rows(analysed), hide_index=True, column_config=widgets.SCORE_COLUMNS)
     if analysed:
         st.subheader("Download the results", divider="gray")
         left, right = st.columns(2)
-        left.download_button("Results as JSON", results_json(analysed, model.name), "fer_results.json",
-                             "application/json", key="predict_download_json", on_click="ignore")
+        # The JSON has a record for every photo, with no faces or the reason it was not read.
+        left.download_button("Results as JSON (one record per photo)", results_json(reports, model.name),
+                             "fer_results.json", "application/json", key="predict_download_json", on_click="ignore")
         right.download_button("Results as CSV (one row per face)", results_csv(analysed), "fer_results.csv",
                               "text/csv", key="predict_download_csv", on_click="ignore")
 

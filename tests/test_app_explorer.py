@@ -234,6 +234,14 @@ def test_results_json_and_csv():
     assert rows[0]["file"] == "a.jpg" and rows[0]["face"] == "1" and rows[0]["w"] == "30"
     assert rows[0]["tta"] == "1" and rows[0]["temperature"] == "1.25" and rows[0]["turn"] == "0"
     assert float(rows[0]["happy"]) == pytest.approx(0.9)
+    assert records[0]["error"] is None
+    # Every photo gets a record: one without faces, and one unread (its reason in place of a result).
+    faceless = SimpleNamespace(**{**vars(fake_result()), "faces": ()})
+    named = [("a.jpg", fake_result()), ("b.png", faceless), ("c.jpg", "cannot be read: the file is empty (0 bytes)")]
+    records = json.loads(results_json(named, "paper"))
+    assert [(r["file"], len(r["faces"]), r["error"]) for r in records] == [
+        ("a.jpg", 1, None), ("b.png", 0, None), ("c.jpg", 0, "cannot be read: the file is empty (0 bytes)")]
+    assert [r["file"] for r in csv.DictReader(io.StringIO(results_csv(named)))] == ["a.jpg"]
 
 
 def test_context_crop_clips_to_the_photo():

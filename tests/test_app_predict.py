@@ -68,7 +68,8 @@ def test_upload_shows_a_face_card(app_env):
     assert len(bars) == 1 and f"font-weight:700;'><span style='width:64px;text-align:right'>{label}<" in bars[0]
     stage_images = [img for img in at.image if "aligned 48×48" in img.captions]
     assert len(stage_images) == 1 and len(stage_images[0].captions) == 4
-    assert [b.label for b in at.get("download_button")] == ["Results as JSON", "Results as CSV (one row per face)"]
+    assert [b.label for b in at.get("download_button")] == ["Results as JSON (one record per photo)",
+                                                           "Results as CSV (one row per face)"]
     assert not at.error and not at.warning
     # Flip TTA is on by default; switched off, the same face is classified from one view.
     assert at.toggle(key="predict_tta").value is True
@@ -131,6 +132,23 @@ def test_several_photos_get_a_summary_table(app_env):
     (table,) = [d.value for d in at.dataframe if "photo" in d.value.columns]
     assert table["photo"].tolist() == ["me.jpg", "us.jpg", "us.jpg"] and table["face"].tolist() == [1, 1, 2]
     assert set(table["label"]) <= set(EMOTIONS) and table["score"].between(0, 1).all()
+
+
+def test_summary_counts_every_upload(app_env):
+    # Photos without faces and unreadable ones are counted in the summary (and recorded in the
+    # JSON download: fer.photo_report.results_records).
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([
+        ("me.jpg", PHOTO.read_bytes(), "image/jpeg"),
+        ("blank.png", png_bytes(np.full((120, 160, 3), 128, np.uint8)), "image/png"),
+        ("notes.jpg", b"this is text, not a photo\n" * 10, "image/jpeg"),
+    ])
+    at.run()
+    assert not at.exception
+    assert "1 of 3 photos with faces: 1 faces" in texts(at.subheader)
+    assert [b.label for b in at.get("download_button")][0] == "Results as JSON (one record per photo)"
 
 
 def test_sample_photo(app_env):
