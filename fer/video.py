@@ -109,6 +109,8 @@ class VideoResult:
         tta: whether the faces were classified with flip TTA.
         temperature: the calibration temperature applied to the probabilities.
         truncated: whether the frame budget ended the analysis before the end of the video.
+        decoded_s: where decoding ended, in seconds (the last frame's time plus one frame); well
+            short of ``info.duration_s`` in a file cut short or damaged (:attr:`cut_short`).
         cuts: times of the sampled frames that start a new shot (:func:`is_cut`); every face there
             is checked by its descriptor before it continues a track.
         identity_checks: how many face descriptors the tracker computed.
@@ -125,6 +127,16 @@ class VideoResult:
     truncated: bool = False
     cuts: tuple[float, ...] = ()
     identity_checks: int = 0
+    decoded_s: float = 0.0
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether decoding stopped well before the length the container records (not the
+        frame budget): the file is cut short or damaged, and a track ending there says nothing
+        of the person. Containers misstate their length by a frame or an estimate, hence the margin.
+        """
+        duration = self.info.duration_s
+        return not self.truncated and duration > 0 and duration - self.decoded_s > max(1.0, 0.05 * duration)
 
     @property
     def tracks(self) -> dict[int, list[TrackPoint]]:
@@ -171,6 +183,7 @@ class VideoResult:
             "fps": self.info.fps, "frames": self.info.frame_count, "size": [self.info.width, self.info.height],
             "duration_s": round(self.info.duration_s, 3), "every_s": self.every_s, "tta": self.tta,
             "temperature": self.temperature, "samples": len(self.times_s), "truncated": self.truncated,
+            "decoded_s": round(self.decoded_s, 3), "cut_short": self.cut_short,
             "cuts_s": [round(t, 3) for t in self.cuts],
             "faces": [{"time_s": round(p.time_s, 3), "track": p.track, "box": list(p.box), "label": p.label,
                        "score": round(p.score, 6),
@@ -211,6 +224,9 @@ def open_video(data: bytes) -> Iterator[tuple[object, VideoInfo]]:
                          frame_count=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)),
                          width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
                          height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0))
+        if still == "GIF" and info.frame_count == 1:
+            raise VideoDecodeError("the file is a still GIF image, not an animation: analyse photos on the Predict "
+                                   "page or with `python -m fer.predict`")
         if info.width * info.height > 8 * MAX_FRAME_PIXELS:
             raise VideoDecodeError(f"the video's frames are too large ({info.width}x{info.height})")
         yield capture, info
@@ -240,16 +256,17 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
     Times come from the stream's timestamps (right for variable-frame-rate phone clips), else
     from the frame index. Frames between samples are only grabbed, never converted to RGB arrays.
     When ``state`` is given, it gets ``info`` (:class:`VideoInfo`) and ``step`` (the step used)
-    before the first frame, and ``truncated`` at the end: whether frames were left after the last
+    before the first frame, and at the end ``truncated``: whether frames were left after the last
     sample the budget allowed (read from the stream, not from the length the container claims,
-    which can be missing or wrong).
+    which can be missing or wrong), and ``decoded_s``: where decoding ended (the last frame
+    grabbed, plus one frame).
 
     Raises:
         VideoDecodeError: when the bytes cannot be opened or no frame decodes.
     """
     import cv2
 
-    index, next_time, yielded = 0, 0.0, 0
+    index, next_time, yielded, moment = 0, 0.0, 0, None
     with open_video(data) as (capture, info):
         step = sampling_step(info, every_s, max_samples)
         if state is not None:
@@ -272,6 +289,7 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
             reduced = _reduced(rgb)
             yield moment, reduced, reduced.shape[1] / rgb.shape[1]
         if state is not None:
+            state["decoded_s"] = 0.0 if moment is None else moment + 1 / fps
             state["truncated"] = yielded >= max_samples and capture.grab()
     if yielded == 0:
         raise VideoDecodeError("no frame of the video could be decoded")
@@ -529,7 +547,8 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
     return VideoResult(info=sampling["info"], every_s=sampling["step"], times_s=tuple(times), points=tuple(points),
                        thumbnails=tuple(images), seconds=time.perf_counter() - started, tta=use_tta,
                        temperature=pipeline.temperatures[use_tta], truncated=sampling["truncated"],
-                       cuts=tuple(cuts), identity_checks=tracker.descriptors_computed)
+                       cuts=tuple(cuts), identity_checks=tracker.descriptors_computed,
+                       decoded_s=sampling["decoded_s"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -573,7 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.video}: {info.width}x{info.height}, {info.duration_s:.1f} s at {info.fps:.1f} fps; "
           f"{len(result.times_s)} frames analysed (every {result.every_s:.2f} s) in {result.seconds:.1f} s; "
           f"{len(result.tracks)} face track(s), {len(result.cuts)} cut(s)"
-          + (f"; stopped after {len(result.times_s)} frames, before the end" if result.truncated else ""))
+          + (f"; stopped after {len(result.times_s)} frames, before the end" if result.truncated else "")
+          + (f"; only {result.decoded_s:.1f} s decoded: the file seems cut short or damaged"
+             if result.cut_short else ""))
     for row in result.summary().itertuples():
         print(f"  face {row.track}: {row.first_s:.1f}-{row.last_s:.1f} s, {row.frames} frames, mostly {row.dominant} "
               f"({row.dominant_share:.0%} of its frames)")

@@ -101,6 +101,10 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
         st.warning(f"Only the first {result.times_s[-1]:.1f} s were analysed: the analysis stops at {MAX_SAMPLES} "
                    "frames, and this clip went on (its container understated its length or did not record it). Use a "
                    "longer step, or `python -m fer.video` with `--max-samples`.", icon=":material/content_cut:")
+    if result.cut_short:
+        st.warning(f"Only the first {result.decoded_s:.1f} s of the {info.duration_s:.1f} s the file records could "
+                   "be decoded: it seems cut short or damaged, so a track ending there does not mean the person "
+                   "left.", icon=":material/broken_image:")
     if not tracks:
         st.warning("No face found in any analysed frame. Faces need to be roughly frontal and at least about "
                    "40 pixels wide.", icon=":material/face_retouching_off:")

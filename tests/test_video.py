@@ -2,6 +2,7 @@
 
 import io
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from fer.paths import MODELS_DIR
 from fer.video import (
     VideoDecodeError,
     VideoInfo,
+    VideoResult,
     analyze_video,
     main,
     match_boxes,
@@ -251,6 +253,38 @@ def test_bad_bytes_are_refused_with_a_reason():
     photo.save(buffer, "JPEG")
     with pytest.raises(VideoDecodeError, match="still JPEG photo, not a video"):
         list(sample_frames(buffer.getvalue()))
+
+
+def test_a_still_gif_is_refused_and_an_animated_one_read():
+    def gif(frames: int) -> bytes:
+        images = [Image.new("RGB", (64, 48), (40 * i, 0, 0)) for i in range(frames)]
+        buffer = io.BytesIO()
+        images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+        return buffer.getvalue()
+
+    with pytest.raises(VideoDecodeError, match="still GIF image, not an animation"):
+        list(sample_frames(gif(1)))
+    assert len(list(sample_frames(gif(3), every_s=0.1))) == 3
+
+
+def test_a_file_cut_short_says_where_decoding_ended(tmp_path):
+    import cv2
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(100):
+        writer.write(np.full((48, 64, 3), (i * 2) % 255, np.uint8))
+    writer.release()
+    whole, state = path.read_bytes(), {}
+    list(sample_frames(whole, every_s=0.5, state=state))
+    assert state["info"].duration_s == 10.0 and state["decoded_s"] == pytest.approx(10.0)
+    list(sample_frames(whole[: len(whole) // 3], every_s=0.5, state=state))
+    assert state["info"].duration_s == 10.0 and 1.0 < state["decoded_s"] < 5.0
+    result = partial(VideoResult, VideoInfo(10.0, 100, 64, 48), 0.5, (), ())
+    assert result(decoded_s=state["decoded_s"]).cut_short
+    assert not result(decoded_s=9.6).cut_short  # a container's length may be off by a few frames
+    assert not result(decoded_s=3.0, truncated=True).cut_short  # the frame budget ended it, not the file
+    assert not VideoResult(VideoInfo(10.0, 0, 64, 48), 0.5, (), (), decoded_s=3.0).cut_short  # no length recorded
 
 
 @needs_photos
