@@ -259,8 +259,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     """
     from fer.annotations import UI_CHOICES
 
-    if not faces:
-        return
+    if not faces or st.session_state.get(STORE_ERROR_KEY):
+        return  # no faces, or no usable store (current_annotations said why)
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     by_row = {f.row: f for f in faces}
     chosen = st.session_state.get(f"{key}_row")
@@ -327,6 +327,29 @@ def _history(row: int) -> None:
         st.dataframe(history.drop(columns=["id", "row"]), hide_index=True)
 
 
+# Set in a session while its annotation database cannot be read: the pages then show what needs
+# no annotations, and the annotation panel says why it is missing.
+STORE_ERROR_KEY = "annotations_unusable"
+
+
 def current_annotations():
-    """The store's current annotation per row (a fresh read: annotations change)."""
-    return resources.annotation_store().current()
+    """The store's current annotation per row (a fresh read: annotations change).
+
+    With a database that cannot be used, none, and a warning: a broken file must not hide the
+    matrix and the faces, which need no annotations.
+    """
+    import pandas as pd
+
+    from fer.annotations import HISTORY_COLUMNS
+
+    try:
+        current = resources.annotation_store().current()
+    except sqlite3.Error as err:
+        _log.exception("annotation database error")
+        st.session_state[STORE_ERROR_KEY] = str(err)
+        st.warning(f"The annotation database cannot be used ({err}), so annotations are left out and cannot be "
+                   f"saved. Check that `{annotations_db_hint()}` is a writable SQLite file, or set "
+                   "FER_ANNOTATIONS_DB to another file.", icon=":material/database:")
+        return pd.DataFrame(columns=list(HISTORY_COLUMNS)).astype({"id": "int64", "row": "int64"})
+    st.session_state.pop(STORE_ERROR_KEY, None)
+    return current

@@ -181,6 +181,16 @@ def test_a_face_that_leaves_the_cell_is_not_replaced_by_another_on_save(app_env,
     assert not at.form_submit_button(key="errors_annotate_save").disabled
 
 
+def test_a_broken_annotation_database_leaves_the_matrix_and_faces(app_env, predictions):
+    app_env.write_bytes(b"this is not an SQLite database" * 100)
+    at = open_errors()
+    assert any("annotation database cannot be used" in w for w in texts(at.warning))
+    assert at.dataframe(key="errors_cell").value.to_numpy().sum() > 0 and at.metric
+    select_cell(at, "happy", "sad")
+    assert at.image and not at.error
+    assert not [b for b in at.form_submit_button if b.key == "errors_annotate_save"]  # nothing can be saved
+
+
 def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predictions):
     from fer.twins import TWIN_THRESHOLD, load_twins
 
