@@ -181,6 +181,9 @@ def render() -> None:
     if card.get("metrics_ferplus"):
         render_metrics(card["metrics_ferplus"], "Against FER+ majority labels (faces with emotion votes)",
                        "model_metrics_ferplus")
+    if card.get("metrics_ferplus_tta"):
+        render_metrics(card["metrics_ferplus_tta"], "Against FER+ majority labels, with flip test-time augmentation",
+                       "model_metrics_ferplus_tta")
     for suffix, how in (("", ""), ("_tta", ", flip TTA"), ("_tta_shifts", ", 10 views")):
         if card.get("metrics_no_twin" + suffix):
             render_metrics(card["metrics_no_twin" + suffix],

@@ -96,6 +96,7 @@ def make_model_folder(folder: Path, name: str = "tiny") -> Path:
         "metrics": metrics,
         "metrics_tta": metrics,
         "metrics_ferplus": metrics,
+        "metrics_ferplus_tta": metrics,
         "metrics_no_twin": no_twin_metrics(predictions),
         "notes": ["A note from the card."],
         "ablation": [{"variant": "baseline", "PrivateTest": 0.60}, {"variant": "+ hist", "PrivateTest": 0.61}],

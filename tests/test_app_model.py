@@ -21,6 +21,7 @@ def test_model_card(app_env):
     headers = texts(at.subheader)
     for header in ("Test metrics", "Test metrics with flip test-time augmentation",
                    "Against FER+ majority labels (faces with emotion votes)",
+                   "Against FER+ majority labels, with flip test-time augmentation",
                    "Test faces not also in Training (no near-duplicate there; `fer.twins`)", "Notes", "Ablation",
                    "Accuracy by head pose", "Accuracy by face resolution",
                    "Training curves", "How to reproduce"):
@@ -47,8 +48,8 @@ def test_model_card(app_env):
     (resolution,) = [t for t in tables if t.index.name == "px a side"]
     assert list(resolution.index) == [48, 40, 32, 24, 16] and list(resolution.columns) == ["PublicTest", "PrivateTest"]
     assert resolution["PublicTest"].tolist() == [0.70, 0.67, 0.64, 0.55, 0.35]
-    # 4 accuracy bars + 4 x 2 confusion matrices (plain, TTA, FER+, no twin) + 3 training curves.
-    assert len(at.main.get("plotly_chart")) == 4 + 8 + 3
+    # 5 accuracy bars + 5 x 2 confusion matrices (plain, TTA, FER+, FER+ TTA, no twin) + 3 training curves.
+    assert len(at.main.get("plotly_chart")) == 5 + 10 + 3
     # The selected model's accuracy, as HTML bars (no Plotly outside the Model page).
     assert len([t for t in texts(at.sidebar.markdown) if t.startswith("<div role='img' aria-label='accuracy:")]) == 1
     assert not at.sidebar.get("plotly_chart")
@@ -101,5 +102,5 @@ def test_model_card_shows_calibration(monkeypatch, tmp_path, tmp_path_factory):
     assert any(m.startswith("**Temperature ") and "python -m fer.calibration --model" in m for m in texts(at.markdown))
     (table,) = [d.value for d in at.dataframe if "ECE before" in d.value.columns]
     assert set(table.index) == {"PublicTest", "PrivateTest"} and (table["faces"] == 3589).all()
-    # The usual 15 charts plus one reliability diagram per split.
-    assert len(at.main.get("plotly_chart")) == 4 + 8 + 3 + 2
+    # The usual 18 charts plus one reliability diagram per split.
+    assert len(at.main.get("plotly_chart")) == 5 + 10 + 3 + 2
