@@ -8,13 +8,17 @@ usual variants, "happiness", "anger", "surprised", ...); the photo's prediction 
 face's label, so detection, alignment and classification are scored together, as a user meets
 them. Photos under no emotion folder (or under one FER2013 lacks, such as CK+'s "contempt") are
 counted as unlabelled; labelled photos where no face was found are counted apart, and also as
-errors in a second accuracy.
+errors in a second accuracy; labelled photos that could not be read are counted apart too, with
+their reasons, and in neither accuracy (a broken file says nothing of the model).
 """
 
 from __future__ import annotations
 
 import io
+import lzma
+import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -70,26 +74,69 @@ def folder_label(path: Path, root: Path) -> int | None:
     return label_of_folders([source_name(root), *Path(path).relative_to(root).parent.parts])
 
 
-def zip_label(name: str, archive: str = "") -> int | None:
-    """The class of a photo at ``name`` (``happy/a.jpg``) inside a ZIP archive named ``archive``,
-    whose stem counts as the outermost folder (``happy.zip``).
+# A Windows drive ("C:") at the start of a member's name.
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def member_path(name: str) -> PurePosixPath:
+    r"""A ZIP member's name as a relative POSIX path that stays inside the archive's folder.
+
+    Some Windows tools store ``happy\a.jpg`` or ``C:\set\happy\a.jpg``, and a crafted archive may
+    hold ``/abs/a.jpg`` or ``../../a.jpg``, which joined to a folder would leave it. Backslashes
+    become slashes, a leading drive and slashes are dropped, ``.`` parts vanish and each ``..``
+    removes the folder before it (none climbs above the top).
+
+    Returns:
+        The path; ``PurePosixPath()`` (no parts) when nothing is left of the name (``/``, ``..``).
     """
-    # Some Windows tools store "happy\\a.jpg": a backslash separates folders too.
-    return label_of_folders([PurePosixPath(archive).stem, *PurePosixPath(name.replace("\\", "/")).parent.parts])
+    parts: list[str] = []
+    for part in _DRIVE.sub("", name.replace("\\", "/")).split("/"):
+        if part == "..":
+            parts = parts[:-1]
+        elif part not in ("", "."):
+            parts.append(part)
+    return PurePosixPath(*parts)
+
+
+def zip_label(name: str, archive: str = "") -> int | None:
+    """The class of a photo at ``name`` (``happy/a.jpg``, as stored: :func:`member_path` reads it)
+    inside a ZIP archive named ``archive``, whose stem counts as the outermost folder (``happy.zip``).
+    """
+    return label_of_folders([PurePosixPath(archive).stem, *member_path(name).parent.parts])
 
 
 class ZipPhotosError(ValueError):
     """A ZIP archive that cannot be read, or that holds too much; the message is for people."""
 
 
-def photos_in_zip(
-    data: bytes, max_photos: int = MAX_ZIP_PHOTOS, max_bytes: int = MAX_ZIP_BYTES
-) -> list[tuple[str, bytes]]:
-    """The photos of a ZIP archive, read in memory: ``(path inside it, bytes)``, sorted by path.
+# What decompressing one damaged entry raises: a bad CRC or header (BadZipFile), an unsupported
+# compression method (NotImplementedError), corrupt data (zlib, lzma; bz2 raises OSError).
+_ENTRY_ERRORS = (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
+
+
+@dataclass(frozen=True)
+class ZipPhoto:
+    """One photo of a ZIP archive, read in memory.
+
+    Attributes:
+        name: its path inside the archive (:func:`member_path`, as a string).
+        data: its bytes (empty when it could not be read).
+        error: why it could not be read from the archive, or ``None``.
+    """
+
+    name: str
+    data: bytes = b""
+    error: str | None = None
+
+
+def photos_in_zip(data: bytes, max_photos: int = MAX_ZIP_PHOTOS, max_bytes: int = MAX_ZIP_BYTES) -> list[ZipPhoto]:
+    """The photos of a ZIP archive, read in memory and sorted by path.
 
     Folders, hidden entries, macOS's ``__MACOSX`` copies and files without an image suffix are
     skipped. The sizes the archive declares are checked before anything is decompressed, and
     each entry is read no further than its declared size (a ZIP bomb cannot get past either).
+    An entry that cannot be decompressed (bad CRC, unsupported method) is a photo with an error,
+    as a corrupt photo in a sound entry is: it costs only itself.
 
     Raises:
         ZipPhotosError: not a ZIP archive, encrypted entries, more than ``max_photos`` photos, or
@@ -104,26 +151,26 @@ def photos_in_zip(
     with archive:
         entries = []
         for info in archive.infolist():
-            path = PurePosixPath(info.filename.replace("\\", "/"))
+            path = member_path(info.filename)
             hidden = any(part.startswith(".") or part == "__MACOSX" for part in path.parts)
             if info.is_dir() or hidden or path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             if info.flag_bits & 0x1:
                 raise ZipPhotosError(f"{info.filename} is encrypted; please give an archive without a password")
-            entries.append(info)
+            entries.append((str(path), info))
         if len(entries) > max_photos:
             raise ZipPhotosError(f"the archive holds {len(entries)} photos; the limit is {max_photos}")
-        total = sum(info.file_size for info in entries)
+        total = sum(info.file_size for _, info in entries)
         if total > max_bytes:
             raise ZipPhotosError(f"the photos come to {total / 1e6:.0f} MB decompressed; the limit is "
                                  f"{max_bytes / 1e6:.0f} MB")
         photos = []
-        for info in sorted(entries, key=lambda i: i.filename):
+        for name, info in sorted(entries, key=lambda entry: entry[0]):
             try:
                 with archive.open(info) as member:
-                    photos.append((info.filename, member.read(info.file_size + 1)[: info.file_size]))
-            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as err:
-                raise ZipPhotosError(f"{info.filename} cannot be read from the archive ({err})") from None
+                    photos.append(ZipPhoto(name, member.read(info.file_size + 1)[: info.file_size]))
+            except _ENTRY_ERRORS as err:
+                photos.append(ZipPhoto(name, error=f"cannot be read from the archive ({err})"))
     return photos
 
 
@@ -138,64 +185,91 @@ class FolderScore:
 
     Attributes:
         metrics: over the labelled photos with a face (rows: folder label).
-        faceless: labelled photos where no face was found (or that could not be read).
+        faceless: labelled photos where no face was found.
         unlabelled: photos under no emotion folder.
+        unreadable: labelled photos that could not be read (or analysed), each with the reason.
     """
 
     metrics: Metrics
     faceless: tuple[str, ...]
     unlabelled: int
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     @property
     def labelled(self) -> int:
-        return self.metrics.total + len(self.faceless)
+        return self.metrics.total + len(self.faceless) + len(self.unreadable)
 
     @property
-    def accuracy_counting_faceless(self) -> float:
-        """Accuracy with the faceless photos counted as errors."""
-        return self.metrics.correct / self.labelled if self.labelled else 0.0
+    def accuracy(self) -> float | None:
+        """Accuracy of the largest face of each photo with one; ``None`` when no photo had a face."""
+        return self.metrics.accuracy if self.metrics.total else None
+
+    @property
+    def accuracy_counting_faceless(self) -> float | None:
+        """Accuracy with the faceless photos counted as errors (the unreadable ones left out);
+        ``None`` when no photo had a face.
+        """
+        return self.metrics.correct / (self.metrics.total + len(self.faceless)) if self.metrics.total else None
 
 
-def score_photos(photos: Sequence[tuple[Path, Sequence[dict]]], root: Path) -> FolderScore:
-    """Scores ``(photo path, its faces)`` pairs of one folder by their folder labels."""
-    return score_labelled([(str(path), folder_label(path, root), faces) for path, faces in photos])
+def score_photos(photos: Sequence[tuple[Path, Sequence[dict], str | None]], root: Path) -> FolderScore:
+    """Scores ``(photo path, its faces, why it could not be read or None)`` of one folder by their
+    folder labels.
+    """
+    return score_labelled([(str(path), folder_label(path, root), faces, error) for path, faces, error in photos])
 
 
-def score_labelled(photos: Sequence[tuple[str, int | None, Sequence[dict]]]) -> FolderScore:
-    """Scores ``(photo name, its label or None, its faces)`` triples: the largest face of each."""
-    truth, predicted, faceless, unlabelled = [], [], [], 0
-    for path, label, faces in photos:
+def score_labelled(photos: Sequence[tuple[str, int | None, Sequence[dict], str | None]]) -> FolderScore:
+    """Scores ``(photo name, its label or None, its faces, why it could not be read or None)``:
+    the largest face of each.
+    """
+    truth, predicted, faceless, unreadable, unlabelled = [], [], [], [], 0
+    for path, label, faces, error in photos:
         if label is None:
             unlabelled += 1
             continue
         face = largest_face(faces)
         if face is None:
-            faceless.append(path)
+            # An error after the faces were found (the CLI's annotated copy) does not undo them.
+            if error is not None:
+                unreadable.append((path, error))
+            else:
+                faceless.append(path)
             continue
         truth.append(label)
         predicted.append(EMOTIONS.index(face["label"]))
     cm = confusion_matrix(np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64), NUM_CLASSES)
-    return FolderScore(Metrics(cm), tuple(faceless), unlabelled)
+    return FolderScore(Metrics(cm), tuple(faceless), unlabelled, tuple(unreadable))
+
+
+def _listed(lines: Sequence[str], what: str, most: int = 20) -> list[str]:
+    """The first ``most`` of ``lines``, then one counting the rest (``... and 3 more <what>``)."""
+    more = [f"  ... and {len(lines) - most} more {what}"] if len(lines) > most else []
+    return [*lines[:most], *more]
 
 
 def format_score(score: FolderScore, root: Path) -> str:
-    """The score as text: counts, accuracies, per-class recall and the confusion matrix."""
+    """The score as text: counts, accuracies, per-class recall, the confusion matrix and the
+    photos without a face or that could not be read.
+    """
     lines = [f"folder labels under {root}: {score.labelled} labelled photos, {score.metrics.total} with a face, "
-             f"{len(score.faceless)} without, {score.unlabelled} unlabelled"]
+             f"{len(score.faceless)} without, {len(score.unreadable)} unreadable, {score.unlabelled} unlabelled"]
     if score.labelled == 0:
         lines.append(f"  no photo is under a folder named after an emotion ({', '.join(EMOTIONS)}, ...)")
         return "\n".join(lines)
-    lines.append(f"  accuracy {score.metrics.accuracy:.1%} ({score.metrics.correct}/{score.metrics.total}) on the "
-                 f"largest face of each photo with one; {score.accuracy_counting_faceless:.1%} counting photos "
-                 "without a face as wrong")
-    support = score.metrics.confusion.sum(axis=1)
-    per_class = [f"{e} {int(score.metrics.confusion[i, i])}/{int(support[i])}"
-                 for i, e in enumerate(EMOTIONS) if support[i]]
-    lines.append("  per class: " + ", ".join(per_class))
-    lines.extend("  " + line for line in format_confusion(score.metrics.confusion).splitlines())
-    lines.extend(f"  no face: {path}" for path in score.faceless[:20])
-    if len(score.faceless) > 20:
-        lines.append(f"  ... and {len(score.faceless) - 20} more without a face")
+    if score.accuracy is None:
+        lines.append("  accuracy — (no photo had a face)")
+    else:
+        lines.append(f"  accuracy {score.accuracy:.1%} ({score.metrics.correct}/{score.metrics.total}) on the "
+                     f"largest face of each photo with one; {score.accuracy_counting_faceless:.1%} counting photos "
+                     "without a face as wrong")
+        support = score.metrics.confusion.sum(axis=1)
+        per_class = [f"{e} {int(score.metrics.confusion[i, i])}/{int(support[i])}"
+                     for i, e in enumerate(EMOTIONS) if support[i]]
+        lines.append("  per class: " + ", ".join(per_class))
+        lines.extend("  " + line for line in format_confusion(score.metrics.confusion).splitlines())
+    lines.extend(_listed([f"  no face: {path}" for path in score.faceless], "without a face"))
+    lines.extend(_listed([f"  unreadable: {path} ({error})" for path, error in score.unreadable], "unreadable"))
     return "\n".join(lines)
 
 
@@ -226,43 +300,47 @@ class AnalysedPhoto:
 CROP_SIDE: int = 160
 
 
-def analyse_photos(pipeline, photos: Sequence[tuple[str, bytes]], archive: str = "", tta: bool = True,
+def analyse_photos(pipeline, photos: Sequence[ZipPhoto], archive: str = "", tta: bool = True,
                    on_progress=None) -> list[AnalysedPhoto]:
     """Runs ``pipeline`` (a :class:`fer.pipeline.FerPipeline`) on an archive's photos.
 
     Args:
         pipeline: the photo pipeline.
-        photos: ``(path inside the archive, bytes)`` pairs (:func:`photos_in_zip`).
+        photos: the archive's photos (:func:`photos_in_zip`); one it could not read keeps its error.
         archive: the archive's file name (its stem may name the emotion).
         tta: flip test-time augmentation.
         on_progress: called with the number of photos done after each one.
     """
+    analysed = []
+    for done, photo in enumerate(photos, start=1):
+        analysed.append(analyse_photo(pipeline, photo, zip_label(photo.name, archive), tta))
+        if on_progress is not None:
+            on_progress(done)
+    return analysed
+
+
+def analyse_photo(pipeline, photo: ZipPhoto, label: int | None, tta: bool = True) -> AnalysedPhoto:
+    """Runs ``pipeline`` on one photo of an archive; one that cannot be read keeps the reason."""
     from fer.detect import shrink_by
     from fer.image_io import ImageDecodeError
     from fer.photo_report import context_crop
 
-    analysed = []
-    for done, (name, data) in enumerate(photos, start=1):
-        label = zip_label(name, archive)
-        try:
-            result = pipeline.analyze_bytes(data, tta=tta)
-        except ImageDecodeError as err:
-            analysed.append(AnalysedPhoto(name, label, (), error=str(err)))
-        except Exception as err:  # noqa: BLE001 - one bad photo must not cost the archive's others
-            analysed.append(AnalysedPhoto(name, label, (), error=f"analysis failed ({type(err).__name__}: {err})"))
-        else:
-            faces = tuple(face.to_dict() for face in result.faces)
-            largest = largest_face(faces)
-            big = None if largest is None else result.faces[faces.index(largest)]
-            if big is None:
-                analysed.append(AnalysedPhoto(name, label, faces))
-            else:
-                crop = context_crop(result.rgb_image, big.box, result.scale, margin=0.3)
-                crop = shrink_by(crop, CROP_SIDE / max(crop.shape[:2]))
-                analysed.append(AnalysedPhoto(name, label, faces, EMOTIONS.index(big.label), big.score, crop))
-        if on_progress is not None:
-            on_progress(done)
-    return analysed
+    if photo.error is not None:
+        return AnalysedPhoto(photo.name, label, (), error=photo.error)
+    try:
+        result = pipeline.analyze_bytes(photo.data, tta=tta)
+    except ImageDecodeError as err:
+        return AnalysedPhoto(photo.name, label, (), error=str(err))
+    except Exception as err:  # noqa: BLE001 - one bad photo must not cost the archive's others
+        return AnalysedPhoto(photo.name, label, (), error=f"analysis failed ({type(err).__name__}: {err})")
+    faces = tuple(face.to_dict() for face in result.faces)
+    largest = largest_face(faces)
+    if largest is None:
+        return AnalysedPhoto(photo.name, label, faces)
+    big = result.faces[faces.index(largest)]
+    crop = context_crop(result.rgb_image, big.box, result.scale, margin=0.3)
+    crop = shrink_by(crop, CROP_SIDE / max(crop.shape[:2]))
+    return AnalysedPhoto(photo.name, label, faces, EMOTIONS.index(big.label), big.score, crop)
 
 
 def cell_photos(analysed: Sequence[AnalysedPhoto], true: int, pred: int) -> list[AnalysedPhoto]:

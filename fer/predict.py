@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 class Input:
     """One photo to analyse: its path (inside its archive for a ZIP's), the folder or archive it
     came from (``None`` for a photo named on its own), its bytes when they come from an archive,
-    or why the archive could not be read.
+    or why the archive (or the photo's entry in it) could not be read.
     """
 
     path: Path
@@ -123,8 +123,9 @@ def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[In
 
     A folder gives the files with an image suffix (with ``recursive``, those of its subfolders
     too, skipping hidden files and folders such as ``.git``); a ZIP archive all of its photos,
-    read in memory (``fer.folder_labels.photos_in_zip``); a file named on its own is tried
-    whatever its suffix, since the format is read from the bytes.
+    read in memory (``fer.folder_labels.photos_in_zip``), each at its path inside the archive
+    (``fer.folder_labels.member_path``: never outside it, whatever the entry's name); a file named
+    on its own is tried whatever its suffix, since the format is read from the bytes.
     """
     from fer.folder_labels import ZipPhotosError, photos_in_zip
 
@@ -135,8 +136,9 @@ def expand_inputs(paths: Sequence[Path], recursive: bool = False) -> Iterator[In
             except (ZipPhotosError, OSError) as err:
                 yield Input(path, error=f"cannot read the archive: {_describe(err, path)}")
                 continue
-            for name, data in photos:
-                yield Input(path / name.replace("\\", "/"), path, data)
+            # photos_in_zip names each photo by member_path: relative, so it stays under the archive.
+            for photo in photos:
+                yield Input(path / photo.name, path, photo.data, photo.error)
             continue
         if not path.is_dir():
             yield Input(path)
@@ -320,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = write_csv(target, outcomes)
         print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
         if args.folder_labels:
-            score = score_photos([(o.path, o.faces) for o in outcomes], folder)
+            score = score_photos([(o.path, o.faces, o.error) for o in outcomes], folder)
             print(format_score(score, folder), file=sys.stderr if args.json else sys.stdout)
     return 1 if failed else 0
 

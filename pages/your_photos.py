@@ -61,7 +61,7 @@ def render() -> None:
         st.session_state["yours_key"], st.session_state["yours_photos"] = key, analysed
         widgets.reset_pager("yours_page")
     analysed = st.session_state["yours_photos"]
-    score = score_labelled([(p.name, p.label, p.faces) for p in analysed])
+    score = score_labelled([(p.name, p.label, p.faces, p.error) for p in analysed])
     report(upload.name, analysed, score)
 
 
@@ -71,29 +71,30 @@ def report(archive: str, analysed, score) -> None:
         st.warning(f"No photo of **{archive}** is in a folder named after an emotion ({', '.join(EMOTIONS)}).")
         return
     head, counts = st.columns([1, 2])
-    head.metric("Accuracy (largest face of each photo)", f"{score.metrics.accuracy:.1%}",
-                help=f"{score.metrics.correct} of {score.metrics.total} photos with a face")
+    if score.accuracy is None:
+        head.metric("Accuracy (largest face of each photo)", "—", help="No photo had a face: nothing to score.")
+        counted = ""
+    else:
+        head.metric("Accuracy (largest face of each photo)", f"{score.accuracy:.1%}",
+                    help=f"{score.metrics.correct} of {score.metrics.total} photos with a face")
+        counted = f" ({score.accuracy_counting_faceless:.1%} counting those as wrong)"
     counts.markdown(
         f"**{score.labelled}** labelled photos: **{score.metrics.total}** with a face, **{len(score.faceless)}** "
-        f"without ({score.accuracy_counting_faceless:.1%} counting those as wrong); "
+        f"without{counted}, **{len(score.unreadable)}** unreadable; "
         f"**{score.unlabelled}** outside any emotion folder."
     )
-    matrix_col, classes_col = st.columns([5, 3])
-    with matrix_col:
-        st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
-        event = widgets.confusion_table(score.metrics.confusion, "yours_cell")
-    with classes_col:
-        st.markdown("**Per class**")
-        table = per_class_table(score.metrics)
-        # Only the classes the archive has or the model named: most archives hold a few emotions.
-        present = (table["support"] > 0).to_numpy() | (score.metrics.confusion.sum(axis=0) > 0)
-        st.dataframe(table[present], key="yours_classes", column_config=widgets.PER_CLASS_COLUMNS)
+    if score.accuracy is None:
+        # An empty confusion matrix would offer cells with nothing behind them.
+        st.warning(f"No labelled photo of **{archive}** had a face: there is nothing to compare with the "
+                   "folders' emotions.", icon=":material/face_retouching_off:")
+        event = None
+    else:
+        event = matrix_and_classes(score)
     st.download_button("Results as CSV (one row per photo)", photo_table(analysed).to_csv(index=False),
                        "photo_scores.csv", "text/csv", key="yours_download", on_click="ignore")
-    if score.faceless:
-        count = len(score.faceless)
-        with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} without a face"):
-            st.markdown("\n".join(f"- `{name}`" for name in score.faceless))
+    problem_photos(score)
+    if event is None:
+        return
     cell = selected_cell(event.selection.cells)
     if cell is None:
         st.info("Click a cell of the confusion matrix to see its photos, most confident first.",
@@ -114,6 +115,33 @@ def report(archive: str, analysed, score) -> None:
                "its surroundings.")
     widgets.face_grid([p.crop for p in shown],
                       [f"{p.name} · {EMOTIONS[true]} → {EMOTIONS[pred]} {p.score:.0%}" for p in shown], width=140)
+
+
+def matrix_and_classes(score):
+    """The clickable confusion matrix beside the per-class table; returns the matrix's event."""
+    matrix_col, classes_col = st.columns([5, 3])
+    with matrix_col:
+        st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
+        event = widgets.confusion_table(score.metrics.confusion, "yours_cell")
+    with classes_col:
+        st.markdown("**Per class**")
+        table = per_class_table(score.metrics)
+        # Only the classes the archive has or the model named: most archives hold a few emotions.
+        present = (table["support"] > 0).to_numpy() | (score.metrics.confusion.sum(axis=0) > 0)
+        st.dataframe(table[present], key="yours_classes", column_config=widgets.PER_CLASS_COLUMNS)
+    return event
+
+
+def problem_photos(score) -> None:
+    """The labelled photos without a face, and apart those that could not be read, with why."""
+    if score.faceless:
+        count = len(score.faceless)
+        with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} without a face"):
+            st.markdown("\n".join(f"- `{name}`" for name in score.faceless))
+    if score.unreadable:
+        count = len(score.unreadable)
+        with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} that could not be read"):
+            st.markdown("\n".join(f"- `{name}`: {reason}" for name, reason in score.unreadable))
 
 
 widgets.run_page(render)

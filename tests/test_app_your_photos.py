@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from app_support import PHOTOS_DIR, open_page, shared_model_folder, texts, use_app_env
 
-from fer.folder_labels import photos_in_zip
+from fer.folder_labels import ZipPhoto, photos_in_zip
 from fer.labels import EMOTIONS
 from fer.photos import labelled_photos
 
@@ -45,7 +45,7 @@ def labelled_archive() -> tuple[bytes, int]:
 def test_photos_in_zip_skips_what_is_not_a_photo_and_refuses_bad_archives():
     data = archive({"a/happy/x.jpg": b"1", "a/.hidden/y.jpg": b"2", "__MACOSX/a/._x.jpg": b"3", "a/readme.md": b"4",
                     "a/sad/": b""})
-    assert photos_in_zip(data) == [("a/happy/x.jpg", b"1")]
+    assert photos_in_zip(data) == [ZipPhoto("a/happy/x.jpg", b"1")]
     from fer.folder_labels import ZipPhotosError
 
     with pytest.raises(ZipPhotosError, match="not a ZIP archive"):
@@ -77,7 +77,8 @@ def test_an_archive_is_scored_and_its_cells_browsed(app_env):
     at.run()
     assert not at.exception
     summary = " ".join(texts(at.markdown))
-    assert f"**{labelled + 2}** labelled photos: **{labelled}** with a face, **2** without" in summary
+    assert f"**{labelled + 2}** labelled photos: **{labelled}** with a face, **1** without" in summary
+    assert "**1** unreadable" in summary
     assert "**1** outside any emotion folder" in summary
     analysed = at.session_state["yours_photos"]
     matrix = at.dataframe(key="yours_cell").value
@@ -109,3 +110,46 @@ def test_archives_without_photos_or_broken_get_a_message(app_env):
     at.run()
     assert not at.exception
     assert any("cut.zip" in e and "not a ZIP archive" in e for e in texts(at.error))
+
+
+@needs_photos
+def test_unreadable_photos_are_counted_and_listed_apart_with_their_reasons(app_env):
+    name, label, _ = labelled_photos()[0]
+    photo = (PHOTOS_DIR / name).read_bytes()
+    data = archive({f"{label}/empty.jpg": b"", f"{label}/text.jpg": b"hello", f"{label}/cut.jpg": photo[:5000],
+                    f"{label}/crc.jpg": b"JPEG crc", f"{label}/ok.jpg": photo})
+    data = data.replace(b"JPEG crc", b"JPEG CRC")  # stored uncompressed: its CRC-32 no longer matches
+    at = open_page("pages/your_photos.py")
+    at.file_uploader(key="yours_upload").set_value([("broken.zip", data, "application/zip")])
+    at.run()
+    assert not at.exception and not at.error, "one damaged entry does not refuse the archive"
+    summary = " ".join(texts(at.markdown))
+    assert "**5** labelled photos: **1** with a face, **0** without" in summary and "**4** unreadable" in summary
+    photo_lists = [e for e in at.expander if "labelled photo" in e.label]  # not the sidebar's
+    assert [e.label for e in photo_lists] == ["4 labelled photos that could not be read"]
+    listed = " ".join(texts(photo_lists[0].markdown))
+    assert f"`{label}/empty.jpg`: the file is empty" in listed and f"`{label}/cut.jpg`: the JPEG" in listed
+    assert f"`{label}/text.jpg`: the file is not an image" in listed
+    assert f"`{label}/crc.jpg`: cannot be read from the archive (Bad CRC-32" in listed
+
+
+def test_an_archive_without_a_face_has_no_accuracy(app_env):
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (96, 96), (128, 128, 128)).save(blank, format="PNG")
+    at = open_page("pages/your_photos.py")
+    at.file_uploader(key="yours_upload").set_value([("faceless.zip", archive({"happy/blank.png": blank.getvalue(),
+                                                                              "sad/empty.jpg": b""}),
+                                                     "application/zip")])
+    at.run()
+    assert not at.exception
+    assert at.metric[0].value == "—", "undefined, not 0.0%"
+    summary = next(t for t in texts(at.markdown) if "labelled photos:" in t)
+    assert "**2** labelled photos: **0** with a face, **1** without, **1** unreadable" in summary
+    assert "%" not in summary
+    assert any("faceless.zip" in w and "had a face" in w for w in texts(at.warning))
+    with pytest.raises(KeyError):
+        at.dataframe(key="yours_cell")  # no empty confusion matrix to click
+    labels = [e.label for e in at.expander if "labelled photo" in e.label]
+    assert labels == ["1 labelled photo without a face", "1 labelled photo that could not be read"]
