@@ -133,7 +133,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     shares, yaws = cell_order_tables()
     order = cell_order_control("errors_order", shares, yaws)
     members = cell_members(view, true, pred, order, shares, yaws)
-    state = (*context, true, pred, order)
+    state = (str(model.path), *context, true, pred, order)  # another model's cell starts at its first page
     if st.session_state.get("errors_last_cell") != state:
         st.session_state["errors_last_cell"] = state
         widgets.reset_pager("errors_page")

@@ -80,8 +80,9 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
                + ". Wrong predictions first, most confident first." + calibration_note(model, tta))
     part = part.sort_values(["correct", "confidence"], ascending=[True, False])
-    if st.session_state.get("map_last_selection") != (split, tuple(chosen)):
-        st.session_state["map_last_selection"] = (split, tuple(chosen))
+    selection = (str(model.path), split, tta, tuple(chosen))  # another model or view: its first page
+    if st.session_state.get("map_last_selection") != selection:
+        st.session_state["map_last_selection"] = selection
         widgets.reset_pager("map_page")
     page = widgets.pager(len(part), FACES_PER_PAGE, "map_page")
     shown = part.iloc[page.start:page.stop]

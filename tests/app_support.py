@@ -139,6 +139,20 @@ def own_model_folder(tmp_path: Path, tmp_path_factory) -> Path:
     return folder
 
 
+def two_model_folder(tmp_path: Path, tmp_path_factory) -> Path:
+    """A private model folder holding the tiny model and a copy, ``other``, whose predictions
+    differ (synthetic, seed 1)."""
+    import shutil
+
+    folder = own_model_folder(tmp_path, tmp_path_factory)
+    for suffix in (".h5", ".tflite", ".history.csv"):
+        shutil.copyfile(folder / f"tiny{suffix}", folder / f"other{suffix}")
+    card = json.loads((folder / "tiny.json").read_text())
+    (folder / "other.json").write_text(json.dumps({**card, "name": "other"}))
+    synthetic_predictions(seed=1).to_csv(folder / "other.predictions.csv", index=False)
+    return folder
+
+
 def switched_to_tta(monkeypatch, tmp_path: Path, tmp_path_factory, page: str, toggle: str):
     """Opens ``page`` on a private model folder: first without a flip-TTA predictions table (so
     without the ``toggle`` switch), then with one (synthetic, seed 3), with the switch turned on.

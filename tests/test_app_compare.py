@@ -1,12 +1,17 @@
 """The Compare page and fer.compare: paired outcomes, McNemar's exact test, the face groups."""
 
-import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import open_page, own_model_folder, shared_model_folder, synthetic_predictions, texts, use_app_env
+from app_support import (
+    open_page,
+    shared_model_folder,
+    synthetic_predictions,
+    texts,
+    two_model_folder,
+    use_app_env,
+)
 
 from fer.compare import GROUPS, compare, holm, main, mcnemar_exact, per_class
 from fer.labels import EMOTIONS
@@ -94,12 +99,7 @@ def test_cli_on_the_released_predictions(capsys):
 
 @pytest.fixture
 def two_models(monkeypatch, tmp_path, tmp_path_factory):
-    folder = own_model_folder(tmp_path, tmp_path_factory)
-    for suffix in (".h5", ".tflite", ".history.csv"):
-        shutil.copyfile(folder / f"tiny{suffix}", folder / f"other{suffix}")
-    card = json.loads((folder / "tiny.json").read_text())
-    (folder / "other.json").write_text(json.dumps({**card, "name": "other"}))
-    synthetic_predictions(seed=1).to_csv(folder / "other.predictions.csv", index=False)
+    folder = two_model_folder(tmp_path, tmp_path_factory)
     use_app_env(monkeypatch, tmp_path, folder)
     return folder
 

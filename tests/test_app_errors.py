@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import open_page, shared_model_folder, texts, use_app_env
+from app_support import open_page, shared_model_folder, texts, two_model_folder, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
@@ -189,6 +189,20 @@ def test_a_broken_annotation_database_leaves_the_matrix_and_faces(app_env, predi
     select_cell(at, "happy", "sad")
     assert at.image and not at.error
     assert not [b for b in at.form_submit_button if b.key == "errors_annotate_save"]  # nothing can be saved
+
+
+def test_another_model_starts_the_cell_at_its_first_page(monkeypatch, tmp_path, tmp_path_factory):
+    folder = two_model_folder(tmp_path, tmp_path_factory)
+    use_app_env(monkeypatch, tmp_path, folder)
+    at = open_errors()
+    select_cell(at, "happy", "happy")
+    at.session_state["errors_page"] = 2
+    at.run()
+    assert any(t.startswith(f"Faces {FACES_PER_PAGE + 1}–") for t in texts(at.caption))
+    chooser = at.sidebar.selectbox(key="app_model")
+    chooser.set_value(str(folder / ("tiny.h5" if chooser.value.endswith("other.h5") else "other.h5"))).run()
+    assert not at.exception
+    assert any(t.startswith("Faces 1–") for t in texts(at.caption))
 
 
 def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predictions):
