@@ -209,7 +209,12 @@ def _open(data: bytes) -> Image.Image:
     started_as = sniff_format(data)
     if started_as:
         name = _display_name(started_as)
-        raise TruncatedImageError(f"the file starts like {_article(name)} {name} image but is cut short or damaged")
+        # TIFF has variants Pillow cannot open (32-bit float colour, some compressions): those
+        # files are sound, so the message must not call them damaged only.
+        variant = ", or is a TIFF variant that cannot be read (e.g. floating-point colour)"
+        variant = variant if started_as == "TIFF" else ""
+        raise TruncatedImageError(f"the file starts like {_article(name)} {name} image but is cut short or "
+                                  f"damaged{variant}")
     # Last, the formats with no signature (TGA), whose readers also claim other formats' files:
     # an uncompressed TGA starts like a CUR cursor, and TGA's reader takes ICO icons. Where
     # another format's first bytes match too, the file is a TGA only if it decodes as one.

@@ -236,6 +236,15 @@ def test_big_jpeg_can_be_decoded_reduced():
     assert decode_image(data).rgb.shape == (1920, 2560, 3)
 
 
+def test_a_tiff_variant_pillow_cannot_open_is_not_only_called_damaged():
+    import cv2
+
+    ok, data = cv2.imencode(".tiff", np.random.default_rng(0).random((20, 30, 3)).astype(np.float32))
+    assert ok
+    with pytest.raises(TruncatedImageError, match="or is a TIFF variant that cannot be read"):
+        decode_image(data.tobytes())
+
+
 def test_a_strip_or_panorama_is_shrunk_to_the_longest_side_kept():
     # OpenCV's warps refuse sides of 32,767 px: a 60000x1 strip (140 bytes as PNG) crashed the
     # turned search with a raw assertion before.
