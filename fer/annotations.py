@@ -17,7 +17,10 @@ every face, ready for re-evaluation), or only the annotated rows with ``only_ann
 Importing a CSV appends, for each row the CSV annotates, the action that makes the store's
 current annotation equal to the CSV's; rows without an action in the CSV are left as they are,
 since the history is append-only and an import never erases work. Importing the same file twice
-adds nothing the second time.
+adds nothing the second time, and an action older than its face's current annotation is left
+out, so importing an old export again never undoes the work done since. Notes and annotator
+names that a spreadsheet would run as a formula (see :func:`guard_formula`) are exported behind
+a ``'``, which the import removes.
 
 CLI::
 
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -60,7 +65,10 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 )
 BUSY_TIMEOUT_MS: int = 10_000
 SCHEMA_VERSION: int = 1
-
+# Cells a spreadsheet runs as a formula start with one of these (OWASP's CSV injection list); any
+# leading quotes are counted in, so that guarding stays exactly invertible.
+_FORMULA_LIKE = re.compile(r"'*[=+\-@\t\r]")
+_GUARDED = re.compile(r"'+[=+\-@\t\r]")
 
 
 def _sql_values(values: Sequence[str]) -> str:
@@ -112,9 +120,43 @@ class Annotation:
     created_at: str
     id: int | None = None
 
-    def state(self) -> tuple[str, str | None, str, str, str]:
-        """Return what an import compares: everything but the id."""
-        return self.action, self.label, self.note, self.annotator, self.created_at
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What :meth:`AnnotationStore.import_csv` did with a CSV.
+
+    Attributes:
+        appended: actions appended to the history.
+        already_stored: CSV actions the history holds already (for a CSV row without a time: an
+            action of that row with the same action, label, note and annotator).
+        older: CSV actions older than the current annotation of their face, left out so that an
+            old file never undoes newer work.
+        unlabelled_edits: CSV lines (1-based, header first) that change a label but have no
+            action, so they were not imported.
+    """
+
+    appended: int = 0
+    already_stored: int = 0
+    older: int = 0
+    unlabelled_edits: tuple[int, ...] = ()
+
+    def summary(self) -> str:
+        """Return one sentence with the counts, e.g. ``"Imported 2 new actions; 1 already stored."``."""
+        parts = [f"Imported {self.appended} new actions"]
+        if self.already_stored:
+            parts.append(f"{self.already_stored} already stored")
+        if self.older:
+            parts.append(f"{self.older} older than the store's current annotation of their face (kept as they were)")
+        return "; ".join(parts) + "."
+
+    def warning(self) -> str | None:
+        """Return what to say about label edits without an action, or ``None`` when there are none."""
+        if not self.unlabelled_edits:
+            return None
+        shown = ", ".join(str(line) for line in self.unlabelled_edits[:5])
+        more = ", ..." if len(self.unlabelled_edits) > 5 else ""
+        return (f"{len(self.unlabelled_edits)} CSV line(s) ({shown}{more}) change a label but have an empty action "
+                "column, so they were not imported: an edited label needs an action such as relabel.")
 
 
 def utc_now() -> str:
@@ -154,6 +196,8 @@ def make_annotation(
         raise ValueError("annotator must be a non-empty name")
     if not isinstance(note, str):
         raise ValueError(f"note must be text; got {type(note).__name__}")
+    # One line ending, so a note typed on Windows or a CSV saved with CRLF matches the same note.
+    note = _one_line_ending(note)
     if created_at is None:
         created_at = utc_now()
     else:
@@ -350,38 +394,46 @@ class AnnotationStore:
         table.to_csv(path_or_buffer, index=False, lineterminator="\n")
         return len(table)
 
-    def import_csv(self, path_or_buffer: str | Path | IO[str], default_annotator: str | None = None) -> int:
-        """Append the actions that make the current annotations equal to a CSV's.
+    def import_csv(
+        self,
+        path_or_buffer: str | Path | IO[str],
+        default_annotator: str | None = None,
+        fer_labels: np.ndarray | None = None,
+    ) -> ImportResult:
+        """Append the actions that bring the current annotations up to a CSV's, never back.
 
-        Rows with an empty ``action`` are skipped. For the others, an action is appended unless
-        the row's current annotation already has the same action, label, note, annotator and
-        time (a missing ``time`` cell means "now" and is then not compared). The whole file is
-        validated first and applied in one transaction, so a bad file changes nothing.
+        Rows with an empty ``action`` are skipped (those whose label was edited are counted in
+        :attr:`ImportResult.unlabelled_edits`). For the others, an action is appended unless the
+        history already holds the same record (row, action, label, note, annotator and time) or
+        it is older than the row's current annotation. A row without a ``time`` cell means "now":
+        it is appended unless the history holds an action of that row with the same action,
+        label, note and annotator. The whole file is validated first and applied in one
+        transaction, so a bad file changes nothing.
 
         Args:
             path_or_buffer: a CSV with at least ``row``, ``action`` and ``annotated_label``
                 columns (an :meth:`export_csv` file qualifies).
             default_annotator: annotator for rows whose ``annotator`` cell is empty or missing.
+            fer_labels: int array (35887,) of FER2013 codes (-1 where unknown); when given,
+                labelled actions are checked as :func:`annotate` makes them (see
+                :func:`csv_annotations`).
 
         Returns:
-            The number of actions appended.
+            What was appended and what was left out.
 
         Raises:
             ValueError: naming the first bad CSV line (bad row, action, label, annotator or
-                time, or a row annotated twice).
+                time, a row annotated twice, or a confirm of a label that is not the face's).
         """
-        wanted = read_annotations_csv(path_or_buffer, default_annotator)
+        table = read_csv_table(path_or_buffer)
+        wanted = csv_annotations(table, default_annotator, fer_labels)
+        query = f"SELECT {', '.join(_quoted(HISTORY_COLUMNS))} FROM annotations ORDER BY id"
         with self._connect() as conn, _transaction(conn):
-            # Diffing inside the write transaction keeps two concurrent imports idempotent too.
-            current = {a.row: a for a in _rows_to_annotations(conn.execute(_CURRENT).fetchall())}
-            appended = 0
-            for annotation, time_given in wanted:
-                existing = current.get(annotation.row)
-                if existing is not None and _same_state(existing, annotation, time_given):
-                    continue
+            # Planning inside the write transaction keeps two concurrent imports idempotent too.
+            new, already_stored, older = plan_import(_rows_to_annotations(conn.execute(query).fetchall()), wanted)
+            for annotation in new:
                 _insert(conn, annotation)
-                appended += 1
-            return appended
+        return ImportResult(len(new), already_stored, older, edited_without_action(table))
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> None:
@@ -440,10 +492,72 @@ def _rows_to_annotations(records: list[tuple]) -> list[Annotation]:
             for i, row, action, label, note, annotator, created_at in records]
 
 
-def _same_state(existing: Annotation, wanted: Annotation, compare_time: bool) -> bool:
-    if compare_time:
-        return existing.state() == wanted.state()
-    return existing.state()[:4] == wanted.state()[:4]
+def _instant(created_at: str) -> datetime:
+    """Parse a stored or imported time; one without a zone is UTC, as every time the store writes."""
+    moment = datetime.fromisoformat(created_at)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _record_key(a: Annotation) -> tuple:
+    # The same action whatever its id, its note's line endings or how its time zone is spelt.
+    return a.row, a.action, a.label, _one_line_ending(a.note), a.annotator, _instant(a.created_at)
+
+
+def _one_line_ending(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def plan_import(
+    history: Sequence[Annotation], wanted: Sequence[tuple[Annotation, bool]]
+) -> tuple[list[Annotation], int, int]:
+    """Decide which CSV actions an import appends.
+
+    Args:
+        history: every stored action in id order (the last of a row is its current annotation).
+        wanted: ``(annotation, time_given)`` per CSV row with an action (see :func:`csv_annotations`).
+
+    Returns:
+        ``(to_append, already_stored, older)``: the actions to append, in CSV order, and how many
+        were left out because the history holds them already (for an action without a time: the
+        same action, label, note and annotator) or because they are older than their row's
+        current annotation (appending them would make old work current again).
+    """
+    current = {a.row: a for a in history}
+    stored = {_record_key(a) for a in history}
+    stored_untimed = {key[:5] for key in stored}
+    to_append: list[Annotation] = []
+    already_stored = older = 0
+    for annotation, time_given in wanted:
+        latest = current.get(annotation.row)
+        if time_given:
+            if _record_key(annotation) in stored:
+                already_stored += 1
+                continue
+            if latest is not None and _instant(annotation.created_at) < _instant(latest.created_at):
+                older += 1
+                continue
+        elif _record_key(annotation)[:5] in stored_untimed:
+            # No time means "now", but an action the history holds already is no new work: appending
+            # it again would undo whatever the row got since.
+            already_stored += 1
+            continue
+        to_append.append(annotation)
+    return to_append, already_stored, older
+
+
+def guard_formula(text: str) -> str:
+    """Prefix ``'`` to a cell that a spreadsheet would run as a formula.
+
+    Excel and LibreOffice run a cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return; a leading ``'`` makes it text. A cell of quotes followed by such a character gets one
+    more quote too, so that :func:`unguard_formula` restores every text exactly.
+    """
+    return "'" + text if _FORMULA_LIKE.match(text) else text
+
+
+def unguard_formula(text: str) -> str:
+    """Undo :func:`guard_formula`: drop the quote before a formula-like cell."""
+    return text[1:] if _GUARDED.match(text) else text
 
 
 def _name_or_empty(code: int) -> str:
@@ -495,29 +609,50 @@ def export_table(
         table.loc[rows, "action"] = current["action"].to_numpy()
         table.loc[rows, "annotated_label"] = labels
         table.loc[rows, "current_label"] = np.where(relabelled, labels, "")
-        table.loc[rows, "annotator"] = current["annotator"].to_numpy()
+        table.loc[rows, "annotator"] = current["annotator"].map(guard_formula).to_numpy()
         table.loc[rows, "time"] = current["created_at"].to_numpy()
-        table.loc[rows, "note"] = current["note"].to_numpy()
+        table.loc[rows, "note"] = current["note"].map(guard_formula).to_numpy()
     if only_annotated:
         table = table[table["action"] != ""].reset_index(drop=True)
     return table
 
 
-def read_annotations_csv(
-    path_or_buffer: str | Path | IO[str], default_annotator: str | None = None
-) -> list[tuple[Annotation, bool]]:
-    """Read and validates the annotated rows of an export-style CSV.
-
-    Returns:
-        ``(annotation, time_given)`` per row with an action, in file order.
+def read_csv_table(path_or_buffer: str | Path | IO[str]) -> pd.DataFrame:
+    """Read an export-style CSV as text cells (empty cells as ``""``).
 
     Raises:
-        ValueError: naming the first bad line, or for missing columns or a row annotated twice.
+        ValueError: if a ``row``, ``action`` or ``annotated_label`` column is missing.
     """
     table = pd.read_csv(path_or_buffer, dtype=str, keep_default_na=False)
     missing = {"row", "action", "annotated_label"} - set(table.columns)
     if missing:
         raise ValueError(f"annotation CSV lacks column(s) {', '.join(sorted(missing))}")
+    return table
+
+
+def csv_annotations(
+    table: pd.DataFrame, default_annotator: str | None = None, fer_labels: np.ndarray | None = None
+) -> list[tuple[Annotation, bool]]:
+    """Validate the annotated rows of a :func:`read_csv_table` table.
+
+    With ``fer_labels``, a labelled action becomes what :func:`annotate` stores for that
+    label (a ``relabel`` to the face's own label is a ``confirm``), and a ``confirm`` of another
+    label than the face's is refused: it could mean either action. Faces of unknown label
+    (code -1) are not checked.
+
+    Args:
+        table: the CSV's cells.
+        default_annotator: annotator for rows whose ``annotator`` cell is empty or missing.
+        fer_labels: int array (35887,) of FER2013 codes (-1 where unknown), or ``None``.
+
+    Returns:
+        ``(annotation, time_given)`` per row with an action, in file order.
+
+    Raises:
+        ValueError: naming the first bad line, or for a row annotated twice.
+    """
+    if fer_labels is not None and np.shape(fer_labels) != (FER2013_ROWS,):
+        raise ValueError(f"fer_labels must have one entry per FER2013 row; got {np.shape(fer_labels)}")
     result: list[tuple[Annotation, bool]] = []
     seen: set[int] = set()
     for position, record in enumerate(table.to_dict("records")):
@@ -532,17 +667,48 @@ def read_annotations_csv(
         if row in seen:
             raise ValueError(f"CSV line {line}: row {row} is annotated twice")
         seen.add(row)
-        annotator = record.get("annotator", "").strip() or (default_annotator or "")
+        annotator = unguard_formula(record.get("annotator", "").strip()) or (default_annotator or "")
         time = record.get("time", "").strip()
         try:
             annotation = make_annotation(
-                row, action, record["annotated_label"].strip() or None, record.get("note", ""),
+                row, action, record["annotated_label"].strip() or None, unguard_formula(record.get("note", "")),
                 annotator=annotator, created_at=time or None,
             )
+            if fer_labels is not None:
+                annotation = as_annotated(annotation, int(fer_labels[annotation.row]))
         except ValueError as err:
             raise ValueError(f"CSV line {line}: {err}") from None
         result.append((annotation, bool(time)))
     return result
+
+
+def as_annotated(annotation: Annotation, original_code: int) -> Annotation:
+    """Return ``annotation`` as the annotation page would store it for a face labelled ``original_code``.
+
+    Raises:
+        ValueError: for a ``confirm`` of a label that is not the face's.
+    """
+    if annotation.action not in LABELLED_ACTIONS or original_code < 0:
+        return annotation
+    original = _label_name(original_code)
+    if annotation.action == "confirm" and annotation.label != original:
+        raise ValueError(f"row {annotation.row} is labelled {original} in FER2013, and confirm keeps that label; "
+                         f"to change it to {annotation.label}, use relabel")
+    action, _ = choice_to_action(annotation.label, original)
+    return dataclasses.replace(annotation, action=action)
+
+
+def edited_without_action(table: pd.DataFrame) -> tuple[int, ...]:
+    """Return the CSV lines (1-based, header first) that change a label but have an empty action.
+
+    A label is changed when ``annotated_label`` is filled, or when ``current_label`` differs
+    from ``original_label`` (where the CSV has both columns, as an export does).
+    """
+    edited = table["annotated_label"].str.strip() != ""
+    if {"current_label", "original_label"} <= set(table.columns):
+        edited |= table["current_label"].str.strip() != table["original_label"].str.strip()
+    unlabelled = edited & (table["action"].str.strip() == "")
+    return tuple(int(position) + 2 for position in np.flatnonzero(unlabelled.to_numpy()))
 
 
 def original_labels() -> np.ndarray:
@@ -620,8 +786,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"wrote {written} rows to {args.out}")
         else:
-            appended = store.import_csv(args.file, default_annotator=args.annotator)
-            print(f"appended {appended} actions to {store.path}")
+            result = store.import_csv(args.file, default_annotator=args.annotator, fer_labels=original_labels())
+            print(f"{store.path}: {result.summary()}")
+            if result.warning():
+                print(f"warning: {result.warning()}", file=sys.stderr)
     except (OSError, ValueError, sqlite3.Error) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """Label issues: faces whose FER2013 label is probably wrong, most suspicious first; re-annotate them."""
 
 import io
+import re
 
 import streamlit as st
 
@@ -21,24 +22,47 @@ from fer_app.explorer_view import (
     vote_summary,
 )
 
+IMPORT_MESSAGES_KEY = "issues_import_messages"
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape ASCII punctuation, so that text from a file shows as typed, never as a link or markup."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
+def import_upload(store) -> None:
+    """Import the uploaded CSV: the Import button's callback, run before the page so that its count is fresh."""
+    upload = st.session_state.get("issues_import_file")
+    if upload is None:
+        return
+    annotator = str(st.session_state.get(widgets.ANNOTATOR_KEY, "")).strip() or None
+    try:
+        result = store.import_csv(io.StringIO(upload.getvalue().decode("utf-8")), default_annotator=annotator,
+                                  fer_labels=resources.original_labels())
+    except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError.
+        messages = [("error", f"Nothing imported: {escape_markdown(str(err))}")]
+    else:
+        messages = [("success", result.summary())]
+        if result.warning():
+            messages.append(("warning", result.warning()))
+    st.session_state[IMPORT_MESSAGES_KEY] = messages
+
 
 def render_export_import() -> None:
     store = resources.annotation_store()
-    with st.expander(f"Export or import annotations ({store.count()} actions stored)"):
+    # A key keeps the expander open when an import changes the count in its label.
+    with st.expander(f"Export or import annotations ({store.count()} actions stored)", key="issues_transfer"):
         if resources.ferplus() is not None:
             # A callable: the 35,887-row CSV is built only when someone downloads it.
             st.download_button("Download current labels (CSV, all FER2013 rows)", lambda: annotations_export(store),
                                "fer2013_labels.csv", "text/csv", key="issues_export", on_click="ignore")
         upload = st.file_uploader("Import an annotation CSV", type=["csv"], key="issues_import_file",
                                   max_upload_size=25)
-        if upload is not None and st.button("Import", key="issues_import"):
-            annotator = str(st.session_state.get(widgets.ANNOTATOR_KEY, "")).strip() or None
-            try:
-                added = store.import_csv(io.StringIO(upload.getvalue().decode("utf-8")), default_annotator=annotator)
-            except (ValueError, UnicodeDecodeError) as err:
-                st.error(f"Nothing imported: {err}")
-            else:
-                st.success(f"Imported {added} new actions.")
+        if upload is not None:
+            st.button("Import", key="issues_import", on_click=import_upload, args=(store,))
+        show = {"error": st.error, "success": st.success, "warning": st.warning}
+        for kind, text in st.session_state.pop(IMPORT_MESSAGES_KEY, []):
+            show[kind](text)
 
 
 def render() -> None:

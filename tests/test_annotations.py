@@ -12,6 +12,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer import annotations
@@ -19,6 +20,7 @@ from fer.annotations import (
     EXPORT_COLUMNS,
     UI_CHOICES,
     AnnotationStore,
+    ImportResult,
     annotate,
     choice_to_action,
     make_annotation,
@@ -169,16 +171,16 @@ def test_export_import_round_trip(tmp_path, store, arrays):
     store.export_csv(exported, labels, majority, usage)
 
     fresh = AnnotationStore(tmp_path / "fresh.sqlite3")
-    assert fresh.import_csv(exported) == 3
+    assert fresh.import_csv(exported) == ImportResult(appended=3)
     assert _state(fresh) == _state(store)
-    assert fresh.import_csv(exported) == 0  # Idempotent.
-    assert store.import_csv(exported) == 0  # Re-import into the source adds nothing.
+    assert fresh.import_csv(exported) == ImportResult(already_stored=3)  # Idempotent.
+    assert store.import_csv(exported).appended == 0  # Re-import into the source adds nothing.
     assert store.count() == 4
 
     only = tmp_path / "only.csv"
     assert store.export_csv(only, labels, majority, usage, only_annotated=True) == 3
     other = AnnotationStore(tmp_path / "other.sqlite3")
-    assert other.import_csv(only) == 3 and _state(other) == _state(store)
+    assert other.import_csv(only).appended == 3 and _state(other) == _state(store)
 
 
 def test_import_appends_only_changes(tmp_path, store, arrays):
@@ -189,12 +191,12 @@ def test_import_appends_only_changes(tmp_path, store, arrays):
     store.export_csv(path, labels, majority, usage, only_annotated=True)
     text = path.read_text().replace("not_face,,", "relabel,angry,")
     path.write_text(text + "5,Training,angry,,ambiguous,,,,,typed by hand\n")
-    assert store.import_csv(path, default_annotator="carol") == 2
+    assert store.import_csv(path, default_annotator="carol") == ImportResult(appended=2, already_stored=1)
     current = store.current().set_index("row")
     assert current.loc[2, "label"] == "angry"
     assert current.loc[5, "annotator"] == "carol"
     # A row without a time is compared on the rest, so importing the file again adds nothing.
-    assert store.import_csv(path, default_annotator="carol") == 0
+    assert store.import_csv(path, default_annotator="carol").appended == 0
 
 
 def test_bad_import_changes_nothing(tmp_path, store):
@@ -218,8 +220,141 @@ def test_cli_export_and_import(tmp_path, monkeypatch, capsys):
     AnnotationStore(db).add(42, "relabel", "fear", annotator="ann")
     assert annotations.main(["export", "--out", str(out), "--db", str(db)]) == 0
     assert annotations.main(["import", str(out), "--db", str(tmp_path / "b.sqlite3")]) == 0
-    assert "appended 1 actions" in capsys.readouterr().out
+    assert "Imported 1 new actions." in capsys.readouterr().out
     assert annotations.main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
+
+
+def _export(store, arrays, **kwargs) -> str:
+    buffer = io.StringIO()
+    store.export_csv(buffer, *arrays, **kwargs)
+    return buffer.getvalue()
+
+
+def test_importing_an_old_export_never_undoes_newer_work(store, arrays):
+    store.add(30000, "relabel", "sad", note="first look", annotator="alice")
+    old = _export(store, arrays)
+    store.add(30000, "relabel", "angry", annotator="bob")  # Newer work after the export.
+    # Alice's record, already in the history, is not appended again nor made current again.
+    assert store.import_csv(io.StringIO(old)) == ImportResult(already_stored=1)
+    assert store.count() == 2
+    assert store.current()[["label", "annotator"]].values.tolist() == [["angry", "bob"]]
+    # Edited in the old file but still older than Bob's: left out and counted.
+    edited = pd.read_csv(io.StringIO(old), dtype=str, keep_default_na=False)
+    edited.loc[30000, "note"] = "second look"
+    assert store.import_csv(io.StringIO(edited.to_csv(index=False))) == ImportResult(older=1)
+    assert store.count() == 2
+    # A time later than the current annotation's is newer work: appended once.
+    edited.loc[30000, "time"] = "2999-01-01T00:00:00+01:00"
+    newer = edited.to_csv(index=False)
+    assert store.import_csv(io.StringIO(newer)) == ImportResult(appended=1)
+    assert store.current().loc[0, "note"] == "second look"
+    assert store.import_csv(io.StringIO(newer)) == ImportResult(already_stored=1)
+    # Without a time, an action the row had before is not new work either.
+    untimed = "row,action,annotated_label,annotator\n30000,relabel,angry,bob\n"
+    store.add(30000, "not_face", annotator="carol")
+    assert store.import_csv(io.StringIO(untimed)) == ImportResult(already_stored=1)
+    assert store.current().loc[0, "action"] == "not_face"
+
+
+def test_import_compares_times_as_instants():
+    base = make_annotation(1, "not_face", annotator="ann", created_at="2024-05-01T12:00:00.000000+00:00")
+    latest = make_annotation(1, "ambiguous", annotator="ann", created_at="2024-05-01T13:00:00+00:00")
+    same_instant = make_annotation(1, "not_face", annotator="ann", created_at="2024-05-01T14:00:00+02:00")
+    naive_later = make_annotation(1, "confirm", "sad", annotator="ann", created_at="2024-05-01T13:30:00")
+    appended, already, older = annotations.plan_import([base, latest], [(same_instant, True), (naive_later, True)])
+    assert (appended, already, older) == ([naive_later], 1, 0)
+
+
+def test_label_edits_without_an_action_are_reported(store, arrays):
+    labels = arrays[0]
+    store.add(3, "relabel", "happy", annotator="ann")
+    table = pd.read_csv(io.StringIO(_export(store, arrays)), dtype=str, keep_default_na=False)
+    table.loc[7, "current_label"] = EMOTIONS[(labels[7] + 1) % 7]  # Edited, but no action.
+    table.loc[8, "annotated_label"] = "fear"
+    table.loc[9, "note"] = "a note alone changes no label"
+    result = store.import_csv(io.StringIO(table.to_csv(index=False)))
+    assert result == ImportResult(already_stored=1, unlabelled_edits=(9, 10))  # CSV lines of rows 7 and 8.
+    assert store.count() == 1
+    assert "2 CSV line(s) (9, 10)" in result.warning() and "action such as relabel" in result.warning()
+    assert ImportResult(appended=1).warning() is None
+
+
+def test_crlf_line_endings_in_notes_match_the_stored_note(store, arrays):
+    store.add(30001, "ambiguous", note="line1\nline2", annotator="bob")
+    crlf = _export(store, arrays, only_annotated=True).replace("\n", "\r\n")  # In the note too.
+    assert '"line1\r\nline2"' in crlf
+    assert store.import_csv(io.StringIO(crlf)) == ImportResult(already_stored=1)
+    # Without a time only the current annotation is compared: still the same note.
+    no_time = pd.read_csv(io.StringIO(crlf), dtype=str, keep_default_na=False).drop(columns="time")
+    assert store.import_csv(io.StringIO(no_time.to_csv(index=False, lineterminator="\r\n"))).appended == 0
+    assert store.add(30002, "not_face", note="a\r\nb\rc", annotator="bob").note == "a\nb\nc"
+
+
+def test_import_stores_labels_as_the_annotation_page_does(store, arrays):
+    labels = np.full(ROWS, -1)
+    labels[[1, 2, 3]] = EMOTIONS.index("sad")
+    csv = ("row,action,annotated_label,annotator\n"
+           "1,relabel,sad,ann\n"  # Back to the face's own label: the page stores a confirm.
+           "2,relabel,fear,ann\n"
+           "4,confirm,happy,ann\n")  # Label unknown: nothing to check against.
+    assert store.import_csv(io.StringIO(csv), fer_labels=labels).appended == 3
+    current = store.current()
+    assert current[["row", "action", "label"]].values.tolist() == [
+        [1, "confirm", "sad"], [2, "relabel", "fear"], [4, "confirm", "happy"]]
+    assert annotate(store, 1, "sad", "", "ann", original_label="sad").action == "confirm"
+    with pytest.raises(ValueError, match=r"CSV line 2: row 3 is labelled sad in FER2013.*use relabel"):
+        store.import_csv(io.StringIO("row,action,annotated_label,annotator\n3,confirm,angry,ann\n"), fer_labels=labels)
+    with pytest.raises(ValueError, match="one entry per FER2013 row"):
+        store.import_csv(io.StringIO(csv), fer_labels=labels[:10])
+    assert store.count() == 4
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-x", "@SUM(A1)", "\tx", "'=quoted", "''-twice", "'plain", "plain", ""])
+def test_formula_guard_is_exactly_undone(text):
+    guarded = annotations.guard_formula(text)
+    assert annotations.unguard_formula(guarded) == text
+    assert guarded[:1] not in ("=", "+", "-", "@", "\t")
+
+
+def test_export_guards_formulas_and_round_trips(tmp_path, store, arrays):
+    store.add(1, "relabel", "fear", note='=HYPERLINK("https://evil.example","x")', annotator="@mallory")
+    store.add(2, "not_face", note="-looks away", annotator="ann")
+    store.add(3, "ambiguous", note="'=already quoted", annotator="ann")
+    store.add(4, "ambiguous", note="'tis blurred", annotator="ann")
+    exported = _export(store, arrays)
+    table = pd.read_csv(io.StringIO(exported), dtype=str, keep_default_na=False).set_index("row")
+    assert table.loc["1", "note"].startswith("'=HYPERLINK") and table.loc["1", "annotator"] == "'@mallory"
+    assert table.loc["2", "note"] == "'-looks away"
+    assert table.loc["3", "note"] == "''=already quoted" and table.loc["4", "note"] == "'tis blurred"
+    fresh = AnnotationStore(tmp_path / "fresh.sqlite3")
+    assert fresh.import_csv(io.StringIO(exported)).appended == 4
+    assert _state(fresh) == _state(store)
+    assert _export(fresh, arrays) == exported  # Byte-identical.
+    assert fresh.import_csv(io.StringIO(exported)) == ImportResult(already_stored=4)
+
+
+def test_cli_reports_what_an_import_left_out(tmp_path, monkeypatch, capsys):
+    labels = np.zeros(ROWS, dtype=np.int64)
+    monkeypatch.setattr(annotations, "original_labels", lambda: labels)
+    db, old = tmp_path / "a.sqlite3", tmp_path / "old.csv"
+    store = AnnotationStore(db)
+    store.add(42, "relabel", "fear", annotator="ann")
+    assert annotations.main(["export", "--out", str(old), "--db", str(db)]) == 0
+    store.add(42, "relabel", "sad", annotator="bob")
+    table = pd.read_csv(old, dtype=str, keep_default_na=False)
+    table.loc[42, "note"] = "edited later"
+    table.loc[43, "annotated_label"] = "happy"
+    table.to_csv(old, index=False)
+    capsys.readouterr()
+    assert annotations.main(["import", str(old), "--db", str(db)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == (f"{db}: Imported 0 new actions; 1 older than the store's current annotation of their "
+                           "face (kept as they were).")
+    assert err.startswith("warning: 1 CSV line(s) (45)")
+    (tmp_path / "bad.csv").write_text("row,action,annotated_label,annotator\n42,confirm,sad,ann\n")
+    assert annotations.main(["import", str(tmp_path / "bad.csv"), "--db", str(db)]) == 1
+    assert "row 42 is labelled angry in FER2013" in capsys.readouterr().err
+    assert store.count() == 2
 
 
 def test_threads_share_one_store(store):

@@ -134,3 +134,55 @@ def test_faces_whose_training_copy_is_labelled_otherwise(app_env):
     if FER2013_CSV.is_file():
         copy = labels.loc[rows[0]]
         assert close.captions[1] == f"its Training copy, row {copy['twin_row']}: {EMOTIONS[copy['twin_label']]}"
+
+
+def transfer_label(at: AppTest) -> str:
+    return next(e.label for e in at.expander if e.label.startswith("Export or import annotations"))
+
+
+def import_file(at: AppTest, csv: str) -> AppTest:
+    at.file_uploader(key="issues_import_file").set_value(("labels.csv", csv.encode(), "text/csv"))
+    at.run()
+    at.button(key="issues_import").click().run()
+    assert not at.exception
+    return at
+
+
+def test_import_counts_and_reports_what_it_left_out(app_env):
+    at = open_issues()
+    assert transfer_label(at).endswith("(0 actions stored)")
+    csv = "row,action,annotated_label,annotator,time,note\n30000,ambiguous,,imp,2024-01-01T00:00:00+00:00,blurred\n"
+    import_file(at, csv)
+    assert "Imported 1 new actions." in texts(at.success)
+    assert transfer_label(at).endswith("(1 actions stored)")  # The count includes the import just made.
+    # The file stays in the uploader: importing it again, after newer work, changes nothing.
+    AnnotationStore(app_env).add(30001, "not_face", annotator="bob")
+    at.button(key="issues_import").click().run()
+    assert "Imported 0 new actions; 1 already stored." in texts(at.success)
+    AnnotationStore(app_env).add(30000, "not_face", annotator="bob")
+    import_file(at, csv.replace("blurred", "edited since"))
+    assert texts(at.success) == ["Imported 0 new actions; 1 older than the store's current annotation of their face "
+                                 "(kept as they were)."]
+    assert AnnotationStore(app_env).current()["action"].tolist() == ["not_face", "not_face"]
+    import_file(at, "row,action,annotated_label,annotator\n30002,,fear,imp\n")
+    assert any(w.startswith("1 CSV line(s) (2) change a label") and "relabel" in w for w in texts(at.warning))
+    assert transfer_label(at).endswith("(3 actions stored)")
+
+
+def test_import_messages_show_file_text_as_text(app_env):
+    at = import_file(open_issues(), "row,action,annotated_label\n[x](https://evil.example),confirm,happy\n")
+    [error] = texts(at.error)
+    assert error.startswith("Nothing imported: CSV line 2") and "[x](" not in error
+    assert r"\[x\]\(https\:\/\/evil\.example\)" in error
+
+
+def test_import_refuses_a_confirm_of_another_label(app_env):
+    from fer.testset import load_test_faces
+
+    faces = load_test_faces()
+    row, label = int(faces.rows[0]), EMOTIONS[int(faces.labels[0])]
+    other = next(e for e in EMOTIONS if e != label)
+    at = import_file(open_issues(), f"row,action,annotated_label,annotator\n{row},confirm,{other},imp\n")
+    assert any(f"row {row} is labelled {label} in FER2013" in e for e in texts(at.error))
+    at = import_file(at, f"row,action,annotated_label,annotator\n{row},relabel,{label},imp\n")
+    assert AnnotationStore(app_env).current()[["action", "label"]].values.tolist() == [["confirm", label]]
