@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -311,7 +312,8 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
         return
     st.session_state[f"{key}_message"] = (
-        "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} (by {saved.annotator}).",
+        "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} "
+              f"(by {escape_markdown(saved.annotator)}).",
     )
     st.session_state[f"{key}_note"] = ""
     # The next face starts from "confirm", not from this face's choice.
@@ -325,6 +327,13 @@ def _history(row: int) -> None:
         return
     with st.expander(f"Annotation history of row {row} ({len(history)})"):
         st.dataframe(history.drop(columns=["id", "row"]), hide_index=True)
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escapes ASCII punctuation, so that text someone typed or a file held shows as
+    written in a Markdown message, never as a link or markup.
+    """
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 # Set in a session while its annotation database cannot be read: the pages then show what needs

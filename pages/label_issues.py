@@ -1,7 +1,7 @@
 """Label issues: faces whose FER2013 label is probably wrong, most suspicious first; re-annotate them."""
 
 import io
-import re
+import sqlite3
 
 import streamlit as st
 
@@ -25,11 +25,6 @@ from fer_app.explorer_view import (
 IMPORT_MESSAGES_KEY = "issues_import_messages"
 
 
-def escape_markdown(text: str) -> str:
-    """Backslash-escape ASCII punctuation, so that text from a file shows as typed, never as a link or markup."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
-
-
 def import_upload(store) -> None:
     """Import the uploaded CSV: the Import button's callback, run before the page so that its count is fresh."""
     upload = st.session_state.get("issues_import_file")
@@ -40,7 +35,7 @@ def import_upload(store) -> None:
         result = store.import_csv(io.StringIO(upload.getvalue().decode("utf-8")), default_annotator=annotator,
                                   fer_labels=resources.original_labels())
     except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError.
-        messages = [("error", f"Nothing imported: {escape_markdown(str(err))}")]
+        messages = [("error", f"Nothing imported: {widgets.escape_markdown(str(err))}")]
     else:
         messages = [("success", result.summary())]
         if result.warning():
@@ -49,9 +44,13 @@ def import_upload(store) -> None:
 
 
 def render_export_import() -> None:
-    store = resources.annotation_store()
+    try:
+        store = resources.annotation_store()
+        stored = store.count()
+    except sqlite3.Error:
+        return  # widgets.current_annotations has said why; the ranking needs no store
     # A key keeps the expander open when an import changes the count in its label.
-    with st.expander(f"Export or import annotations ({store.count()} actions stored)", key="issues_transfer"):
+    with st.expander(f"Export or import annotations ({stored} actions stored)", key="issues_transfer"):
         if resources.ferplus() is not None:
             # A callable: the 35,887-row CSV is built only when someone downloads it.
             st.download_button("Download current labels (CSV, all FER2013 rows)", lambda: annotations_export(store),
@@ -93,7 +92,7 @@ def render() -> None:
     chosen = filter_issues(issues, given=classes or None, split=splits or None, only_flagged=flagged)
     if conflicts:
         chosen = chosen[chosen["row"].isin(conflicting_rows(twins))]
-    choice = (tuple(classes), tuple(splits), flagged, conflicts, weight, tta)
+    choice = (str(model.path), tuple(classes), tuple(splits), flagged, conflicts, weight, tta)  # another model: page 1
     if st.session_state.get("issues_last") != choice:
         st.session_state["issues_last"] = choice
         widgets.reset_pager("issues_page")

@@ -186,3 +186,11 @@ def test_import_refuses_a_confirm_of_another_label(app_env):
     assert any(f"row {row} is labelled {label} in FER2013" in e for e in texts(at.error))
     at = import_file(at, f"row,action,annotated_label,annotator\n{row},relabel,{label},imp\n")
     assert AnnotationStore(app_env).current()[["action", "label"]].values.tolist() == [["confirm", label]]
+
+
+def test_a_broken_annotation_database_leaves_the_ranking(app_env):
+    app_env.write_bytes(b"this is not an SQLite database" * 100)
+    at = open_issues()
+    assert any("annotation database cannot be used" in w for w in texts(at.warning))
+    assert not at.error and scores(at)
+    assert not [e for e in at.expander if "Export or import" in e.label]
