@@ -139,6 +139,19 @@ def own_model_folder(tmp_path: Path, tmp_path_factory) -> Path:
     return folder
 
 
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A ZIP archive (stored, uncompressed, so that tests can find their bytes) of ``entries``:
+    name inside it -> bytes."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 def two_model_folder(tmp_path: Path, tmp_path_factory) -> Path:
     """A private model folder holding the tiny model and a copy, ``other``, whose predictions
     differ (synthetic, seed 1)."""

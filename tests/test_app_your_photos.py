@@ -6,7 +6,7 @@ import io
 import zipfile
 
 import pytest
-from app_support import PHOTOS_DIR, open_page, shared_model_folder, texts, use_app_env
+from app_support import PHOTOS_DIR, open_page, shared_model_folder, texts, use_app_env, zip_bytes
 
 from fer.folder_labels import ZipPhoto, photos_in_zip
 from fer.labels import EMOTIONS
@@ -20,14 +20,6 @@ def app_env(monkeypatch, tmp_path, tmp_path_factory):
     return use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
 
 
-def archive(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zipped:
-        for name, data in entries.items():
-            zipped.writestr(name, data)
-    return buffer.getvalue()
-
-
 def labelled_archive() -> tuple[bytes, int]:
     """The labelled sample photos in emotion folders, plus a faceless, a broken and stray files."""
     entries = {f"set/{label}/{name}": (PHOTOS_DIR / name).read_bytes() for name, label, _ in labelled_photos()}
@@ -39,18 +31,18 @@ def labelled_archive() -> tuple[bytes, int]:
         "__MACOSX/set/happy/._x.jpg": b"resource fork",  # skipped
         "set/happy/notes.txt": b"skipped",
     })
-    return archive(entries), len(labelled_photos())
+    return zip_bytes(entries), len(labelled_photos())
 
 
 def test_photos_in_zip_skips_what_is_not_a_photo_and_refuses_bad_archives():
-    data = archive({"a/happy/x.jpg": b"1", "a/.hidden/y.jpg": b"2", "__MACOSX/a/._x.jpg": b"3", "a/readme.md": b"4",
+    data = zip_bytes({"a/happy/x.jpg": b"1", "a/.hidden/y.jpg": b"2", "__MACOSX/a/._x.jpg": b"3", "a/readme.md": b"4",
                     "a/sad/": b""})
     assert photos_in_zip(data) == [ZipPhoto("a/happy/x.jpg", b"1")]
     from fer.folder_labels import ZipPhotosError
 
     with pytest.raises(ZipPhotosError, match="not a ZIP archive"):
         photos_in_zip(b"PK\x03\x04 cut short")
-    many = archive({f"happy/{i}.jpg": b"x" for i in range(5)})
+    many = zip_bytes({f"happy/{i}.jpg": b"x" for i in range(5)})
     with pytest.raises(ZipPhotosError, match="holds 5 photos; the limit is 4"):
         photos_in_zip(many, max_photos=4)
     # A bomb: 50 MB of zeros compresses to ~50 KB; its declared size is refused before reading.
@@ -62,7 +54,7 @@ def test_photos_in_zip_skips_what_is_not_a_photo_and_refuses_bad_archives():
         photos_in_zip(buffer.getvalue(), max_bytes=10_000_000)
 
 
-def test_page_asks_for_an_archive(app_env):
+def test_page_asks_for_an_zip_bytes(app_env):
     at = open_page("pages/your_photos.py")
     assert at.title[0].value == "Score the model on your own photos"
     assert {t.lstrip(".") for t in at.file_uploader(key="yours_upload").allowed_type} == {"zip"}
@@ -101,11 +93,12 @@ def test_an_archive_is_scored_and_its_cells_browsed(app_env):
 
 def test_archives_without_photos_or_broken_get_a_message(app_env):
     at = open_page("pages/your_photos.py")
-    at.file_uploader(key="yours_upload").set_value([("notes.zip", archive({"a/readme.txt": b"x"}), "application/zip")])
+    notes = zip_bytes({"a/readme.txt": b"x"})
+    at.file_uploader(key="yours_upload").set_value([("notes.zip", notes, "application/zip")])
     at.run()
     assert not at.exception
     assert any("notes.zip" in w and "holds no photos" in w for w in texts(at.warning))
-    at.file_uploader(key="yours_upload").set_value([("cut.zip", archive({"happy/a.jpg": b"x" * 100})[:60],
+    at.file_uploader(key="yours_upload").set_value([("cut.zip", zip_bytes({"happy/a.jpg": b"x" * 100})[:60],
                                                      "application/zip")])
     at.run()
     assert not at.exception
@@ -116,7 +109,7 @@ def test_archives_without_photos_or_broken_get_a_message(app_env):
 def test_unreadable_photos_are_counted_and_listed_apart_with_their_reasons(app_env):
     name, label, _ = labelled_photos()[0]
     photo = (PHOTOS_DIR / name).read_bytes()
-    data = archive({f"{label}/empty.jpg": b"", f"{label}/text.jpg": b"hello", f"{label}/cut.jpg": photo[:5000],
+    data = zip_bytes({f"{label}/empty.jpg": b"", f"{label}/text.jpg": b"hello", f"{label}/cut.jpg": photo[:5000],
                     f"{label}/crc.jpg": b"JPEG crc", f"{label}/ok.jpg": photo})
     data = data.replace(b"JPEG crc", b"JPEG CRC")  # stored uncompressed: its CRC-32 no longer matches
     at = open_page("pages/your_photos.py")
@@ -139,7 +132,7 @@ def test_an_archive_without_a_face_has_no_accuracy(app_env):
     blank = io.BytesIO()
     Image.new("RGB", (96, 96), (128, 128, 128)).save(blank, format="PNG")
     at = open_page("pages/your_photos.py")
-    at.file_uploader(key="yours_upload").set_value([("faceless.zip", archive({"happy/blank.png": blank.getvalue(),
+    at.file_uploader(key="yours_upload").set_value([("faceless.zip", zip_bytes({"happy/blank.png": blank.getvalue(),
                                                                               "sad/empty.jpg": b""}),
                                                      "application/zip")])
     at.run()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
+from app_support import zip_bytes
 
 from fer.folder_labels import (
     FOLDER_NAMES,
@@ -98,7 +98,6 @@ def test_cli_scores_the_labelled_sample_photos_from_their_folders(tmp_path, caps
 @pytest.mark.skipif(not PHOTOS_DIR.is_dir() or not default_model_path().is_file(),
                     reason="needs the sample photos and a released model")
 def test_cli_scores_a_zip_archive_read_in_memory(tmp_path, capsys):
-    import zipfile
 
     from fer.predict import main
 
@@ -119,15 +118,6 @@ def test_cli_scores_a_zip_archive_read_in_memory(tmp_path, capsys):
     (tmp_path / "cut.zip").write_bytes(archive.read_bytes()[:100])
     assert main([str(tmp_path / "cut.zip"), "--folder-labels"]) == 1
     assert "cannot read the archive: the file is not a ZIP archive" in capsys.readouterr().out
-
-
-def zipped(entries: dict[str, bytes]) -> bytes:
-    """A ZIP archive of ``entries``, stored uncompressed so that tests can find their bytes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def with_header_field(data: bytes, name: str, local_at: int, central_at: int, value: int) -> bytes:
@@ -157,7 +147,7 @@ def test_member_names_become_relative_paths_inside_the_archive():
 def test_photos_under_absolute_or_dotdot_names_are_kept_under_their_safe_names(tmp_path):
     from fer.predict import expand_inputs
 
-    data = zipped({"../../etc/happy/x.jpg": b"1", "/abs/sad/y.jpg": b"2", "C:\\temp\\angry\\z.jpg": b"3",
+    data = zip_bytes({"../../etc/happy/x.jpg": b"1", "/abs/sad/y.jpg": b"2", "C:\\temp\\angry\\z.jpg": b"3",
                    "a/.hidden/w.jpg": b"4", "../": b""})
     expected = [("abs/sad/y.jpg", b"2"), ("etc/happy/x.jpg", b"1"), ("temp/angry/z.jpg", b"3")]
     assert [(p.name, p.data) for p in photos_in_zip(data)] == expected
@@ -171,7 +161,7 @@ def test_photos_under_absolute_or_dotdot_names_are_kept_under_their_safe_names(t
 def test_a_damaged_entry_costs_only_its_own_photo(tmp_path):
     from fer.predict import expand_inputs
 
-    data = zipped({"happy/crc.jpg": b"JPEG crc", "happy/method.jpg": b"JPEG method", "sad/ok.jpg": b"JPEG ok"})
+    data = zip_bytes({"happy/crc.jpg": b"JPEG crc", "happy/method.jpg": b"JPEG method", "sad/ok.jpg": b"JPEG ok"})
     data = data.replace(b"JPEG crc", b"JPEG CRC")  # the stored CRC-32 no longer matches
     data = with_header_field(data, "happy/method.jpg", 8, 10, 98)  # PPMd: a method zipfile lacks
     crc, method, ok = photos = photos_in_zip(data)
@@ -227,7 +217,7 @@ def test_cli_scores_and_annotates_an_archive_with_unsafe_and_damaged_names(tmp_p
 
     name, label, _ = labelled_photos(PHOTOS_DIR)[0]
     photo = (PHOTOS_DIR / name).read_bytes()
-    data = zipped({f"../../etc/{label}/x.jpg": photo, f"/abs/{label}/y.jpg": photo,
+    data = zip_bytes({f"../../etc/{label}/x.jpg": photo, f"/abs/{label}/y.jpg": photo,
                    f"C:\\temp\\{label}\\z.jpg": photo, f"{label}/crc.jpg": b"JPEG crc",
                    f"{label}/empty.jpg": b""})
     archive = tmp_path / "set.zip"
