@@ -9,6 +9,7 @@ the model, so no caller can forget or duplicate that step. Written in backend-ag
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -201,3 +202,28 @@ def build_model(arch: str, **options: Any) -> keras.Model:
 def uses_landmarks(model: keras.Model) -> bool:
     """Whether a model takes the landmark input besides the face."""
     return len(model.inputs) > 1
+
+
+class ModelFileError(ValueError):
+    """A file that should hold a saved Keras model does not; the message is for people."""
+
+
+def load_saved_model(path: str | Path) -> keras.Model:
+    """Loads a saved model (``.h5`` or ``.keras``) for inference, without its optimiser.
+
+    Every tool loads models through here, so a missing, corrupt or foreign file gets one clear
+    message instead of h5py's or Keras's traceback.
+
+    Raises:
+        ModelFileError: the file is missing or is not a saved Keras model.
+    """
+    import fer.augment  # noqa: F401 - registers the custom layers a training checkpoint holds
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model not found: {path}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelFileError(f"{path} is not a saved Keras model ({first[:200]})") from None

@@ -250,3 +250,16 @@ def test_soup_averages_weights_and_recalibrates_batchnorm(tmp_path, monkeypatch)
 
     with pytest.raises(ValueError, match="differ in architecture"):
         make_soup([first, run("other", "--arch", "paper")], tmp_path / "bad", data=str(data), bn_faces=16)
+
+
+def test_load_saved_model_says_what_is_wrong_with_a_file(tmp_path):
+    from fer.models import ModelFileError, load_saved_model
+
+    with pytest.raises(ModelFileError, match="model not found"):
+        load_saved_model(tmp_path / "nope.h5")
+    (tmp_path / "junk.h5").write_text("junk\n")
+    with pytest.raises(ModelFileError, match="junk.h5 is not a saved Keras model"):
+        load_saved_model(tmp_path / "junk.h5")
+    model = build_model("paper")
+    model.save(tmp_path / "paper.h5")
+    assert load_saved_model(tmp_path / "paper.h5").count_params() == model.count_params()
