@@ -112,9 +112,9 @@ def load_classifier(model_path: str | Path):
             return LiteModel(path), LITERT
         except (ImportError, RuntimeError, ValueError):
             pass  # an unreadable copy costs speed, not correctness: Keras runs the same weights
-    import keras
+    from fer.models import load_saved_model
 
-    return keras.models.load_model(model_path, compile=False), KERAS
+    return load_saved_model(model_path), KERAS
 
 
 def describe_lite(record: dict) -> str:
@@ -169,34 +169,50 @@ def compare(keras_model, lite: LiteModel, faces: np.ndarray, batch_size: int = 2
     )
 
 
-def build_lite(model_path: str | Path, data: str | None = None) -> tuple[Path, Agreement]:
+def build_lite(model_path: str | Path, data: str | None = None,
+               recorded_path: str | Path | None = None) -> tuple[Path, Agreement]:
     """Writes the model's ``.tflite`` beside it, checks it against Keras, and records it in the card.
 
     The check runs both on every PublicTest and PrivateTest face (the shared CSV, else the
-    embedded copy) with the model's own pre-processing.
+    embedded copy) with the model's own pre-processing. The copy is converted into a temporary
+    file and renamed over the ``.tflite`` only once it passed, so a failure (bad check data, a
+    disagreeing copy) leaves the previous copy and the card as they were.
+
+    Args:
+        model_path: the ``.h5`` model with its card.
+        data: FER2013 CSV for the check (default: shared, else embedded).
+        recorded_path: where the model will live, for the card's command, when it is built
+            elsewhere first (``fer.release`` stages a release); default ``model_path``.
 
     Raises:
-        ValueError: a landmark model, or a copy that disagrees with Keras beyond
-            :data:`MAX_ABS_DIFFERENCE` (nothing is recorded then).
+        ModelFileError: the file is missing or not a saved Keras model.
+        ValueError: a landmark model, unreadable check data, or a copy that disagrees with
+            Keras beyond :data:`MAX_ABS_DIFFERENCE` (nothing is written then).
     """
-    import keras
-
     from fer.labels import EVAL_SPLITS
     from fer.metadata import model_info
+    from fer.models import load_saved_model
     from fer.preprocess import to_model_input
     from fer.testset import load_eval_dataset
 
     model_path = Path(model_path)
-    model = keras.models.load_model(model_path, compile=False)
-    target = lite_path(model_path)
-    target.write_bytes(convert(model))
+    illumination = model_info(model_path).illumination
+    model = load_saved_model(model_path)
     dataset = load_eval_dataset(data)
     images = np.concatenate([dataset.split(split)[0] for split in EVAL_SPLITS])
-    faces = to_model_input(images, model_info(model_path).illumination)
-    agreement = compare(model, LiteModel(target), faces)
-    if agreement.max_abs_difference > MAX_ABS_DIFFERENCE:
-        target.unlink()
-        raise ValueError(f"{target}: differs from Keras by {agreement.max_abs_difference:.2e}; not kept")
+    faces = to_model_input(images, illumination)
+    target = lite_path(model_path)
+    # Beside the target, so the rename that keeps it is atomic (data.py caches the same way).
+    candidate = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        candidate.write_bytes(convert(model))
+        agreement = compare(model, LiteModel(candidate), faces)
+        if agreement.max_abs_difference > MAX_ABS_DIFFERENCE:
+            raise ValueError(f"{target}: the new copy differs from Keras by {agreement.max_abs_difference:.2e}; "
+                             "not kept")
+        os.replace(candidate, target)
+    finally:
+        candidate.unlink(missing_ok=True)
     card = read_metadata(model_path)
     card["lite"] = {
         "file": target.name,
@@ -205,7 +221,7 @@ def build_lite(model_path: str | Path, data: str | None = None) -> tuple[Path, A
         "checked_faces": agreement.faces,
         "max_abs_difference": agreement.max_abs_difference,
         "argmax_disagreements": agreement.argmax_disagreements,
-        "command": f"python -m fer.lite {project_relative(model_path)}",
+        "command": f"python -m fer.lite {project_relative(Path(recorded_path or model_path))}",
     }
     write_metadata(model_path, card)
     return target, agreement
@@ -217,18 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="+", type=Path, help="Keras .h5 models with their metadata JSON")
     parser.add_argument("--data", default=None, help="FER2013 CSV for the check (default: shared, else embedded)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     status = 0
     for path in args.models:
         if not path.is_file() or not metadata_path(path).is_file():
             print(f"error: {path}: model or its metadata JSON not found", file=sys.stderr)
-            status = 1
+            status = 2
             continue
         try:
             target, agreement = build_lite(path, args.data)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = 1
-            continue
+        except (ValueError, OSError) as error:  # ModelFileError and DataFormatError are ValueErrors
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"  # which model failed
+            print(f"error: {message}", file=sys.stderr)
+            status = 2
+            continue  # one bad model does not cost the others their copies
         print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB): {agreement.faces} faces, max |difference| "
               f"{agreement.max_abs_difference:.1e}, {agreement.argmax_disagreements} different predictions")
     return status

@@ -11,6 +11,7 @@ from training faces (and their mirror images) with the members' illumination cor
 The output folder gets ``model.h5`` and its card: the last member's card, with this command,
 zero epochs, a ``warm_start`` record of the last member (so the training chain stays traceable),
 and a ``soup`` record naming every member. ``python -m fer.release --run OUT`` releases it.
+An output folder that already holds a run (a member's, or any other) is refused, never overwritten.
 """
 
 from __future__ import annotations
@@ -81,6 +82,35 @@ def recalibrate_batchnorm(model: keras.Model, x: np.ndarray, batch_size: int = 5
     return len(layers)
 
 
+def out_files(out: Path) -> list[Path]:
+    """The files :func:`make_soup` writes into ``out``."""
+    return [out / "model.h5", metadata_path(out / "model.h5"), out / "history.csv"]
+
+
+def check_out(out: Path, members: list[Path]) -> None:
+    """Refuses an output folder whose files the soup would overwrite: a member's run, or another.
+
+    Raises:
+        FileExistsError: ``out/model.h5`` is a member, or ``out`` already holds a run's files.
+    """
+    target = (out / "model.h5").resolve()
+    for member in members:
+        if member.resolve() == target:
+            raise FileExistsError(f"--out {out} is the folder of the member {member}: the soup would overwrite it; "
+                                  "choose a new folder")
+    existing = [path.name for path in out_files(out) if path.exists()]
+    if existing:
+        raise FileExistsError(f"--out {out} already holds a run ({', '.join(existing)}); choose a new folder")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces: int = 8000,
               seed: int = 0, command: str = "") -> Path:
     """Averages ``members`` into ``out/model.h5`` with a card, and returns its path.
@@ -94,18 +124,23 @@ def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces:
         command: the command line to record in the card.
 
     Raises:
-        ValueError: members of different architectures or pre-processing, or none.
+        ValueError: members of different architectures or pre-processing, or none, or
+            ``bn_faces`` below 1.
         FileNotFoundError: a missing member or card.
+        FileExistsError: ``out`` already holds a run (a member, or any other), which the
+            soup would overwrite.
     """
-    import keras
-
     from fer.data import load_fer2013
+    from fer.models import load_saved_model
     from fer.paths import FER2013_CSV
     from fer.preprocess import to_model_input
 
     started = time.perf_counter()
     if not members:
         raise ValueError("no models to average")
+    if bn_faces < 1:
+        raise ValueError(f"bn_faces must be at least 1, not {bn_faces}: batch-norm statistics need faces")
+    check_out(out, members)
     cards = []
     for path in members:
         if not path.is_file() or not metadata_path(path).is_file():
@@ -117,7 +152,7 @@ def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces:
             raise ValueError(f"the models differ in {key} {part}: {', '.join(sorted(values))}")
     if cards[-1].get("preprocessing", {}).get("landmarks"):
         raise ValueError("landmark-input models are not supported")
-    models = [keras.models.load_model(path, compile=False) for path in members]
+    models = [load_saved_model(path) for path in members]
     soup = models[-1]
     soup.set_weights(average_weights([model.get_weights() for model in models]))
 
@@ -157,13 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", required=True, type=Path, help="a member .h5 (repeat)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (gets model.h5 and its card)")
     parser.add_argument("--data", default=None, help="FER2013 CSV for batch-norm statistics")
-    parser.add_argument("--bn-faces", type=int, default=8000, help="training faces for batch-norm statistics")
+    parser.add_argument("--bn-faces", type=positive_int, default=8000,
+                        help="training faces for batch-norm statistics (at least 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     command = "python -m fer.soup " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         target = make_soup(args.model, args.out, args.data, args.bn_faces, args.seed, command)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # ModelFileError and DataFormatError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {target} (average of {len(args.model)} models)")

@@ -90,7 +90,7 @@ def test_cli_builds_checks_and_records_a_copy(tmp_path, capsys):
 
 def test_cli_refuses_landmark_models_and_missing_files(tmp_path, capsys):
     landmark_model = write_tiny_model(tmp_path, landmarks=True)
-    assert main([str(landmark_model), str(tmp_path / "missing.h5")]) == 1
+    assert main([str(landmark_model), str(tmp_path / "missing.h5")]) == 2
     err = capsys.readouterr().err
     assert "single-input" in err and "missing.h5: model or its metadata JSON not found" in err
     assert not lite_path(landmark_model).exists()
@@ -119,3 +119,38 @@ def test_concurrent_calls_get_their_own_results(tmp_path):
         thread.join()
     for index, want in enumerate(expected):
         assert all(np.allclose(got, want, atol=1e-5) for got in results[index])
+
+
+def test_a_failed_build_keeps_the_previous_copy_and_card(tmp_path, monkeypatch, capsys):
+    import fer.lite
+    from fer.lite import Agreement, build_lite
+
+    model = write_tiny_model(tmp_path)
+    build_lite(model)
+    card = model.with_suffix(".json").read_bytes()
+    lite_path(model).write_bytes(b"the previous copy")  # stands for a copy that must survive
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not a CSV")
+    code = main([str(model), "--data", str(bad)])
+    assert lite_path(model).read_bytes() == b"the previous copy"  # the data is read before anything is written
+    assert code == 2 and "bad.jpg: not an ASCII CSV" in capsys.readouterr().err
+    # A copy that disagrees with Keras is not kept, and does not cost the previous one either.
+    monkeypatch.setattr(fer.lite, "compare", lambda *args: Agreement(7178, 0.5, 9))
+    with pytest.raises(ValueError, match="not kept"):
+        build_lite(model)
+    assert lite_path(model).read_bytes() == b"the previous copy"
+    assert model.with_suffix(".json").read_bytes() == card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jpg", "tiny.h5", "tiny.json", "tiny.tflite"]
+
+
+def test_cli_reports_a_bad_model_and_goes_on(tmp_path, capsys):
+    good = write_tiny_model(tmp_path)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_text("not a model\n")
+    shutil.copyfile(good.with_suffix(".json"), garbage.with_suffix(".json"))
+    assert main([str(garbage), str(good)]) == 2
+    captured = capsys.readouterr()
+    assert "error: " in captured.err and "garbage.h5 is not a saved Keras model" in captured.err
+    assert "Traceback" not in captured.err and f"wrote {lite_path(good)}" in captured.out
+    assert fresh_lite_path(good) == lite_path(good) and not lite_path(garbage).exists()

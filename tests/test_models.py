@@ -263,3 +263,39 @@ def test_load_saved_model_says_what_is_wrong_with_a_file(tmp_path):
     model = build_model("paper")
     model.save(tmp_path / "paper.h5")
     assert load_saved_model(tmp_path / "paper.h5").count_params() == model.count_params()
+
+
+def _tiny_run(folder):
+    """A run folder holding an untrained tiny model with its card and a history."""
+    from test_pipeline import write_tiny_model
+
+    folder.mkdir(parents=True)
+    model = write_tiny_model(folder)
+    model.rename(folder / "model.h5")
+    model.with_suffix(".json").rename(folder / "model.json")
+    (folder / "history.csv").write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.3,1.8,0.3,1.8\n")
+    return folder
+
+
+def test_soup_never_overwrites_a_run(tmp_path, capsys):
+    from fer.soup import main, make_soup
+
+    data = _toy_csv(tmp_path, n=32)
+    first, second, other = (_tiny_run(tmp_path / name) for name in ("first", "second", "other"))
+    members = ["--model", str(first / "model.h5"), "--model", str(second / "model.h5")]
+    before = {p: p.read_bytes() for run in (second, other) for p in run.iterdir()}
+    for out, reason in ((second, "is the folder of the member"), (other, "already holds a run")):
+        assert main([*members, "--out", str(out), "--bn-faces", "4", "--data", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out {out} {reason}") and "choose a new folder" in err
+    assert {p: p.read_bytes() for run in (second, other) for p in run.iterdir()} == before
+
+    with pytest.raises(SystemExit) as stopped:
+        main([*members, "--out", str(tmp_path / "soup"), "--bn-faces", "0", "--data", str(data)])
+    assert stopped.value.code == 2 and "--bn-faces: must be at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="at least 1"):
+        make_soup([first / "model.h5"], tmp_path / "soup", data=str(data), bn_faces=0)
+    assert not (tmp_path / "soup").exists()
+
+    assert main([*members, "--out", str(tmp_path / "soup"), "--bn-faces", "4", "--data", str(data)]) == 0
+    assert (tmp_path / "soup" / "model.h5").is_file()

@@ -186,3 +186,84 @@ def test_best_model_card_carries_the_ablation():
     card = json.loads((MODELS_DIR / "fer_best.json").read_text())
     assert [row["run"] for row in card["ablation"]][:2] == ["abl0_paper", "abl1_bn"]
     assert {row["run"] for row in card["landmark_experiment"]} == {"lm0_paper", "lm1_landmarks"}
+
+
+def tiny_run(folder):
+    """A run folder (``model.h5``, its card, ``history.csv``) holding an untrained tiny model."""
+    from test_pipeline import write_tiny_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = write_tiny_model(folder)
+    model.rename(folder / "model.h5")
+    model.with_suffix(".json").rename(folder / "model.json")
+    pd.DataFrame({"epoch": [0, 1], "val_accuracy": [0.2, 0.3]}).to_csv(folder / "history.csv", index=False)
+    return folder
+
+
+def release_snapshot(models_dir):
+    """Every file in ``models_dir`` (staging folders included) with its bytes."""
+    return {p.relative_to(models_dir).as_posix(): p.read_bytes() for p in models_dir.rglob("*") if p.is_file()}
+
+
+def test_release_is_all_or_nothing_and_leaves_no_stale_files(tmp_path):
+    from fer.lite import fresh_lite_path
+    from fer.release import release
+
+    run, models = tiny_run(tmp_path / "run"), tmp_path / "models"
+    target = release(run, "tiny", models_dir=models)
+    assert sorted(p.name for p in models.iterdir()) == [
+        "tiny.h5", "tiny.history.csv", "tiny.json", "tiny.predictions.csv", "tiny.tflite"]
+    card = json.loads((models / "tiny.json").read_text())
+    assert card["model_sha256"] == file_sha256(target) and card["metrics"]["PublicTest"]["n"] == 3589
+    # Built in a staging folder, recorded under the released name.
+    assert fresh_lite_path(target) == models / "tiny.tflite" and "release-" not in card["lite"]["command"]
+    assert card["lite"]["command"].endswith("tiny.h5")
+
+    # A second release of that name is refused unless asked for.
+    with pytest.raises(FileExistsError, match="--replace"):
+        release(run, "tiny", models_dir=models)
+
+    # A release that fails (here on its evaluation data) changes nothing and leaves no staging folder.
+    (models / "tiny.embedding.npz").write_bytes(b"map of the old weights")
+    before = release_snapshot(models)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not a CSV")
+    with pytest.raises(ValueError):
+        release(run, "tiny", models_dir=models, data=str(bad), replace=True)
+    assert release_snapshot(models) == before
+
+    # A successful one removes what it does not rebuild: files of the old weights would pass for its own.
+    (models / "tiny.predictions_tta.csv").write_text("row,split,true,pred\n")
+    release(run, "tiny", models_dir=models, replace=True, notes=["again"])
+    assert sorted(p.name for p in models.iterdir()) == [
+        "tiny.h5", "tiny.history.csv", "tiny.json", "tiny.predictions.csv", "tiny.tflite"]
+    assert json.loads((models / "tiny.json").read_text())["notes"] == ["again"]
+
+
+def test_release_cli_says_what_is_wrong_without_a_traceback(tmp_path, capsys):
+    from fer.release import main
+
+    models = tmp_path / "models"
+
+    def fails(*argv):
+        code = main([*argv, "--models-dir", str(models)])
+        return code, capsys.readouterr().err
+
+    code, err = fails("--run", str(tmp_path / "nonexistent"), "--name", "x")
+    assert code == 2 and err.startswith("error: no model in") and "Traceback" not in err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "model.h5").write_text("not a model\n")
+    (junk / "model.json").write_text("{}\n")
+    code, err = fails("--run", str(junk), "--name", "x")
+    assert code == 2 and "is not a saved Keras model" in err
+    run = tiny_run(tmp_path / "run")
+    for name in ("../x", "a/b", "x.h5", ""):
+        code, err = fails("--run", str(run), "--name", name)
+        assert code == 2 and "error: release name" in err, name
+    assert not models.exists() or not any(models.iterdir())
+    models.mkdir(exist_ok=True)
+    (models / "tiny.h5").write_bytes(b"an earlier release")
+    code, err = fails("--run", str(run), "--name", "tiny")
+    assert code == 2 and "pass --replace" in err
+    assert (models / "tiny.h5").read_bytes() == b"an earlier release"
