@@ -26,6 +26,11 @@ CLI::
 
     python -m fer.annotations export --out FILE [--db PATH] [--only-annotated]
     python -m fer.annotations import FILE [--db PATH] [--annotator NAME]
+
+``export`` reads an existing database only (a mistyped ``--db`` is an error, not a new empty
+store) and never writes over it; ``import`` creates the database when there is none. Exit codes:
+0 done, 1 the export or import failed, 2 a usage error (no such database, ``--out`` naming the
+database).
 """
 
 from __future__ import annotations
@@ -761,19 +766,55 @@ def annotate(
 
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, case-insensitive file systems, ``..``)."""
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def _usage_error(args: argparse.Namespace) -> str | None:
+    """Why the command must not run (the database it would read is missing, or the export would
+    write over it), or ``None``.
+    """
+    if args.command != "export":
+        return None  # import creates the database it is given
+    db = args.db if args.db is not None else default_db_path()
+    if not db.is_file():
+        if args.db is not None:
+            named = "is --db mistyped?"
+        elif os.environ.get("FER_ANNOTATIONS_DB"):
+            named = "named by $FER_ANNOTATIONS_DB"
+        else:
+            named = "the default; give --db PATH"
+        return f"no annotation database at {db} ({named}); export reads an existing one"
+    if _same_file(args.out, db):
+        return f"--out {args.out} is the database {db} itself; give another file for the CSV"
+    for suffix in ("-wal", "-shm", "-journal"):  # SQLite's own files beside it: a CSV there corrupts it
+        if _same_file(args.out, db.with_name(db.name + suffix)):
+            return f"--out {args.out} is a file of the database {db} ({suffix[1:]}); give another file for the CSV"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line for export and import; returns the exit code (0 ok, 1 error)."""
+    """Command line for export and import; returns the exit code (0 ok, 1 error, 2 usage error)."""
     parser = argparse.ArgumentParser(prog="python -m fer.annotations", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     export = commands.add_parser("export", help="write the current labels as CSV in FER2013 row order")
-    export.add_argument("--out", type=Path, required=True, help="output CSV")
+    export.add_argument("--out", type=Path, required=True, help="output CSV (never the database itself)")
     export.add_argument("--only-annotated", action="store_true", help="write only annotated rows")
     importer = commands.add_parser("import", help="append the actions needed to match a CSV")
     importer.add_argument("file", type=Path, help="CSV written by export (or with the same columns)")
     importer.add_argument("--annotator", help="annotator for rows without one")
-    for sub in (export, importer):
-        sub.add_argument("--db", type=Path, default=None, help="database (default: $FER_ANNOTATIONS_DB or data/)")
+    for sub, role in ((export, "database to read, which must exist"), (importer, "database, created if missing")):
+        sub.add_argument("--db", type=Path, default=None,
+                         help=f"{role} (default: $FER_ANNOTATIONS_DB or data/annotations.sqlite3)")
     args = parser.parse_args(argv)
+    problem = _usage_error(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         store = AnnotationStore(args.db)
         if args.command == "export":

@@ -113,14 +113,16 @@ def teacher_probabilities(cards: dict[Path, dict], faces: np.ndarray) -> np.ndar
     Args:
         cards: :func:`teacher_cards` of the teachers; each brings its own illumination correction.
         faces: uint8 faces.
-    """
-    import keras
 
+    Raises:
+        fer.models.ModelFileError: a teacher file that is not a saved Keras model (a ``ValueError``).
+    """
     from fer.evaluate import predict_probabilities
+    from fer.models import load_saved_model
 
     total = np.zeros((len(faces), NUM_CLASSES))
     for path, card in cards.items():
-        model = keras.models.load_model(path, compile=False)
+        model = load_saved_model(path)
         illumination = card.get("preprocessing", {}).get("illumination", "none")
         total += predict_probabilities(model, faces, illumination, tta=True, batch_size=512)
     return total / len(cards)
@@ -204,13 +206,34 @@ def ferplus_targets(emotion_shares: np.ndarray, labels: np.ndarray) -> np.ndarra
     return np.where(voted, emotion_shares, one_hot(labels)).astype(np.float32)
 
 
+def npz_path(path: Path) -> Path:
+    """The file ``numpy.savez`` writes for ``path``: ``.npz`` is appended unless the name ends in it."""
+    return path if path.name.endswith(".npz") else path.with_name(f"{path.name}.npz")
+
+
+def recorded_command(argv: list[str], out: Path) -> str:
+    """The command line to record, with ``--out``'s value as the file written (``.npz`` included)."""
+    words, given = [], iter(argv)
+    for word in given:
+        option, equals, _ = word.partition("=")
+        is_out = len(option) > 2 and "--out".startswith(option)  # argparse takes "--ou" for "--out"
+        if is_out and equals:
+            word = f"{option}={out}"
+        words.append(word)
+        if is_out and not equals:
+            words.append(str(out))
+            next(given, None)
+    return "python -m fer.distill " + " ".join(shlex.quote(w) for w in words)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
+    """CLI entry point: 0 when the targets were written, 2 on an error (nothing written)."""
     parser = argparse.ArgumentParser(prog="python -m fer.distill", description=__doc__.splitlines()[0])
     teachers = parser.add_mutually_exclusive_group(required=True)
     teachers.add_argument("--teacher", action="append", type=Path, help="a teacher .h5 (repeat)")
     teachers.add_argument("--ferplus", action="store_true", help="the FER+ crowd votes as the teacher")
-    parser.add_argument("--out", required=True, type=Path, help="output .npz")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output .npz (the suffix is added when missing, as numpy does)")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--data", default=None, help="FER2013 CSV or image folder (default: the shared CSV)")
     args = parser.parse_args(argv)
@@ -232,13 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python -m fer.distill " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    np.savez_compressed(args.out, rows=rows, targets=targets.astype(np.float32), source_sha256=dataset.checksum,
+    out = npz_path(args.out)  # numpy would append .npz itself, behind the message's and the command's back
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = recorded_command(list(sys.argv[1:] if argv is None else argv), out)
+    np.savez_compressed(out, rows=rows, targets=targets.astype(np.float32), source_sha256=dataset.checksum,
                         teachers=np.array([FERPLUS_TEACHER] if args.ferplus else [str(p) for p in args.teacher]),
                         temperature=args.temperature, command=command)
     agreement = float((probabilities.argmax(1) == labels).mean())
-    print(f"wrote {args.out}: {len(rows)} faces, teachers agree with the label on {agreement:.2%}, "
+    print(f"wrote {out}: {len(rows)} faces, teachers agree with the label on {agreement:.2%}, "
           f"mean top target {targets.max(1).mean():.3f}")
     return 0
 

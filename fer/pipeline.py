@@ -279,7 +279,8 @@ class FerPipeline:
     Raises:
         FileNotFoundError: the model or its metadata, or BlazeFace's model, is missing.
         ValueError: an unknown detector or illumination, a model this pipeline cannot feed, or
-            ``turn_search=True`` with a detector other than HOG.
+            ``turn_search=True`` with a detector other than HOG; :class:`fer.models.ModelFileError`
+            (a ``ValueError``) for a model file that is not a saved Keras model.
     """
 
     def __init__(
@@ -369,24 +370,57 @@ class FerPipeline:
         return self.info.illumination
 
     def classify(self, gray_faces: np.ndarray, tta: bool | None = None) -> np.ndarray:
-        """Returns class probabilities (N, 7) for aligned uint8 faces (N, H, W).
+        """Returns class probabilities (N, 7) for aligned faces (N, H, W) of grey levels 0-255.
 
-        The faces get the model's own pre-processing here (see :meth:`_model_inputs`).
+        The faces get the model's own pre-processing here (see :meth:`_model_inputs`). A single
+        face (H, W) counts as a batch of one, and a trailing channel axis of 1 (N, H, W, 1) is
+        dropped. The grey levels are uint8, or integers of another type within 0-255; floats are
+        refused rather than guessed at (faces scaled to [0, 1] would otherwise become black).
+
+        Raises:
+            ValueError: faces of another shape than the model's input, float faces, or grey
+                levels outside 0-255.
         """
-        if len(gray_faces) == 0:
+        faces = self._face_batch(gray_faces)
+        if len(faces) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         use_tta = self.tta if tta is None else tta
-        faces = np.asarray(gray_faces, np.uint8)
+        count = len(faces)
         if use_tta:
             faces = np.concatenate([faces, faces[:, :, ::-1]])
         batch = self._model_inputs(faces)
         with self._model_lock:
             probs = np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
         if use_tta:
-            probs = (probs[: len(gray_faces)] + probs[len(gray_faces) :]) / 2
+            probs = (probs[:count] + probs[count:]) / 2
         if self.temperatures[use_tta] != 1.0:
             probs = apply_temperature(probs, self.temperatures[use_tta]).astype(np.float32)
         return probs
+
+    def _face_batch(self, gray_faces: np.ndarray) -> np.ndarray:
+        """``gray_faces`` as uint8 (N, H, W) of the model's input size (see :meth:`classify`)."""
+        given = np.asarray(gray_faces)
+        faces = given
+        if faces.ndim == 2:
+            faces = faces[None]
+        elif faces.ndim == 4 and faces.shape[-1] == 1:
+            faces = faces[..., 0]
+        if faces.ndim >= 1 and len(faces) == 0:
+            return np.zeros((0, *self.input_size), np.uint8)
+        height, width = self.input_size
+        if faces.ndim != 3 or faces.shape[1:] != (height, width):
+            raise ValueError(f"expected grey faces (N, {height}, {width}), (N, {height}, {width}, 1) or one face "
+                             f"({height}, {width}); got shape {given.shape}")
+        if faces.dtype == np.uint8:
+            return faces
+        if not np.issubdtype(faces.dtype, np.integer):
+            raise ValueError(f"expected grey levels 0-255 as uint8, got {faces.dtype} (floats are not guessed at): "
+                             "pass faces.round().astype(np.uint8), or (faces * 255).round().astype(np.uint8) "
+                             "for faces scaled to [0, 1]")
+        low, high = int(faces.min()), int(faces.max())
+        if low < 0 or high > 255:
+            raise ValueError(f"expected grey levels 0-255, got {faces.dtype} values from {low} to {high}")
+        return faces.astype(np.uint8)
 
     def _landmarks(self, image: np.ndarray, detection: Detection, source: str) -> tuple[np.ndarray, HeadPose | None]:
         """The landmarks (``image`` pixels) and head pose of one face found by ``source``.
@@ -435,6 +469,8 @@ class FerPipeline:
     ) -> PhotoResult:
         """Analyses an RGB uint8 array (H, W, 3), e.g. a camera frame.
 
+        Raises ``ValueError`` for any other dtype or shape, or an image without pixels.
+
         ``thorough=False`` skips the searches that cost time only when faces are small or absent
         (the finest detection pass and the turned search): a video's frames would pay them on
         every faceless frame.
@@ -442,6 +478,8 @@ class FerPipeline:
         rgb_image = np.asarray(rgb_image)
         if rgb_image.dtype != np.uint8 or rgb_image.ndim != 3 or rgb_image.shape[2] != 3:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb_image.dtype} {rgb_image.shape}")
+        if rgb_image.size == 0:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3) with pixels, got shape {rgb_image.shape}")
         height, width = rgb_image.shape[:2]
         decoded = DecodedImage(rgb=rgb_image, format="array", original_size=(width, height))
         return self._analyze(decoded, illumination, tta, 0.0, time.perf_counter(), thorough)

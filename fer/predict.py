@@ -18,21 +18,28 @@ they were made; ``"turn"`` is 0, or the degrees (anticlockwise) the photo was tu
 faces when none was found upright (``fer.detect.search_turned``). The CSV has all three as columns.
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
-command goes on with the next one (exit code 1 at the end). ``--annotate OUT`` writes each
+command goes on with the next one. Exit codes: 0 every photo was read; 1 some photo (or archive)
+could not be; 2 a setup error (a bad model or option) or nothing to do (no photos in the folders
+and archives given, ``--folder-labels`` without a folder or archive). ``--annotate OUT`` writes each
 photo with boxes, labels and probability bars to ``OUT/<name>_annotated.jpg``; with ``--explain``
 also each face's occlusion map (``fer.explain``: red where covering the face lowers its label's
 log-odds, blue where it raises them) to ``OUT/<name>_face<i>_explained.png``. A folder as input
 also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
 with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
-``--folder-labels`` then scores each folder's photos against the emotion named by the folder they
-sit in (``happy/a.jpg``; ``fer.folder_labels``): accuracy of each photo's largest face, per class,
-and the confusion matrix (on standard error with ``--json``).
+Photos named on their own go to ``--csv`` too (one file for them all; without ``--csv``, no
+CSV). A run with several folders (or folders and photos) writes one CSV each: ``--csv FILE``
+becomes ``FILE``'s name plus ``_<folder>`` (``_photos`` for the photos named on their own), and
+a name another file of the run already took is numbered (``faces_2_faces.csv``), so no file of
+one run overwrites another. ``--folder-labels`` then scores each folder's photos against the
+emotion named by the folder they sit in (``happy/a.jpg``; ``fer.folder_labels``): accuracy of each
+photo's largest face, per class, and the confusion matrix (on standard error with ``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -77,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fer.predict",
         description="Find faces in photos and classify their expressions (FER2013 classes).",
+        epilog="exit codes: 0 every photo was read, 1 some photo or archive could not be, "
+               "2 a setup error or nothing to analyse",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                         help="photos, folders of photos, or ZIP archives of photos")
@@ -88,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(happy/, sadness/, ...; fer.folder_labels): accuracy and confusion matrix")
     parser.add_argument("--json", action="store_true", help="print one JSON object per line per photo")
     parser.add_argument("--annotate", type=Path, metavar="OUT", help="write annotated photos into folder OUT")
-    parser.add_argument("--csv", type=Path, metavar="FILE", help="CSV of faces for folder inputs (see module doc)")
+    parser.add_argument("--csv", type=Path, metavar="FILE",
+                        help="CSV of the faces found (one row per face). Without it each folder or archive "
+                             "gets <folder>_faces.csv in the current directory (in OUT with --annotate) and "
+                             "photos named on their own none; with several folders, FILE_<folder>.csv each "
+                             "(FILE_photos.csv for the photos named on their own); names a run already took "
+                             "are numbered, never overwritten")
     parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector (default: hog)")
     parser.add_argument("--no-second-look", dest="second_look", action="store_false",
                         help="skip BlazeFace's second look for faces the detector missed")
@@ -257,6 +271,49 @@ def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
     return (annotate_dir / name) if annotate_dir is not None else Path.cwd() / name
 
 
+def numbered(path: Path, taken: set[Path], marker: str = "") -> Path:
+    """``path``, or when this run already took it, the first free ``<stem>_2``, ``<stem>_3``, ...
+
+    A stem that ends in ``marker`` is numbered before it (``faces_2_faces.csv``, as
+    :func:`annotated_path` numbers ``a_2_annotated.jpg``). The path returned joins ``taken``.
+    """
+    stem = path.stem
+    if marker and stem.endswith(marker):
+        stem = stem.removesuffix(marker)
+    else:
+        marker = ""
+    candidate, number = path, 2
+    while candidate.resolve() in taken:
+        candidate = path.with_name(f"{stem}_{number}{marker}{path.suffix}")
+        number += 1
+    taken.add(candidate.resolve())
+    return candidate
+
+
+def csv_paths(sources: Sequence[Path | None], csv_path: Path | None,
+              annotate_dir: Path | None) -> dict[Path | None, Path]:
+    """Where each source's CSV goes: a folder's or archive's, or ``None``'s for the photos named on
+    their own (given ``csv_path`` only), each to its own file.
+
+    One source and ``csv_path``: that file. Several: ``csv_path``'s name plus ``_<folder>`` (or
+    ``_photos``), or :func:`default_csv_path`; a name an earlier source took is :func:`numbered`.
+    """
+    taken: set[Path] = set()
+    targets: dict[Path | None, Path] = {}
+    for source in sources:
+        if source is None and csv_path is None:
+            continue  # photos on their own have no default CSV
+        if csv_path is None:
+            target, marker = default_csv_path(source, annotate_dir), "_faces"
+        elif len(sources) == 1:
+            target, marker = csv_path, ""
+        else:
+            name = source_name(source) if source is not None else "photos"
+            target, marker = csv_path.with_name(f"{csv_path.stem}_{name}{csv_path.suffix}"), ""
+        targets[source] = numbered(target, taken, marker)
+    return targets
+
+
 def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
     """Writes the faces of ``outcomes`` to a CSV and returns the number of rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,18 +328,35 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
     return count
 
 
+def say_no_photos(paths: Sequence[Path], seen: set[Path | None], recursive: bool) -> None:
+    """Tells on standard error which folders and archives gave no photo (nor an error of their own)."""
+    for path in paths:
+        if (path.is_dir() or is_archive(path)) and path not in seen and path.exists():
+            print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files"
+                  f"{'' if recursive or is_archive(path) else '; -r takes subfolders too'})", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the CLI; returns 0 if every photo was read, 1 if some were not, 2 on a setup error."""
+    """Runs the CLI; returns 0 if every photo was read, 1 if some were not, 2 on a setup error or
+    when there was no photo to analyse.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.explain and args.annotate is None:
         parser.error("--explain writes its maps beside the annotated photos: give --annotate OUT")
+    if args.folder_labels and not any(path.is_dir() or is_archive(path) for path in args.paths):
+        parser.error("--folder-labels scores folders or ZIP archives of photos; no PATH is one")
+    inputs = expand_inputs(args.paths, args.recursive)
+    first = next(inputs, None)
+    if first is None:  # nothing to analyse: say why before the model costs seconds to load
+        say_no_photos(args.paths, set(), args.recursive)
+        return 2
     from fer.pipeline import FerPipeline
 
     try:
         pipeline = FerPipeline(args.model, detector=args.detector, illumination=args.illumination, tta=args.tta,
                                calibrated=not args.raw, second_look=None if args.second_look else False)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # FileNotFoundError; ModelFileError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.illumination and args.illumination != pipeline.model_illumination:
@@ -292,38 +366,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     failed = 0
-    by_folder: dict[Path, list[PhotoOutcome]] = {}
+    # Outcomes by folder or archive; None: the photos named on their own.
+    by_source: dict[Path | None, list[PhotoOutcome]] = {}
+    unreadable_archives: set[Path] = set()
     taken_names: set[Path] = set()
-    for item in expand_inputs(args.paths, args.recursive):
+    for item in itertools.chain([first], inputs):
         path, folder = item.path, item.folder
         annotate = args.annotate
         if annotate is not None and folder is not None:
             annotate = annotate / path.parent.relative_to(folder)  # "." unless recursive or an archive
         if item.error is not None:
             outcome = PhotoOutcome(path, (), error=item.error)
+            if folder is None and is_archive(path):
+                unreadable_archives.add(path)  # its error says it all: not "no photos" as well
         else:
             outcome = analyze_file(pipeline, path, annotate, taken_names, explain=args.explain, data=item.data)
         failed += outcome.error is not None
-        if folder is not None:
-            by_folder.setdefault(folder, []).append(outcome)
+        if path not in unreadable_archives:
+            by_source.setdefault(folder, []).append(outcome)
         print(outcome.to_json() if args.json else format_outcome(outcome), flush=True)
-    for path in args.paths:
-        if (path.is_dir() or is_archive(path)) and path not in by_folder and path.exists():
-            print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files"
-                  f"{'' if args.recursive or is_archive(path) else '; -r takes subfolders too'})", file=sys.stderr)
-    if args.folder_labels and not any(path.is_dir() or is_archive(path) for path in args.paths):
-        print("--folder-labels scores folders or ZIP archives of photos; none was given", file=sys.stderr)
-    folders = list(by_folder.items())
-    for folder, outcomes in folders:
-        target = args.csv if args.csv is not None else default_csv_path(folder, args.annotate)
-        if args.csv is not None and len(folders) > 1:
-            # Several folders and one --csv: one file each, named after the folder.
-            target = args.csv.with_name(f"{args.csv.stem}_{source_name(folder)}{args.csv.suffix}")
-        rows = write_csv(target, outcomes)
-        print(f"wrote {rows} face rows for {folder} to {target}", file=sys.stderr)
-        if args.folder_labels:
-            score = score_photos([(o.path, o.faces, o.error) for o in outcomes], folder)
-            print(format_score(score, folder), file=sys.stderr if args.json else sys.stdout)
+    say_no_photos(args.paths, {*by_source, *unreadable_archives}, args.recursive)
+    targets = csv_paths(list(by_source), args.csv, args.annotate)
+    for source, outcomes in by_source.items():
+        if source in targets:
+            named = "the photos named on their own" if source is None else source
+            try:
+                rows = write_csv(targets[source], outcomes)
+            except OSError as err:  # a folder given as --csv, a read-only place: the results above stand
+                print(f"error: cannot write {targets[source]} for {named}: {err.strerror or err}", file=sys.stderr)
+                failed += 1
+            else:
+                print(f"wrote {rows} face rows for {named} to {targets[source]}", file=sys.stderr)
+        if args.folder_labels and source is not None:
+            score = score_photos([(o.path, o.faces, o.error) for o in outcomes], source)
+            print(format_score(score, source), file=sys.stderr if args.json else sys.stdout)
     return 1 if failed else 0
 
 

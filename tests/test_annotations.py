@@ -455,3 +455,35 @@ def test_sigkilled_writer_leaves_database_intact(tmp_path):
     assert store.history()["id"].tolist() == list(range(1, count + 1))
     store.add(0, "confirm", "happy", annotator="survivor")  # No stale lock.
     assert store.count() == count + 1
+
+
+def test_cli_export_never_writes_over_its_database(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(annotations, "original_labels", lambda: np.zeros(ROWS, dtype=np.int64))
+    db = tmp_path / "ann" / "x.sqlite3"
+    AnnotationStore(db).add(42, "relabel", "fear", annotator="ann")
+    before = db.read_bytes()
+    for out in (db, tmp_path / "ann" / ".." / "ann" / "x.sqlite3", tmp_path / "ann" / "x.sqlite3-wal"):
+        assert annotations.main(["export", "--db", str(db), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --out {out} is ") and str(db) in err
+    assert db.read_bytes() == before and AnnotationStore(db).count() == 1
+    link = tmp_path / "link.csv"
+    link.symlink_to(db)
+    assert annotations.main(["export", "--db", str(db), "--out", str(link)]) == 2, "the same file by another name"
+    assert AnnotationStore(db).count() == 1
+
+
+def test_cli_export_needs_an_existing_database_and_import_may_create_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(annotations, "original_labels", lambda: np.zeros(ROWS, dtype=np.int64))
+    missing, out = tmp_path / "typo.sqlite3", tmp_path / "out.csv"
+    assert annotations.main(["export", "--db", str(missing), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: no annotation database at {missing} (is --db mistyped?)")
+    assert not missing.exists() and not out.exists(), "no empty database made, no CSV of 35,887 bare rows"
+    monkeypatch.setenv("FER_ANNOTATIONS_DB", str(missing))
+    assert annotations.main(["export", "--out", str(out)]) == 2
+    assert "named by $FER_ANNOTATIONS_DB" in capsys.readouterr().err and not missing.exists()
+    source = tmp_path / "a.sqlite3"
+    AnnotationStore(source).add(7, "not_face", annotator="ann")
+    assert annotations.main(["export", "--db", str(source), "--out", str(out), "--only-annotated"]) == 0
+    assert annotations.main(["import", str(out), "--db", str(missing)]) == 0, "import creates its database"
+    assert AnnotationStore(missing).count() == 1

@@ -149,3 +149,38 @@ def test_describe_targets_gives_the_blend_or_the_teacher_alone():
     alone = describe_targets({**crowd, "weight": 1.0})
     assert alone.startswith("the FER+ crowd's vote shares") and "FER2013 label had no weight" in alone
     assert describe_targets(crowd).startswith("the FER2013 label blended with the FER+ crowd")
+
+
+def test_out_without_npz_names_the_file_numpy_writes(tmp_path, monkeypatch, capsys):
+    import fer.distill as distill
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path, n=64)
+    teacher = tmp_path / "teacher.h5"
+    # The teacher's run is not what this test is about: uniform probabilities stand in for it.
+    monkeypatch.setattr(distill, "teacher_cards", lambda paths: {path: {} for path in paths})
+    monkeypatch.setattr(distill, "teacher_probabilities", lambda cards, faces: np.full((len(faces), 7), 1 / 7))
+    out = tmp_path / "dist" / "t2"
+    assert main(["--teacher", str(teacher), "--out", str(out), "--data", str(data)]) == 0
+    written = tmp_path / "dist" / "t2.npz"
+    assert f"wrote {written}: 48 faces" in capsys.readouterr().out
+    assert written.is_file() and not out.exists()
+    assert describe_soft_targets(written)["command"].split("--out ")[1].startswith(str(written))
+    assert load_soft_targets(written, np.arange(1)).shape == (1, 7)
+    assert main(["--teacher", str(teacher), f"--out={tmp_path / 'v1.x'}", "--data", str(data)]) == 0
+    assert (tmp_path / "v1.x.npz").is_file(), "a suffix other than .npz stays, as numpy keeps it"
+    assert f"--out={tmp_path / 'v1.x.npz'}" in describe_soft_targets(tmp_path / "v1.x.npz")["command"]
+
+
+def test_a_teacher_that_is_not_a_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from fer.metadata import write_metadata
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path, n=64)
+    teacher = tmp_path / "garbage.h5"
+    teacher.write_bytes(b"not a model")
+    write_metadata(teacher, {"name": "garbage", "preprocessing": {"illumination": "none"}})
+    assert main(["--teacher", str(teacher), "--out", str(tmp_path / "t.npz"), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {teacher} is not a saved Keras model") and "Traceback" not in err
+    assert not (tmp_path / "t.npz").exists()

@@ -230,3 +230,20 @@ def test_cli_scores_and_annotates_an_archive_with_unsafe_and_damaged_names(tmp_p
     assert f"unreadable: {archive / label / 'empty.jpg'} (the file is empty" in out
     for folder, stem in (("etc", "x"), ("abs", "y"), ("temp", "z")):
         assert (out_dir / folder / label / f"{stem}_annotated.jpg").is_file()
+
+
+def test_cli_says_once_why_an_archive_gave_nothing(tmp_path, capsys):
+    from fer.predict import main
+
+    archive = tmp_path / "notzip.zip"
+    archive.write_bytes(b"not a ZIP archive")
+    if not default_model_path().is_file():
+        pytest.skip("needs a released model (an unreadable archive is still an input to analyse)")
+    assert main([str(archive), "--folder-labels"]) == 1, "an unreadable archive is an unreadable input"
+    captured = capsys.readouterr()
+    assert "cannot read the archive: the file is not a ZIP archive" in captured.out
+    assert "no photos" not in captured.err, "the archive's error says it all"
+    empty = tmp_path / "empty.zip"
+    empty.write_bytes(zip_bytes({"notes.txt": b"no photo here"}))
+    assert main([str(empty), "--model", str(tmp_path / "never_loaded.h5")]) == 2, "nothing to analyse"
+    assert f"{empty}: no photos (expected" in capsys.readouterr().err

@@ -985,7 +985,7 @@ def test_cli_recursive_folder_mirrors_its_subfolders(tmp_path, tiny_model, capsy
     with (out / "dataset_faces.csv").open() as handle:
         assert [row["path"] for row in csv.DictReader(handle)] == paths
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty"), "--folder-labels", "--model", str(tiny_model)]) == 0
+    assert main([str(tmp_path / "empty"), "--folder-labels", "--model", str(tiny_model)]) == 2, "nothing to analyse"
     assert "empty: no photos" in capsys.readouterr().err
 
 
@@ -1045,3 +1045,130 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("happy "), lines
     assert "'neutral':" in lines[1] and "decode" in lines[-1], lines
+
+
+# --- edge cases of the Python API and the CLI ----------------------------------------------------
+
+
+def test_classify_takes_one_face_or_a_channel_axis_and_refuses_what_it_would_misread(pipeline):
+    face = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))
+    for tta in (False, True):
+        expected = pipeline.classify(face[None], tta=tta)
+        np.testing.assert_array_equal(pipeline.classify(face[None, ..., None], tta=tta), expected)
+        np.testing.assert_array_equal(pipeline.classify(face, tta=tta), expected)  # a batch of one
+        np.testing.assert_array_equal(pipeline.classify(face[None].astype(np.int64), tta=tta), expected)
+        with pytest.raises(ValueError, match=r"got shape \(1, 40, 40, 1\)"):
+            pipeline.classify(np.zeros((1, 40, 40, 1), np.uint8), tta=tta)  # the caller's shape, not the TTA batch
+    assert pipeline.classify([]).shape == pipeline.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    with pytest.raises(ValueError, match="float64 .floats are not guessed at"):
+        pipeline.classify(face[None] / 255.0)  # would be cast to black faces with confident probabilities
+    with pytest.raises(ValueError, match="float32"):
+        pipeline.classify(face[None].astype(np.float32))
+    with pytest.raises(ValueError, match="values from -1 to 300"):
+        pipeline.classify(np.array([np.full((48, 48), 300), np.full((48, 48), -1)]))
+    with pytest.raises(ValueError, match=r"got shape \(2, 48, 48, 3\)"):
+        pipeline.classify(np.zeros((2, 48, 48, 3), np.uint8))
+
+
+def test_analyze_refuses_an_image_without_pixels(pipeline):
+    for shape in ((0, 0, 3), (0, 10, 3), (10, 0, 3)):
+        with pytest.raises(ValueError, match=rf"with pixels, got shape \({shape[0]}, {shape[1]}, 3\)"):
+            pipeline.analyze(np.zeros(shape, np.uint8))
+
+
+def test_csv_paths_give_every_source_its_own_file(tmp_path, monkeypatch):
+    from fer.predict import csv_paths
+
+    monkeypatch.chdir(tmp_path)
+    a, b, c = tmp_path / "a" / "faces", tmp_path / "b" / "faces", tmp_path / "c" / "faces.zip"
+    assert csv_paths([a, b, c], None, None) == {a: tmp_path / "faces_faces.csv", b: tmp_path / "faces_2_faces.csv",
+                                                c: tmp_path / "faces_3_faces.csv"}
+    assert csv_paths([a, None], None, tmp_path / "ann") == {a: tmp_path / "ann" / "faces_faces.csv"}
+    out = tmp_path / "out" / "x.csv"
+    assert csv_paths([a], out, None) == {a: out} and csv_paths([None], out, None) == {None: out}
+    assert csv_paths([a, b, None], out, None) == {a: out.with_name("x_faces.csv"), b: out.with_name("x_faces_2.csv"),
+                                                  None: out.with_name("x_photos.csv")}
+
+
+def copy_photos(folder, *names):
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes((PHOTOS_DIR / name).read_bytes())
+    return folder
+
+
+def csv_paths_column(table) -> list[str]:
+    with table.open() as handle:
+        return [row["path"] for row in csv.DictReader(handle)]
+
+
+@needs_photos
+def test_cli_folders_of_the_same_name_keep_their_own_csv(tmp_path, tiny_model, capsys, monkeypatch):
+    from fer.predict import main
+
+    monkeypatch.chdir(tmp_path)
+    a = copy_photos(tmp_path / "a" / "faces", "fr_obama_small.jpg")
+    b = copy_photos(tmp_path / "b" / "faces", "isf_rob_lowe_lfw.jpg")
+    model = ["--model", str(tiny_model)]
+    assert main([str(a), str(b), *model]) == 0
+    err = capsys.readouterr().err
+    assert f"for {a} to {tmp_path / 'faces_faces.csv'}" in err and f"for {b} to {tmp_path / 'faces_2_faces.csv'}" in err
+    assert csv_paths_column(tmp_path / "faces_faces.csv") == [str(a / "fr_obama_small.jpg")]
+    assert csv_paths_column(tmp_path / "faces_2_faces.csv") == [str(b / "isf_rob_lowe_lfw.jpg")]
+    out = tmp_path / "out" / "x.csv"
+    assert main([str(a), str(b), "--csv", str(out), *model]) == 0
+    assert csv_paths_column(out.with_name("x_faces.csv")) == [str(a / "fr_obama_small.jpg")]
+    assert csv_paths_column(out.with_name("x_faces_2.csv")) == [str(b / "isf_rob_lowe_lfw.jpg")]
+    assert main([str(a), str(b), "--annotate", str(tmp_path / "ann"), *model]) == 0
+    assert csv_paths_column(tmp_path / "ann" / "faces_2_faces.csv") == [str(b / "isf_rob_lowe_lfw.jpg")]
+    assert sorted(p.name for p in (tmp_path / "ann").glob("*.jpg")) == ["fr_obama_small_annotated.jpg",
+                                                                         "isf_rob_lowe_lfw_annotated.jpg"]
+
+
+@needs_photos
+def test_cli_writes_the_csv_of_photos_named_on_their_own(tmp_path, tiny_model, capsys, monkeypatch):
+    from fer.predict import main
+
+    monkeypatch.chdir(tmp_path)
+    photos = [str(PHOTOS_DIR / name) for name in ("fr_obama_small.jpg", "isf_rob_lowe_lfw.jpg")]
+    assert main([*photos, "--csv", "single.csv", "--model", str(tiny_model)]) == 0
+    assert csv_paths_column(tmp_path / "single.csv") == photos
+    assert "for the photos named on their own to single.csv" in capsys.readouterr().err
+    assert main([photos[0], "--model", str(tiny_model)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["single.csv"], "without --csv, no CSV for photos alone"
+    folder = copy_photos(tmp_path / "set", "fr_two_people.jpg")
+    assert main([photos[0], str(folder), "--csv", "both.csv", "--model", str(tiny_model)]) == 0
+    assert csv_paths_column(tmp_path / "both_photos.csv") == photos[:1]
+    assert len(csv_paths_column(tmp_path / "both_set.csv")) == 2
+
+
+def test_cli_exits_2_when_there_is_nothing_to_analyse(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    never_loaded = ["--model", str(tmp_path / "never_loaded.h5")]
+    assert main([str(empty), *never_loaded]) == 2, "said before any model is loaded"
+    err = capsys.readouterr().err
+    assert err.startswith(f"{empty}: no photos (expected") and "model not found" not in err
+    photo = tmp_path / "blank.png"
+    photo.write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    with pytest.raises(SystemExit) as stopped:
+        main([str(photo), "--folder-labels", *never_loaded])
+    assert stopped.value.code == 2 and "--folder-labels scores folders or ZIP archives" in capsys.readouterr().err
+    assert main([str(empty), str(photo), "--model", str(tiny_model)]) == 0, "one PATH had a photo"
+    assert f"{empty}: no photos" in capsys.readouterr().err
+
+
+def test_cli_model_file_that_is_not_a_model_is_a_clear_error(tmp_path, tiny_model, capsys):
+    from fer.metadata import read_metadata
+    from fer.predict import main
+
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an HDF5 file")
+    write_metadata(garbage, read_metadata(tiny_model))
+    photo = tmp_path / "blank.png"
+    photo.write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    assert main([str(photo), "--model", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(garbage) in err and "Traceback" not in err
