@@ -245,8 +245,10 @@ def write_explanations(pipeline: FerPipeline, result: PhotoResult, annotated: Pa
     return written
 
 
-def format_outcome(outcome: PhotoOutcome) -> str:
-    """Human-readable lines for one photo."""
+def format_outcome(outcome: PhotoOutcome, detector: str = "hog") -> str:
+    """Human-readable lines for one photo, searched with ``detector`` (BlazeFace alone has no
+    second look to credit).
+    """
     if outcome.error is not None:
         return f"{outcome.path}: error: {outcome.error}"
     count = len(outcome.faces)
@@ -259,7 +261,8 @@ def format_outcome(outcome: PhotoOutcome) -> str:
         x, y, w, h = face["box"]
         pose = face.get("pose")
         turn = f"  {angles_text(pose['yaw'], pose['pitch'], pose['roll'])}" if pose else ""
-        second = "  (found by BlazeFace's second look)" if face.get("detector") == "blaze" else ""
+        looked_again = face.get("detector") == "blaze" and detector != "blaze"
+        second = "  (found by BlazeFace's second look)" if looked_again else ""
         lines.append(f"  {i}. {face['label']:<8} {face['score']:.2f}  box x={x} y={y} w={w} h={h}  ({others}){turn}"
                      f"{second}")
     return "\n".join(lines)
@@ -384,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed += outcome.error is not None
         if path not in unreadable_archives:
             by_source.setdefault(folder, []).append(outcome)
-        print(outcome.to_json() if args.json else format_outcome(outcome), flush=True)
+        print(outcome.to_json() if args.json else format_outcome(outcome, args.detector), flush=True)
     say_no_photos(args.paths, {*by_source, *unreadable_archives}, args.recursive)
     targets = csv_paths(list(by_source), args.csv, args.annotate)
     for source, outcomes in by_source.items():

@@ -911,6 +911,10 @@ def test_cli_marks_faces_found_by_the_second_look(tmp_path, tiny_model, capsys):
     assert main([photo, "--model", str(tiny_model), "--no-second-look"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{photo}: 4 faces") and "second look" not in out
+    # BlazeFace alone finds every face itself: none is credited to a second look.
+    assert main([photo, "--model", str(tiny_model), "--detector", "blaze"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{photo}: 5 faces") and "second look" not in out
 
 
 @needs_photos
