@@ -311,6 +311,51 @@ def load_image_folders(root: str | Path) -> FerDataset:
     )
 
 
+def require_splits(dataset: FerDataset, names: tuple[str, ...] | list[str]) -> None:
+    """Checks that a dataset has faces in each of the splits ``names``.
+
+    A tool that runs a model on a split checks first, so data without it gets one clear message
+    instead of Keras's error on an empty input.
+
+    Raises:
+        DataFormatError: naming the first empty split, the data and the splits it does have.
+    """
+    counts = dataset.counts()
+    for name in names:
+        if not counts.get(name):
+            have = ", ".join(f"{split} {n:,}" for split, n in counts.items() if n) or "no faces"
+            raise DataFormatError(f"no {name} faces in {dataset.source} (it has {have})")
+
+
+def fer2013_rows_problem(dataset: FerDataset) -> str | None:
+    """Why a dataset's ``rows`` are not row numbers of the FER2013 CSV; ``None`` when they are.
+
+    The FER+ votes, the twins and head-pose tables and every saved predictions table are keyed by
+    FER2013 row number. A CSV numbers its own lines, so only the full CSV (35,887 faces in
+    FER2013's splits, checked against the embedded FER+ table when it is there) and the embedded
+    test faces (which keep the full CSV's numbers) qualify: a subset's row 0 is whatever face it
+    starts with, and an image folder's numbers are the order of its files.
+    """
+    from fer.ferplus import FER2013_ROWS, load_ferplus_votes
+    from fer.paths import TEST_FACES_PATH
+
+    source = Path(dataset.source)
+    if source.is_dir():
+        return f"{source} is an image folder: its faces carry no FER2013 row numbers"
+    if source != TEST_FACES_PATH and len(dataset) != FER2013_ROWS:
+        faces = f"{len(dataset):,} face" + ("" if len(dataset) == 1 else "s")
+        return (f"{source.name} has {faces}, not the {FER2013_ROWS:,} of the full FER2013 CSV, "
+                "so its row numbers are not FER2013's")
+    try:
+        usage = load_ferplus_votes().usage
+    except (FileNotFoundError, ValueError):
+        return None  # nothing to check the splits against: the count has to do
+    rows = dataset.rows
+    if len(rows) and (rows.min() < 0 or rows.max() >= FER2013_ROWS or not np.array_equal(usage[rows], dataset.usage)):
+        return f"{source.name}'s splits differ from FER2013's at the same rows: not the FER2013 CSV"
+    return None
+
+
 @dataclass(frozen=True)
 class FerPlusVotes:
     """FER+ crowd votes aligned with FER2013 rows.

@@ -298,13 +298,12 @@ def map_table(face_map: FaceMap, predictions, split: str):
 
 def build_map(model_path: str | Path, iterations: int = ITERATIONS) -> FaceMap:
     """Computes a model's map of the embedded test faces (both evaluation splits)."""
-    import keras
-
     from fer.metadata import model_info
+    from fer.models import load_saved_model
     from fer.testset import load_test_faces
 
     info = model_info(model_path)
-    features_of = feature_model(keras.models.load_model(model_path, compile=False))
+    features_of = feature_model(load_saved_model(model_path))
     faces = load_test_faces()
     features = face_features(features_of, faces.images, info.illumination)
     reduced, _ = principal_components(features, NEIGHBOUR_DIMS)
@@ -384,21 +383,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer.embedding", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("build", "report"))
     parser.add_argument("--model", required=True, help="a single-input .h5 model with its card beside it")
-    parser.add_argument("--iterations", type=int, default=ITERATIONS)
+    parser.add_argument("--iterations", type=int, default=ITERATIONS,
+                        help=f"t-SNE steps (build; default {ITERATIONS}, the first "
+                             f"{_EXAGGERATION_ITERATIONS} exaggerated)")
     parser.add_argument("--out", default=None, help="default: <model stem>.embedding.npz beside the model")
     args = parser.parse_args(argv)
+    if args.iterations < 1:
+        parser.error(f"--iterations must be at least 1, not {args.iterations}")
     if not Path(args.model).is_file():
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2
+    out = Path(args.out) if args.out else embedding_path(args.model)
     if args.command == "report":
-        return _report(Path(args.model), Path(args.out) if args.out else embedding_path(args.model))
+        return _report(Path(args.model), out)
     started = time.perf_counter()
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # now, not after a minute of t-SNE
         face_map = build_map(args.model, iterations=args.iterations)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    path = save_map(face_map, args.out or embedding_path(args.model))
+    path = save_map(face_map, out)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s")
     for split, kept in face_map.neighbourhood_kept.items():
         print(f"{split}: the 2-D map keeps {kept:.1%} of each face's 10 nearest neighbours "

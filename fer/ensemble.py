@@ -43,9 +43,9 @@ def evaluate_ensemble(model_paths: list[str | Path], data: str | None = None, tt
                       splits: tuple[str, ...] = EVAL_SPLITS) -> Evaluation:
     """Evaluates the probability average of several models on the evaluation splits."""
     members = [evaluate_model(path, data, tta=tta, splits=splits) for path in model_paths]
-    # Members were aligned with FER+ exactly when their rows are FER2013 row numbers.
-    aligned = all(member.metrics_ferplus is not None for member in members)
-    return summarise(average_predictions([member.predictions for member in members]), aligned)
+    # Every member read the same data, so one member's row check speaks for all.
+    problem = next((member.rows_problem for member in members if not member.aligned), "")
+    return summarise(average_predictions([member.predictions for member in members]), not problem, problem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not evaluation.aligned:
+        print(f"note: {evaluation.rows_problem}; no FER+ or near-duplicate metrics", file=sys.stderr)
     if not args.json:
         print(f"ensemble of {len(args.model)}: {', '.join(Path(p).name for p in args.model)}"
               + (" (flip TTA)" if args.tta else ""))

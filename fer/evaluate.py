@@ -27,12 +27,27 @@ __all__ = ["PROB_COLUMNS", "Evaluation", "evaluate_model", "predict_probabilitie
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Per-image predictions and per-split metrics of one model."""
+    """Per-image predictions and per-split metrics of one model.
+
+    Attributes:
+        predictions: one row per face (``row``, ``split``, ``true``, ``pred``, probabilities).
+        metrics: per split.
+        metrics_ferplus: against the FER+ majority labels (None where rows are not FER2013's).
+        metrics_no_twin: on the faces without a Training twin (None likewise).
+        rows_problem: why the ``row`` column holds no FER2013 row numbers ('' when it does):
+            such predictions must not be saved where twins, pose or compare would read them.
+    """
 
     predictions: pd.DataFrame
     metrics: dict[str, dict]
     metrics_ferplus: dict[str, dict] | None = None
     metrics_no_twin: dict[str, dict] | None = None
+    rows_problem: str = ""
+
+    @property
+    def aligned(self) -> bool:
+        """Whether the predictions' rows are FER2013 row numbers."""
+        return not self.rows_problem
 
 
 # Shifted views for test-time augmentation: the four 2-pixel moves, matching the training shifts.
@@ -105,18 +120,27 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
         model_path: the ``.h5`` model (its metadata JSON beside it gives the pre-processing).
         data: FER2013 CSV or image folder; default: the shared CSV, else the embedded faces.
         tta: flip test-time augmentation.
-        splits: splits to evaluate.
+        splits: splits to evaluate (each once, whatever the repeats).
         shifts: add the shifted views to the flip (see :func:`predict_probabilities`).
-    """
-    import keras
 
+    Raises:
+        FileNotFoundError: no model, card or data.
+        ValueError: a file that is not a model (:class:`fer.models.ModelFileError`), malformed
+            data, or data without faces in one of ``splits`` (before the model runs).
+    """
+    from fer.data import fer2013_rows_problem, require_splits
     from fer.landmark_features import model_landmark_features
     from fer.metadata import model_info
+    from fer.models import ModelFileError, load_saved_model
     from fer.testset import load_eval_dataset
 
+    splits = tuple(dict.fromkeys(splits))
+    if not Path(model_path).is_file():  # before its card, whose absence would be the lesser news
+        raise ModelFileError(f"model not found: {model_path}")
     info = model_info(model_path)
-    model = keras.models.load_model(model_path, compile=False)
     dataset = load_eval_dataset(data)
+    require_splits(dataset, splits)
+    model = load_saved_model(model_path)
     frames = []
     for split in splits:
         images, labels, rows = dataset.split(split)
@@ -128,21 +152,31 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
         for j, column in enumerate(PROB_COLUMNS):
             frame[column] = probs[:, j].round(6)
         frames.append(frame)
-    # Image folders carry no FER2013 row numbers, so FER+ votes cannot be aligned with them.
-    return summarise(pd.concat(frames, ignore_index=True), aligned=not Path(dataset.source).is_dir())
+    # A subset CSV or an image folder numbers its own faces: FER+ votes and twins would be
+    # looked up at the wrong faces.
+    problem = fer2013_rows_problem(dataset) or ""
+    return summarise(pd.concat(frames, ignore_index=True), aligned=not problem, rows_problem=problem)
 
 
-def summarise(predictions: pd.DataFrame, aligned: bool) -> Evaluation:
-    """Per-split metrics of a per-image prediction table (and FER+ metrics when its rows are
-    FER2013 row numbers).
+def summarise(predictions: pd.DataFrame, aligned: bool, rows_problem: str = "") -> Evaluation:
+    """Per-split metrics of a per-image prediction table (and FER+ and no-twin metrics when its
+    rows are FER2013 row numbers).
+
+    Args:
+        predictions: per-image table.
+        aligned: whether its ``row`` column holds FER2013 row numbers.
+        rows_problem: why not, for the caller's note (default: a generic reason).
     """
     metrics = {
         str(split): compute_metrics(frame["true"].to_numpy(), frame["pred"].to_numpy()).as_dict()
         for split, frame in predictions.groupby("split", sort=False)
     }
+    if not aligned:
+        rows_problem = rows_problem or "the faces' row numbers are not FER2013's"
     return Evaluation(predictions=predictions, metrics=metrics,
                       metrics_ferplus=ferplus_metrics(predictions) if aligned else None,
-                      metrics_no_twin=no_twin_metrics(predictions) if aligned else None)
+                      metrics_no_twin=no_twin_metrics(predictions) if aligned else None,
+                      rows_problem="" if aligned else rows_problem)
 
 
 def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:
@@ -240,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate only this split (repeatable; default: both). `--split PublicTest` compares "
                              "candidates without reading the test split")
     args = parser.parse_args(argv)
-    splits = tuple(args.split) if args.split else EVAL_SPLITS
+    splits = tuple(dict.fromkeys(args.split)) if args.split else EVAL_SPLITS
     if set(splits) != set(EVAL_SPLITS) and (args.update_card or not args.no_save):
         parser.error("--split evaluates part of the test data: use it with --no-save and without --update-card, "
                      "so cards and predictions tables always cover both splits")
@@ -253,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.data and Path(args.data).is_dir():
-        # Image-folder faces have no FER2013 row numbers: never overwrite the aligned predictions.
-        print("note: predictions not saved (image folders carry no FER2013 row numbers)", file=sys.stderr)
+    if not evaluation.aligned:
+        # Twins, pose and compare look faces up by FER2013 row: never save other numbers for them.
+        print(f"note: {evaluation.rows_problem}; no FER+ or near-duplicate metrics"
+              + ("" if args.no_save else ", predictions not saved"), file=sys.stderr)
     elif not args.no_save:
         evaluation.predictions.to_csv(predictions_path(args.model, args.tta, args.tta_shifts), index=False)
     if args.update_card:

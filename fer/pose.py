@@ -313,8 +313,10 @@ def build_pose_table(path: Path | None = None) -> Path:
     from fer.testset import load_test_faces
 
     path = Path(path or TEST_POSES_PATH)
+    path.parent.mkdir(parents=True, exist_ok=True)  # now, not after the fits
     faces = load_test_faces()
     poses = face_poses(faces.images)
+
     def column(name: str) -> list[float]:
         return [float("nan") if p is None else round(getattr(p, name), 1) for p in poses]
 
@@ -400,22 +402,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "build":
-        print(build_pose_table(args.out))
+        try:
+            print(build_pose_table(args.out))
+        except OSError as err:  # no embedded faces, or a folder that cannot be made
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     model = Path(args.model)
-    splits = tuple(args.split or ())
+    splits = tuple(dict.fromkeys(args.split or ()))
     if splits and args.update_card:
         parser.error("--update-card takes the saved predictions of both splits, not --split")
-    if splits:
-        from fer.evaluate import evaluate_model
+    try:
+        if splits:
+            from fer.evaluate import evaluate_model
 
-        frame = evaluate_model(model, tta=args.tta, splits=splits).predictions
-    else:
-        predictions = predictions_path(model, args.tta)
-        if not predictions.is_file():
-            parser.error(f"{predictions} is missing: run python -m fer.evaluate --model {model}"
-                         + (" --tta" if args.tta else ""))
-        frame = pd.read_csv(predictions)
+            frame = evaluate_model(model, tta=args.tta, splits=splits).predictions
+        else:
+            predictions = predictions_path(model, args.tta)
+            if not predictions.is_file():
+                parser.error(f"{predictions} is missing: run python -m fer.evaluate --model {model}"
+                             + (" --tta" if args.tta else ""))
+            frame = pd.read_csv(predictions)
+    except (FileNotFoundError, ValueError) as err:  # pandas' EmptyDataError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         poses = load_pose_table()
     except (FileNotFoundError, ValueError) as err:

@@ -104,7 +104,8 @@ def resolution_caution(resolution: float, report: dict | None, split: str = "Pub
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: the accuracy table of one model, printed and optionally stored in its card."""
-    parser = argparse.ArgumentParser(description="A model's test accuracy on faces of fewer pixels.")
+    parser = argparse.ArgumentParser(prog="python -m fer.resolution",
+                                     description="A model's test accuracy on faces of fewer pixels.")
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--data", help="FER2013 CSV (default: the embedded test faces' source)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
@@ -114,24 +115,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-card", action="store_true", help="write the table into the model's card")
     args = parser.parse_args(argv)
 
-    import keras
-
+    from fer.data import fer2013_rows_problem, require_splits
     from fer.metadata import model_info, read_metadata, write_metadata
+    from fer.models import load_saved_model
     from fer.testset import load_eval_dataset
 
-    info = model_info(args.model)
-    model = keras.models.load_model(args.model, compile=False)
+    splits = ("PublicTest", "PrivateTest")
+    try:
+        model = load_saved_model(args.model)
+        info = model_info(args.model)
+        dataset = load_eval_dataset(args.data)
+        require_splits(dataset, splits)
+        problem = fer2013_rows_problem(dataset)
+        if args.reference == "ferplus" and problem:
+            raise ValueError(f"--reference ferplus looks the FER+ votes up by FER2013 row, and {problem}")
+        majority = None
+        if args.reference == "ferplus":
+            from fer.ferplus import load_ferplus_votes, majority_label
+
+            majority = majority_label(load_ferplus_votes().votes)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if len(model.inputs) != 1:
         parser.error(f"{args.model} takes {len(model.inputs)} inputs; only face-only models are measured")
-    dataset = load_eval_dataset(args.data)
     command = "python -m fer.resolution " + " ".join(argv if argv is not None else sys.argv[1:])
     report: dict[str, object] = {"tta": bool(args.tta), "reference": args.reference, "command": command}
-    majority = None
-    if args.reference == "ferplus":
-        from fer.ferplus import load_ferplus_votes, majority_label
-
-        majority = majority_label(load_ferplus_votes().votes)
-    for split in ("PublicTest", "PrivateTest"):
+    for split in splits:
         faces, labels, rows = dataset.split(split)
         if majority is not None:
             labels = majority[rows]

@@ -55,6 +55,20 @@ class TrainConfig:
     soft_weight: float = 0.5
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Parses the command line into a :class:`TrainConfig`."""
     from fer.models import ARCHITECTURES
@@ -64,8 +78,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--arch", default="paper", choices=sorted(ARCHITECTURES))
     p.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz), image folder, or training pack .npz")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/paper")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--epochs", type=_at_least(0), default=10, help="0 saves the initial (or warm-started) model")
+    p.add_argument("--batch-size", type=_at_least(1), default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     p.add_argument("--lr", type=float, default=1e-3)
@@ -82,8 +96,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--landmarks", default="", help="landmark features .npz (for *_landmarks architectures)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="stop cleanly after this many seconds, loading included (0: none)")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training faces (smoke tests)")
-    p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--limit", type=_at_least(0), default=0,
+                   help="use only the first N training faces (smoke tests; 0: all)")
+    p.add_argument("--steps-per-execution", type=_at_least(1), default=1)
     p.add_argument("--init-from", default="",
                    help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
     p.add_argument("--soft-targets", default="",
@@ -91,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--soft-weight", type=float, default=None,
                    help="share of the teacher in each target, the rest being the one-hot label (default 0.5)")
     args = p.parse_args(argv)
+    if args.time_budget < 0:
+        p.error(f"--time-budget must be 0 (none) or positive, not {args.time_budget}")
     if args.soft_weight is not None and not args.soft_targets:
         p.error("--soft-weight needs --soft-targets")
     args.soft_weight = 0.5 if args.soft_weight is None else args.soft_weight
@@ -134,6 +151,26 @@ def load_training_arrays(data: str) -> tuple[dict[str, tuple[np.ndarray, np.ndar
 
     dataset = load_fer2013(data)
     return {split: dataset.split(split) for split in ("Training", "PublicTest")}, dataset.checksum
+
+
+def load_run_data(config: TrainConfig) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], str]:
+    """:func:`load_training_arrays` of a run, Training cut to ``config.limit`` faces.
+
+    Raises:
+        SystemExit: for data that is missing or malformed, or that lacks Training faces to
+            learn from or PublicTest faces to validate on (the project validates on PublicTest).
+    """
+    try:
+        splits, data_sha256 = load_training_arrays(config.data)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    for split in ("Training", "PublicTest"):
+        if not len(splits[split][1]):
+            raise SystemExit(f"no {split} faces in {config.data}: a run "
+                             + ("learns from Training" if split == "Training" else "validates on PublicTest"))
+    if config.limit:
+        splits["Training"] = tuple(array[: config.limit] for array in splits["Training"])
+    return splits, data_sha256
 
 
 def build_augmenter(augment: tuple[str, ...], seed: int):
@@ -216,6 +253,8 @@ def train(config: TrainConfig, out: Path) -> Path:
 
     from fer.models import build_model, uses_landmarks
 
+    # Data first: a run the data cannot serve leaves no folder behind.
+    splits, data_sha256 = load_run_data(config)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.keras"
     state_path = out / "state.json"
@@ -248,10 +287,7 @@ def train(config: TrainConfig, out: Path) -> Path:
     hparams_path.write_text(json.dumps(dict(hparams, augment=list(config.augment)), indent=2) + "\n")
 
     keras.utils.set_random_seed(config.seed)
-    splits, data_sha256 = load_training_arrays(config.data)
     x_train, y_train, rows_train = splits["Training"]
-    if config.limit:
-        x_train, y_train, rows_train = x_train[: config.limit], y_train[: config.limit], rows_train[: config.limit]
     x_val, y_val, rows_val = splits["PublicTest"]
     targets = one_hot(y_train)
     if config.soft_targets:
@@ -308,15 +344,20 @@ def train(config: TrainConfig, out: Path) -> Path:
     class _EpochState(keras.callbacks.Callback):
         """Times each epoch, saves the resumable checkpoint and enforces the time budget."""
 
+        budget_hit = False
+        epoch_start_weights = None
+
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch_started = time.perf_counter()
-
-        budget_hit = False
+            if config.time_budget:
+                # A budget stop cuts this epoch short: the run then ends with these weights.
+                self.epoch_start_weights = self.model.get_weights()
 
         def on_train_batch_end(self, batch, logs=None):
             if config.time_budget and time.perf_counter() - budget_start > config.time_budget:
-                self.budget_hit = True
                 self.model.stop_training = True
+                # Out of time on its last batch, the epoch is whole: it is saved as any other.
+                self.budget_hit = batch + 1 < steps_per_epoch
 
         def on_epoch_end(self, epoch, logs=None):
             if self.budget_hit:
@@ -336,6 +377,7 @@ def train(config: TrainConfig, out: Path) -> Path:
             state_path.write_text(json.dumps({"epoch": epoch + 1, "seconds": seconds}))
 
     history = None
+    epoch_state = _EpochState()
     if initial_epoch < config.epochs:
         history = train_model.fit(
             _inputs(x_train, rows_train, config, landmark_table),
@@ -344,12 +386,17 @@ def train(config: TrainConfig, out: Path) -> Path:
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             validation_data=(_inputs(x_val, rows_val, config, landmark_table), one_hot(y_val)),
-            callbacks=[_EpochState(), keras.callbacks.CSVLogger(str(out / "history.csv"), append=True)],
+            callbacks=[epoch_state, keras.callbacks.CSVLogger(str(out / "history.csv"), append=True)],
             verbose=1 if sys.stdout.isatty() else 2,
             shuffle=True,
         )
     # No state after zero epochs: the saved model is then the initial (or warm-started) one.
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"epoch": 0, "seconds": 0.0}
+    if epoch_state.budget_hit:
+        # The stopped epoch ran part of its batches: model.h5, its card and the history hold the
+        # completed epochs only, as the checkpoint a resume starts from does.
+        train_model.set_weights(epoch_state.epoch_start_weights)
+        _truncate_history(out / "history.csv", state["epoch"])
     core = _core_of(train_model)
     model_path = out / "model.h5"
     # Serving needs architecture + weights only; optimizer slots would triple the file.
@@ -373,8 +420,6 @@ def warm_start(core, source: Path, config: TrainConfig) -> None:
         SystemExit: if the source is missing, has another architecture, or was trained on other
             pre-processing (its card's illumination), which would silently change what it learnt.
     """
-    import keras
-
     from fer.metadata import metadata_path, read_metadata
 
     if not source.is_file():
@@ -387,7 +432,12 @@ def warm_start(core, source: Path, config: TrainConfig) -> None:
     if trained_illumination and trained_illumination != config.illumination:
         raise SystemExit(f"--init-from: {source} was trained with --illumination {trained_illumination}, "
                          f"not {config.illumination}")
-    weights = keras.models.load_model(source, compile=False).get_weights()
+    from fer.models import ModelFileError, load_saved_model
+
+    try:
+        weights = load_saved_model(source).get_weights()
+    except ModelFileError as err:
+        raise SystemExit(f"--init-from: {err}") from None
     if [w.shape for w in weights] != [w.shape for w in core.get_weights()]:
         raise SystemExit(f"--init-from: the weights of {source} do not fit {config.arch}")
     core.set_weights(weights)
@@ -400,8 +450,15 @@ def warm_start(core, source: Path, config: TrainConfig) -> None:
 
 
 def _truncate_history(path: Path, epochs: int) -> None:
-    """Drops history rows past the last checkpointed epoch (an interrupted or partial epoch)."""
+    """Drops history rows past the last checkpointed epoch (an interrupted or partial epoch).
+
+    With no epoch left the file goes: its header may be a partial epoch's, which lacks the
+    ``epoch_seconds`` and ``lr`` columns the next run's rows would be written under.
+    """
     if not path.is_file():
+        return
+    if epochs == 0:
+        path.unlink()
         return
     lines = path.read_text().splitlines(keepends=True)
     if len(lines) > epochs + 1:
@@ -465,7 +522,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: soft targets not found: {config.soft_targets}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    train(config, out)
+    try:
+        train(config, out)
+    except SystemExit as err:
+        if not isinstance(err.code, str):
+            raise
+        # The run's refusals (data, hyper-parameters, --init-from): a message, not a traceback.
+        print(f"error: {err.code}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -391,13 +391,43 @@ def _prediction_tables(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.predictions*.csv"))
 
 
+_PREDICTION_COLUMNS: tuple[str, ...] = ("row", "split", "true", "pred")
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """Reads a per-face predictions table (``fer.evaluate``'s ``<model>.predictions*.csv``).
+
+    Raises:
+        ValueError: for an empty or unreadable file, or one without the row, split, true and
+            pred columns; the message says which.
+    """
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path.name} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path.name} is not a CSV table ({err})") from None
+    missing = [c for c in _PREDICTION_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
+    return table
+
+
 def accuracy_report(twins: pd.DataFrame, prediction_paths: list[Path], threshold: float = TWIN_THRESHOLD) -> str:
-    """A text table: each predictions file's accuracy per split on all faces, with and without twin."""
+    """A text table: each predictions file's accuracy per split on all faces, with and without twin.
+
+    A file that cannot be scored (empty, malformed, or with rows the twins table does not cover)
+    gets a line saying so instead of ending the report.
+    """
     header = f"{'predictions':38} {'split':12} {'all':>7} {'twin':>7} {'no twin':>8}  (n twin / no twin)"
     lines = [header, "-" * len(header)]
     for path in prediction_paths:
-        table = pd.read_csv(path)
-        for split, parts in accuracy_by_twin(table, twins, threshold).items():
+        try:
+            by_split = accuracy_by_twin(read_predictions(path), twins, threshold)
+        except (ValueError, KeyError) as err:
+            lines.append(f"{path.name:38} skipped: {err.args[0] if err.args else err}")
+            continue
+        for split, parts in by_split.items():
             lines.append(
                 f"{path.name:38} {split:12} {parts['all']['accuracy']:7.2%} {parts['twin']['accuracy']:7.2%}"
                 f" {parts['no_twin']['accuracy']:8.2%}  ({parts['twin']['n']} / {parts['no_twin']['n']})"
@@ -426,7 +456,11 @@ def update_cards(models_dir: Path) -> list[Path]:
         for tta, shifts in VIEWS:
             table = predictions_path(model_path, tta, shifts)
             if table.is_file():
-                metrics = no_twin_metrics(pd.read_csv(table))
+                try:
+                    metrics = no_twin_metrics(read_predictions(table))
+                except ValueError as err:
+                    print(f"note: {err}; {metadata_path(model_path).name} keeps what it had", file=sys.stderr)
+                    continue
                 if metrics is not None:
                     card["metrics_no_twin" + views_suffix(tta, shifts)] = metrics
                     changed = True
@@ -452,13 +486,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-cards", action="store_true",
                         help="also record the metrics without twins in the cards of the models in --models")
     args = parser.parse_args(argv)
+    if not args.models.is_dir():
+        print(f"error: no model folder at {args.models} (--models)", file=sys.stderr)
+        return 2
 
     try:
         if args.command == "build":
-            from fer.data import load_fer2013
+            from fer.data import fer2013_rows_problem, load_fer2013
             from fer.paths import FER2013_CSV
 
             dataset = load_fer2013(args.data or FER2013_CSV)
+            problem = fer2013_rows_problem(dataset)
+            if problem:
+                # Every reader looks a face up by its FER2013 row: a subset's numbers would mislabel them.
+                raise ValueError(f"the twins table is keyed by FER2013 row number, and {problem}; "
+                                 "build it from the full FER2013 CSV")
             twins = find_twins(dataset)
             write_twins(twins, args.out)
             print(f"wrote {args.out} ({len(twins)} test faces)")
@@ -474,7 +516,13 @@ def main(argv: list[str] | None = None) -> int:
                 import cv2
 
                 bands = [(0.97, 1.01), (0.95, 0.97), (0.93, 0.95), (0.92, 0.93), (0.90, 0.92), (0.85, 0.90)]
-                cv2.imwrite(str(args.mosaic), pair_mosaic(dataset, twins, bands))
+                args.mosaic.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    written = cv2.imwrite(str(args.mosaic), pair_mosaic(dataset, twins, bands))
+                except cv2.error:  # a name OpenCV has no writer for
+                    written = False
+                if not written:
+                    raise ValueError(f"could not write {args.mosaic} (a .png name is needed)")
                 print(f"wrote {args.mosaic}")
         else:
             twins = load_twins(args.out)
@@ -487,7 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     print("most common label disagreements (test label <- Training twin's label): " + ", ".join(
         f"{EMOTIONS[a]} <- {EMOTIONS[b]} {n}" for (a, b), n in pairs.items()))
     print()
-    print(accuracy_report(twins, _prediction_tables(args.models), args.threshold))
+    tables = _prediction_tables(args.models)
+    if not tables:
+        print(f"note: no *.predictions*.csv in {args.models} to score", file=sys.stderr)
+    print(accuracy_report(twins, tables, args.threshold))
     if args.update_cards:
         if args.threshold != TWIN_THRESHOLD or args.out != TEST_TWINS_PATH:
             print("error: cards record the embedded table at the default threshold only", file=sys.stderr)

@@ -245,3 +245,36 @@ def test_grey_spread_and_lifting_flat_photos():
     assert grey_spread(lifted) > 200 and lifted.dtype == np.uint8 and lifted.shape == dark.shape
     assert lift_low_contrast(ramp) is ramp  # contrast enough: the photo itself
 
+
+
+def test_require_splits_names_the_empty_split(tmp_path):
+    from fer.data import require_splits
+
+    dataset = parse_fer2013_csv(_write(tmp_path, [_row(3, [1] * 2304), _row(4, [2] * 2304, "PrivateTest")]))
+    require_splits(dataset, ("Training", "PrivateTest"))
+    with pytest.raises(DataFormatError, match=r"no PublicTest faces in .*fer.csv \(it has Training 1, PrivateTest 1\)"):
+        require_splits(dataset, ("Training", "PublicTest"))
+
+
+def test_only_the_full_csv_and_the_embedded_faces_carry_fer2013_row_numbers(tmp_path):
+    from dataclasses import replace
+
+    from fer.data import fer2013_rows_problem
+    from fer.testset import load_test_faces
+
+    assert fer2013_rows_problem(load_test_faces()) is None
+    subset = parse_fer2013_csv(_write(tmp_path, [_row(3, [1] * 2304, "PublicTest")]))
+    assert "fer.csv has 1 face, not the 35,887 of the full FER2013 CSV" in fer2013_rows_problem(subset)
+    assert "image folder" in fer2013_rows_problem(replace(subset, source=str(tmp_path)))
+    # As many faces as FER2013 but in other splits (a shuffled copy): its numbers are not FER2013's.
+    n = 35_887
+    shuffled = replace(subset, images=np.zeros((n, 48, 48), np.uint8), labels=np.zeros(n, np.int64),
+                       usage=np.array(["PrivateTest"] * n), rows=np.arange(n))
+    assert "splits differ from FER2013's" in fer2013_rows_problem(shuffled)
+
+
+@needs_csv
+def test_the_full_csv_carries_fer2013_row_numbers():
+    from fer.data import fer2013_rows_problem
+
+    assert fer2013_rows_problem(load_fer2013(FER2013_CSV)) is None

@@ -180,3 +180,22 @@ def test_report_cli_prints_each_split(capsys):
     out = capsys.readouterr().out.splitlines()
     assert [line.split(" (")[0] for line in out] == list(EVAL_SPLITS)
     assert all("share its prediction" in line and "copy in Training" in line for line in out)
+
+
+def test_cli_checks_iterations_and_makes_the_output_folder_first(tmp_path, monkeypatch, capsys):
+    from fer import embedding
+
+    (tmp_path / "m.h5").write_bytes(b"not read: build_map is replaced")
+    for bad in ("0", "-3"):
+        with pytest.raises(SystemExit) as stopped:
+            embedding.main(["build", "--model", str(tmp_path / "m.h5"), "--iterations", bad])
+        assert stopped.value.code == 2 and "--iterations must be at least 1" in capsys.readouterr().err
+
+    def build_map_in_new_folder(model_path, iterations):
+        assert (tmp_path / "emb" / "deeper").is_dir(), "the folder must exist before the minute of t-SNE"
+        return _small_map()
+
+    monkeypatch.setattr(embedding, "build_map", build_map_in_new_folder)
+    out = tmp_path / "emb" / "deeper" / "m.embedding.npz"
+    assert embedding.main(["build", "--model", str(tmp_path / "m.h5"), "--out", str(out)]) == 0
+    assert load_map(out).rows.tolist() == _small_map().rows.tolist()

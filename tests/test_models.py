@@ -299,3 +299,50 @@ def test_soup_never_overwrites_a_run(tmp_path, capsys):
 
     assert main([*members, "--out", str(tmp_path / "soup"), "--bn-faces", "4", "--data", str(data)]) == 0
     assert (tmp_path / "soup" / "model.h5").is_file()
+
+
+class _TickingClock:
+    """A stand-in for ``time`` in fer.train whose clock moves one second per reading, so that a
+    time budget runs out at a known batch, whatever the machine's speed."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_run_stopped_by_its_time_budget_keeps_completed_epochs_only(tmp_path, monkeypatch):
+    """A budget that runs out during an epoch leaves model.h5, its card and history.csv at the
+    end of the last completed epoch, as the checkpoint a resume starts from (they used to keep
+    the weights after the stopped epoch's first batches and a history row of it)."""
+    import csv
+    import json
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    data = _toy_csv(tmp_path)  # 72 Training faces: 9 batches of 8 per epoch
+
+    def run(name, budget, *extra):
+        monkeypatch.setattr("fer.train.time", _TickingClock())
+        out = tmp_path / name
+        config = parse_args(["--data", str(data), "--out", str(out), "--batch-size", "8", "--lr", "3e-3",
+                             "--time-budget", str(budget), *extra])[0]
+        return train(config, out), out
+
+    # About 14 clock readings reach epoch 2; the budget runs out at its third batch.
+    model_path, out = run("cut", 16.5, "--epochs", "2")
+    card = json.loads((out / "model.json").read_text())
+    assert card["epochs_completed"] == 1 and card["stopped_by_time_budget_in_epoch"] == 2
+    history = list(csv.DictReader(open(out / "history.csv")))
+    assert len(history) == 1 and float(history[0]["epoch_seconds"]) > 0
+    saved = keras.models.load_model(model_path, compile=False).get_weights()
+    after_epoch_1 = keras.models.load_model(out / "checkpoint.keras", compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, after_epoch_1, strict=True))
+
+    # Cut in its first epoch, a warm start saves its source's weights and no history.
+    second, out = run("cut_first", 4.5, "--epochs", "1", "--init-from", str(model_path))
+    assert json.loads((out / "model.json").read_text())["epochs_completed"] == 0
+    assert not (out / "history.csv").exists()
+    warm = keras.models.load_model(second, compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(warm, saved, strict=True))

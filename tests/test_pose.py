@@ -255,3 +255,28 @@ def test_released_card_shows_turned_faces_are_harder():
         yaw = report[split]["yaw"]
         assert sum(r["faces"] for r in yaw) == 3589
         assert yaw[0]["accuracy_class_mix"] - yaw[-1]["accuracy_class_mix"] > 0.05
+
+
+def test_report_says_what_is_wrong_with_the_model(tmp_path, capsys):
+    assert main(["report", "--model", str(tmp_path / "nope.h5"), "--split", "PublicTest"]) == 2
+    assert "error: model not found" in capsys.readouterr().err
+    (tmp_path / "junk.h5").write_text("junk\n")
+    (tmp_path / "junk.json").write_text("{}")
+    assert main(["report", "--model", str(tmp_path / "junk.h5"), "--split", "PublicTest"]) == 2
+    assert "junk.h5 is not a saved Keras model" in capsys.readouterr().err
+    (tmp_path / "junk.predictions.csv").write_text("")
+    assert main(["report", "--model", str(tmp_path / "junk.h5")]) == 2
+    assert "error: " in capsys.readouterr().err
+
+
+def test_build_makes_the_output_folder_before_the_fits(tmp_path, monkeypatch):
+    import fer.pose
+
+    def no_fit(gray_faces):
+        assert (tmp_path / "po").is_dir(), "the folder must exist before the fits"
+        return [None] * len(gray_faces)
+
+    monkeypatch.setattr(fer.pose, "face_poses", no_fit)
+    out = tmp_path / "po" / "poses.csv"
+    assert main(["build", "--out", str(out)]) == 0
+    assert load_pose_table(out)["yaw"].isna().all()

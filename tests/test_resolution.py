@@ -44,3 +44,37 @@ def test_resolution_caution_quotes_the_size_at_or_under_the_face():
     assert resolution_caution(10, None) is None and resolution_caution(10, {"tta": False}) is None
     crowd = resolution_caution(30, {**REPORT, "reference": "ferplus", "tta": False})
     assert "this model is right 55% of the time by the FER+ crowd's labels, against 70%" in crowd
+
+
+def test_cli_says_what_is_wrong_instead_of_a_traceback(tmp_path, monkeypatch, capsys):
+    from fer.resolution import main
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m fer.resolution")
+    assert main(["--model", str(tmp_path / "nope.h5")]) == 2
+    assert "error: model not found" in capsys.readouterr().err
+    (tmp_path / "junk.h5").write_text("junk\n")
+    assert main(["--model", str(tmp_path / "junk.h5")]) == 2
+    assert "junk.h5 is not a saved Keras model" in capsys.readouterr().err
+
+    import keras
+
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(7, activation="softmax")])
+    model.save(tmp_path / "tiny.h5")
+    (tmp_path / "tiny.json").write_text("{}")
+    (tmp_path / "bad.jpg").write_text("not an image\n")
+    assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "bad.jpg")]) == 2
+    assert "error: " in capsys.readouterr().err
+    pixels = " ".join(["128"] * 2304)
+    (tmp_path / "subset.csv").write_text("emotion,pixels,Usage\n" + "".join(
+        f"3,{pixels},{usage}\n" for usage in ("Training", "PublicTest", "PrivateTest")))
+    # A subset's row numbers are its own: the FER+ votes of those rows belong to other faces.
+    assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "subset.csv"),
+                 "--reference", "ferplus"]) == 2
+    assert "not the 35,887 of the full FER2013 CSV" in capsys.readouterr().err
+    (tmp_path / "public.csv").write_text(f"emotion,pixels,Usage\n3,{pixels},PublicTest\n")
+    assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "public.csv")]) == 2
+    assert "error: no PrivateTest faces in" in capsys.readouterr().err

@@ -271,3 +271,33 @@ def test_find_twins_against_another_reference_split(faces):
     with pytest.raises(ValueError, match="no PublicTest faces"):
         find_twins(FerDataset(images[:10], np.zeros(10), usage[:10], np.arange(10), "t", "t"), ("Training",),
                    reference="PublicTest")
+
+
+def test_build_refuses_a_csv_without_fer2013_row_numbers(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    pixels = " ".join(["128"] * 2304)
+    subset = tmp_path / "small.csv"
+    subset.write_text("emotion,pixels,Usage\n" + "".join(
+        f"3,{pixels},{usage}\n" for usage in ("Training", "PublicTest", "PrivateTest")))
+    out = tmp_path / "tw" / "t.csv"
+    assert main(["build", "--data", str(subset), "--out", str(out), "--models", str(tmp_path)]) == 2
+    assert "build it from the full FER2013 CSV" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_skips_a_predictions_file_it_cannot_score(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    pd.DataFrame({"row": [1, 2], "split": "PublicTest", "true": [0, 1], "pred": [0, 0]}).to_csv(
+        models / "m.predictions.csv", index=False)
+    (models / "empty.predictions.csv").write_text("")
+    pd.DataFrame({"row": [99], "split": "PublicTest", "true": [0], "pred": [0]}).to_csv(
+        models / "other.predictions.csv", index=False)
+    path = write_twins(_twins_table(), tmp_path / "twins.csv")
+    assert main(["report", "--out", str(path), "--models", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "empty.predictions.csv" in out and "skipped: empty.predictions.csv is empty" in out
+    assert "skipped: the twins table does not cover FER2013 rows [99]" in out
+    assert "50.00% 100.00%    0.00%" in out  # the good file is still scored
+    assert main(["report", "--out", str(path), "--models", str(tmp_path / "nonexistent")]) == 2
+    assert "error: no model folder at" in capsys.readouterr().err
