@@ -134,15 +134,13 @@ def ferplus_training_targets(dataset: FerDataset, labels: np.ndarray, rows: np.n
     Raises:
         ValueError: a dataset that is not the canonical FER2013 CSV (FER+ rows follow its order).
     """
-    from fer.ferplus import FER2013_ROWS, emotion_distribution, load_ferplus_votes
+    from fer.data import fer2013_rows_problem
+    from fer.ferplus import emotion_distribution, load_ferplus_votes
 
-    if len(dataset.labels) != FER2013_ROWS:
-        raise ValueError(f"FER+ votes follow the {FER2013_ROWS:,} rows of the FER2013 CSV; "
-                         f"this dataset has {len(dataset.labels):,}")
-    table = load_ferplus_votes()
-    if not np.array_equal(table.usage, dataset.usage):
-        raise ValueError("the FER+ table's splits differ from this dataset's: not the canonical FER2013 CSV")
-    return ferplus_targets(emotion_distribution(table.votes[rows]), labels)
+    problem = fer2013_rows_problem(dataset)
+    if problem:
+        raise ValueError(f"FER+ votes follow the rows of the FER2013 CSV: {problem}")
+    return ferplus_targets(emotion_distribution(load_ferplus_votes().votes[rows]), labels)
 
 
 def load_soft_targets(path: str | Path, rows: np.ndarray, data_sha256: str = "") -> np.ndarray:

@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
               + ("" if args.no_save else ", predictions not saved"), file=sys.stderr)
     elif not args.no_save:
         evaluation.predictions.to_csv(predictions_path(args.model, args.tta, args.tta_shifts), index=False)
+    if args.update_card and not evaluation.aligned:
+        print_evaluation(evaluation, as_json=args.json)
+        print("error: --update-card records the FER2013 test splits' metrics; these faces are not them",
+              file=sys.stderr)
+        return 2
     if args.update_card:
         update_card(args.model, evaluation, args.tta, args.tta_shifts)
     print_evaluation(evaluation, as_json=args.json)

@@ -128,6 +128,9 @@ def build_release(source: Path, card: dict, staged: Path, *, tta: bool, data: st
     write_metadata(staged, card)
     for use_tta in (False, True) if tta else (False,):
         evaluation = evaluate_model(staged, data, tta=use_tta)
+        if not evaluation.aligned:
+            # The app, twins, pose and compare look a release's faces up by FER2013 row.
+            raise ValueError(f"a release is evaluated on the FER2013 CSV: {evaluation.rows_problem}")
         evaluation.predictions.to_csv(predictions_path(staged, use_tta), index=False)
         update_card(staged, evaluation, use_tta)
     if not model_info(staged).landmarks:

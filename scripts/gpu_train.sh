@@ -68,7 +68,7 @@ fi
 # (1.5) on the probed epoch time.
 FINAL=(--augment "$AUG" --illumination hist "${RECIPE[@]}")
 run vgg_probe --epochs 2 --arch vgg "${FINAL[@]}"
-# The last complete epoch's time: an epoch cut by the time guard is logged with epoch_seconds NA.
+# The last complete epoch's time (an epoch cut by the time guard leaves no row; older runs logged it with NA).
 EPOCH_S=$(python3 -c "import csv; r=[x for x in csv.DictReader(open('runs/gpu/vgg_probe/history.csv')) if x['epoch_seconds'] not in ('', 'NA')]; print(float(r[-1]['epoch_seconds']))" 2>/dev/null || echo 10)
 EPOCHS=$(python3 -c "print(max(2, min(300, int(($(left) - 40) / ($EPOCH_S * 1.5)))))")
 echo "probe epoch ${EPOCH_S}s -> vgg_final and vgg_small_final $EPOCHS epochs" >> logs/driver.log

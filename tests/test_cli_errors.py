@@ -104,3 +104,22 @@ def test_train_refuses_data_it_cannot_train_or_validate_on(tmp_path, monkeypatch
         assert main(["--data", str(data), "--out", str(out), "--epochs", "1"]) == 2
         assert message in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_a_subset_csv_neither_updates_a_card_nor_makes_a_release(tmp_path, tiny_model, capsys):
+    from fer.evaluate import main as evaluate
+    from fer.release import release
+
+    subset = _fer_csv(tmp_path / "subset.csv", ["Training", "PublicTest", "PrivateTest"] * 3)
+    assert evaluate(["--model", str(tiny_model), "--data", str(subset), "--update-card"]) == 2
+    assert "error: --update-card records the FER2013 test splits" in capsys.readouterr().err
+    assert json.loads((tiny_model.with_suffix(".json")).read_text()) == {}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.h5").write_bytes(tiny_model.read_bytes())
+    (run / "model.json").write_text("{}")
+    released = tmp_path / "released"
+    released.mkdir()
+    with pytest.raises(ValueError, match="a release is evaluated on the FER2013 CSV"):
+        release(run, "tiny", models_dir=released, data=subset)
+    assert not any(released.iterdir())

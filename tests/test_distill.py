@@ -110,7 +110,7 @@ def test_ferplus_teacher_needs_the_canonical_csv(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
     toy = _toy_csv(tmp_path, n=64)
     assert main(["--ferplus", "--out", str(tmp_path / "x.npz"), "--data", str(toy)]) == 2
-    assert "35,887 rows of the FER2013 CSV" in capsys.readouterr().err
+    assert "not the 35,887 of the full FER2013 CSV" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--ferplus", "--teacher", "a.h5", "--out", str(tmp_path / "x.npz")])
     if not FER2013_CSV.is_file():
