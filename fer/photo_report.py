@@ -123,13 +123,31 @@ def context_crop(rgb_image: np.ndarray, box: Sequence[int], scale: float = 1.0, 
     Returns:
         A view-free copy of the crop (never empty: at least 1x1).
     """
-    height, width = rgb_image.shape[:2]
+    x0, y0, x1, y1 = _crop_bounds(rgb_image.shape, box, scale, margin)
+    return np.ascontiguousarray(rgb_image[y0:y1, x0:x1])
+
+
+def _crop_bounds(shape: Sequence[int], box: Sequence[int], scale: float, margin: float) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of :func:`context_crop`'s crop, inside an image of ``shape``."""
+    height, width = shape[:2]
     x, y, w, h = (float(v) * scale for v in box)
     dx, dy = w * margin, h * margin
     x0, y0 = min(max(0, int(x - dx)), width - 1), min(max(0, int(y - dy)), height - 1)
     x1, y1 = min(width, int(round(x + w + dx))), min(height, int(round(y + h + dy)))
-    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
-    return np.ascontiguousarray(rgb_image[y0:y1, x0:x1])
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def face_in_context(rgb_image: np.ndarray, box: Sequence[int], scale: float = 1.0, margin: float = 0.5,
+                    color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+    """:func:`context_crop` of the clean photo with this face's box alone drawn: a crop of the
+    annotated photo would also show its neighbours' boxes and labels (group photos).
+    """
+    from fer.draw import draw_box
+
+    x0, y0, x1, y1 = _crop_bounds(rgb_image.shape, box, scale, margin)
+    crop = np.ascontiguousarray(rgb_image[y0:y1, x0:x1])
+    x, y, w, h = (float(v) * scale for v in box)
+    return draw_box(crop, (round(x - x0), round(y - y0), round(w), round(h)), color=color)
 
 
 def enlarge(gray_or_rgb: np.ndarray, zoom: int) -> np.ndarray:

@@ -137,7 +137,7 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
                           help=f"The first {FACE_CARDS_SHOWN} are shown; each card has the face's stages and chart.")
         shown = count if every else FACE_CARDS_SHOWN
     for index in range(shown):
-        render_face_card(result, index, annotated, f"{photo_index}_{index}", explainer, pose_report,
+        render_face_card(result, index, f"{photo_index}_{index}", explainer, pose_report,
                          resolution_report)
     if shown < count:
         st.caption(f"{count - shown} more face cards: switch on “Show all {count} face cards” above.")
@@ -145,20 +145,21 @@ def render_photo(name: str, result, photo_index: int = 0, explainer: Explainer |
         st.image(annotated, caption=f"{name}: every face with its top label", width=min(800, annotated.shape[1]))
 
 
-def render_face_card(result, index: int, annotated, key: str, explainer: Explainer | None = None,
+def render_face_card(result, index: int, key: str, explainer: Explainer | None = None,
                      pose_report: dict | None = None, resolution_report: dict | None = None) -> None:
     """Stages side by side, the probability chart, the top label and the head pose of one face
     (and its occlusion map when ``explainer`` is given). A face turned as far as the test faces
     the model is measurably worse on (``pose_report``) gets a caution, and so does one with as
     few pixels (``resolution_report``).
     """
-    from fer.photo_report import context_crop, enlarge
+    from fer.draw import EMOTION_COLORS
+    from fer.photo_report import enlarge, face_in_context
     from fer.pose import angles_text, yaw_caution
     from fer.resolution import resolution_caution
 
     face = result.faces[index]
     images = [
-        context_crop(annotated, face.box, result.scale),
+        face_in_context(result.rgb_image, face.box, result.scale, color=EMOTION_COLORS.get(face.label, (0, 255, 0))),
         enlarge(face.gray_face, 3),
         enlarge(face.display_face, 3),
         result.landmarks_image(index, size=120),

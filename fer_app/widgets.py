@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -26,12 +27,15 @@ MODEL_KEY = "app_model"
 ANNOTATOR_KEY = "app_annotator"
 T = TypeVar("T")
 _frame = threading.local()
+# Served by the app itself: a Material icon as the page icon made every page load fetch an SVG
+# from Google's font server (a third-party request, and a console error offline).
+FAVICON = Path(__file__).with_name("favicon.png")
 
 
 @contextlib.contextmanager
 def app_frame() -> Iterator[None]:
     """What every page sits in: page config and sidebar before it, the status line after it."""
-    st.set_page_config(page_title="fer-lab", page_icon=":material/mood:", layout="wide")
+    st.set_page_config(page_title="fer-lab", page_icon=str(FAVICON), layout="wide")
     sidebar()
     status = st.sidebar.container()
     _frame.active = True

@@ -151,6 +151,32 @@ def test_summary_counts_every_upload(app_env):
     assert [b.label for b in at.get("download_button")][0] == "Results as JSON (one record per photo)"
 
 
+def test_a_click_that_changes_no_result_does_not_analyse_again(app_env):
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+    at.run()
+    first = [c for c in texts(at.caption) if "analysed in" in c]
+    at.sidebar.text_input(key="app_annotator").input("someone").run()
+    assert not at.exception
+    assert [c for c in texts(at.caption) if "analysed in" in c] == first  # the same result, not a new one
+    assert len(at.session_state["predict_results"]) == 1
+    at.toggle(key="predict_tta").set_value(False).run()  # a setting the result depends on
+    assert len(at.session_state["predict_results"]) == 2
+
+
+def test_each_face_is_shown_in_context_without_its_neighbours_labels():
+    from fer.photo_report import context_crop, face_in_context
+
+    photo = np.zeros((100, 200, 3), np.uint8)
+    crop = face_in_context(photo, (50, 20, 40, 40), color=(255, 0, 0))
+    assert crop.shape == context_crop(photo, (50, 20, 40, 40)).shape == (80, 80, 3)
+    assert crop[20, 40, 0] > 200 and crop[20, 40, 1:].max() < 80  # the box's top edge, in its colour
+    assert not crop[40, 40].any() and not crop[5, 5].any()  # nothing inside it or outside
+    assert not photo.any()  # the photo itself is untouched
+
+
 def test_sample_photo(app_env):
     at = start()
     if not at.pills:
