@@ -59,10 +59,52 @@ def run_page(render: Callable[[], None]) -> None:
     emulation: under ``AppTest.switch_page`` and on a fresh server's first, deep-linked request.
     """
     if getattr(_frame, "active", False):
-        _guarded(render)
+        _kept(render)
         return
     with app_frame():
+        _kept(render)
+
+
+def _kept(render: Callable[[], None]) -> None:
+    """Runs a page guarded, its controls' choices given back before and saved after."""
+    restore_kept()
+    try:
         _guarded(render)
+    finally:
+        remember_kept()
+
+
+# The pages' controls whose choices outlive a visit to another page: Streamlit drops a widget's
+# state in every run that does not draw it, so hopping Errors -> Map -> Errors reset the split,
+# the reference, the filters and TTA. Uploads, selections, pagers and buttons are not kept (their
+# state cannot be set), nor choices among options that change with the model (Compare's model B).
+KEPT_KEYS: tuple[str, ...] = (
+    "errors_split", "errors_reference", "errors_normalise", "errors_tta", "errors_twins", "errors_pose",
+    "map_split", "map_colour", "map_tta",
+    "compare_split", "compare_tta", "compare_twins", "compare_pose", "compare_group",
+    "dataset_split", "dataset_label",
+    "issues_classes", "issues_splits", "issues_flagged", "issues_twin_conflict", "issues_weight", "issues_tta",
+    "predict_detector", "predict_illumination", "predict_tta", "predict_explain",
+    "video_detector", "video_every", "video_tta",
+    "yours_tta",
+)
+_KEPT_PREFIX = "_kept_"
+
+
+def restore_kept(keys: Sequence[str] = KEPT_KEYS) -> None:
+    """Gives back each control's last choice (saved by :func:`remember_kept`) that Streamlit
+    dropped while another page was shown.
+    """
+    for key in keys:
+        if key not in st.session_state and _KEPT_PREFIX + key in st.session_state:
+            st.session_state[key] = st.session_state[_KEPT_PREFIX + key]
+
+
+def remember_kept(keys: Sequence[str] = KEPT_KEYS) -> None:
+    """Saves each control's current choice under a key no widget owns, which Streamlit keeps."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[_KEPT_PREFIX + key] = st.session_state[key]
 
 
 def _guarded(render: Callable[[], None]) -> None:

@@ -205,6 +205,20 @@ def test_another_model_starts_the_cell_at_its_first_page(monkeypatch, tmp_path, 
     assert any(t.startswith("Faces 1–") for t in texts(at.caption))
 
 
+def test_the_controls_keep_their_choices_across_a_visit_to_another_page(app_env, predictions):
+    at = open_errors()
+    at.segmented_control(key="errors_split").set_value("PublicTest").run()
+    at.segmented_control(key="errors_twins").set_value("no_twin").run()
+    at.toggle(key="errors_normalise").set_value(True).run()
+    at.switch_page("pages/map.py").run()
+    assert not at.exception
+    at.switch_page("pages/errors.py").run()
+    assert not at.exception and not at.warning
+    assert at.segmented_control(key="errors_split").value == "PublicTest"
+    assert at.segmented_control(key="errors_twins").value == "no_twin"
+    assert at.toggle(key="errors_normalise").value is True
+
+
 def test_faces_control_splits_off_the_near_duplicates_of_training(app_env, predictions):
     from fer.twins import TWIN_THRESHOLD, load_twins
 
