@@ -82,12 +82,14 @@ def draw_box(
 
 
 def probability_panel(
-    probabilities: Sequence[dict[str, float]], height: int, width: int = 240, row: int = 14
+    probabilities: Sequence[dict[str, float]], height: int, width: int = 240, row: int = 14,
+    numbers: Sequence[int] | None = None,
 ) -> np.ndarray:
     """A dark panel listing each face's class probabilities as bars (for saved annotations).
 
     Bars beside faces would cover the neighbours in a group photo, hence a separate panel. It
-    is at least ``height`` tall and grows to fit every face.
+    is at least ``height`` tall and grows to fit every face. ``numbers`` name the faces (default
+    1, 2, ...).
     """
     import cv2
 
@@ -96,8 +98,8 @@ def probability_panel(
     label_w, bar_w = 80, width - 80 - 50
     for i, probs in enumerate(probabilities):
         top = row + i * block
-        cv2.putText(panel, f"face {i + 1}", (6, top + row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        title = f"face {i + 1 if numbers is None else numbers[i]}"
+        cv2.putText(panel, title, (6, top + row - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         for j, name in enumerate(EMOTIONS):
             y = top + (j + 1) * row
             value = float(probs.get(name, 0.0))
@@ -116,18 +118,23 @@ def annotate_faces(
     scores: Sequence[float],
     probabilities: Sequence[dict[str, float]] | None = None,
     scale: float = 1.0,
+    numbers: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Draws every face's box and ``n: label score`` caption.
 
-    With ``probabilities``, a :func:`probability_panel` is added on the right (the image is
-    padded below if the panel is taller).
+    ``n`` counts the faces from 1 unless ``numbers`` gives each face's own (a video's track
+    numbers, so the boxes match the timelines). With ``probabilities``, a
+    :func:`probability_panel` is added on the right (the image is padded below if the panel is
+    taller).
     """
+    if numbers is None:
+        numbers = range(1, len(boxes) + 1)
     out = rgb_image.copy()
-    for i, (box, label, score) in enumerate(zip(boxes, labels, scores, strict=True)):
-        out = draw_box(out, box, f"{i + 1}: {label} {score:.2f}", EMOTION_COLORS.get(label, (0, 255, 0)), scale)
+    for box, label, score, number in zip(boxes, labels, scores, numbers, strict=True):
+        out = draw_box(out, box, f"{number}: {label} {score:.2f}", EMOTION_COLORS.get(label, (0, 255, 0)), scale)
     if probabilities is None or not len(probabilities):
         return out
-    panel = probability_panel(probabilities, out.shape[0])
+    panel = probability_panel(probabilities, out.shape[0], numbers=numbers)
     if panel.shape[0] > out.shape[0]:
         out = np.pad(out, ((0, panel.shape[0] - out.shape[0]), (0, 0), (0, 0)))
     return np.hstack([out, panel])

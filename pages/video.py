@@ -121,6 +121,9 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
             # Keyed by the clip, so a new clip starts from its own first faces.
             shown = st.multiselect("Faces", shown, default=shown[:4], key=f"video_tracks_{clip_id}",
                                    format_func=lambda t: f"face {t}")
+            if len(shown) < len(tracks):
+                st.caption(f"Showing the timelines of {len(shown)} of {len(tracks)} faces: pick the others "
+                           "in the list above.")
         for track in shown:
             points = tracks[track]
             st.plotly_chart(

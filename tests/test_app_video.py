@@ -74,3 +74,20 @@ def test_a_one_frame_clip_is_shown_without_a_frame_slider(app_env, tmp_path):
     assert not at.exception and not at.error, texts(at.error)
     assert any("· 1 frame analysed" in c for c in texts(at.caption))
     assert all(s.label != "Frame" for s in at.select_slider)
+
+
+@needs_photos
+def test_the_faces_picker_says_how_many_faces_are_not_shown(app_env, tmp_path):
+    clip = write_clip(tmp_path / "group.mp4", [(canvas(HAPPY), 0.5), (canvas("pyfeat_multi_face.jpg"), 1.0)])
+    at = open_page("pages/video.py")
+    at.file_uploader[0].set_value(("group.mp4", clip, "video/mp4")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    (summary,) = [d.value for d in at.dataframe if "dominant" in d.value.columns]
+    tracks = len(summary)
+    assert tracks > 4, summary  # the man, then the five of the group
+    (faces,) = [m for m in at.multiselect if m.label == "Faces"]
+    assert len(faces.value) == 4 and len(at.main.get("plotly_chart")) == 4
+    assert f"Showing the timelines of 4 of {tracks} faces: pick the others in the list above." in texts(at.caption)
+    faces.set_value(list(summary["track"])).run()
+    assert not at.exception and len(at.main.get("plotly_chart")) == tracks
+    assert not [c for c in texts(at.caption) if c.startswith("Showing the timelines")]

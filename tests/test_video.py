@@ -77,6 +77,40 @@ def test_cuts_are_new_shots_not_motion_or_light():
     assert not is_cut(same, frame_signature((photo * 0.7).astype(np.uint8))), "the light dims"
     assert is_cut(same, frame_signature(other))
     assert is_cut(frame_signature(canvas(HAPPY)), frame_signature(canvas(NEUTRAL)))
+    # The same within letterbox bars, which stay put while the picture pans or its light changes.
+    boxed = np.asarray(Image.fromarray(photo).resize((640, 360)))
+    in_bars = partial(np.pad, pad_width=((60, 60), (0, 0), (0, 0)))
+    assert not is_cut(frame_signature(in_bars(boxed)), frame_signature(in_bars(np.roll(boxed, 64, axis=1)))), "a pan"
+    assert not is_cut(frame_signature(in_bars(boxed)), frame_signature(in_bars((boxed * 0.6).astype(np.uint8))))
+
+
+@needs_photos
+def test_picture_box_leaves_out_dark_bars_only():
+    from fer.video import picture_box
+
+    photo = Image.open(PHOTOS_DIR / HAPPY)
+    width = round(photo.width * 480 / photo.height)  # a portrait, pillarboxed on the dark canvas
+    top, bottom, left, right = picture_box(canvas(HAPPY)[..., 1])
+    assert (top, bottom) == (0, 480) and abs(left - (640 - width) // 2) <= 4 and abs(right - left - width) <= 8
+    assert picture_box(np.full((480, 640), 40, np.uint8)) == (0, 480, 0, 640), "nothing but canvas: the whole frame"
+    assert picture_box(np.full((480, 640), 200, np.uint8)) == (0, 480, 0, 640), "a bright frame has no bars"
+
+
+@needs_photos
+def test_cuts_between_stills_on_one_canvas_are_all_found(tmp_path):
+    """Photos shown one after another on one dark canvas: the shared canvas kept their grey-level
+    histograms alike, and only one of these three changes of picture counted as a cut."""
+    from fer.video import frame_signature, is_cut
+
+    stills = [HAPPY, NEUTRAL, "pyfeat_multi_face.jpg", "dlib_dogs.jpg"]
+    data = write_clip(tmp_path / "stills.mp4", [(canvas(name), 2.0) for name in stills])
+    cuts, previous = [], None
+    for moment, rgb, _ in sample_frames(data, every_s=0.5):
+        signature = frame_signature(rgb)
+        if previous is not None and is_cut(previous, signature):
+            cuts.append(round(moment, 1))
+        previous = signature
+    assert cuts == [2.0, 4.0, 6.0]
 
 
 class PersonIdentifier:
@@ -345,3 +379,27 @@ def test_cli_prints_tracks_and_writes_csv(tmp_path, capsys):
     assert main([str(tmp_path / "bad.mp4")]) == 2
     assert "not a video" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.mp4")]) == 2
+
+
+@needs_photos
+@needs_released_model
+def test_frame_thumbnails_number_faces_by_track(tmp_path, monkeypatch):
+    import fer.draw
+    from fer.pipeline import FerPipeline
+
+    captions = []
+    draw_box = fer.draw.draw_box
+
+    def recording_draw_box(rgb_image, box, text="", *args, **kwargs):
+        captions.append(text)
+        return draw_box(rgb_image, box, text, *args, **kwargs)
+
+    monkeypatch.setattr(fer.draw, "draw_box", recording_draw_box)
+    # The man (track 1), the woman (track 2), then both, the woman on the left: in that frame she
+    # is the first face read, but her box must say 2, as her timeline does.
+    both = np.maximum(canvas(NEUTRAL, left=0), canvas(HAPPY, left=320))
+    data = write_clip(tmp_path / "clip.mp4", [(canvas(HAPPY), 1.0), (canvas(NEUTRAL), 1.0), (both, 1.0)])
+    result = analyze_video(FerPipeline(), data, every_s=1.0, thumbnails=True)
+    assert [[p.track for p in result.points if p.time_s == t] for t in result.times_s] == [[1], [2], [2, 1]]
+    assert [c.split(":")[0] for c in captions] == ["1", "2", "2", "1"], captions
+    assert len(result.thumbnails) == 3
