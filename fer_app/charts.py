@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -167,15 +167,17 @@ MAP_COLOURINGS: dict[str, str] = {"true": "true label", "pred": "predicted label
                                   "twin": "copy in Training", "confidence": "confidence"}
 
 
-def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560) -> go.Figure:
+def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560,
+                    selected: Collection[int] = ()) -> go.Figure:
     """The test faces on the model's 2-D map (``fer.embedding.map_table``), one WebGL trace per colour.
 
     Each point carries its FER2013 row as ``customdata``, so a box or lasso selection names faces.
     ``twin`` needs a boolean ``twin`` column (the face has a copy in Training, ``fer.twins``);
-    ``confidence`` draws one trace on a colour scale.
+    ``confidence`` draws one trace on a colour scale. ``selected`` rows are drawn as selected (the
+    others dimmed, as after a lasso), so a selection outlives a redrawn figure.
     """
     if colour == "confidence":
-        return _confidence_map(table, height)
+        return _confidence_map(table, height, selected)
     if colour == "correct":
         groups = [("right", table["correct"], "rgb(150,150,150)"), ("wrong", ~table["correct"], "rgb(214,39,40)")]
     elif colour == "twin":
@@ -189,6 +191,7 @@ def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560
         figure.add_trace(go.Scattergl(
             x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part)})", customdata=part["row"],
             text=_map_hover(part), hoverinfo="text", marker={"size": 5, "color": color, "opacity": 0.75},
+            selectedpoints=_selected_points(part, selected),
         ))
     return _map_layout(figure, height)
 
@@ -198,18 +201,33 @@ def _map_hover(part: pd.DataFrame) -> list[str]:
             zip(part["row"], part["true"], part["pred"], part["confidence"], strict=True)]
 
 
+def _selected_points(part: pd.DataFrame, selected: Collection[int]) -> list[int] | None:
+    """The positions in ``part`` of the ``selected`` rows; None (no selection, nothing dimmed)
+    when nothing is selected anywhere on the map.
+    """
+    if not len(selected):
+        return None
+    return np.flatnonzero(part["row"].isin(list(selected)).to_numpy()).tolist()
+
+
 def _map_layout(figure: go.Figure, height: int) -> go.Figure:
-    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 10, "b": 0}, dragmode="lasso",
-                         legend={"itemsizing": "constant"}, xaxis={"visible": False},
-                         yaxis={"visible": False, "scaleanchor": "x"})
+    # The legend (and the confidence colour bar) lie under the map, the top margin above it holds
+    # the toolbar: at the top right, either hid the other's first entry.
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 30, "b": 0}, dragmode="lasso",
+                         legend={"itemsizing": "constant", "orientation": "h", "x": 0, "xanchor": "left",
+                                 "y": -0.02, "yanchor": "top"},
+                         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     return figure
 
 
-def _confidence_map(table: pd.DataFrame, height: int) -> go.Figure:
+def _confidence_map(table: pd.DataFrame, height: int, selected: Collection[int] = ()) -> go.Figure:
     figure = go.Figure(go.Scattergl(
         x=table["x"], y=table["y"], mode="markers", customdata=table["row"], text=_map_hover(table), hoverinfo="text",
+        selectedpoints=_selected_points(table, selected),
         marker={"size": 5, "color": table["confidence"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
-                "opacity": 0.8, "colorbar": {"title": {"text": "top probability"}, "thickness": 12}},
+                "opacity": 0.8, "colorbar": {"title": {"text": "top probability", "side": "top"}, "thickness": 12,
+                                             "orientation": "h", "len": 0.5, "x": 0, "xanchor": "left",
+                                             "y": -0.02, "yanchor": "top"}},
     ))
     return _map_layout(figure, height)
 

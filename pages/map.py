@@ -38,10 +38,12 @@ def render() -> None:
     if face_map.model_sha256 != resources.model_sha256(str(model.path), model.path.stat().st_mtime_ns):
         st.warning(f"This map was built from other weights than the current `{model.path.name}`; rebuild it with "
                    f"`python -m fer.embedding build --model {model.path}`.")
-    left, middle, right = st.columns([2, 3, 2])
+    # Colour by gets a row of its own: beside Split and Flip TTA, its last options lay hidden under
+    # the next column at 1280 px.
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
     split = left.segmented_control("Split", EVAL_SPLITS, key="map_split", default="PrivateTest", required=True)
-    colour = middle.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key="map_colour", default="true",
-                                      required=True, format_func=charts.MAP_COLOURINGS.get)
+    colour = st.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key="map_colour", default="true",
+                                  required=True, format_func=charts.MAP_COLOURINGS.get)
     tta = resources.has_tta_predictions(model) and right.toggle("Flip TTA", key="map_tta",
                                                                 help="Colour and caption by the flip-TTA predictions")
     try:
@@ -61,14 +63,47 @@ def render() -> None:
         f"keeps {face_map.neighbourhood_kept.get(split, float('nan')):.0%} of each face's 10 nearest neighbours. "
         "Drag a lasso or box to see the faces inside (double-click clears)."
     )
-    event = st.plotly_chart(charts.face_map_figure(table, colour), key="map_chart", on_select="rerun",
-                            selection_mode=("box", "lasso"), config={"displayModeBar": True, "displaylogo": False})
-    placed = set(table["row"].tolist())
-    chosen = [r for r in charts.selected_customdata(event.selection.points if event else []) if r in placed]
+    chosen = map_with_selection(table, (str(model.path), split), (colour, tta))
     if not chosen:
         st.info("Select a region of the map to see its faces.", icon=":material/gesture_select:")
         return
     render_selection(model, table, chosen, predictions, face_map, split, tta)
+
+
+def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool]) -> list[int]:
+    """Draws the map and gives the selected rows, kept (per model and split) across redraws.
+
+    Plotly's selection belongs to the figure: another colouring or TTA makes a new figure whose
+    selection is empty. So the last selection is remembered and drawn into the new figure; only
+    the user's own change to a figure's selection (a new region, or a double-click that clears
+    one) replaces it.
+    """
+    remembered = st.session_state.setdefault("map_selected", {})
+    key = f"map_chart_{st.session_state.get('map_chart_revision', 0)}"
+    # (place, look, rows drawn as selected, whether the figure held a selection of the user's) of
+    # the figure drawn in the last run, while the chart is still on the page (not after a visit
+    # elsewhere, which drops it).
+    last = st.session_state.get("map_drawn") if key in st.session_state else None
+    same_figure = last is not None and last[:2] == (place, look)
+    drawn = last[2] if same_figure else remembered.get(place, ())
+    event = st.plotly_chart(charts.face_map_figure(table, look[0], selected=drawn), key=key, on_select="rerun",
+                            selection_mode=("box", "lasso"), config={"displayModeBar": True, "displaylogo": False})
+    selection = event.selection if event else {}
+    rows = tuple(charts.selected_customdata(selection.get("points")))
+    users = bool(rows or selection.get("box") or selection.get("lasso"))
+    if users:
+        remembered[place] = rows
+    elif same_figure and last[3]:  # the user's selection on this very figure is gone: cleared
+        remembered.pop(place, None)
+    st.session_state["map_drawn"] = (place, look, drawn, users)
+    placed = set(table["row"].tolist())
+    return [r for r in remembered.get(place, ()) if r in placed]
+
+
+def clear_selection(place: tuple[str, str]) -> None:
+    """Forgets the selection and draws a fresh chart (Plotly's own selection cannot be set)."""
+    st.session_state.setdefault("map_selected", {}).pop(place, None)
+    st.session_state["map_chart_revision"] = st.session_state.get("map_chart_revision", 0) + 1
 
 
 def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool) -> None:
@@ -76,6 +111,9 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     placed, indexed = table.set_index("row"), predictions.set_index("row")
     part = placed.loc[chosen]
     st.subheader(f"{len(part)} faces selected: {part['correct'].mean():.0%} right", divider="gray")
+    st.button("Clear selection", key="map_clear", icon=":material/deselect:", on_click=clear_selection,
+              args=((str(model.path), split),),
+              help="Also clears a selection kept from another colouring, which a double-click on the map cannot.")
     counts = part["true"].value_counts()
     st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
                + ". Wrong predictions first, most confident first." + calibration_note(model, tta))

@@ -1,8 +1,9 @@
 """AppTest of the Map page (the selection itself is exercised in the browser test)."""
 
+import json
 
 import pytest
-from app_support import open_page, own_model_folder, shared_model_folder, texts, use_app_env
+from app_support import open_page, own_model_folder, shared_model_folder, synthetic_predictions, texts, use_app_env
 
 from fer.embedding import build_map, embedding_path, save_map
 from fer_app.charts import selected_customdata
@@ -31,6 +32,9 @@ def test_the_map_is_drawn_with_its_controls(monkeypatch, tmp_path, mapped_folder
     assert any("3589 PrivateTest faces placed by t-SNE" in c for c in texts(at.caption))
     assert any("Select a region of the map" in i for i in texts(at.info))
     assert not at.warning, texts(at.warning)
+    # Colour by has a row of its own: in a column beside Flip TTA, its last options lay under it at 1280 px.
+    assert at.segmented_control(key="map_colour") in at.main.children.values()
+    assert not any(w.key == "map_colour" for column in at.main.columns for w in column.get("segmented_control"))
     at.segmented_control(key="map_split").set_value("PublicTest").run()
     for colour in ("correct", "twin", "confidence", "pred"):
         at.segmented_control(key="map_colour").set_value(colour).run()
@@ -76,6 +80,93 @@ def test_a_selection_shows_its_faces_and_a_face_s_nearest_neighbours(monkeypatch
     assert not at.exception
 
 
+class Lasso:
+    """Stands in for the map's selection (Plotly's cannot be made in AppTest): ``rows`` is what the
+    chart reports in the next run; [] is a chart without a selection of the user's.
+    """
+
+    def __init__(self, monkeypatch, rows):
+        from fer_app import charts
+
+        self.rows = list(rows)
+        monkeypatch.setattr(charts, "selected_customdata", lambda points: list(self.rows))
+
+
+def heading(at) -> str:
+    return next((h for h in texts(at.subheader) if "faces selected" in h), "no selection")
+
+
+def drawn_selection(at) -> list[list[int] | None]:
+    """The ``selectedpoints`` of each trace of the map as the browser gets it."""
+    spec = json.loads(at.main.get("plotly_chart")[0].proto.spec)
+    return [trace.get("selectedpoints") for trace in spec["data"]]
+
+
+@pytest.fixture
+def private_rows(mapped_folder):
+    import pandas as pd
+
+    folder, _ = mapped_folder
+    predictions = pd.read_csv(folder / "tiny.predictions.csv")
+    return predictions.loc[predictions["split"] == "PrivateTest", "row"].tolist()
+
+
+def test_a_selection_outlives_a_new_colouring_or_tta_until_the_user_clears_it(monkeypatch, tmp_path, mapped_folder,
+                                                                               private_rows):
+    folder, _ = mapped_folder
+    synthetic_predictions(seed=3).to_csv(folder / "tiny.predictions_tta.csv", index=False)
+    use_app_env(monkeypatch, tmp_path, folder)
+    lasso = Lasso(monkeypatch, private_rows[:30])
+    at = open_page("pages/map.py")
+    assert heading(at).startswith("30 faces selected")
+    assert drawn_selection(at) == [None] * 7  # the user's own selection: nothing drawn into the figure
+    # Another colouring is another figure, whose Plotly selection starts empty.
+    lasso.rows = []
+    at.segmented_control(key="map_colour").set_value("pred").run()
+    assert heading(at).startswith("30 faces selected"), texts(at.info)
+    drawn = drawn_selection(at)  # the selection is drawn into the new figure: 30 points over its traces
+    assert len(drawn) == 7 and sum(len(points) for points in drawn) == 30
+    at.toggle(key="map_tta").set_value(True).run()
+    assert heading(at).startswith("30 faces selected")
+    at.selectbox(key="map_anchor").set_value(private_rows[3]).run()  # any other rerun keeps it too
+    assert heading(at).startswith("30 faces selected")
+    # A new region drawn on this figure replaces it; a double-click then clears it.
+    lasso.rows = private_rows[40:52]
+    at.run()
+    assert heading(at).startswith("12 faces selected")
+    lasso.rows = []
+    at.run()
+    assert heading(at) == "no selection"
+    assert any("Select a region of the map" in i for i in texts(at.info))
+    at.segmented_control(key="map_colour").set_value("correct").run()  # a cleared selection stays cleared
+    assert heading(at) == "no selection" and drawn_selection(at) == [None, None]
+
+
+def test_clear_selection_forgets_a_kept_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
+    folder, _ = mapped_folder
+    use_app_env(monkeypatch, tmp_path, folder)
+    lasso = Lasso(monkeypatch, private_rows[:30])
+    at = open_page("pages/map.py")
+    lasso.rows = []
+    at.segmented_control(key="map_colour").set_value("confidence").run()
+    assert heading(at).startswith("30 faces selected")
+    assert len(drawn_selection(at)[0]) == 30
+    at.button(key="map_clear").click().run()  # a double-click cannot reach a selection drawn into the figure
+    assert heading(at) == "no selection" and drawn_selection(at) == [None]
+
+
+def test_each_split_keeps_its_own_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
+    folder, _ = mapped_folder
+    use_app_env(monkeypatch, tmp_path, folder)
+    lasso = Lasso(monkeypatch, private_rows[:30])
+    at = open_page("pages/map.py")
+    lasso.rows = []
+    at.segmented_control(key="map_split").set_value("PublicTest").run()
+    assert heading(at) == "no selection"  # PrivateTest's faces are not on the PublicTest map
+    at.segmented_control(key="map_split").set_value("PrivateTest").run()
+    assert heading(at).startswith("30 faces selected")
+
+
 def test_selected_customdata_reads_plotly_points():
     points = [{"customdata": 5, "x": 0}, {"customdata": [7]}, {"x": 1}, {"customdata": 5}, {"customdata": []}]
     assert selected_customdata(points) == [5, 7]
@@ -98,3 +189,26 @@ def test_face_map_figure_colourings():
     for data in traces.values():  # every face once, each carrying its row for the selection
         assert sorted(int(r) for trace in data for r in trace.customdata) == list(range(50))
     assert traces["twin"][1].name == f"copy in Training ({int(table['twin'].sum())})"
+
+
+def test_face_map_figure_draws_a_selection_and_keeps_legend_and_toolbar_apart():
+    import numpy as np
+    import pandas as pd
+
+    from fer_app.charts import face_map_figure
+
+    table = pd.DataFrame({"row": np.arange(10) + 100, "x": np.arange(10.0), "y": np.arange(10.0),
+                          "true": [0, 1] * 5, "pred": [0] * 10, "confidence": np.linspace(0, 1, 10),
+                          "twin": [False] * 10})
+    table["correct"] = table["true"] == table["pred"]
+    figure = face_map_figure(table, "correct", selected=[101, 102, 999])
+    assert [list(t.selectedpoints) for t in figure.data] == [[1], [0]]  # positions within each trace
+    assert [[t.customdata[i] for i in t.selectedpoints] for t in figure.data] == [[102], [101]]
+    assert all(t.selectedpoints is None for t in face_map_figure(table, "true").data)  # nothing dimmed
+    assert list(face_map_figure(table, "confidence", selected=[105]).data[0].selectedpoints) == [5]
+    # The legend and the colour bar lie under the map, away from the toolbar at its top right.
+    layout = face_map_figure(table, "true").layout
+    assert layout.legend.orientation == "h" and layout.legend.y < 0 and layout.legend.yanchor == "top"
+    assert layout.margin.t >= 28
+    colorbar = face_map_figure(table, "confidence").data[0].marker.colorbar
+    assert colorbar.orientation == "h" and colorbar.y < 0
