@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
@@ -45,6 +46,20 @@ def split_view_for(predictions: pd.DataFrame, split: str, source: str, annotatio
         None if tables is None else tables.majority, annotations,
     )
     return split_view(predictions, split, reference)
+
+
+def p_text(p: float) -> str:
+    """A p-value with two significant digits, in scientific notation when small: ``0.02``,
+    ``0.0017``, ``2.9e-6``, ``1.1e-45``; a dash for none. One format for the metric and the table.
+    """
+    if not np.isfinite(p):
+        return "–"
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{p:.2g}")
+
+
+def points_text(difference: float) -> str:
+    """A difference of two accuracies (fractions) in percentage points: ``+1.5 pts``."""
+    return f"{100 * difference:+.1f} pts" if np.isfinite(difference) else "–"
 
 
 TWIN_SUBSET_NAMES: dict[str, str] = {

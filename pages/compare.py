@@ -8,6 +8,8 @@ from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer_app import resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
+    p_text,
+    points_text,
     pose_subset,
     pose_text,
     tiles_for_rows,
@@ -16,10 +18,17 @@ from fer_app.explorer_view import (
     vote_summary,
 )
 
+# The p-values and the difference are formatted by the table's Styler (p_text, points_text), so
+# the grid shows the page's own text while it still sorts by the numbers.
 CLASS_COLUMNS = {"A": widgets.percent_column(), "B": widgets.percent_column(),
-                 "B - A": widgets.percent_column(),
-                 "p": st.column_config.NumberColumn("McNemar p", format="%.3g"),
-                 "p (Holm)": st.column_config.NumberColumn("p, Holm-adjusted", format="%.3g")}
+                 "B - A": st.column_config.NumberColumn("B − A"),
+                 "p": st.column_config.NumberColumn("McNemar p"),
+                 "p (Holm)": st.column_config.NumberColumn("p, Holm-adjusted")}
+
+
+def class_table(comparison):
+    """Per true class, as the page shows it (a Styler over :func:`fer.compare.per_class`)."""
+    return per_class(comparison).style.format({"B - A": points_text, "p": p_text, "p (Holm)": p_text})
 
 
 def render() -> None:
@@ -72,13 +81,13 @@ def render() -> None:
     cols[2].metric("Discordant faces",
                    f"{comparison.count('only_a') + comparison.count('only_b')}",
                    help="A right and B wrong, or B right and A wrong")
-    cols[3].metric("McNemar exact p", f"{comparison.p_value:.2g}",
+    cols[3].metric("McNemar exact p", p_text(comparison.p_value),
                    help="How likely a split of those faces at least this uneven is if neither model is better: "
                         "under 0.05, the difference is unlikely to be chance")
     st.caption(f"{comparison.n} {split} faces · " + ", ".join(
         f"{title}: {comparison.count(group)}" for group, title in GROUPS.items()))
     st.markdown("**Per true class** (McNemar's p per class; the Holm column adjusts it for the seven tests)")
-    st.dataframe(per_class(comparison), key="compare_classes", column_config=CLASS_COLUMNS)
+    st.dataframe(class_table(comparison), key="compare_classes", column_config=CLASS_COLUMNS)
 
     group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
                                  required=True, format_func=GROUPS.get)

@@ -17,9 +17,13 @@ def render() -> None:
     if not full:
         st.caption("Only the embedded PublicTest and PrivateTest faces are available here; the Training split "
                    "needs the full FER2013 CSV (`fer.paths.FER2013_CSV`).")
-    left, right = st.columns([2, 3])
-    split = left.segmented_control("Split", splits, key="dataset_split", default="PublicTest", required=True)
-    label = right.segmented_control("Label", ["all", *EMOTIONS], key="dataset_label", default="all", required=True)
+    # A wrapping row: both controls on one line at 1280 px; in a narrower window Label goes under
+    # Split and its options wrap onto a second line instead of scrolling out of sight.
+    with st.container(horizontal=True, key="dataset_controls"):
+        split = st.segmented_control("Split", splits, key="dataset_split", default="PublicTest", required=True,
+                                     wrap=True)
+        label = st.segmented_control("Label", ["all", *EMOTIONS], key="dataset_label", default="all",
+                                     required=True, wrap=True)
 
     try:
         with st.spinner("Reading FER2013…"):

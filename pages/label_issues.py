@@ -50,7 +50,8 @@ def render_export_import() -> None:
     except sqlite3.Error:
         return  # widgets.current_annotations has said why; the ranking needs no store
     # A key keeps the expander open when an import changes the count in its label.
-    with st.expander(f"Export or import annotations ({stored} actions stored)", key="issues_transfer"):
+    with st.expander(f"Export or import annotations ({stored} action{'' if stored == 1 else 's'} stored)",
+                     key="issues_transfer"):
         if resources.ferplus() is not None:
             # A callable: the 35,887-row CSV is built only when someone downloads it.
             st.download_button("Download current labels (CSV, all FER2013 rows)", lambda: annotations_export(store),
@@ -71,19 +72,23 @@ def render() -> None:
     model = widgets.require_model(predictions=True)
     if model is None:
         return
-    a, b, c, d = st.columns([3, 2, 2, 2])
+    a, b, c = st.columns([3, 3, 2])
     classes = a.multiselect("Given label", EMOTIONS, key="issues_classes", placeholder="all classes")
     splits = b.multiselect("Split", EVAL_SPLITS, key="issues_splits", placeholder="both test splits")
-    flagged = c.toggle("Flagged only", key="issues_flagged", help="Only faces confident learning flags as issues")
+    weight = c.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
+    # The switches on a wrapping row of their own: their labels stay whole at any width.
+    switches = st.container(horizontal=True, gap="medium", key="issues_switches")
+    flagged = switches.toggle("Flagged only", key="issues_flagged", wrap=True,
+                              help="Only faces confident learning flags as issues")
     twins = resources.twins()
-    conflicts = twins is not None and c.toggle(
-        "Training copy labelled otherwise", key="issues_twin_conflict",
+    conflicts = twins is not None and switches.toggle(
+        "Training copy labelled otherwise", key="issues_twin_conflict", wrap=True,
         help="Only faces with a copy in Training (another crop of the same photograph) that carries another "
              "label: one of the two labels is wrong, whatever the model says.")
-    weight = d.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
-    tta = resources.has_tta_predictions(model) and d.toggle(
-        "Flip TTA", key="issues_tta", help="Rank from the predictions made with flip test-time augmentation (as "
-                                           "the Predict page makes them by default) instead of the plain ones.")
+    tta = resources.has_tta_predictions(model) and switches.toggle(
+        "Flip TTA", key="issues_tta", wrap=True,
+        help="Rank from the predictions made with flip test-time augmentation (as the Predict page makes them "
+             "by default) instead of the plain ones.")
     try:
         issues = resources.label_issues(model, weight, tta=tta)
     except (FileNotFoundError, ValueError) as err:

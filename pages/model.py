@@ -159,7 +159,8 @@ def render() -> None:
     cols[2].metric("Training wall time", f"{sum(walls) / 60:.1f} min" if walls else "–")
     cols[3].metric("Input", "×".join(str(v) for v in card.get("input_shape", [])) or "–")
     machines = list(dict.fromkeys(c.machine for c in cycles if c.machine)) or ["unknown"]
-    st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)} · {card.get('keras', '')}")
+    keras_version = f" · Keras {card['keras']}" if card.get("keras") else ""  # e.g. "3.15.1 (tensorflow backend)"
+    st.caption(f"Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines)}{keras_version}")
     runs = training_runs(card)
     if len(runs) > 1:
         st.caption(f"Trained in {len(runs)} runs, each a warm restart from an earlier run or average: "

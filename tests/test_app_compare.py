@@ -15,7 +15,7 @@ from app_support import (
 
 from fer.compare import GROUPS, compare, holm, main, mcnemar_exact, per_class
 from fer.labels import EMOTIONS
-from fer_app.explorer_view import FACES_PER_PAGE
+from fer_app.explorer_view import FACES_PER_PAGE, p_text, points_text
 
 
 def test_mcnemar_exact_matches_hand_computed_binomial_tails():
@@ -97,6 +97,19 @@ def test_cli_on_the_released_predictions(capsys):
     assert main([str(a), str(a.with_name("missing.csv"))]) == 2
 
 
+def test_p_values_and_differences_share_one_text_format():
+    assert [p_text(p) for p in (0.0203, 0.00172, 9.7e-7, 2.91e-6, 1.1e-45, 1.0, np.nan)] == [
+        "0.02", "0.0017", "9.7e-7", "2.9e-6", "1.1e-45", "1", "–"]
+    assert [points_text(d) for d in (0.0152, -0.163, 0.0, np.nan)] == ["+1.5 pts", "-16.3 pts", "+0.0 pts", "–"]
+
+
+def displayed(frame) -> pd.DataFrame:
+    """The text a Styler-formatted ``st.dataframe`` shows in its cells."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return convert_arrow_bytes_to_pandas_df(frame.proto.arrow_data.styler.display_values)
+
+
 @pytest.fixture
 def two_models(monkeypatch, tmp_path, tmp_path_factory):
     folder = two_model_folder(tmp_path, tmp_path_factory)
@@ -116,8 +129,16 @@ def test_compare_page(two_models):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics[f"A: {name_a}"] == f"{expected.accuracy_a:.1%}"
     assert metrics[f"B: {name_b}"] == f"{expected.accuracy_b:.1%}"
-    assert metrics["McNemar exact p"] == f"{expected.p_value:.2g}"
+    assert metrics["McNemar exact p"] == p_text(expected.p_value)
     assert at.dataframe[0].value.shape == (7, 6)
+    # The per-class table shows the p-values as the metric does, and B - A in points.
+    shown = displayed(at.dataframe[0])
+    table = per_class(expected)
+    for column in ("p", "p (Holm)"):
+        assert shown[column].tolist() == [p_text(v) for v in table[column]]
+    assert shown["B - A"].tolist() == [points_text(v) for v in table["B - A"]]
+    assert all(t.endswith(" pts") for t in shown["B - A"])
+    assert at.dataframe[0].value["p"].tolist() == table["p"].tolist()  # still numbers: the grid sorts by them
     only_b = expected.count("only_b")
     assert f"B right, A wrong: {only_b} faces" in texts(at.subheader)
     captions = at.image[0].captions
@@ -168,7 +189,7 @@ def test_compare_page_flip_tta_needs_both_tables(two_models):
     name_a = {"tiny": "other", "other": "tiny"}[name_b]
     expected = compare(pd.read_csv(two_models / f"{name_a}.predictions_tta.csv"),
                        pd.read_csv(two_models / f"{name_b}.predictions_tta.csv"), "PrivateTest")
-    assert {m.label: m.value for m in at.metric}["McNemar exact p"] == f"{expected.p_value:.2g}"
+    assert {m.label: m.value for m in at.metric}["McNemar exact p"] == p_text(expected.p_value)
     assert f"B right, A wrong: {expected.count('only_b')} faces" in texts(at.subheader)
     # B loses its flip-TTA table: the switch turns off with its reason, not a dead end of errors.
     (two_models / f"{name_b}.predictions_tta.csv").unlink()

@@ -9,7 +9,7 @@ from app_support import open_page, shared_model_folder, texts, two_model_folder,
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
-from fer.explorer import cell_members, split_view, validate_predictions
+from fer.explorer import PAPER_ACCURACY, cell_members, split_view, validate_predictions
 from fer.ferplus import emotion_distribution, load_ferplus_votes, majority_label
 from fer.labels import EMOTIONS
 from fer_app.explorer_view import FACES_PER_PAGE
@@ -34,6 +34,11 @@ def open_errors() -> AppTest:
     return open_page("pages/errors.py")
 
 
+def evaluated_caption(at: AppTest) -> str:
+    """The caption under the accuracy metric: how many faces, against which labels, which faces."""
+    return next(t for t in texts(at.caption) if "faces evaluated" in t)
+
+
 def select_cell(at: AppTest, true: str, pred: str) -> None:
     at.session_state["errors_cell"] = {"selection": {"cells": [[EMOTIONS.index(true), pred]]}}
     at.run()
@@ -50,7 +55,9 @@ def test_matrix_and_headline(app_env, predictions):
     assert np.array_equal(matrix.to_numpy(), expected.to_numpy())
     accuracy = (part["true"] == part["pred"]).mean()
     assert at.metric[0].value == f"{accuracy:.1%}"
-    assert "paper" in at.metric[0].delta
+    assert at.metric[0].label == "PrivateTest accuracy"
+    assert at.metric[0].delta == f"{100 * (accuracy - PAPER_ACCURACY):+.1f} pts vs the paper's {PAPER_ACCURACY:.1%}"
+    assert evaluated_caption(at) == f"{len(part)} faces evaluated against FER2013 labels"
     tables = [d.value for d in at.dataframe]
     assert any(list(t.columns) == ["precision", "recall", "f1", "support"] for t in tables)
     assert any("Click a cell" in t for t in texts(at.info))
@@ -131,11 +138,32 @@ def test_ferplus_reference_excludes_faces_without_votes(app_env, predictions):
     part = predictions[predictions["split"] == "PrivateTest"]
     majority = majority_label(load_ferplus_votes().votes)[part["row"].to_numpy()]
     excluded = int((majority < 0).sum())
-    caption = next(t for t in texts(at.caption) if "faces evaluated" in t)
-    assert caption.startswith(f"{len(part) - excluded} faces evaluated")
+    caption = evaluated_caption(at)
+    assert caption.startswith(f"{len(part) - excluded} faces evaluated against FER+ majority labels")
     assert f"{excluded} excluded" in caption
     matrix = at.dataframe(key="errors_cell").value
     assert matrix.to_numpy().sum() == len(part) - excluded
+
+
+@pytest.mark.parametrize("reference", ["ferplus", "annotated"])
+def test_other_reference_labels_compare_with_fer2013_labels_not_the_paper(app_env, predictions, reference):
+    # The paper's 61.7% is against FER2013's labels: another reference is compared with the same
+    # model's accuracy on the same split against FER2013's labels.
+    at = open_errors()
+    at.segmented_control(key="errors_reference").set_value(reference).run()
+    assert not at.exception
+    part = predictions[predictions["split"] == "PrivateTest"]
+    fer2013 = (part["true"] == part["pred"]).mean()
+    shown = float(at.metric[0].value.rstrip("%")) / 100
+    assert at.metric[0].label == "PrivateTest accuracy"
+    assert at.metric[0].delta == f"{100 * (shown - fer2013):+.1f} pts vs FER2013 labels ({fer2013:.1%})"
+    assert "paper" not in at.metric[0].delta
+    # The split bars' marker says the paper's figure is a FER2013-label one.
+    bars = next(m.value for m in at.markdown if "aria-label='accuracy:" in m.value)
+    assert "paper, FER2013 labels 61.7%" in bars
+    at.segmented_control(key="errors_split").set_value("PublicTest").run()
+    public = predictions[predictions["split"] == "PublicTest"]
+    assert f"vs FER2013 labels ({(public['true'] == public['pred']).mean():.1%})" in at.metric[0].delta
 
 
 def test_annotate_from_the_errors_grid(app_env, predictions):
@@ -254,11 +282,13 @@ def test_head_pose_control_keeps_frontal_or_turned_faces(app_env, predictions):
         assert 300 < len(kept) < 2000
         assert at.dataframe(key="errors_cell").value.to_numpy().sum() == len(kept)
         assert at.metric[0].value == f"{(kept['true'] == kept['pred']).mean():.1%}"
-        assert at.metric[0].label.endswith(f"faces head {pose}" + (" (|yaw| < 10°)" if pose == "frontal" else
-                                                                    " (|yaw| ≥ 20°)"))
+        # A short metric title; the caption under it names the faces.
+        assert at.metric[0].label == "PrivateTest accuracy, chosen faces"
+        assert evaluated_caption(at).endswith(f"only faces head {pose}" + (" (|yaw| < 10°)" if pose == "frontal"
+                                                                            else " (|yaw| ≥ 20°)"))
     # With the near-duplicates control too: both filters apply and both are named.
     at.segmented_control(key="errors_twins").set_value("no_twin").run()
-    assert not at.exception and "not in Training, head turned" in at.metric[0].label
+    assert not at.exception and "only faces not in Training, head turned" in evaluated_caption(at)
     select_cell(at, "happy", "happy")
     yaws = [int(re.search(r" · yaw ([+-]\d+)°", c).group(1)) for c in at.image[0].captions]
     assert yaws and all(abs(y) >= 19 for y in yaws)  # captions round to whole degrees

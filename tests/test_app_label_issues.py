@@ -154,7 +154,7 @@ def test_import_counts_and_reports_what_it_left_out(app_env):
     csv = "row,action,annotated_label,annotator,time,note\n30000,ambiguous,,imp,2024-01-01T00:00:00+00:00,blurred\n"
     import_file(at, csv)
     assert "Imported 1 new actions." in texts(at.success)
-    assert transfer_label(at).endswith("(1 actions stored)")  # The count includes the import just made.
+    assert transfer_label(at).endswith("(1 action stored)")  # The count includes the import just made.
     # The file stays in the uploader: importing it again, after newer work, changes nothing.
     AnnotationStore(app_env).add(30001, "not_face", annotator="bob")
     at.button(key="issues_import").click().run()

@@ -50,7 +50,7 @@ SECOND_PHOTO = PHOTOS_DIR / "deepface_img30.jpg"
 RESULTS_DIR = PROJECT_DIR / "test-results"
 BARS = {"start_to_interactive_s": 10.0, "upload_to_cards_s": 1.0, "click_to_grid_s": 1.0}
 # The matrix's fixed geometry (pages/errors.py): index column, then 7 cells per row.
-INDEX_WIDTH, CELL_WIDTH, CELL_HEIGHT = 90, 64, 36
+INDEX_WIDTH, CELL_WIDTH, CELL_HEIGHT = 116, 64, 36
 
 TIMINGS: dict[str, object] = {}
 
@@ -412,6 +412,57 @@ def test_errors_cell_click_to_grid(server, page):
     TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
     TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
     assert float(np.median(runs)) <= BARS["click_to_grid_s"]
+
+
+# What the Errors page's layout must keep visible: measured in the page, per width.
+ERRORS_LAYOUT = """() => {
+  const main = document.querySelector('[data-testid=stMain]');
+  const content = main.querySelector('[data-testid=stMainBlockContainer]') || main;
+  const box = e => e.getBoundingClientRect();
+  const cut = e => e.scrollWidth > e.clientWidth + 1;
+  const grids = [...main.querySelectorAll('[data-testid=stDataFrame]')].map(g => {
+    const s = g.querySelector('.dvn-scroller');
+    return {x: box(g).x, y: box(g).y, right: box(g).right, width: box(g).width,
+            scrolls: !!s && s.scrollWidth > s.clientWidth + 1}; });
+  const controls = [...main.querySelectorAll('[data-testid=stButtonGroup]')].map(g => ({
+    text: g.innerText.replace(/\\n/g, ' '), right: box(g).right,
+    cut: cut(g) || [...g.querySelectorAll('*')].some(c => cut(c) && getComputedStyle(c).overflowX !== 'visible')}));
+  // Labels, toggles and metrics that Streamlit cuts short with an ellipsis ("Flip…").
+  const texts = [...main.querySelectorAll('*')].filter(e => getComputedStyle(e).textOverflow === 'ellipsis');
+  return {right: box(content).right - parseFloat(getComputedStyle(content).paddingRight),
+          sideways: main.scrollWidth > main.clientWidth + 1, grids, controls,
+          cut: texts.filter(t => t.clientWidth > 0 && cut(t)).map(t => t.innerText)};
+}"""
+
+
+def test_errors_layout_keeps_the_matrix_and_controls_whole(server, page):
+    """At 1280x800 every matrix and table column and every control shows whole; at 800 px the
+    controls wrap onto more lines and the matrix, under them, scrolls sideways instead."""
+    _open_page(page, "Errors")
+    viewport = page.viewport_size
+    matrix_width = INDEX_WIDTH + 7 * CELL_WIDTH
+    try:
+        for width, height in ((1280, 800), (800, 900)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").first.wait_for(state="visible")
+            page.wait_for_timeout(800)  # the grids re-measure their canvases after a resize
+            layout = page.evaluate(ERRORS_LAYOUT)
+            _screenshot(page, f"errors_{width}", height=1400)
+            matrix, classes = layout["grids"][:2]
+            assert not layout["sideways"], f"{width} px: the page scrolls sideways"
+            assert not layout["cut"], f"{width} px: cut labels {layout['cut']}"
+            assert len(layout["controls"]) >= 4  # split, reference labels, faces, head pose
+            for control in layout["controls"]:
+                assert not control["cut"] and control["right"] <= layout["right"] + 1, f"{width} px: {control}"
+            assert classes["y"] > matrix["y"] and not classes["scrolls"]  # the per-class table under it, whole
+            assert classes["right"] <= layout["right"] + 1
+            if width == 1280:
+                assert matrix["width"] >= matrix_width and not matrix["scrolls"], matrix
+            else:
+                assert matrix["right"] <= layout["right"] + 1 and matrix["scrolls"], matrix
+    finally:
+        page.set_viewport_size(viewport)
+    _assert_no_exception(page)
 
 
 def test_video_upload_to_timelines(server, page, tmp_path):
