@@ -147,7 +147,7 @@ class ImportResult:
 
     def summary(self) -> str:
         """Return one sentence with the counts, e.g. ``"Imported 2 new actions; 1 already stored."``."""
-        parts = [f"Imported {self.appended} new actions"]
+        parts = [f"Imported {self.appended} new action{'' if self.appended == 1 else 's'}"]
         if self.already_stored:
             parts.append(f"{self.already_stored} already stored")
         if self.older:

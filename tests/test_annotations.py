@@ -220,7 +220,7 @@ def test_cli_export_and_import(tmp_path, monkeypatch, capsys):
     AnnotationStore(db).add(42, "relabel", "fear", annotator="ann")
     assert annotations.main(["export", "--out", str(out), "--db", str(db)]) == 0
     assert annotations.main(["import", str(out), "--db", str(tmp_path / "b.sqlite3")]) == 0
-    assert "Imported 1 new actions." in capsys.readouterr().out
+    assert "Imported 1 new action." in capsys.readouterr().out
     assert annotations.main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
 
 

@@ -85,7 +85,7 @@ def test_export_and_import(app_env):
     at.run()
     at.button(key="issues_import").click().run()
     assert not at.exception
-    assert "Imported 1 new actions." in texts(at.success)
+    assert "Imported 1 new action." in texts(at.success)
     current = AnnotationStore(app_env).current()
     assert current[["row", "action", "annotator"]].values.tolist() == [[30000, "ambiguous", "imp"]]
     # A bad file is refused with the reason, and changes nothing.
@@ -153,7 +153,7 @@ def test_import_counts_and_reports_what_it_left_out(app_env):
     assert transfer_label(at).endswith("(0 actions stored)")
     csv = "row,action,annotated_label,annotator,time,note\n30000,ambiguous,,imp,2024-01-01T00:00:00+00:00,blurred\n"
     import_file(at, csv)
-    assert "Imported 1 new actions." in texts(at.success)
+    assert "Imported 1 new action." in texts(at.success)
     assert transfer_label(at).endswith("(1 action stored)")  # The count includes the import just made.
     # The file stays in the uploader: importing it again, after newer work, changes nothing.
     AnnotationStore(app_env).add(30001, "not_face", annotator="bob")
