@@ -121,6 +121,8 @@ class VideoResult:
         truncated: whether the frame budget ended the analysis before the end of the video.
         decoded_s: where decoding ended, in seconds (the last frame's time plus one frame); well
             short of ``info.duration_s`` in a file cut short or damaged (:attr:`cut_short`).
+        decoded_frames: how many frames decoding reached; fewer than the container records in a
+            file cut short.
         cuts: times of the sampled frames that start a new shot (:func:`is_cut`); every face there
             is checked by its descriptor before it continues a track.
         identity_checks: how many face descriptors the tracker computed.
@@ -138,15 +140,20 @@ class VideoResult:
     cuts: tuple[float, ...] = ()
     identity_checks: int = 0
     decoded_s: float = 0.0
+    decoded_frames: int = 0
 
     @property
     def cut_short(self) -> bool:
         """Whether decoding stopped well before the length the container records (not the
         frame budget): the file is cut short or damaged, and a track ending there says nothing
-        of the person. Containers misstate their length by a frame or an estimate, hence the margin.
+        of the person. Both the time and the frame count must fall short: a GIF that holds its
+        last frame for seconds ends early in time but not in frames, and containers misstate
+        their length by a frame or an estimate, hence the margins.
         """
-        duration = self.info.duration_s
-        return not self.truncated and duration > 0 and duration - self.decoded_s > max(1.0, 0.05 * duration)
+        duration, frames = self.info.duration_s, self.info.frame_count
+        short_in_time = duration > 0 and duration - self.decoded_s > max(1.0, 0.05 * duration)
+        short_in_frames = frames - self.decoded_frames > max(2, 0.05 * frames)
+        return not self.truncated and short_in_time and short_in_frames
 
     @property
     def tracks(self) -> dict[int, list[TrackPoint]]:
@@ -268,8 +275,8 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
     When ``state`` is given, it gets ``info`` (:class:`VideoInfo`) and ``step`` (the step used)
     before the first frame, and at the end ``truncated``: whether frames were left after the last
     sample the budget allowed (read from the stream, not from the length the container claims,
-    which can be missing or wrong), and ``decoded_s``: where decoding ended (the last frame
-    grabbed, plus one frame).
+    which can be missing or wrong), ``decoded_frames`` (the frames grabbed) and ``decoded_s``:
+    where decoding ended (the last frame grabbed, plus one frame).
 
     Raises:
         VideoDecodeError: when the bytes cannot be opened or no frame decodes.
@@ -300,6 +307,7 @@ def sample_frames(data: bytes, every_s: float = DEFAULT_EVERY_S, max_samples: in
             yield moment, reduced, reduced.shape[1] / rgb.shape[1]
         if state is not None:
             state["decoded_s"] = 0.0 if moment is None else moment + 1 / fps
+            state["decoded_frames"] = index
             state["truncated"] = yielded >= max_samples and capture.grab()
     if yielded == 0:
         raise VideoDecodeError("no frame of the video could be decoded")
@@ -604,7 +612,7 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
                        thumbnails=tuple(images), seconds=time.perf_counter() - started, tta=use_tta,
                        temperature=pipeline.temperatures[use_tta], truncated=sampling["truncated"],
                        cuts=tuple(cuts), identity_checks=tracker.descriptors_computed,
-                       decoded_s=sampling["decoded_s"])
+                       decoded_s=sampling["decoded_s"], decoded_frames=sampling["decoded_frames"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -357,6 +357,10 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     except (ValueError, KeyError, TypeError) as err:
         st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
         return
+    except sqlite3.Error as err:  # a callback runs before the page, outside its guard
+        _log.exception("annotation database error")
+        st.session_state[f"{key}_message"] = ("error", f"Not saved: the annotation database cannot be used ({err}).")
+        return
     st.session_state[f"{key}_message"] = (
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} "
               f"(by {escape_markdown(saved.annotator)}).",

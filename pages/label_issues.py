@@ -36,6 +36,9 @@ def import_upload(store) -> None:
                                   fer_labels=resources.original_labels())
     except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError.
         messages = [("error", f"Nothing imported: {widgets.escape_markdown(str(err))}")]
+    except sqlite3.Error as err:  # a callback runs before the page, outside its guard
+        messages = [("error", f"Nothing imported: the annotation database cannot be used "
+                              f"({widgets.escape_markdown(str(err))}).")]
     else:
         messages = [("success", result.summary())]
         if result.warning():

@@ -194,3 +194,16 @@ def test_a_broken_annotation_database_leaves_the_ranking(app_env):
     assert any("annotation database cannot be used" in w for w in texts(at.warning))
     assert not at.error and scores(at)
     assert not [e for e in at.expander if "Export or import" in e.label]
+
+
+def test_a_database_error_during_import_is_a_message_not_a_blank_page(app_env, monkeypatch):
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(AnnotationStore, "import_csv", locked)
+    at = open_issues()
+    import_file(at, "row,action,annotated_label,annotator,time,note\n30000,ambiguous,,imp,,\n")
+    assert any("Nothing imported: the annotation database cannot be used" in e for e in texts(at.error))
+    assert scores(at)  # the ranking is still there

@@ -319,6 +319,13 @@ def test_a_file_cut_short_says_where_decoding_ended(tmp_path):
     assert not result(decoded_s=9.6).cut_short  # a container's length may be off by a few frames
     assert not result(decoded_s=3.0, truncated=True).cut_short  # the frame budget ended it, not the file
     assert not VideoResult(VideoInfo(10.0, 0, 64, 48), 0.5, (), (), decoded_s=3.0).cut_short  # no length recorded
+    # A sound GIF that holds its last frame for 2 s ends early in time, not in frames.
+    images = [Image.new("RGB", (64, 48), (80 * i, 0, 0)) for i in range(3)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=[20, 20, 2000], loop=0)
+    list(sample_frames(buffer.getvalue(), every_s=0.5, state=state))
+    held = VideoResult(state["info"], 0.5, (), (), decoded_s=state["decoded_s"], decoded_frames=state["decoded_frames"])
+    assert state["decoded_frames"] == 3 and not held.cut_short
 
 
 @needs_photos
