@@ -27,7 +27,8 @@ def results_records(named_results: Sequence[tuple[str, Any]], model: str = "") -
 
     File name, size, detector, TTA, the turn its faces were found at (0: upright), faces, timings
     and ``error``: ``None``, or for a photo that could not be read (given as the reason, a str,
-    in place of its result) the reason, with no faces, as ``python -m fer.predict --json`` has it.
+    in place of its result) the reason, with no faces (``python -m fer.predict --json`` records it
+    likewise, under its own keys).
     """
     records = []
     for name, result in named_results:

@@ -19,10 +19,10 @@ faces when none was found upright (``fer.detect.search_turned``). The CSV has al
 
 A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
 command goes on with the next one. Exit codes: 0 every photo was read; 1 some photo (or archive)
-could not be; 2 a setup error (a bad model or option) or nothing to do (no photos in the folders
-and archives given, ``--folder-labels`` without a folder or archive). ``--annotate OUT`` writes each
-photo with boxes, labels and probability bars to ``OUT/<name>_annotated.jpg``; with ``--explain``
-also each face's occlusion map (``fer.explain``: red where covering the face lowers its label's
+could not be read, or an output (annotated photo, CSV) not written; 2 a setup error (a bad model
+or option) or nothing to do (no photos in the folders and archives given, ``--folder-labels``
+without a folder or archive). ``--annotate OUT`` writes each photo with boxes, labels and
+probability bars to ``OUT/<name>_annotated.jpg``; with ``--explain`` also each face's occlusion map (``fer.explain``: red where covering the face lowers its label's
 log-odds, blue where it raises them) to ``OUT/<name>_face<i>_explained.png``. A folder as input
 also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
 with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fer.predict",
         description="Find faces in photos and classify their expressions (FER2013 classes).",
-        epilog="exit codes: 0 every photo was read, 1 some photo or archive could not be, "
+        epilog="exit codes: 0 every photo was read, 1 some photo or archive could not be read or an output "
+               "not written, "
                "2 a setup error or nothing to analyse",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",

@@ -14,13 +14,32 @@ from fer_app import predict_view, resources, widgets
 _RESULTS_KEY = "predict_results"
 
 
+# Settings per photo remembered at once (e.g. TTA on and off, two detectors), each result
+# holding the decoded photo.
+_SETTINGS_KEPT = 4
+
+
+def photo_digest(data: bytes) -> str:
+    """What a photo's results are remembered under: its bytes' SHA-256."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def analysed_photo(pipeline, model_key: tuple, data: bytes, illumination: str, tta: bool, photos: int):
     """The pipeline's result for one photo's bytes, analysed once per model, detector, illumination
-    and TTA setting in this session; the memo keeps the photos on the page and a few more.
+    and TTA setting in this session (:func:`forget_other_photos` keeps the memo to the photos shown).
     """
-    key = (model_key, hashlib.sha256(data).hexdigest(), illumination, tta)
-    return widgets.session_memo(_RESULTS_KEY, key, photos + 4,
+    key = (model_key, photo_digest(data), illumination, tta)
+    return widgets.session_memo(_RESULTS_KEY, key, photos * _SETTINGS_KEPT,
                                 lambda: pipeline.analyze_bytes(data, illumination=illumination, tta=tta))
+
+
+def forget_other_photos(digests: set[str]) -> None:
+    """Drops the remembered results of photos no longer on the page: each holds its decoded photo
+    (up to ~150 MB for a 50 MP PNG), which must not outlive the upload in the server's memory.
+    """
+    memo = st.session_state.get(_RESULTS_KEY, {})
+    for key in [k for k in memo if k[1] not in digests]:
+        del memo[key]
 
 
 def render() -> None:
@@ -30,6 +49,7 @@ def render() -> None:
         return
     opts = predict_view.options(model.card.get("preprocessing", {}).get("illumination", "none"))
     inputs = predict_view.photo_inputs()
+    forget_other_photos({photo_digest(photo.data) for photo in inputs})
 
     # Loaded after the widgets are on screen, so the page is usable while the model loads.
     try:
@@ -87,7 +107,7 @@ def render() -> None:
             f"{len(analysed)} of {len(inputs)} photos with faces"
         st.subheader(f"{photos}: {faces} faces", divider="gray")
         st.dataframe(summary_rows(analysed), hide_index=True, column_config=widgets.SCORE_COLUMNS)
-    if analysed:
+    if any(not isinstance(result, str) for _, result in reports):  # some photo was read
         st.subheader("Download the results", divider="gray")
         left, right = st.columns(2)
         # The JSON has a record for every photo, with no faces or the reason it was not read.

@@ -164,6 +164,8 @@ def test_a_click_that_changes_no_result_does_not_analyse_again(app_env):
     assert len(at.session_state["predict_results"]) == 1
     at.toggle(key="predict_tta").set_value(False).run()  # a setting the result depends on
     assert len(at.session_state["predict_results"]) == 2
+    at.file_uploader(key="predict_uploads").set_value([]).run()  # the photo removed: its results go too
+    assert not at.exception and not at.session_state["predict_results"]
 
 
 def test_each_face_is_shown_in_context_without_its_neighbours_labels():
