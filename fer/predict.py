@@ -17,22 +17,23 @@ and ``"temperature"`` which calibration temperature from the model card softened
 they were made; ``"turn"`` is 0, or the degrees (anticlockwise) the photo was turned to find its
 faces when none was found upright (``fer.detect.search_turned``). The CSV has all three as columns.
 
-A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the
-command goes on with the next one. Exit codes: 0 every photo was read; 1 some photo (or archive)
-could not be read, or an output (annotated photo, CSV) not written; 2 a setup error (a bad model
-or option) or nothing to do (no photos in the folders and archives given, ``--folder-labels``
-without a folder or archive). ``--annotate OUT`` writes each photo with boxes, labels and
-probability bars to ``OUT/<name>_annotated.jpg``; with ``--explain`` also each face's occlusion map (``fer.explain``: red where covering the face lowers its label's
-log-odds, blue where it raises them) to ``OUT/<name>_face<i>_explained.png``. A folder as input
-also writes a CSV with one row per face: to ``--csv`` if given, else ``OUT/<folder>_faces.csv``
-with ``--annotate``, else ``<folder>_faces.csv`` in the current directory (its path is printed).
-Photos named on their own go to ``--csv`` too (one file for them all; without ``--csv``, no
-CSV). A run with several folders (or folders and photos) writes one CSV each: ``--csv FILE``
-becomes ``FILE``'s name plus ``_<folder>`` (``_photos`` for the photos named on their own), and
-a name another file of the run already took is numbered (``faces_2_faces.csv``), so no file of
-one run overwrites another. ``--folder-labels`` then scores each folder's photos against the
-emotion named by the folder they sit in (``happy/a.jpg``; ``fer.folder_labels``): accuracy of each
-photo's largest face, per class, and the confusion matrix (on standard error with ``--json``).
+A photo that cannot be read gets ``"faces": []`` and ``"error"`` set to the reason, and the command
+goes on with the next one. Exit codes: 0 every photo was read; 1 some photo (or archive) could not
+be read, or an output (annotated photo, CSV) not written; 2 a setup error (a bad model or option) or
+nothing to do (no photos in the folders and archives given, ``--folder-labels`` without a folder or
+archive). ``--annotate OUT`` writes each photo with boxes, labels and probability bars to
+``OUT/<name>_annotated.jpg``; with ``--explain`` also each face's occlusion map (``fer.explain``:
+red where covering the face lowers its label's log-odds, blue where it raises them) to
+``OUT/<name>_face<i>_explained.png``. A folder as input also writes a CSV with one row per face: to
+``--csv`` if given, else ``OUT/<folder>_faces.csv`` with ``--annotate``, else ``<folder>_faces.csv``
+in the current directory (its path is printed). Photos named on their own go to ``--csv`` too (one
+file for them all; without ``--csv``, no CSV). A run with several folders (or folders and photos)
+writes one CSV each: ``--csv FILE`` becomes ``FILE``'s name plus ``_<folder>`` (``_photos`` for the
+photos named on their own), and a name another file of the run already took is numbered
+(``faces_2_faces.csv``), so no file of one run overwrites another. ``--folder-labels`` then scores
+each folder's photos against the emotion named by the folder they sit in (``happy/a.jpg``;
+``fer.folder_labels``): accuracy of each photo's largest face, per class, and the confusion matrix
+(on standard error with ``--json``).
 """
 
 from __future__ import annotations
