@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         problem = fer2013_rows_problem(dataset)
         if args.reference == "ferplus" and problem:
             raise ValueError(f"--reference ferplus looks the FER+ votes up by FER2013 row, and {problem}")
+        if args.update_card and problem:
+            raise ValueError(f"--update-card records the FER2013 test splits' table, and {problem}")
         majority = None
         if args.reference == "ferplus":
             from fer.ferplus import load_ferplus_votes, majority_label

@@ -530,6 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         # The run's refusals (data, hyper-parameters, --init-from): a message, not a traceback.
         print(f"error: {err.code}", file=sys.stderr)
         return 2
+    from fer.metadata import read_metadata
+
+    card = read_metadata(Path(out) / "model.h5")
+    if config.epochs > 0 and not card.get("epochs_completed") and card.get("stopped_by_time_budget_in_epoch"):
+        # The budget ended the first epoch: model.h5 is the starting point, not a trained model.
+        print("warning: --time-budget ended the run inside its first epoch, so model.h5 holds the starting "
+              "weights, untrained; give a larger budget, or run the same command again to go on", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -346,3 +346,15 @@ def test_a_run_stopped_by_its_time_budget_keeps_completed_epochs_only(tmp_path, 
     assert not (out / "history.csv").exists()
     warm = keras.models.load_model(second, compile=False).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(warm, saved, strict=True))
+
+
+def test_a_run_cut_inside_its_first_epoch_warns_and_exits_1(tmp_path, monkeypatch, capsys):
+    from fer.train import main
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("fer.train.time", _TickingClock())
+    data = _toy_csv(tmp_path)
+    args = ["--data", str(data), "--out", str(tmp_path / "cut"), "--batch-size", "8", "--epochs", "2",
+            "--time-budget", "4.5"]
+    assert main(args) == 1
+    assert "warning: --time-budget ended the run inside its first epoch" in capsys.readouterr().err

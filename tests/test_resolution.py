@@ -75,6 +75,11 @@ def test_cli_says_what_is_wrong_instead_of_a_traceback(tmp_path, monkeypatch, ca
     assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "subset.csv"),
                  "--reference", "ferplus"]) == 2
     assert "not the 35,887 of the full FER2013 CSV" in capsys.readouterr().err
+    # Nor is its table the card's, which the Predict page's cautions quote.
+    assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "subset.csv"),
+                 "--update-card"]) == 2
+    assert "--update-card records the FER2013 test splits' table" in capsys.readouterr().err
+    assert (tmp_path / "tiny.json").read_text() == "{}"
     (tmp_path / "public.csv").write_text(f"emotion,pixels,Usage\n3,{pixels},PublicTest\n")
     assert main(["--model", str(tmp_path / "tiny.h5"), "--data", str(tmp_path / "public.csv")]) == 2
     assert "error: no PrivateTest faces in" in capsys.readouterr().err
