@@ -80,11 +80,12 @@ def _kept(render: Callable[[], None]) -> None:
 # state cannot be set), nor choices among options that change with the model (Compare's model B).
 KEPT_KEYS: tuple[str, ...] = (
     "errors_split", "errors_reference", "errors_normalise", "errors_tta", "errors_twins", "errors_pose",
+    "errors_explain",
     "map_split", "map_colour", "map_tta",
     "compare_split", "compare_tta", "compare_twins", "compare_pose", "compare_group",
-    "dataset_split", "dataset_label",
+    "dataset_split", "dataset_label", "dataset_twins",
     "issues_classes", "issues_splits", "issues_flagged", "issues_twin_conflict", "issues_weight", "issues_tta",
-    "predict_detector", "predict_illumination", "predict_tta", "predict_explain",
+    "predict_detector", "predict_illumination", "predict_tta", "predict_explain", "predict_camera_on",
     "video_detector", "video_every", "video_tta",
     "yours_tta",
 )

@@ -137,11 +137,12 @@ def problem_photos(score) -> None:
     if score.faceless:
         count = len(score.faceless)
         with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} without a face"):
-            st.markdown("\n".join(f"- `{name}`" for name in score.faceless))
+            st.dataframe([{"photo": name} for name in score.faceless], hide_index=True)
     if score.unreadable:
         count = len(score.unreadable)
         with st.expander(f"{count} labelled photo{'s' if count != 1 else ''} that could not be read"):
-            st.markdown("\n".join(f"- `{name}`: {reason}" for name, reason in score.unreadable))
+            # A table, not Markdown: names and reasons come from the archive and show as written.
+            st.dataframe([{"photo": name, "why": reason} for name, reason in score.unreadable], hide_index=True)
 
 
 widgets.run_page(render)
