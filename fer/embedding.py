@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.cli import at_least
 from fer.data import file_sha256
 from fer.labels import EVAL_SPLITS
 
@@ -383,13 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer.embedding", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("build", "report"))
     parser.add_argument("--model", required=True, help="a single-input .h5 model with its card beside it")
-    parser.add_argument("--iterations", type=int, default=ITERATIONS,
+    parser.add_argument("--iterations", type=at_least(1), default=ITERATIONS,
                         help=f"t-SNE steps (build; default {ITERATIONS}, the first "
                              f"{_EXAGGERATION_ITERATIONS} exaggerated)")
     parser.add_argument("--out", default=None, help="default: <model stem>.embedding.npz beside the model")
     args = parser.parse_args(argv)
-    if args.iterations < 1:
-        parser.error(f"--iterations must be at least 1, not {args.iterations}")
     if not Path(args.model).is_file():
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2

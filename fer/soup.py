@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fer.cli import at_least
 from fer.metadata import machine_description, metadata_path, read_metadata, run_record, write_metadata
 
 if TYPE_CHECKING:
@@ -101,14 +102,6 @@ def check_out(out: Path, members: list[Path]) -> None:
     existing = [path.name for path in out_files(out) if path.exists()]
     if existing:
         raise FileExistsError(f"--out {out} already holds a run ({', '.join(existing)}); choose a new folder")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def make_soup(members: list[Path], out: Path, data: str | None = None, bn_faces: int = 8000,
@@ -192,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", required=True, type=Path, help="a member .h5 (repeat)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (gets model.h5 and its card)")
     parser.add_argument("--data", default=None, help="FER2013 CSV for batch-norm statistics")
-    parser.add_argument("--bn-faces", type=positive_int, default=8000,
+    parser.add_argument("--bn-faces", type=at_least(1), default=8000,
                         help="training faces for batch-norm statistics (at least 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.cli import at_least
 from fer.labels import EMOTIONS, one_hot
 from fer.preprocess import ILLUMINATIONS, to_model_input
 
@@ -55,20 +56,6 @@ class TrainConfig:
     soft_weight: float = 0.5
 
 
-def _at_least(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """Parses the command line into a :class:`TrainConfig`."""
     from fer.models import ARCHITECTURES
@@ -78,8 +65,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--arch", default="paper", choices=sorted(ARCHITECTURES))
     p.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz), image folder, or training pack .npz")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/paper")
-    p.add_argument("--epochs", type=_at_least(0), default=10, help="0 saves the initial (or warm-started) model")
-    p.add_argument("--batch-size", type=_at_least(1), default=512)
+    p.add_argument("--epochs", type=at_least(0), default=10, help="0 saves the initial (or warm-started) model")
+    p.add_argument("--batch-size", type=at_least(1), default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     p.add_argument("--lr", type=float, default=1e-3)
@@ -96,9 +83,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p.add_argument("--landmarks", default="", help="landmark features .npz (for *_landmarks architectures)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="stop cleanly after this many seconds, loading included (0: none)")
-    p.add_argument("--limit", type=_at_least(0), default=0,
+    p.add_argument("--limit", type=at_least(0), default=0,
                    help="use only the first N training faces (smoke tests; 0: all)")
-    p.add_argument("--steps-per-execution", type=_at_least(1), default=1)
+    p.add_argument("--steps-per-execution", type=at_least(1), default=1)
     p.add_argument("--init-from", default="",
                    help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
     p.add_argument("--soft-targets", default="",

@@ -189,7 +189,7 @@ def test_cli_checks_iterations_and_makes_the_output_folder_first(tmp_path, monke
     for bad in ("0", "-3"):
         with pytest.raises(SystemExit) as stopped:
             embedding.main(["build", "--model", str(tmp_path / "m.h5"), "--iterations", bad])
-        assert stopped.value.code == 2 and "--iterations must be at least 1" in capsys.readouterr().err
+        assert stopped.value.code == 2 and "--iterations: must be at least 1" in capsys.readouterr().err
 
     def build_map_in_new_folder(model_path, iterations):
         assert (tmp_path / "emb" / "deeper").is_dir(), "the folder must exist before the minute of t-SNE"
