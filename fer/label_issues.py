@@ -14,12 +14,13 @@ predictions). In-sample predictions have memorised the given labels and hide the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fer.ferplus import emotion_votes, majority_label
-from fer.labels import EMOTIONS, SPLITS
+from fer.labels import EMOTIONS, PROB_COLUMNS, SPLITS
 
 ISSUE_COLUMNS: tuple[str, ...] = (
     "index", "row", "split", "given", "suggested", "self_confidence", "margin_suspicion",
@@ -257,3 +258,80 @@ def filter_issues(
             raise ValueError(f"top must be >= 0; got {top}")
         selected = selected.head(top)
     return selected.reset_index(drop=True)
+
+
+def model_issues(model_path: str | Path, weight_ferplus: float = 0.5, tta: bool = False) -> pd.DataFrame:
+    """:func:`rank_label_issues` of a released model's stored test predictions (plain or flip
+    TTA, ``python -m fer.evaluate``), with the embedded FER+ votes of the same rows.
+
+    Raises:
+        FileNotFoundError: the model has no such predictions table.
+        ValueError: the table is malformed.
+    """
+    from fer.evaluate import predictions_path
+    from fer.explorer import validate_predictions
+    from fer.ferplus import load_ferplus_votes
+
+    path = predictions_path(model_path, tta)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {'flip-TTA ' if tta else ''}predictions for {Path(model_path).name}: run "
+                                f"python -m fer.evaluate --model {model_path}{' --tta' if tta else ''}")
+    try:
+        votes = load_ferplus_votes().votes
+    except FileNotFoundError:
+        votes = None  # the ranking then rests on the model alone
+    return rank_predictions(validate_predictions(pd.read_csv(path)), votes, weight_ferplus)
+
+
+def rank_predictions(table: pd.DataFrame, ferplus_votes: np.ndarray | None,
+                     weight_ferplus: float = 0.5) -> pd.DataFrame:
+    """:func:`rank_label_issues` of a predictions table (``fer.explorer.PREDICTION_COLUMNS``),
+    with the FER+ votes of all FER2013 rows (``None``: the model alone).
+    """
+    rows = table["row"].to_numpy(np.int64)
+    return rank_label_issues(
+        table["true"].to_numpy(np.int64), table[list(PROB_COLUMNS)].to_numpy(np.float64),
+        None if ferplus_votes is None else ferplus_votes[rows], weight_ferplus,
+        rows=rows, usage=table["split"].to_numpy(str),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fer.label_issues --model M``: the test faces whose label is most likely wrong."""
+    import argparse
+    import sys
+
+    from fer.cli import at_least
+
+    parser = argparse.ArgumentParser(prog="python -m fer.label_issues", description=main.__doc__)
+    parser.add_argument("--model", required=True, help="a released model with stored test predictions")
+    parser.add_argument("--tta", action="store_true", help="rank from the flip-TTA predictions")
+    parser.add_argument("--ferplus-weight", type=float, default=0.5,
+                        help="weight of the FER+ crowd's disagreement in the score (0: the model alone)")
+    parser.add_argument("--split", choices=("PublicTest", "PrivateTest"), help="one test split only")
+    parser.add_argument("--flagged", action="store_true", help="only faces confident learning flags")
+    parser.add_argument("--top", type=at_least(0), default=20, help="faces printed (default 20)")
+    parser.add_argument("--csv", type=Path, help="write every ranked face here")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.ferplus_weight <= 1.0:
+        parser.error(f"--ferplus-weight must be within [0, 1], not {args.ferplus_weight}")
+    try:
+        issues = model_issues(args.model, args.ferplus_weight, args.tta)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    chosen = filter_issues(issues, split=args.split, only_flagged=args.flagged)
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        chosen.to_csv(args.csv, index=False)
+        print(f"wrote {len(chosen)} ranked faces to {args.csv}", file=sys.stderr)
+    print(f"{len(chosen)} faces, {int(chosen['is_issue'].sum())} flagged; most suspicious first:")
+    for item in chosen.head(args.top).itertuples():
+        crowd = "" if np.isnan(item.ferplus_disagreement) else f", FER+ disagrees {item.ferplus_disagreement:.0%}"
+        print(f"  row {item.row} ({item.split}): labelled {EMOTIONS[item.given]}, suggested "
+              f"{EMOTIONS[item.suggested]}, score {item.score:.3f}{' (flagged)' if item.is_issue else ''}{crowd}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -585,17 +585,10 @@ def original_labels() -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _issues(path: str, version: int, weight_ferplus: float) -> pd.DataFrame:
-    from fer.explorer import PROB_COLUMNS
-    from fer.label_issues import rank_label_issues
+    from fer.label_issues import rank_predictions
 
-    table = _predictions(path, version)
     tables = ferplus()
-    rows = table["row"].to_numpy(np.int64)
-    return rank_label_issues(
-        table["true"].to_numpy(np.int64), table[list(PROB_COLUMNS)].to_numpy(np.float64),
-        None if tables is None else tables.votes[rows], weight_ferplus,
-        rows=rows, usage=table["split"].to_numpy(str),
-    )
+    return rank_predictions(_predictions(path, version), None if tables is None else tables.votes, weight_ferplus)
 
 
 def label_issues(model: ModelEntry, weight_ferplus: float = 0.5, tta: bool = False) -> pd.DataFrame:

@@ -162,3 +162,21 @@ def test_hard_class_is_not_mistaken_for_label_errors():
     labels[planted] = 1
     top = rank_label_issues(labels, probs)["index"].to_numpy()[:20]
     assert len(set(top) & set(planted)) >= 18
+
+
+def test_cli_ranks_a_models_test_faces(tmp_path, capsys):
+    from fer.label_issues import main
+    from fer.paths import MODELS_DIR
+
+    model = MODELS_DIR / "fer_best.h5"
+    if not model.with_name("fer_best.predictions_tta.csv").is_file():
+        pytest.skip("no released predictions")
+    out = tmp_path / "issues.csv"
+    assert main(["--model", str(model), "--tta", "--top", "3", "--split", "PrivateTest", "--csv", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("3589 faces, ") and len(lines) == 4
+    assert all(line.startswith("  row ") and "(PrivateTest): labelled " in line for line in lines[1:])
+    ranked = pd.read_csv(out)
+    assert len(ranked) == 3589 and ranked["score"].is_monotonic_decreasing
+    assert main(["--model", str(tmp_path / "none.h5")]) == 2
+    assert "error: no predictions for none.h5" in capsys.readouterr().err
