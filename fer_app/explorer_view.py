@@ -79,7 +79,7 @@ def _subset_control(predictions: pd.DataFrame, key: str, label: str, names: dict
     everything = next(iter(names))
     if table is None:
         return everything, predictions
-    subset = st.segmented_control(label, list(names), key=key, default=everything, required=True,
+    subset = st.segmented_control(label, list(names), key=widgets.kept(key), default=everything, required=True,
                                   format_func=names.get, help=help_text)
     try:
         return subset, select(predictions, table, subset)

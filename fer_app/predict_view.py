@@ -51,7 +51,7 @@ class PredictOptions:
 def options(model_illumination: str) -> PredictOptions:
     """Detector, displayed-illumination and test-time augmentation choices."""
     left, right, last = st.columns([4, 4, 3])
-    detector = left.radio("Face detector", DETECTORS, key="predict_detector", horizontal=True,
+    detector = left.radio("Face detector", DETECTORS, key=widgets.kept("predict_detector"), horizontal=True,
                           format_func=DETECTOR_NAMES.get,
                           help="HOG is fast and frontal; BlazeFace then takes a second look for the faces it "
                                "missed (sunglasses, faces turned away). BlazeFace alone is faster still but misses "
@@ -59,14 +59,14 @@ def options(model_illumination: str) -> PredictOptions:
                                "covered faces, but takes seconds per photo on a CPU.")
     choices = ("model", *ILLUMINATIONS)
     shown = right.radio(
-        "Illumination correction shown", choices, key="predict_illumination", horizontal=True,
+        "Illumination correction shown", choices, key=widgets.kept("predict_illumination"), horizontal=True,
         format_func=lambda c: f"model's ({model_illumination})" if c == "model" else ILLUMINATION_NAMES[c],
         help="The model always gets the correction it was trained with; this changes the crop shown.",
     )
     # On by default: one more 48x48 forward pass per face buys accuracy (README: fer_best with flip TTA).
-    tta = last.toggle("Flip TTA", value=True, key="predict_tta",
+    tta = last.toggle("Flip TTA", value=True, key=widgets.kept("predict_tta"),
                       help="Average each face's probabilities with those of its mirror image.")
-    explain = last.toggle("Explain each face", key="predict_explain", help=EXPLAIN_HELP)
+    explain = last.toggle("Explain each face", key=widgets.kept("predict_explain"), help=EXPLAIN_HELP)
     return PredictOptions(detector=detector, illumination=None if shown == "model" else shown, tta=tta,
                           explain=explain)
 
@@ -82,7 +82,7 @@ def photo_inputs() -> list[PhotoInput]:
     for upload in uploads or ():
         inputs.append(PhotoInput(upload.name, upload.getvalue()))
     left, right = st.columns([1, 2])
-    if left.toggle("Use the camera", key="predict_camera_on"):
+    if left.toggle("Use the camera", key=widgets.kept("predict_camera_on")):
         shot = st.camera_input("Take a photo", key="predict_camera")
         if shot is not None:
             inputs.append(PhotoInput("camera.jpg", shot.getvalue()))

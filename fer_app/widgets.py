@@ -66,44 +66,38 @@ def run_page(render: Callable[[], None]) -> None:
 
 
 def _kept(render: Callable[[], None]) -> None:
-    """Runs a page guarded, its controls' choices given back before and saved after."""
-    restore_kept()
+    """Runs a page guarded, and saves its kept controls' choices after (:func:`kept`)."""
     try:
         _guarded(render)
     finally:
         remember_kept()
 
 
-# The pages' controls whose choices outlive a visit to another page: Streamlit drops a widget's
-# state in every run that does not draw it, so hopping Errors -> Map -> Errors reset the split,
-# the reference, the filters and TTA. Uploads, selections, pagers and buttons are not kept (their
-# state cannot be set), nor choices among options that change with the model (Compare's model B).
-KEPT_KEYS: tuple[str, ...] = (
-    "errors_split", "errors_reference", "errors_normalise", "errors_tta", "errors_twins", "errors_pose",
-    "errors_explain",
-    "map_split", "map_colour", "map_tta",
-    "compare_split", "compare_tta", "compare_twins", "compare_pose", "compare_group",
-    "dataset_split", "dataset_label", "dataset_twins",
-    "issues_classes", "issues_splits", "issues_flagged", "issues_twin_conflict", "issues_weight", "issues_tta",
-    "predict_detector", "predict_illumination", "predict_tta", "predict_explain", "predict_camera_on",
-    "video_detector", "video_every", "video_tta",
-    "yours_tta",
-)
+# Controls whose choices outlive a visit to another page: Streamlit drops a widget's state in
+# every run that does not draw it, so hopping Errors -> Map -> Errors reset the split, the
+# reference, the filters and TTA. The keys are code constants, registered as the controls draw.
 _KEPT_PREFIX = "_kept_"
+_kept_keys: set[str] = set()
 
 
-def restore_kept(keys: Sequence[str] = KEPT_KEYS) -> None:
-    """Gives back each control's last choice (saved by :func:`remember_kept`) that Streamlit
-    dropped while another page was shown.
+def kept(key: str) -> str:
+    """A control's key, marked so that the control keeps its choice across visits to other pages.
+
+    Call it inside the control's own call (``st.toggle(..., key=widgets.kept("errors_tta"))``),
+    so it runs only when the control is drawn: a choice given back through Session State to a
+    control not drawn in that run becomes a plain value, which the control, drawn later, would
+    use while the browser shows its default. Uploads, selections, pagers and buttons cannot be
+    kept (their state cannot be set), nor choices among options that change (Compare's model B).
     """
-    for key in keys:
-        if key not in st.session_state and _KEPT_PREFIX + key in st.session_state:
-            st.session_state[key] = st.session_state[_KEPT_PREFIX + key]
+    _kept_keys.add(key)
+    if key not in st.session_state and _KEPT_PREFIX + key in st.session_state:
+        st.session_state[key] = st.session_state[_KEPT_PREFIX + key]
+    return key
 
 
-def remember_kept(keys: Sequence[str] = KEPT_KEYS) -> None:
-    """Saves each control's current choice under a key no widget owns, which Streamlit keeps."""
-    for key in keys:
+def remember_kept() -> None:
+    """Saves each kept control's current choice under a key no widget owns, which Streamlit keeps."""
+    for key in _kept_keys:
         if key in st.session_state:
             st.session_state[_KEPT_PREFIX + key] = st.session_state[key]
 

@@ -44,13 +44,14 @@ def render() -> None:
     left, right = st.columns([3, 2])
     names = {m.stem: m for m in others}
     model_b = names[left.selectbox("Model B (A is the model chosen in the sidebar)", list(names), key="compare_b")]
-    split = right.segmented_control("Split", EVAL_SPLITS, key="compare_split", default="PrivateTest", required=True)
+    split = right.segmented_control("Split", EVAL_SPLITS, key=widgets.kept("compare_split"), default="PrivateTest",
+                                    required=True)
     both_tta = resources.has_tta_predictions(model_a) and resources.has_tta_predictions(model_b)
     if not both_tta:
         # A disabled switch keeps its stored value: an earlier "on" would ask for predictions one
         # of these models lacks, with no way to turn it off.
         st.session_state["compare_tta"] = False
-    tta = right.toggle("Flip TTA", key="compare_tta", disabled=not both_tta,
+    tta = right.toggle("Flip TTA", key=widgets.kept("compare_tta"), disabled=not both_tta,
                        help="Both models' predictions with flip test-time augmentation"
                             + ("" if both_tta else " (needs both models' `.predictions_tta.csv`)"))
     try:
@@ -89,7 +90,7 @@ def render() -> None:
     st.markdown("**Per true class** (McNemar's p per class; the Holm column adjusts it for the seven tests)")
     st.dataframe(class_table(comparison), key="compare_classes", column_config=CLASS_COLUMNS)
 
-    group = st.segmented_control("Faces to show", list(GROUPS), key="compare_group", default="only_b",
+    group = st.segmented_control("Faces to show", list(GROUPS), key=widgets.kept("compare_group"), default="only_b",
                                  required=True, format_func=GROUPS.get)
     faces = comparison.ordered(group)
     if st.session_state.get("compare_last") != (model_a.stem, model_b.stem, split, subset, pose, group, tta):

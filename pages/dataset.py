@@ -20,9 +20,9 @@ def render() -> None:
     # A wrapping row: both controls on one line at 1280 px; in a narrower window Label goes under
     # Split and its options wrap onto a second line instead of scrolling out of sight.
     with st.container(horizontal=True, key="dataset_controls"):
-        split = st.segmented_control("Split", splits, key="dataset_split", default="PublicTest", required=True,
-                                     wrap=True)
-        label = st.segmented_control("Label", ["all", *EMOTIONS], key="dataset_label", default="all",
+        split = st.segmented_control("Split", splits, key=widgets.kept("dataset_split"), default="PublicTest",
+                                     required=True, wrap=True)
+        label = st.segmented_control("Label", ["all", *EMOTIONS], key=widgets.kept("dataset_label"), default="all",
                                      required=True, wrap=True)
 
     try:
@@ -34,7 +34,7 @@ def render() -> None:
     code = None if label == "all" else EMOTIONS.index(label)
     positions = browse_indices(dataset.labels, dataset.usage, split, code)
     pairs = split != "Training" and bool(resources.twin_lookup()) and st.toggle(
-        "Only faces also in Training, beside their copy", key="dataset_twins", help=TWIN_HELP)
+        "Only faces also in Training, beside their copy", key=widgets.kept("dataset_twins"), help=TWIN_HELP)
     if st.session_state.get("dataset_last") != (split, label, pairs):
         st.session_state["dataset_last"] = (split, label, pairs)
         widgets.reset_pager("dataset_page")

@@ -54,19 +54,19 @@ def render() -> None:
     # the next line (at 1280 px two lines; in a narrow window more) instead of being cut off.
     controls = st.container(horizontal=True, vertical_alignment="bottom", key="errors_controls")
     with controls:
-        split = st.segmented_control("Split", EVAL_SPLITS, key="errors_split", default="PrivateTest", required=True,
-                                     wrap=True)
+        split = st.segmented_control("Split", EVAL_SPLITS, key=widgets.kept("errors_split"), default="PrivateTest",
+                                     required=True, wrap=True)
         reference = st.segmented_control(
-            "Reference labels", available_references(), key="errors_reference", default="fer2013", required=True,
-            format_func=REFERENCES.get, help="Which labels count as the truth for the matrix and the accuracy.",
-            wrap=True,
+            "Reference labels", available_references(), key=widgets.kept("errors_reference"), default="fer2013",
+            required=True, format_func=REFERENCES.get,
+            help="Which labels count as the truth for the matrix and the accuracy.", wrap=True,
         )
         switches = st.container(width="content", gap="small")
     tta = resources.has_tta_predictions(model) and switches.toggle(
-        "Flip TTA", key="errors_tta", wrap=True,
+        "Flip TTA", key=widgets.kept("errors_tta"), wrap=True,
         help="The predictions made with flip test-time augmentation (as the Predict page makes them by default) "
              "instead of the plain ones; maps follow.")
-    normalise = switches.toggle("Row-normalised", key="errors_normalise", wrap=True,
+    normalise = switches.toggle("Row-normalised", key=widgets.kept("errors_normalise"), wrap=True,
                                 help="Each true class's share, not counts")
     try:
         predictions = resources.load_predictions(model, tta=tta)
@@ -164,7 +164,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
     explain = st.segmented_control(
-        "Occlusion maps", list(EXPLAIN_CHOICES), key="errors_explain", default="off", required=True,
+        "Occlusion maps", list(EXPLAIN_CHOICES), key=widgets.kept("errors_explain"), default="off", required=True,
         format_func=EXPLAIN_CHOICES.get,
         help=charts.MAP_LEGEND + " The first view of a page of faces takes a few seconds.")
     overlays = None

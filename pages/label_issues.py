@@ -76,20 +76,20 @@ def render() -> None:
     if model is None:
         return
     a, b, c = st.columns([3, 3, 2])
-    classes = a.multiselect("Given label", EMOTIONS, key="issues_classes", placeholder="all classes")
-    splits = b.multiselect("Split", EVAL_SPLITS, key="issues_splits", placeholder="both test splits")
-    weight = c.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key="issues_weight")
+    classes = a.multiselect("Given label", EMOTIONS, key=widgets.kept("issues_classes"), placeholder="all classes")
+    splits = b.multiselect("Split", EVAL_SPLITS, key=widgets.kept("issues_splits"), placeholder="both test splits")
+    weight = c.slider("FER+ weight", 0.0, 1.0, 0.5, 0.1, key=widgets.kept("issues_weight"))
     # The switches on a wrapping row of their own: their labels stay whole at any width.
     switches = st.container(horizontal=True, gap="medium", key="issues_switches")
-    flagged = switches.toggle("Flagged only", key="issues_flagged", wrap=True,
+    flagged = switches.toggle("Flagged only", key=widgets.kept("issues_flagged"), wrap=True,
                               help="Only faces confident learning flags as issues")
     twins = resources.twins()
     conflicts = twins is not None and switches.toggle(
-        "Training copy labelled otherwise", key="issues_twin_conflict", wrap=True,
+        "Training copy labelled otherwise", key=widgets.kept("issues_twin_conflict"), wrap=True,
         help="Only faces with a copy in Training (another crop of the same photograph) that carries another "
              "label: one of the two labels is wrong, whatever the model says.")
     tta = resources.has_tta_predictions(model) and switches.toggle(
-        "Flip TTA", key="issues_tta", wrap=True,
+        "Flip TTA", key=widgets.kept("issues_tta"), wrap=True,
         help="Rank from the predictions made with flip test-time augmentation (as the Predict page makes them "
              "by default) instead of the plain ones.")
     try:

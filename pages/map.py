@@ -41,10 +41,11 @@ def render() -> None:
     # Colour by gets a row of its own: beside Split and Flip TTA, its last options lay hidden under
     # the next column at 1280 px.
     left, right = st.columns([3, 2], vertical_alignment="bottom")
-    split = left.segmented_control("Split", EVAL_SPLITS, key="map_split", default="PrivateTest", required=True)
-    colour = st.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key="map_colour", default="true",
-                                  required=True, format_func=charts.MAP_COLOURINGS.get)
-    tta = resources.has_tta_predictions(model) and right.toggle("Flip TTA", key="map_tta",
+    split = left.segmented_control("Split", EVAL_SPLITS, key=widgets.kept("map_split"), default="PrivateTest",
+                                   required=True)
+    colour = st.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key=widgets.kept("map_colour"),
+                                  default="true", required=True, format_func=charts.MAP_COLOURINGS.get)
+    tta = resources.has_tta_predictions(model) and right.toggle("Flip TTA", key=widgets.kept("map_tta"),
                                                                 help="Colour and caption by the flip-TTA predictions")
     try:
         predictions = resources.load_predictions(model, tta=tta)

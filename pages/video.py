@@ -24,15 +24,15 @@ def render() -> None:
     if model is None:
         return
     left, middle, right = st.columns([3, 2, 1])
-    every = left.select_slider("Analyse one frame every", STEPS_S, value=DEFAULT_EVERY_S, key="video_every",
-                               format_func=lambda s: f"{s:g} s",
+    every = left.select_slider("Analyse one frame every", STEPS_S, value=DEFAULT_EVERY_S,
+                               key=widgets.kept("video_every"), format_func=lambda s: f"{s:g} s",
                                help=f"At most {MAX_SAMPLES} frames are analysed: longer clips get a wider step.")
-    detector = middle.radio("Face detector", tuple(DETECTOR_NAMES), key="video_detector", horizontal=True,
+    detector = middle.radio("Face detector", tuple(DETECTOR_NAMES), key=widgets.kept("video_detector"), horizontal=True,
                             format_func=DETECTOR_NAMES.get,
                             help="HOG, with BlazeFace's second look for the faces it misses, as on the Predict "
                                  "page; or BlazeFace alone, about 1.8x faster, which misses faces under ~4% of the "
                                  "frame's width.")
-    tta = right.toggle("Flip TTA", value=True, key="video_tta",
+    tta = right.toggle("Flip TTA", value=True, key=widgets.kept("video_tta"),
                        help="Average each face's probabilities with those of its mirror image.")
     upload = st.file_uploader(
         "A video clip", type=[s.lstrip(".") for s in VIDEO_SUFFIXES], key="video_upload",

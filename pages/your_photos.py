@@ -30,7 +30,7 @@ def render() -> None:
     )
     left, right = st.columns([3, 1])
     upload = left.file_uploader("A ZIP of labelled photos", type=["zip"], key="yours_upload")
-    tta = right.toggle("Flip TTA", value=True, key="yours_tta",
+    tta = right.toggle("Flip TTA", value=True, key=widgets.kept("yours_tta"),
                        help="Average each face with its mirror image, as the Predict page does by default.")
     if upload is None:
         # The archive was removed: so are its faces, from this session's memory.

@@ -144,6 +144,10 @@ def _write_timings() -> None:
     print(f"\nend-to-end timings ({path}):\n{json.dumps(TIMINGS, indent=2)}")
 
 
+# Every URL the browser asked for during this module's tests (the last test checks them).
+REQUESTS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def page():
     _require_browser()
@@ -156,6 +160,7 @@ def page():
                   "--disable-dev-shm-usage"],
         )
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.on("request", lambda request: REQUESTS.append(request.url))
         tab = context.new_page()
         tab.set_default_timeout(60_000)
         yield tab
@@ -195,7 +200,8 @@ def _wait_idle(page, timeout: float = 120_000) -> None:
 PAGE_TITLES = {"Errors": "Where the model goes wrong", "Dataset": "Browse the dataset", "Model": "Model card",
                "Label issues": "Label issues", "Compare": "Compare two models",
                "Your photos": "Score the model on your own photos",
-               "Map": "The test faces as the model sees them", "Video": "Expressions over time in a video"}
+               "Map": "The test faces as the model sees them", "Video": "Expressions over time in a video",
+               "Predict": "Predict expressions in photos"}
 
 
 def _open_page(page, title: str) -> None:
@@ -545,3 +551,40 @@ def test_other_pages(server, page, title, name):
     _open_page(page, title)
     _assert_no_exception(page)
     _screenshot(page, name)
+
+
+def _checked_radio(page, label: str) -> bool:
+    return page.locator("[data-testid='stRadio'] label", has_text=label).first.locator("input").is_checked()
+
+
+def test_choices_survive_a_visit_to_another_page(server, page):
+    # What the browser shows, not only the server's state: a choice given back to a control not
+    # drawn in that run was used by the server while the browser showed the default.
+    _open_page(page, "Predict")
+    page.locator("[data-testid='stRadio'] label", has_text="Haar cascade (OpenCV)").first.click()
+    page.wait_for_timeout(1500)  # the rerun's status widget shows only after a moment: a person is slower
+    _wait_run_done(page)
+    assert _checked_radio(page, "Haar cascade (OpenCV)")
+    _open_page(page, "Video")
+    _open_page(page, "Predict")
+    _wait_idle(page)
+    shown = {label: _checked_radio(page, label) for label in ("HOG (dlib)", "Haar cascade (OpenCV)")}
+    if not shown["Haar cascade (OpenCV)"]:
+        _screenshot(page, "kept_choice_failed")
+    assert shown == {"HOG (dlib)": False, "Haar cascade (OpenCV)": True}
+    page.locator("[data-testid='stRadio'] label", has_text="HOG (dlib)").first.click()  # back to the default
+    page.wait_for_timeout(1500)
+    _wait_run_done(page)
+    assert _checked_radio(page, "HOG (dlib)")
+
+
+def test_no_request_leaves_the_app(server, page):
+    # Photos are faces: nothing the app shows may come from, or reach, another host (a Material
+    # page icon used to be fetched from Google's font server on every page load).
+    from urllib.parse import urlparse
+
+    assert REQUESTS, "the pages above were visited"
+    outside = sorted({url for url in REQUESTS
+                      if urlparse(url).scheme not in ("data", "blob")
+                      and urlparse(url).hostname not in ("localhost", "127.0.0.1")})
+    assert not outside
