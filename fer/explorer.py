@@ -168,16 +168,16 @@ def confusion_frame(cm: np.ndarray, normalise: bool = False) -> pd.DataFrame:
 
 
 def per_class_table(metrics: Metrics) -> pd.DataFrame:
-    """Per-class precision, recall (= per-class accuracy), F1 and support."""
-    return pd.DataFrame(
-        {
-            "precision": metrics.precision,
-            "recall": metrics.recall,
-            "f1": metrics.f1,
-            "support": metrics.confusion.sum(axis=1).astype(np.int64),
-        },
-        index=pd.Index(list(EMOTIONS), name="class"),
-    )
+    """Per-class precision, recall (= per-class accuracy), F1 and support; NaN where undefined
+    (recall of a class with no faces, precision of a class never predicted), not 0.
+    """
+    support = metrics.confusion.sum(axis=1).astype(np.int64)
+    predicted = metrics.confusion.sum(axis=0)
+    precision = np.where(predicted > 0, metrics.precision, np.nan)
+    recall = np.where(support > 0, metrics.recall, np.nan)
+    f1 = np.where((predicted > 0) & (support > 0), metrics.f1, np.nan)
+    return pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
+                        index=pd.Index(list(EMOTIONS), name="class"))
 
 
 def selected_cell(cells: Sequence[Sequence]) -> tuple[int, int] | None:

@@ -357,7 +357,7 @@ def photo_table(analysed: Sequence[AnalysedPhoto]):
         "photo": [p.name for p in analysed],
         "folder_label": [EMOTIONS[p.label] if p.label is not None else "" for p in analysed],
         "predicted": [EMOTIONS[p.predicted] if p.predicted is not None else "" for p in analysed],
-        "score": [round(p.score, 4) for p in analysed],
+        "score": [round(p.score, 4) if p.predicted is not None else None for p in analysed],  # none: no face
         "faces": [len(p.faces) for p in analysed],
         "error": [p.error or "" for p in analysed],
     })

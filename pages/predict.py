@@ -88,12 +88,14 @@ def render() -> None:
         reports.append((photo.name, result))
         if not result.faces:
             searched = ", upright or turned" if pipeline.turn_search else ""
-            others = ("BlazeFace alone takes the faces it is less sure of (HOG's second look asks more of it), "
-                      "and the CNN finds turned and partly covered faces" if opts.detector == "hog"
-                      else "the CNN finds turned and partly covered faces")
+            others = {
+                "hog": ", or another detector: BlazeFace alone takes the faces it is less sure of (HOG's second "
+                       "look asks more of it), and the CNN finds turned and partly covered faces",
+                "cnn": ", or BlazeFace alone, which takes faces the CNN is less sure of",
+            }.get(opts.detector, ", or another detector: the CNN finds turned and partly covered faces")
             st.warning(
                 f"**{photo.name}**: no face found{searched}. Try a photo where faces are at least about 40 "
-                f"pixels wide, or another detector: {others}.",
+                f"pixels wide{others}.",
                 icon=":material/face_retouching_off:",
             )
             continue

@@ -105,6 +105,9 @@ def test_per_class_table():
     assert frame.loc["angry", "recall"] == pytest.approx(0.5)
     assert frame.loc["happy", "precision"] == pytest.approx(2 / 3)
     assert frame.loc["happy", "support"] == 2
+    # A class with no faces has no recall, and one never predicted no precision: not 0%.
+    assert np.isnan(frame.loc["sad", "recall"]) and np.isnan(frame.loc["sad", "precision"])
+    assert np.isnan(frame.loc["sad", "f1"]) and frame.loc["sad", "support"] == 0
 
 
 def test_selected_cell():
