@@ -194,9 +194,10 @@ class VideoResult:
                          **{f"mean_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, mean, strict=True)}})
         return pd.DataFrame(rows)
 
-    def to_json(self) -> str:
-        """The whole result as JSON (no thumbnails)."""
+    def to_json(self, model: str = "", detector: str = "") -> str:
+        """The whole result as JSON (no thumbnails), saying which model and detector made it."""
         return json.dumps({
+            "model": model, "detector": detector,
             "fps": self.info.fps, "frames": self.info.frame_count, "size": [self.info.width, self.info.height],
             "duration_s": round(self.info.duration_s, 3), "every_s": self.every_s, "tta": self.tta,
             "temperature": self.temperature, "samples": len(self.times_s), "truncated": self.truncated,
@@ -650,7 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         result.table().to_csv(args.csv, index=False)
         print(f"wrote {len(result.points)} face rows to {args.csv}", file=sys.stderr)
     if args.json:
-        print(result.to_json())
+        from fer.pipeline import default_model_path
+
+        print(result.to_json(Path(args.model or default_model_path()).stem, args.detector))
         return 0
     info = result.info
     print(f"{args.video}: {info.width}x{info.height}, {info.duration_s:.1f} s at {info.fps:.1f} fps; "

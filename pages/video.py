@@ -128,7 +128,7 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
             points = tracks[track]
             st.plotly_chart(
                 charts.timeline_figure([p.time_s for p in points], np.stack([p.probabilities for p in points]),
-                                       title=f"Face {track}: {len(points)} frames",
+                                       title=f"Face {track}: {_count(len(points), 'frame')}",
                                        span=(0.0, max(result.times_s[-1], info.duration_s))),
                 key=f"video_timeline_{track}", config={"displayModeBar": False})
     if result.thumbnails:
@@ -144,8 +144,8 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
     left, right = st.columns(2)
     left.download_button("Timeline as CSV (one row per face per frame)", result.table().to_csv(index=False),
                          "fer_video.csv", "text/csv", key="video_download_csv", on_click="ignore")
-    right.download_button("Timeline as JSON", result.to_json(), "fer_video.json", "application/json",
-                          key="video_download_json", on_click="ignore")
+    right.download_button("Timeline as JSON", result.to_json(model_name, detector), "fer_video.json",
+                          "application/json", key="video_download_json", on_click="ignore")
     st.caption("Emotions: " + ", ".join(EMOTIONS) + ". A face continues the track whose box it overlaps (a track may "
                f"miss up to {TRACK_GAP} analysed frames); dlib's face descriptor checks that link when the face "
                "changed much or a new shot starts (a cut), and finds the person again when no box links them.")

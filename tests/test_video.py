@@ -362,8 +362,9 @@ def test_a_clip_gives_one_timeline_per_face(tmp_path):
     summary = result.summary().set_index("track")
     assert summary.loc[1, "frames"] == 6 and summary.loc[1, "first_s"] == 0.0 and summary.loc[1, "last_s"] == 5.5
     assert summary.loc[2, "dominant"] == "neutral" and summary.loc[2, "dominant_share"] == 1.0
-    record = json.loads(result.to_json())
+    record = json.loads(result.to_json("fer_best", "hog"))
     assert record["samples"] == 12 and len(record["faces"]) == len(result.points)
+    assert (record["model"], record["detector"]) == ("fer_best", "hog")
     # Each face's head pose travels with it: the same still photo gives the same yaw in every frame.
     assert table["yaw"].notna().all() and all(-60 < f["yaw"] < 60 for f in record["faces"])
     assert table[table["track"] == 1]["yaw"].std() < 3
