@@ -137,7 +137,7 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
             moment = st.select_slider("Frame", result.times_s, key=f"video_frame_{clip_id}",
                                       format_func=lambda t: f"{t:.2f} s")
         index = result.times_s.index(moment)
-        faces = [p for p in result.points if p.time_s == moment]
+        faces = sorted((p for p in result.points if p.time_s == moment), key=lambda p: p.track)
         st.image(result.thumbnails[index], width=480,
                  caption=f"{moment:.2f} s: " + (", ".join(f"face {p.track} {p.label} {p.score:.0%}" for p in faces)
                                                  or "no face"))
