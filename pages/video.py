@@ -90,9 +90,13 @@ def render_result(name: str, result, model_name: str, clip_id: str = "", detecto
     tracks = result.tracks
     st.subheader(name, divider="gray")
     length = f"{info.duration_s:.1f} s at {info.fps:.1f} fps" if info.duration_s > 0 else "length not recorded"
+    gaps = np.diff(result.times_s)
+    # A clip whose frames are further apart than the step (a slow GIF) is analysed frame by frame.
+    spacing = (f"one every {result.every_s:.2f} s" if not len(gaps) or np.median(gaps) < 1.5 * result.every_s
+               else f"every frame (about {np.median(gaps):.2f} s apart)")
     st.caption(
-        f"{info.width}×{info.height} px · {length} · {_count(len(result.times_s), 'frame')} analysed, one every "
-        f"{result.every_s:.2f} s, in {result.seconds:.1f} s · {_count(len(tracks), 'face track')} · "
+        f"{info.width}×{info.height} px · {length} · {_count(len(result.times_s), 'frame')} analysed, {spacing}, "
+        f"in {result.seconds:.1f} s · {_count(len(tracks), 'face track')} · "
         f"{_count(len(result.cuts), 'cut')} · model {model_name}{', flip TTA' if result.tta else ''}"
         + (f" · detector {detector}" if detector else "")
         + (f" · probabilities calibrated (temperature {result.temperature:.2f})" if result.temperature != 1.0 else "")

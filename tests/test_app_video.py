@@ -91,3 +91,17 @@ def test_the_faces_picker_says_how_many_faces_are_not_shown(app_env, tmp_path):
     faces.set_value(list(summary["track"])).run()
     assert not at.exception and len(at.main.get("plotly_chart")) == tracks
     assert not [c for c in texts(at.caption) if c.startswith("Showing the timelines")]
+
+
+def test_a_slow_gif_is_said_to_be_analysed_frame_by_frame(app_env):
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("RGB", (64, 48), (60 * i, 0, 0)) for i in range(2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=2000, loop=0)
+    at = open_page("pages/video.py")
+    at.file_uploader[0].set_value(("slow.gif", buffer.getvalue(), "image/gif")).run()
+    assert not at.exception
+    assert any("2 frames analysed, every frame (about 2.00 s apart)" in c for c in texts(at.caption))
