@@ -81,14 +81,14 @@ def photo_inputs() -> list[PhotoInput]:
     )
     for upload in uploads or ():
         inputs.append(PhotoInput(upload.name, upload.getvalue()))
-    left, right = st.columns([1, 2])
-    if left.toggle("Use the camera", key=widgets.kept("predict_camera_on")):
+    if st.toggle("Use the camera", key=widgets.kept("predict_camera_on")):
         shot = st.camera_input("Take a photo", key="predict_camera")
         if shot is not None:
             inputs.append(PhotoInput("camera.jpg", shot.getvalue()))
     samples = resources.sample_photos()
     if samples:
-        choice = right.pills("Or try a sample photo", list(samples), key="predict_sample",
+        # A row of its own: beside the camera switch, the pills ran past a narrow window's edge.
+        choice = st.pills("Or try a sample photo", list(samples), key="predict_sample",
                              format_func=lambda n: n.rsplit(".", 1)[0])
         if choice:
             inputs.append(PhotoInput(choice, samples[choice].read_bytes()))

@@ -72,11 +72,13 @@ def report(archive: str, analysed, score) -> None:
         return
     head, counts = st.columns([1, 2])
     if score.accuracy is None:
-        head.metric("Accuracy (largest face of each photo)", "—", help="No photo had a face: nothing to score.")
+        head.metric("Accuracy", "—", help="The largest face of each photo against its folder's emotion. No photo "
+                                         "had a face: nothing to score.")
         counted = ""
     else:
-        head.metric("Accuracy (largest face of each photo)", f"{score.accuracy:.1%}",
-                    help=f"{score.metrics.correct} of {score.metrics.total} photos with a face")
+        head.metric("Accuracy", f"{score.accuracy:.1%}",
+                    help=f"The largest face of each photo against its folder's emotion: {score.metrics.correct} of "
+                         f"{score.metrics.total} photos with a face")
         counted = f" ({score.accuracy_counting_faceless:.1%} counting those as wrong)"
     counts.markdown(
         f"**{score.labelled}** labelled photos: **{score.metrics.total}** with a face, **{len(score.faceless)}** "
@@ -118,12 +120,11 @@ def report(archive: str, analysed, score) -> None:
 
 
 def matrix_and_classes(score):
-    """The clickable confusion matrix beside the per-class table; returns the matrix's event."""
-    matrix_col, classes_col = st.columns([5, 3])
-    with matrix_col:
-        st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
-        event = widgets.confusion_table(score.metrics.confusion, "yours_cell")
-    with classes_col:
+    """The clickable confusion matrix above the per-class table; returns the matrix's event."""
+    # Stacked, as on the Errors page: side by side, a narrow window hid most of the matrix's columns.
+    st.markdown("**Confusion matrix** (rows: folder label, columns: predicted). Click a cell to see its photos.")
+    event = widgets.confusion_table(score.metrics.confusion, "yours_cell")
+    with st.container():
         st.markdown("**Per class**")
         table = per_class_table(score.metrics)
         # Only the classes the archive has or the model named: most archives hold a few emotions.
