@@ -142,12 +142,18 @@ def test_a_selection_outlives_a_new_colouring_or_tta_until_the_user_clears_it(mo
     assert heading(at) == "no selection" and drawn_selection(at) == [None, None]
 
 
-def test_clear_selection_forgets_a_kept_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
+def _selected_then_let_go(monkeypatch, tmp_path, mapped_folder, rows):
+    """The Map page after a lasso of ``rows``, with the chart no longer reporting it (a redraw)."""
     folder, _ = mapped_folder
     use_app_env(monkeypatch, tmp_path, folder)
-    lasso = Lasso(monkeypatch, private_rows[:30])
+    lasso = Lasso(monkeypatch, rows)
     at = open_page("pages/map.py")
     lasso.rows = []
+    return at
+
+
+def test_clear_selection_forgets_a_kept_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
+    at = _selected_then_let_go(monkeypatch, tmp_path, mapped_folder, private_rows[:30])
     at.segmented_control(key="map_colour").set_value("confidence").run()
     assert heading(at).startswith("30 faces selected")
     assert len(drawn_selection(at)[0]) == 30
@@ -156,11 +162,7 @@ def test_clear_selection_forgets_a_kept_selection(monkeypatch, tmp_path, mapped_
 
 
 def test_each_split_keeps_its_own_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
-    folder, _ = mapped_folder
-    use_app_env(monkeypatch, tmp_path, folder)
-    lasso = Lasso(monkeypatch, private_rows[:30])
-    at = open_page("pages/map.py")
-    lasso.rows = []
+    at = _selected_then_let_go(monkeypatch, tmp_path, mapped_folder, private_rows[:30])
     at.segmented_control(key="map_split").set_value("PublicTest").run()
     assert heading(at) == "no selection"  # PrivateTest's faces are not on the PublicTest map
     at.segmented_control(key="map_split").set_value("PrivateTest").run()
