@@ -33,6 +33,16 @@ def start() -> AppTest:
     return at
 
 
+def with_my_photo() -> AppTest:
+    """The page after uploading the sample photo as ``me.jpg`` (the test skips without it)."""
+    if not PHOTO.is_file():
+        pytest.skip(f"sample photo missing: {PHOTO}")
+    at = start()
+    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
+    at.run()
+    return at
+
+
 def test_predict_page_and_sidebar(app_env):
     at = start()
     assert at.title[0].value == "Predict expressions in photos"
@@ -52,11 +62,7 @@ def test_predict_page_and_sidebar(app_env):
 
 
 def test_upload_shows_a_face_card(app_env):
-    if not PHOTO.is_file():
-        pytest.skip(f"sample photo missing: {PHOTO}")
-    at = start()
-    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
-    at.run()
+    at = with_my_photo()
     assert not at.exception
     cards = [t for t in texts(at.markdown) if t.startswith("#### Face 1:")]
     assert len(cards) == 1
@@ -152,11 +158,7 @@ def test_summary_counts_every_upload(app_env):
 
 
 def test_a_click_that_changes_no_result_does_not_analyse_again(app_env):
-    if not PHOTO.is_file():
-        pytest.skip(f"sample photo missing: {PHOTO}")
-    at = start()
-    at.file_uploader(key="predict_uploads").set_value([("me.jpg", PHOTO.read_bytes(), "image/jpeg")])
-    at.run()
+    at = with_my_photo()
     first = [c for c in texts(at.caption) if "analysed in" in c]
     at.sidebar.text_input(key="app_annotator").input("someone").run()
     assert not at.exception
