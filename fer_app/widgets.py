@@ -256,10 +256,19 @@ def session_memo(store: str, key: Hashable, size: int, make: Callable[[], T]) ->
     memo = st.session_state.setdefault(store, {})
     if key not in memo:
         value = make()
-        if len(memo) >= size:
+        while memo and len(memo) >= size:  # a while: ``size`` may have shrunk since the last call
             memo.pop(next(iter(memo)))
         memo[key] = value
     return memo[key]
+
+
+def forget_memo(store: str, keep: Callable[[Hashable], bool]) -> None:
+    """Drops the entries of this session's ``store`` (:func:`session_memo`) whose key ``keep``
+    rejects, e.g. the results of uploads no longer on the page.
+    """
+    memo = st.session_state.get(store, {})
+    for key in [k for k in memo if not keep(k)]:
+        del memo[key]
 
 
 def face_grid(tiles: Sequence[np.ndarray], captions: Sequence[str], width: int = 112) -> None:

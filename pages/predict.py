@@ -37,9 +37,7 @@ def forget_other_photos(digests: set[str]) -> None:
     """Drops the remembered results of photos no longer on the page: each holds its decoded photo
     (up to ~150 MB for a 50 MP PNG), which must not outlive the upload in the server's memory.
     """
-    memo = st.session_state.get(_RESULTS_KEY, {})
-    for key in [k for k in memo if k[1] not in digests]:
-        del memo[key]
+    widgets.forget_memo(_RESULTS_KEY, lambda key: key[1] in digests)
 
 
 def render() -> None:
