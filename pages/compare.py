@@ -76,7 +76,7 @@ def render() -> None:
     cols[0].metric(f"A: {model_a.stem}", f"{comparison.accuracy_a:.1%}")
     low, high = comparison.difference_interval()
     cols[1].metric(f"B: {model_b.stem}", f"{comparison.accuracy_b:.1%}",
-                   delta=f"{100 * (comparison.accuracy_b - comparison.accuracy_a):+.1f} pts vs A",
+                   delta=f"{points_text(comparison.accuracy_b - comparison.accuracy_a)} vs A",
                    help=f"95% confidence interval of B - A: {100 * low:+.1f} to {100 * high:+.1f} points "
                         "(paired: from the faces one model gets right and the other wrong)")
     cols[2].metric("Discordant faces",

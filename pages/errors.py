@@ -29,6 +29,7 @@ from fer_app.explorer_view import (
     face_close_up,
     grid_with_annotation,
     occlusion_overlays,
+    points_text,
     pose_subset,
     pose_text,
     split_view_for,
@@ -94,7 +95,7 @@ def render() -> None:
     head, chart = summary.container(width=320), summary.container(width=440)
     title, versus, baseline = headline(predictions, split, reference, chosen, annotations)
     head.metric(title, f"{view.metrics.accuracy:.1%}",
-                delta=f"{100 * (view.metrics.accuracy - baseline):+.1f} pts vs {versus}")
+                delta=f"{points_text(view.metrics.accuracy - baseline)} vs {versus}")
     head.caption(
         f"{view.metrics.total} faces evaluated against {REFERENCES[reference]} labels"
         + (f", only faces {chosen}" if chosen else "")

@@ -24,11 +24,13 @@ def photo_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def analysed_photo(pipeline, model_key: tuple, data: bytes, illumination: str, tta: bool, photos: int):
-    """The pipeline's result for one photo's bytes, analysed once per model, detector, illumination
-    and TTA setting in this session (:func:`forget_other_photos` keeps the memo to the photos shown).
+def analysed_photo(pipeline, model_key: tuple, digest: str, data: bytes, illumination: str, tta: bool,
+                   photos: int):
+    """The pipeline's result for one photo's bytes (``digest``: :func:`photo_digest`), analysed once
+    per model, detector, illumination and TTA setting in this session (:func:`forget_other_photos`
+    keeps the memo to the photos shown).
     """
-    key = (model_key, photo_digest(data), illumination, tta)
+    key = (model_key, digest, illumination, tta)
     return widgets.session_memo(_RESULTS_KEY, key, photos * _SETTINGS_KEPT,
                                 lambda: pipeline.analyze_bytes(data, illumination=illumination, tta=tta))
 
@@ -47,7 +49,8 @@ def render() -> None:
         return
     opts = predict_view.options(model.card.get("preprocessing", {}).get("illumination", "none"))
     inputs = predict_view.photo_inputs()
-    forget_other_photos({photo_digest(photo.data) for photo in inputs})
+    digests = [photo_digest(photo.data) for photo in inputs]
+    forget_other_photos(set(digests))
 
     # Loaded after the widgets are on screen, so the page is usable while the model loads.
     try:
@@ -61,16 +64,15 @@ def render() -> None:
                 icon=":material/upload:")
         return
 
+    model_key = resources.pipeline_key(model, opts.detector)
     explainer = None
     if opts.explain:
-        explainer = predict_view.Explainer(lambda faces: pipeline.classify(faces, tta=opts.tta),
-                                           (resources.pipeline_key(model, opts.detector), opts.tta))
-    analysed = []  # the photos with faces
+        explainer = predict_view.Explainer(lambda faces: pipeline.classify(faces, tta=opts.tta), (model_key, opts.tta))
     reports = []  # every photo, in upload order: its result, or why it could not be read (a str)
-    model_key = resources.pipeline_key(model, opts.detector)
-    for photo_index, photo in enumerate(inputs):
+    for photo_index, (photo, digest) in enumerate(zip(inputs, digests, strict=True)):
         try:
-            result = analysed_photo(pipeline, model_key, photo.data, opts.illumination, opts.tta, len(inputs))
+            result = analysed_photo(pipeline, model_key, digest, photo.data, opts.illumination, opts.tta,
+                                    len(inputs))
         except ImageDecodeError as err:
             reason = str(err).rstrip()
             reports.append((photo.name, f"cannot be read: {reason}"))
@@ -97,17 +99,18 @@ def render() -> None:
                 icon=":material/face_retouching_off:",
             )
             continue
-        analysed.append((photo.name, result))
         predict_view.render_photo(photo.name, result, photo_index, explainer, model.card.get("pose_accuracy"),
                                   model.card.get("resolution_accuracy"))
 
+    read = [(name, result) for name, result in reports if not isinstance(result, str)]
+    analysed = [(name, result) for name, result in read if result.faces]
     if analysed and len(inputs) > 1:
         faces = sum(len(result.faces) for _, result in analysed)
         photos = f"All {len(inputs)} photos" if len(analysed) == len(inputs) else \
             f"{len(analysed)} of {len(inputs)} photos with faces"
         st.subheader(f"{photos}: {faces} faces", divider="gray")
         st.dataframe(summary_rows(analysed), hide_index=True, column_config=widgets.SCORE_COLUMNS)
-    if any(not isinstance(result, str) for _, result in reports):  # some photo was read
+    if read:
         st.subheader("Download the results", divider="gray")
         left, right = st.columns(2)
         # The JSON has a record for every photo, with no faces or the reason it was not read.
