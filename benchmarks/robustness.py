@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fer.detect import shrink_by  # noqa: E402
 from fer.image_io import read_image  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
 from fer.photos import count_range, labelled_photos, manifest_rows  # noqa: E402
@@ -53,13 +54,6 @@ def _noise(rgb: np.ndarray, sd: float) -> np.ndarray:
     return np.clip(rgb + rng.normal(0, sd, rgb.shape), 0, 255).astype(np.uint8)
 
 
-def _shrink(rgb: np.ndarray, factor: float) -> np.ndarray:
-    import cv2
-
-    size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 # name -> (change to the pixels, JPEG quality of the upload)
 DEGRADATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "none": (lambda rgb: rgb, 95),
@@ -69,7 +63,7 @@ DEGRADATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "blurred (sigma 0.4% of side)": (lambda rgb: _blur(rgb, 0.004), 95),
     "noisy (sd 20 grey levels)": (lambda rgb: _noise(rgb, 20.0), 95),
     "JPEG quality 8": (lambda rgb: rgb, 8),
-    "half size": (lambda rgb: _shrink(rgb, 0.5), 95),
+    "half size": (lambda rgb: shrink_by(rgb, 0.5), 95),
     "grey": (lambda rgb: np.repeat(rgb.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2), 95),
 }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.align import alignment_matrix
-from fer.labels import FACE_SIZE
+from fer.labels import EVAL_SPLITS, FACE_SIZE
 
 # Sizes measured, px a side (48: the faces as they are).
 RESOLUTIONS: tuple[int, ...] = (48, 40, 32, 28, 24, 20, 16)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from fer.models import load_saved_model
     from fer.testset import load_eval_dataset
 
-    splits = ("PublicTest", "PrivateTest")
+    splits = EVAL_SPLITS
     try:
         model = load_saved_model(args.model)
         info = model_info(args.model)

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fer.distill import describe_targets
-from fer.labels import EMOTIONS
+from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer.lite import describe_lite
 from fer.metadata import training_commands, training_cycles, training_runs
 from fer_app import charts, resources, widgets
@@ -88,7 +88,7 @@ def render_calibration(card: dict) -> None:
 def pose_frame(report: dict, angle: str) -> pd.DataFrame:
     """Accuracy per absolute ``angle`` (``yaw`` or ``pitch``) bin, one column group per split."""
     columns, index = {}, None
-    for split in ("PublicTest", "PrivateTest"):
+    for split in EVAL_SPLITS:
         rows = (report.get(split) or {}).get(angle) or []
         if not rows or (index is not None and [row["bin"] for row in rows] != index):
             continue  # a split without this table, or with other bins, is left out
@@ -135,7 +135,7 @@ def render_resolution(card: dict) -> None:
     st.caption(f"Test faces shrunk to fewer pixels a side and enlarged back to 48 ({views}; `python -m "
                "fer.resolution`), as a small face in a photo is enlarged by its alignment. The Predict page warns "
                "under a face with as few pixels as a PublicTest size at least 5 points below full size.")
-    splits = [s for s in ("PublicTest", "PrivateTest") if report.get(s)]
+    splits = [s for s in EVAL_SPLITS if report.get(s)]
     frame = pd.DataFrame({s: [row["accuracy"] for row in report[s]] for s in splits},
                          index=pd.Index([row["size"] for row in report[splits[0]]], name="px a side"))
     st.dataframe(frame.style.format("{:.1%}"), key="model_resolution")
