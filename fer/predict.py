@@ -201,13 +201,7 @@ def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:
     """Where a photo's annotated copy goes: ``<stem>_annotated.jpg``, numbered when another
     input of the same run already took that name (``a.jpg`` and ``a.png``, or two folders).
     """
-    candidate = annotate_dir / f"{path.stem}_annotated.jpg"
-    number = 2
-    while candidate in taken:
-        candidate = annotate_dir / f"{path.stem}_{number}_annotated.jpg"
-        number += 1
-    taken.add(candidate)
-    return candidate
+    return numbered(annotate_dir / f"{path.stem}_annotated.jpg", taken, "_annotated")
 
 
 def _describe(err: Exception, path: Path) -> str:
@@ -279,8 +273,8 @@ def default_csv_path(folder: Path, annotate_dir: Path | None) -> Path:
 def numbered(path: Path, taken: set[Path], marker: str = "") -> Path:
     """``path``, or when this run already took it, the first free ``<stem>_2``, ``<stem>_3``, ...
 
-    A stem that ends in ``marker`` is numbered before it (``faces_2_faces.csv``, as
-    :func:`annotated_path` numbers ``a_2_annotated.jpg``). The path returned joins ``taken``.
+    A stem that ends in ``marker`` is numbered before it (``faces_2_faces.csv``,
+    ``a_2_annotated.jpg``). The path returned joins ``taken``.
     """
     stem = path.stem
     if marker and stem.endswith(marker):
