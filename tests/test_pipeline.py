@@ -15,6 +15,7 @@ import os
 import struct
 import threading
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -1176,3 +1177,11 @@ def test_cli_model_file_that_is_not_a_model_is_a_clear_error(tmp_path, tiny_mode
     assert main([str(photo), "--model", str(garbage)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(garbage) in err and "Traceback" not in err
+
+
+def test_annotated_copies_of_photos_with_one_name_are_numbered(tmp_path):
+    from fer.predict import annotated_path
+
+    taken: set = set()
+    names = [annotated_path(tmp_path, Path(folder) / "x.jpg", taken).name for folder in ("a", "b", "c")]
+    assert names == ["x_annotated.jpg", "x_2_annotated.jpg", "x_3_annotated.jpg"]
