@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,14 +177,16 @@ class PhotoResult:
         """How many of the faces BlazeFace's second look added (the detector had missed them)."""
         return 0 if self.detector == "blaze" else sum(face.detector == "blaze" for face in self.faces)
 
-    def boxes_image(self, probabilities: bool = False) -> np.ndarray:
-        """The photo with every face's box and label (and probability bars if asked)."""
+    def boxes_image(self, probabilities: bool = False, numbers: Sequence[int] | None = None) -> np.ndarray:
+        """The photo with every face's box and label (and probability bars if asked), each
+        numbered by ``numbers`` (e.g. video tracks) or else from 1 in reading order.
+        """
         from fer.draw import annotate_faces
 
         faces = self.faces
         return annotate_faces(
             self.rgb_image, [f.box for f in faces], [f.label for f in faces], [f.score for f in faces],
-            [f.probabilities for f in faces] if probabilities else None, self.scale,
+            [f.probabilities for f in faces] if probabilities else None, self.scale, numbers=numbers,
         )
 
     def landmarks_image(self, index: int, size: int = 256) -> np.ndarray:

@@ -558,11 +558,7 @@ def _thumbnail(pipeline_result, tracks: Sequence[int], width: int = 480) -> byte
     """
     from PIL import Image
 
-    from fer.draw import annotate_faces
-
-    faces = pipeline_result.faces
-    image = Image.fromarray(annotate_faces(pipeline_result.rgb_image, [f.box for f in faces], [f.label for f in faces],
-                                           [f.score for f in faces], scale=pipeline_result.scale, numbers=tracks))
+    image = Image.fromarray(pipeline_result.boxes_image(numbers=tracks))
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)))
     buffer = io.BytesIO()
