@@ -349,12 +349,12 @@ class AnnotationStore:
             query += ' WHERE "row" = ?'
             params = (int(row),)
         with self._connect() as conn:
-            return _frame(conn.execute(query + " ORDER BY id", params).fetchall())
+            return history_frame(conn.execute(query + " ORDER BY id", params).fetchall())
 
     def current(self) -> pd.DataFrame:
         """Return the latest action of each annotated row, ordered by row, with :data:`HISTORY_COLUMNS`."""
         with self._connect() as conn:
-            return _frame(conn.execute(_CURRENT).fetchall())
+            return history_frame(conn.execute(_CURRENT).fetchall())
 
     def count(self) -> int:
         """Return the number of stored actions (history rows)."""
@@ -487,8 +487,9 @@ def _quoted(columns: Sequence[str]) -> list[str]:
     return [f'"{c}"' for c in columns]
 
 
-def _frame(records: list[tuple]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=list(HISTORY_COLUMNS))
+def history_frame(records: Sequence[tuple] = ()) -> pd.DataFrame:
+    """Stored actions as a table with :data:`HISTORY_COLUMNS` (none: an empty one, typed alike)."""
+    frame = pd.DataFrame.from_records(list(records), columns=list(HISTORY_COLUMNS))
     return frame.astype({"id": "int64", "row": "int64"})
 
 

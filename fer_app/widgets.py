@@ -401,9 +401,7 @@ def current_annotations():
     With a database that cannot be used, none, and a warning: a broken file must not hide the
     matrix and the faces, which need no annotations.
     """
-    import pandas as pd
-
-    from fer.annotations import HISTORY_COLUMNS
+    from fer.annotations import history_frame
 
     try:
         current = resources.annotation_store().current()
@@ -413,6 +411,6 @@ def current_annotations():
         st.warning(f"The annotation database cannot be used ({err}), so annotations are left out and cannot be "
                    f"saved. Check that `{annotations_db_hint()}` is a writable SQLite file, or set "
                    "FER_ANNOTATIONS_DB to another file.", icon=":material/database:")
-        return pd.DataFrame(columns=list(HISTORY_COLUMNS)).astype({"id": "int64", "row": "int64"})
+        return history_frame()
     st.session_state.pop(STORE_ERROR_KEY, None)
     return current
