@@ -45,7 +45,7 @@ def evaluate_ensemble(model_paths: list[str | Path], data: str | None = None, tt
     members = [evaluate_model(path, data, tta=tta, splits=splits) for path in model_paths]
     # Every member read the same data, so one member's row check speaks for all.
     problem = next((member.rows_problem for member in members if not member.aligned), "")
-    return summarise(average_predictions([member.predictions for member in members]), not problem, problem)
+    return summarise(average_predictions([member.predictions for member in members]), problem)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,28 +155,26 @@ def evaluate_model(model_path: str | Path, data: str | None = None, tta: bool = 
     # A subset CSV or an image folder numbers its own faces: FER+ votes and twins would be
     # looked up at the wrong faces.
     problem = fer2013_rows_problem(dataset) or ""
-    return summarise(pd.concat(frames, ignore_index=True), aligned=not problem, rows_problem=problem)
+    return summarise(pd.concat(frames, ignore_index=True), rows_problem=problem)
 
 
-def summarise(predictions: pd.DataFrame, aligned: bool, rows_problem: str = "") -> Evaluation:
+def summarise(predictions: pd.DataFrame, rows_problem: str = "") -> Evaluation:
     """Per-split metrics of a per-image prediction table (and FER+ and no-twin metrics when its
     rows are FER2013 row numbers).
 
     Args:
         predictions: per-image table.
-        aligned: whether its ``row`` column holds FER2013 row numbers.
-        rows_problem: why not, for the caller's note (default: a generic reason).
+        rows_problem: why its ``row`` column does not hold FER2013 row numbers ("" when it does).
     """
     metrics = {
         str(split): compute_metrics(frame["true"].to_numpy(), frame["pred"].to_numpy()).as_dict()
         for split, frame in predictions.groupby("split", sort=False)
     }
-    if not aligned:
-        rows_problem = rows_problem or "the faces' row numbers are not FER2013's"
+    aligned = not rows_problem
     return Evaluation(predictions=predictions, metrics=metrics,
                       metrics_ferplus=ferplus_metrics(predictions) if aligned else None,
                       metrics_no_twin=no_twin_metrics(predictions) if aligned else None,
-                      rows_problem="" if aligned else rows_problem)
+                      rows_problem=rows_problem)
 
 
 def ferplus_metrics(predictions: pd.DataFrame) -> dict[str, dict] | None:

@@ -192,7 +192,7 @@ def test_evaluate_reports_accuracy_without_twins(capsys):
     from fer.paths import MODELS_DIR
 
     predictions = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
-    evaluation = summarise(predictions, aligned=True)
+    evaluation = summarise(predictions)
     twins = load_twins()
     for split, metrics in evaluation.metrics_no_twin.items():
         part = predictions[predictions["split"] == split].merge(twins, on="row")
@@ -202,7 +202,7 @@ def test_evaluate_reports_accuracy_without_twins(capsys):
     print_evaluation(evaluation)
     line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("Without a near-duplicate"))
     assert f"PrivateTest {evaluation.metrics_no_twin['PrivateTest']['accuracy']:.4f}" in line
-    assert summarise(predictions, aligned=False).metrics_no_twin is None
+    assert summarise(predictions, rows_problem="an image folder").metrics_no_twin is None
 
 
 def test_select_by_twin_keeps_the_chosen_faces():
