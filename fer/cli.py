@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import shlex
+import sys
+from collections.abc import Callable, Sequence
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -20,3 +22,10 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    """The command that ran a tool, as a card records it: ``python -m <module>`` and its
+    arguments (``argv``, else the process's own), each quoted as a shell needs.
+    """
+    return f"python -m {module} " + shlex.join(sys.argv[1:] if argv is None else list(argv))

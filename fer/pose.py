@@ -434,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         angles_of_rows = poses_of(poses, frame["row"].to_numpy())
     except KeyError as err:
         parser.error(f"{err.args[0]}; rebuild with `python -m fer.pose build`")
-    command = "python -m fer.pose " + " ".join(argv if argv is not None else sys.argv[1:])
+    from fer.cli import command_line
+
+    command = command_line("fer.pose", argv)
     report: dict[str, object] = {"tta": bool(args.tta), "focal_eye_spans": FOCAL_EYE_SPANS, "command": command}
     for split in splits or ("PublicTest", "PrivateTest"):
         chosen = (frame["split"] == split).to_numpy()

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.align import alignment_matrix
+from fer.cli import command_line
 from fer.labels import EVAL_SPLITS, FACE_SIZE
 
 # Sizes measured, px a side (48: the faces as they are).
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if len(model.inputs) != 1:
         parser.error(f"{args.model} takes {len(model.inputs)} inputs; only face-only models are measured")
-    command = "python -m fer.resolution " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("fer.resolution", argv)
     report: dict[str, object] = {"tta": bool(args.tta), "reference": args.reference, "command": command}
     for split in splits:
         faces, labels, rows = dataset.split(split)

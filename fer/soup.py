@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fer.cli import at_least
+from fer.cli import at_least, command_line
 from fer.metadata import machine_description, metadata_path, read_metadata, run_record, write_metadata
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="training faces for batch-norm statistics (at least 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    command = "python -m fer.soup " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("fer.soup", argv)
     try:
         target = make_soup(args.model, args.out, args.data, args.bn_faces, args.seed, command)
     except (ValueError, OSError) as err:  # ModelFileError and DataFormatError are ValueErrors

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import at_least
+from fer.cli import at_least, command_line
 from fer.labels import EMOTIONS, one_hot
 from fer.preprocess import ILLUMINATIONS, to_model_input
 
@@ -487,7 +486,7 @@ def _write_run_card(model_path: Path, config: TrainConfig, state: dict, core, tr
         "final_train_accuracy_eval_mode": train_eval.get("accuracy"),
         "machine": machine_description(),
         "keras": f"{keras.__version__} ({backend} backend)",
-        "command": "python -m fer.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": command_line("fer.train"),
     }
     if config.init_from:
         card["warm_start"] = run_record(Path(config.init_from))
