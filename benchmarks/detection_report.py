@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from fer.detect import DETECTORS, box_iou  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
-from fer.photos import count_range, manifest_rows  # noqa: E402
+from fer.photos import count_range, manifest_rows, tally  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{detector} + BlazeFace's second look (the default)" if second_look else detector
         if second_look and args.no_tiles:
             name = f"{detector} + BlazeFace's second look without tiles"
-        countable = found = false = 0
+        scores = []
         details, detect_ms = [], []
         for row in rows:
             low, high = count_range(row["faces"])
@@ -69,11 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             detect_ms.append(result.timings["detect"])
             if not second_look:
                 boxes.setdefault(detector, {})[row["file"]] = [face.box for face in result.faces]
-            countable += high if count >= high else max(low, count)
-            found += min(count, high)
-            false += max(0, count - high)
+            scores.append(tally(count, row["faces"]))
             if count < low or count > high:
                 details.append(f"{row['file']}: {count} found, manifest {row['faces']}")
+        countable, found, false = (sum(column) for column in zip(*scores, strict=True))
         share = found / countable
         print(f"{name}: {found}/{countable} countable faces found ({share:.1%}), {false} false detections; "
               f"detection {statistics.median(detect_ms):.0f} ms median, {max(detect_ms):.0f} ms max per photo, "

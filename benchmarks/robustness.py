@@ -31,7 +31,7 @@ from PIL import Image  # noqa: E402
 from fer.detect import shrink_by  # noqa: E402
 from fer.image_io import read_image  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
-from fer.photos import count_range, labelled_photos, manifest_rows  # noqa: E402
+from fer.photos import count_range, labelled_photos, manifest_rows, tally  # noqa: E402
 from fer.pipeline import FerPipeline  # noqa: E402
 
 
@@ -87,22 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'degradation':30s} {'faces found':>12s} {'extra':>6s} {'labels kept':>12s} {'median ms':>10s}")
     for name in args.only or DEGRADATIONS:
         change, quality = DEGRADATIONS[name]
-        countable = found = extra = kept = 0
+        kept, scores = 0, []
         times, missed = [], []
         for row in rows:
             start = time.perf_counter()
             result = pipeline.analyze_bytes(jpeg(change(photos[row["file"]]), quality))
             times.append((time.perf_counter() - start) * 1000)
-            low, high = count_range(row["faces"])
             count = len(result.faces)
-            countable += high if count >= high else max(low, count)
-            found += min(count, high)
-            extra += max(0, count - high)
+            scores.append(tally(count, row["faces"]))
+            low, high = count_range(row["faces"])
             if count < low or count > high:
                 missed.append(f"{row['file']} {count}/{row['faces']}")
             label = labels.get(row["file"])
             if label and len(result.faces) == 1 and result.faces[0].label == label:
                 kept += 1
+        countable, found, extra = (sum(column) for column in zip(*scores, strict=True))
         print(f"{name:30s} {found:>5d} of {countable:<4d} {extra:6d} {kept:>5d} of {len(labels):<4d} "
               f"{statistics.median(times):10.0f}")
         for line in missed:

@@ -34,6 +34,16 @@ def count_range(spec: str) -> tuple[int, int]:
     return int(low), int(high or low)
 
 
+def tally(count: int, spec: str) -> tuple[int, int, int]:
+    """How ``count`` faces found in a photo whose manifest count is ``spec`` ('2', '1-2') score:
+    ``(countable, found, extra)``. A face the range leaves optional counts only when found, so
+    a photo adds at least its range's low end and at most its high end to the countable faces.
+    """
+    low, high = count_range(spec)
+    countable = high if count >= high else max(low, count)
+    return countable, min(count, high), max(0, count - high)
+
+
 def labelled_photos(folder: Path = PHOTOS_DIR) -> list[tuple[str, str, str]]:
     """(file, expression, confidence) of every photo the manifest labels."""
     labelled = []

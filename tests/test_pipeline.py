@@ -1185,3 +1185,12 @@ def test_annotated_copies_of_photos_with_one_name_are_numbered(tmp_path):
     taken: set = set()
     names = [annotated_path(tmp_path, Path(folder) / "x.jpg", taken).name for folder in ("a", "b", "c")]
     assert names == ["x_annotated.jpg", "x_2_annotated.jpg", "x_3_annotated.jpg"]
+
+
+def test_tally_scores_a_photos_count_against_its_range():
+    from fer.photos import tally
+
+    assert tally(2, "2") == (2, 2, 0)
+    assert tally(1, "1-2") == (1, 1, 0) and tally(2, "1-2") == (2, 2, 0)  # the optional face counts if found
+    assert tally(0, "1-2") == (1, 0, 0)  # a miss
+    assert tally(4, "1-2") == (2, 2, 2)  # two false detections
