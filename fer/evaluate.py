@@ -69,6 +69,20 @@ def predictions_path(model_path: str | Path, tta: bool = False, shifts: bool = F
     return model_path.with_name(f"{model_path.stem}.predictions{views_suffix(tta, shifts)}.csv")
 
 
+def stored_predictions_path(model_path: str | Path, tta: bool = False) -> Path:
+    """Where a model's stored plain or flip-TTA predictions are, when they exist.
+
+    Raises:
+        FileNotFoundError: they do not (the message gives the command that writes them).
+    """
+    path = predictions_path(model_path, tta)
+    if not path.is_file():
+        flag = " --tta" if tta else ""
+        raise FileNotFoundError(f"no {'flip-TTA ' if tta else ''}predictions for {Path(model_path).name}: run "
+                                f"`python -m fer.evaluate --model {model_path}{flag}`")
+    return path
+
+
 def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """Moves (N, H, W, C) faces by (dy, dx) pixels, repeating the border pixels."""
     pad = max(abs(dy), abs(dx))

@@ -268,14 +268,11 @@ def model_issues(model_path: str | Path, weight_ferplus: float = 0.5, tta: bool 
         FileNotFoundError: the model has no such predictions table.
         ValueError: the table is malformed.
     """
-    from fer.evaluate import predictions_path
+    from fer.evaluate import stored_predictions_path
     from fer.explorer import validate_predictions
     from fer.ferplus import load_ferplus_votes
 
-    path = predictions_path(model_path, tta)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {'flip-TTA ' if tta else ''}predictions for {Path(model_path).name}: run "
-                                f"python -m fer.evaluate --model {model_path}{' --tta' if tta else ''}")
+    path = stored_predictions_path(model_path, tta)
     try:
         votes = load_ferplus_votes().votes
     except FileNotFoundError:

@@ -313,17 +313,9 @@ def predictions_file(model: ModelEntry, tta: bool = False) -> Path:
     Raises:
         FileNotFoundError: if it does not exist (the message gives the command that writes it).
     """
-    if tta:
-        path = tta_predictions_path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"no flip-TTA predictions for {model.path.name}: run "
-                                    f"`python -m fer.evaluate --model {model.path} --tta`")
-        return path
-    if not model.has_predictions:
-        raise FileNotFoundError(
-            f"no predictions for {model.path.name}: run `python -m fer.evaluate --model {model.path}`"
-        )
-    return model.predictions
+    from fer.evaluate import stored_predictions_path
+
+    return stored_predictions_path(model.path, tta)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
