@@ -5,6 +5,8 @@ Measures (and prints, and writes to ``test-results/e2e_timings.json``):
 - server start to an interactive Predict page (bar: 10 s),
 - upload of a ~1 MP photo to its face card (bar: 1 s, from ``set_input_files`` to the card),
 - a click on a confusion-matrix cell to its face grid (bar: 1 s),
+- a shot from the browser camera (Chromium's fake device playing the sample photo) to its face
+  card (recorded, no bar),
 - the Predict page's occlusion map switched on after an upload (recorded, no bar),
 - a generated 4 s MP4 uploaded on the Video page to its timelines (recorded, no bar),
 - a ZIP of the labelled sample photos uploaded on the Your photos page to its matrix (recorded, no bar),
@@ -148,18 +150,40 @@ def _write_timings() -> None:
 REQUESTS: list[str] = []
 
 
+CAMERA_SIZE = (640, 480)
+
+
+def write_camera_feed(photo: Path, path: Path) -> None:
+    """Writes one 640x480 frame of ``photo`` (letterboxed) as a Y4M file, the format Chromium's
+    fake camera plays (``--use-file-for-fake-video-capture``), looping it."""
+    width, height = CAMERA_SIZE
+    with Image.open(photo) as image:
+        image = image.convert("RGB")
+        image.thumbnail(CAMERA_SIZE)
+        frame = Image.new("RGB", CAMERA_SIZE, (30, 30, 30))
+        frame.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+    y, u, v = (np.asarray(plane) for plane in frame.convert("YCbCr").split())
+    chroma = [plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).round().astype(np.uint8)
+              for plane in (u, v)]
+    header = f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + b"FRAME\n" + y.tobytes() + chroma[0].tobytes() + chroma[1].tobytes())
+
+
 @pytest.fixture(scope="module")
-def page():
+def page(tmp_path_factory):
     _require_browser()
     from playwright.sync_api import sync_playwright
 
+    camera = tmp_path_factory.mktemp("camera") / "face.y4m"
+    write_camera_feed(PHOTO, camera)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-dev-shm-usage"],
+                  "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-video-capture={camera}"],
         )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
         context.on("request", lambda request: REQUESTS.append(request.url))
         tab = context.new_page()
         tab.set_default_timeout(60_000)
@@ -276,6 +300,32 @@ def test_upload_to_face_cards(server, page):
     TIMINGS["upload_to_cards_runs_s"] = [round(r, 3) for r in runs]
     assert min(runs) <= BARS["upload_to_cards_s"]
     assert float(np.median(runs)) <= BARS["upload_to_cards_s"]
+
+
+def test_camera_shot_to_face_cards(server, page):
+    """The browser camera (Chromium's fake device, playing a frame of the sample photo) to a face
+    card: the shot goes through the same pipeline as an upload, and nothing else is analysed."""
+    page.goto(server["url"])  # a fresh session, whichever tests ran before
+    page.locator("[data-testid='stFileUploaderDropzone']").wait_for(state="visible")
+    _wait_run_done(page)
+    page.get_by_text("Use the camera", exact=True).first.click()
+    shutter = page.get_by_role("button", name="Take Photo")
+    shutter.wait_for(state="visible", timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2)",
+                           timeout=30_000)
+    start = time.perf_counter()
+    shutter.click()
+    page.locator("h4", has_text="Face 1:").first.wait_for(state="visible", timeout=60_000)
+    TIMINGS["camera_to_cards_s"] = round(time.perf_counter() - start, 3)
+    _wait_idle(page)
+    main = page.locator("[data-testid='stMain']")
+    assert main.locator("h3", has_text="camera.jpg").count() == 1
+    assert main.locator("h4", has_text="Face 2:").count() == 0
+    _assert_no_exception(page)
+    _screenshot(page, "predict_camera", height=1200)
+    page.get_by_text("Use the camera", exact=True).first.click()  # off again: the choice is kept
+    _wait_run_done(page)
+    assert page.get_by_role("button", name="Take Photo").count() == 0
 
 
 def test_explain_draws_an_occlusion_map(server, page):
