@@ -250,6 +250,24 @@ def choice_to_action(choice: str, original_label: int | str) -> tuple[str, str |
     raise ValueError(f"unknown choice {choice!r}; expected one of {', '.join(UI_CHOICES)}")
 
 
+def action_to_choice(action: str, label: str | None) -> str:
+    """The annotation page's choice that stores ``(action, label)``: the inverse of
+    :func:`choice_to_action`, to start the form from a face's current annotation.
+
+    Raises:
+        ValueError: for an unknown action.
+    """
+    if action == "confirm":
+        return "confirm"
+    if action == "relabel" and label in EMOTIONS:
+        return str(label)
+    if action == "not_face":
+        return NOT_A_FACE_CHOICE
+    if action == "ambiguous":
+        return AMBIGUOUS_CHOICE
+    raise ValueError(f"unknown annotation {action!r} {label!r}")
+
+
 def apply_annotations(original_labels: np.ndarray, current: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
     """Return reference labels with the current annotations applied.
 

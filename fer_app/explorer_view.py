@@ -304,7 +304,7 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom:
 
 
 def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str,
-                  tta: bool = False) -> None:
+                  tta: bool = False, calibrated: bool = True) -> None:
     """One test face large: the face, its Training copy if any, its occlusion maps for the
     prediction and the reference label (when they differ), and its probabilities.
 
@@ -316,6 +316,8 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
         predicted: the model's label code.
         key: widget-key prefix of the calling page.
         tta: whether ``probabilities`` were made with flip TTA (the maps then are too).
+        calibrated: whether ``probabilities`` went through the card's temperature (said under
+            the bars: one face's figures differ between pages that show one or the other).
     """
     from fer.labels import EMOTIONS
     from fer.photo_report import enlarge
@@ -334,6 +336,9 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     left, right = st.columns([3, 2])
     right.markdown(charts.probability_bars_html(dict(zip(EMOTIONS, probabilities, strict=True))),
                    unsafe_allow_html=True)
+    how = "flip-TTA " if tta else ""
+    right.caption((calibration_note(model, tta).strip() or f"The network's own {how}probabilities.") if calibrated
+                  else f"The network's own {how}probabilities, not calibrated.")
     # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
     if right.toggle("Occlusion maps", key=f"{key}_maps", help=charts.MAP_LEGEND):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])

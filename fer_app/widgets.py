@@ -306,7 +306,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
 
     The face selector sits outside the form, so choosing a face redraws its close-up at once;
     the save runs in the button's callback, before the page reruns, so the grid drawn on the
-    rerun already shows the new annotation.
+    rerun already shows the new annotation. The form starts from the chosen face's current
+    annotation, so a Save nobody meant stores nothing new rather than overwriting it.
     """
     from fer.annotations import UI_CHOICES
 
@@ -314,6 +315,7 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         return  # no faces, or no usable store (current_annotations said why)
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     by_row = {f.row: f for f in faces}
+    rows = list(by_row)
     chosen = st.session_state.get(f"{key}_row")
     left = chosen is not None and chosen not in by_row and chosen == st.session_state.get(f"{key}_saved")
     if left:
@@ -322,10 +324,26 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         st.session_state[f"{key}_row"] = None
     with st.container(border=True, key=f"{key}_panel"):
         st.markdown("**Look closer at a face on this page, and annotate it**")
-        row = st.selectbox("Face", list(by_row), key=f"{key}_row", format_func=lambda r: by_row[r].caption,
-                           placeholder="Choose a face")
+        pick, back, ahead = st.columns([8, 1, 1], vertical_alignment="bottom")
+        row = pick.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
+                             placeholder="Choose a face")
+        at = rows.index(row) if row is not None else -1
+        back.button("◀", key=f"{key}_previous", help="the previous face on this page", disabled=at <= 0,
+                    on_click=_choose_face, args=(key, rows[at - 1] if at > 0 else None), use_container_width=True)
+        ahead.button("▶", key=f"{key}_next", help="the next face on this page", disabled=at >= len(rows) - 1,
+                     on_click=_choose_face, args=(key, rows[at + 1] if 0 <= at < len(rows) - 1 else rows[0]),
+                     use_container_width=True)
         if left:
             st.info(f"Row {chosen} left this list with your annotation; choose the next face to annotate.")
+        now = _current_annotation(row) if row is not None else None
+        if st.session_state.get(f"{key}_form_row", "unset") != row:
+            # A newly chosen face: the form starts from what is stored for it.
+            st.session_state[f"{key}_form_row"] = row
+            st.session_state[f"{key}_choice"] = _choice_of(now) if now else UI_CHOICES[0]
+            st.session_state[f"{key}_note"] = ""
+        if now:
+            st.caption(f"Row {row} is annotated: {describe_annotation(now['action'], now['label'])} "
+                       f"(by {escape_markdown(now['annotator'])}); the form starts from it.")
         if close_up is not None and row is not None:
             close_up(int(row))
         with st.form(f"{key}_form", border=False):
@@ -341,13 +359,35 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     message = st.session_state.pop(f"{key}_message", None)
     if message:
         kind, text = message
-        (st.success if kind == "ok" else st.error)(text)
+        {"ok": st.success, "same": st.info}.get(kind, st.error)(text)
     if row is not None:
         _history(int(row))
 
 
+def _choose_face(key: str, row: int | None) -> None:
+    st.session_state[f"{key}_row"] = row
+
+
+def _current_annotation(row: int) -> dict | None:
+    """The stored annotation of one face (its latest action), or None."""
+    history = resources.annotation_store().history(row)
+    if history.empty:
+        return None
+    latest = history.iloc[-1].to_dict()
+    return {**latest, "label": latest["label"] if isinstance(latest["label"], str) else None}
+
+
+def _choice_of(annotation: dict) -> str:
+    from fer.annotations import UI_CHOICES, action_to_choice
+
+    try:
+        return action_to_choice(annotation["action"], annotation["label"])
+    except ValueError:  # written by a newer version: start from confirm, as for a new face
+        return UI_CHOICES[0]
+
+
 def _save_annotation(key: str, originals: dict[int, int]) -> None:
-    from fer.annotations import UI_CHOICES, annotate
+    from fer.annotations import annotate, choice_to_action
 
     row = st.session_state.get(f"{key}_row")
     choice = st.session_state.get(f"{key}_choice", "confirm")
@@ -357,6 +397,14 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
     try:
+        now = _current_annotation(int(row))
+        action, label = choice_to_action(choice, originals[int(row)])
+        if now and (now["action"], now["label"], now["annotator"]) == (action, label, annotator) and not note.strip():
+            # A second click, or a Save of the form as it started: the history stays one entry.
+            st.session_state[f"{key}_message"] = (
+                "same", f"Row {row} already has this annotation ({describe_annotation(action, label)} by "
+                        f"{escape_markdown(annotator)}); nothing new was saved.")
+            return
         saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)])
     except (ValueError, KeyError, TypeError) as err:
         st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
@@ -369,9 +417,8 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} "
               f"(by {escape_markdown(saved.annotator)}).",
     )
+    # The form now shows what is stored: a second click saves nothing new.
     st.session_state[f"{key}_note"] = ""
-    # The next face starts from "confirm", not from this face's choice.
-    st.session_state[f"{key}_choice"] = UI_CHOICES[0]
     st.session_state[f"{key}_saved"] = saved.row
 
 

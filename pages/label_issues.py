@@ -131,7 +131,7 @@ def render() -> None:
     def close_up(row: int) -> None:
         i = position[row]
         face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()),
-                      key="issues_close_up", tta=tta)
+                      key="issues_close_up", tta=tta, calibrated=False)
 
     grid_with_annotation(rows, given, captions, tiles_for_rows(rows, probabilities),
                          key="issues_annotate", first_number=page.start + 1, close_up=close_up)

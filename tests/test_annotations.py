@@ -123,6 +123,16 @@ def test_ui_choice_maps_to_action(choice, expected):
     assert choice_to_action(choice, EMOTIONS.index("sad")) == expected
 
 
+def test_action_to_choice_gives_back_the_form_that_stores_it():
+    from fer.annotations import action_to_choice
+
+    for choice in UI_CHOICES:
+        action, label = choice_to_action(choice, "sad")
+        assert choice_to_action(action_to_choice(action, label), "sad") == (action, label)
+    with pytest.raises(ValueError, match="unknown annotation"):
+        action_to_choice("relabel", "bored")
+
+
 def test_annotate_stores_the_choice(store):
     stored = annotate(store, 12, "surprise", "mouth open", "ann", original_label="fear")
     assert (stored.action, stored.label, stored.note) == ("relabel", "surprise", "mouth open")

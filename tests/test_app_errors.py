@@ -209,6 +209,45 @@ def test_a_face_that_leaves_the_cell_is_not_replaced_by_another_on_save(app_env,
     assert not at.form_submit_button(key="errors_annotate_save").disabled
 
 
+def test_an_untouched_save_never_overwrites_a_stored_annotation(app_env, predictions):
+    # The form starts from the chosen face's stored annotation: a Save nobody meant (or a second
+    # click) stores nothing, where it used to confirm over an earlier relabel.
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    first = at.selectbox(key="errors_annotate_row").value
+    assert first is not None
+    AnnotationStore(app_env).add(int(first), "relabel", "neutral", annotator="earlier")
+    at.sidebar.text_input(key="app_annotator").input("earlier").run()
+    at.selectbox(key="errors_annotate_row").set_value(at.selectbox(key="errors_annotate_row").options[1]).run()
+    at.selectbox(key="errors_annotate_row").set_value(first).run()
+    assert at.radio(key="errors_annotate_choice").value == "neutral"
+    assert any(f"Row {first} is annotated: relabelled neutral" in t for t in texts(at.caption))
+    at.form_submit_button(key="errors_annotate_save").click().run()
+    assert any("nothing new was saved" in t for t in texts(at.info))
+    assert len(AnnotationStore(app_env).history(int(first))) == 1
+    # A real change is saved once; a second click on Save adds nothing.
+    at.radio(key="errors_annotate_choice").set_value("angry")
+    at.form_submit_button(key="errors_annotate_save").click().run()
+    assert any(f"Saved for row {first}: relabelled angry" in t for t in texts(at.success))
+    assert at.radio(key="errors_annotate_choice").value == "angry"
+    at.form_submit_button(key="errors_annotate_save").click().run()
+    history = AnnotationStore(app_env).history(int(first))
+    assert history["label"].tolist() == ["neutral", "angry"]
+
+
+def test_previous_and_next_step_through_the_faces(app_env, predictions):
+    at = open_errors()
+    select_cell(at, "happy", "sad")
+    rows = [int(re.search(r"row (\d+)", o).group(1)) for o in at.selectbox(key="errors_annotate_row").options]
+    assert at.selectbox(key="errors_annotate_row").value == rows[0]
+    assert at.button(key="errors_annotate_previous").disabled
+    at.button(key="errors_annotate_next").click().run()
+    assert at.selectbox(key="errors_annotate_row").value == rows[1]
+    assert close_up_image(at).captions[0] == f"row {rows[1]}"
+    at.button(key="errors_annotate_previous").click().run()
+    assert at.selectbox(key="errors_annotate_row").value == rows[0]
+
+
 def test_a_broken_annotation_database_leaves_the_matrix_and_faces(app_env, predictions):
     app_env.write_bytes(b"this is not an SQLite database" * 100)
     at = open_errors()
@@ -334,6 +373,9 @@ def test_close_up_of_the_chosen_face(app_env, predictions):
     first, second = (int(view.rows[m]) for m in members[:2])
     close = close_up_image(at)
     assert close.captions[0] == f"row {first}"
+    # Which probabilities the bars show, since Label issues shows the uncalibrated ones.
+    shown = ("Probabilities calibrated (temperature", "The network's own")
+    assert any(t.startswith(shown) and "not calibrated" not in t for t in texts(at.caption))
     assert "explorer_occlusion_maps" not in at.session_state  # no maps unless asked: clicks stay cheap
     at.selectbox(key="errors_annotate_row").set_value(second).run()
     assert not at.exception

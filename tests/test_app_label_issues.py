@@ -75,6 +75,8 @@ def test_relabel_a_face(app_env):
     current = AnnotationStore(app_env).current()
     assert current[["row", "action", "label", "annotator"]].values.tolist() == [[row, "relabel", "surprise", "ann"]]
     assert "✎ relabelled surprise (ann)" in at.image[0].captions[1]
+    # The close-up's bars are the ranking's uncalibrated probabilities, and say so.
+    assert any(t.endswith("probabilities, not calibrated.") for t in texts(at.caption))
 
 
 def test_export_and_import(app_env):
