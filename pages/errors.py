@@ -135,13 +135,18 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     # One above the other: side by side, the matrix (566 px) and the table (300 px) do not both fit
     # in the page's 820 px at 1280 px. In a window narrower than the matrix it scrolls sideways.
     st.markdown("**Confusion matrix** (rows: reference label, columns: predicted). Click a cell to see its faces.")
-    event = widgets.confusion_table(view.metrics.confusion, "errors_cell", normalise,
-                                    row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS)
+    # The chosen cell outlives a visit to another page: Streamlit drops the matrix's selection
+    # when the page is left, so it is drawn again from the last one seen.
+    kept = st.session_state.get("errors_cell_kept") if "errors_cell" not in st.session_state else None
+    default = None if kept is None else {"selection": {"cells": [[kept[0], EMOTIONS[kept[1]]]]}}
+    event = widgets.confusion_table(view.metrics.confusion, "errors_cell", normalise, row_height=CELL_HEIGHT,
+                                    column_config=MATRIX_COLUMNS, selection_default=default)
     st.markdown("**Per class** (recall is the per-class accuracy)")
     st.dataframe(per_class_table(view.metrics), key="errors_classes", width="content",
                  column_config=widgets.PER_CLASS_COLUMNS)
 
     cell = selected_cell(event.selection.cells)
+    st.session_state["errors_cell_kept"] = cell
     if cell is None:
         st.info("Click a cell of the confusion matrix to see its faces.", icon=":material/touch_app:")
         return

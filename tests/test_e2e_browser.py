@@ -468,6 +468,11 @@ def test_errors_cell_click_to_grid(server, page):
     TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
     TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
     assert float(np.median(runs)) <= BARS["click_to_grid_s"]
+    # The chosen cell survives a visit to another page: Streamlit drops a selection's state.
+    _open_page(page, "Label issues")
+    _open_page(page, "Errors")
+    page.locator("h3", has_text=cells[-1][2]).first.wait_for(state="visible", timeout=30_000)
+    _assert_no_exception(page)
 
 
 # What the Errors page's layout must keep visible: measured in the page, per width.
