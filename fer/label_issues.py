@@ -13,7 +13,7 @@ predictions). In-sample predictions have memorised the given labels and hide the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +291,68 @@ def rank_predictions(table: pd.DataFrame, ferplus_votes: np.ndarray | None,
         None if ferplus_votes is None else ferplus_votes[rows], weight_ferplus,
         rows=rows, usage=table["split"].to_numpy(str),
     )
+
+
+def issues_table(
+    issues: pd.DataFrame,
+    predicted: np.ndarray,
+    annotations: Mapping[int, tuple[str, str | None, str, str]],
+    twins: Mapping[int, tuple[int, int, float]] | None = None,
+) -> pd.DataFrame:
+    """Ranked faces as a table to export, in their order: rank, FER2013 row, split, given,
+    suggested and predicted labels, the score and its parts, the flag, the FER+ majority, the
+    face's current annotation and, with ``twins``, its Training copy.
+
+    Args:
+        issues: rows of a :func:`rank_label_issues` table (filtered, still in ranking order).
+        predicted: int array (len(issues),), the model's most probable class for each face.
+        annotations: row -> ``(action, label, annotator, note)`` of the annotated faces
+            (:func:`fer.explorer.current_annotation_map`); other faces get empty cells.
+        twins: test row -> ``(Training row, its label, similarity)`` of the faces with a
+            Training copy, or ``None`` to leave the copy's columns out.
+
+    Returns:
+        A DataFrame whose ``rank`` counts from 1 down the given table. Annotator and note are
+        people's free text: they pass through :func:`fer.annotations.guard_formula`, so that a
+        spreadsheet opening the CSV shows them as text rather than running them.
+
+    Raises:
+        ValueError: if ``predicted`` does not have one entry per face.
+    """
+    from fer.annotations import guard_formula
+
+    rows = issues["row"].to_numpy(np.int64)
+    predicted = _aligned(predicted, len(rows), "predicted").astype(np.int64)
+    notes = [annotations.get(int(r)) or ("", None, "", "") for r in rows]
+    table = pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1, dtype=np.int64),
+        "row": rows,
+        "split": issues["split"].to_numpy(str),
+        "given": _names(issues["given"]),
+        "suggested": _names(issues["suggested"]),
+        "predicted": _names(predicted),
+        "score": issues["score"].to_numpy(np.float64).round(6),
+        "margin_suspicion": issues["margin_suspicion"].to_numpy(np.float64).round(6),
+        "ferplus_disagreement": issues["ferplus_disagreement"].to_numpy(np.float64).round(6),
+        "self_confidence": issues["self_confidence"].to_numpy(np.float64).round(6),
+        "flagged": issues["is_issue"].to_numpy(bool),
+        "ferplus_majority": _names(issues["ferplus_majority"]),
+        "action": [action for action, _, _, _ in notes],
+        "annotated_label": [label or "" for _, label, _, _ in notes],
+        "annotator": [guard_formula(str(who)) for _, _, who, _ in notes],
+        "note": [guard_formula(str(note or "")) for _, _, _, note in notes],
+    })
+    if twins is not None:
+        copies = [twins.get(int(r)) for r in rows]
+        table["twin_row"] = pd.array([c[0] if c else None for c in copies], dtype="Int64")
+        table["twin_label"] = _names([c[1] if c else -1 for c in copies])
+        table["twin_similarity"] = [round(c[2], 4) if c else np.nan for c in copies]
+    return table
+
+
+def _names(codes) -> list[str]:
+    """Emotion names of class codes; empty for a code outside them (FER+'s -1: no majority)."""
+    return [EMOTIONS[c] if 0 <= c < len(EMOTIONS) else "" for c in np.asarray(codes, dtype=np.int64).tolist()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

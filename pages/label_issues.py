@@ -6,7 +6,7 @@ import sqlite3
 import streamlit as st
 
 from fer.explorer import label_name
-from fer.label_issues import filter_issues
+from fer.label_issues import filter_issues, issues_table
 from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer.twins import conflicting_rows
 from fer_app import resources, widgets
@@ -68,6 +68,15 @@ def render_export_import() -> None:
             show[kind](text)
 
 
+def csv_file_name(model: str, classes, splits, flagged: bool, conflicts: bool, tta: bool, weight: float,
+                  hide_annotated: bool) -> str:
+    """``fer_best_label_issues_fear_PublicTest_flagged_ferplus0.5.csv``: the model, then the filters."""
+    switches = {"flagged": flagged, "training_copy_conflicts": conflicts, "tta": tta}
+    parts = [model, "label_issues", "-".join(classes), "-".join(splits), *(n for n, on in switches.items() if on),
+             f"ferplus{weight:g}", "unannotated" if hide_annotated else ""]
+    return "_".join(p for p in parts if p) + ".csv"
+
+
 def render() -> None:
     st.title("Label issues")
     st.caption("Faces ranked by how likely their FER2013 label is wrong: confident learning on the model's "
@@ -92,6 +101,9 @@ def render() -> None:
         "Flip TTA", key=widgets.kept("issues_tta"), wrap=True,
         help="Rank from the predictions made with flip test-time augmentation (as the Predict page makes them "
              "by default) instead of the plain ones.")
+    hide_annotated = switches.toggle(
+        "Hide faces already annotated", key=widgets.kept("issues_hide_annotated"), wrap=True,
+        help="Leave out the faces that have an annotation, so the faces you fix leave the queue.")
     try:
         issues = resources.label_issues(model, weight, tta=tta)
     except (FileNotFoundError, ValueError) as err:
@@ -100,25 +112,44 @@ def render() -> None:
     chosen = filter_issues(issues, given=classes or None, split=splits or None, only_flagged=flagged)
     if conflicts:
         chosen = chosen[chosen["row"].isin(conflicting_rows(twins))]
-    choice = (str(model.path), tuple(classes), tuple(splits), flagged, conflicts, weight, tta)  # another model: page 1
+    notes = annotation_lookup(widgets.current_annotations())
+    hidden = 0
+    if hide_annotated:
+        # Only the toggle changes the page; annotating a face just shortens the list, and the faces
+        # after it move up on the same page, so the reviewer's place in the queue is kept.
+        annotated = chosen["row"].isin(list(notes)).to_numpy()
+        hidden = int(annotated.sum())
+        chosen = chosen[~annotated]
+    choice = (str(model.path), tuple(classes), tuple(splits), flagged, conflicts, weight, tta,
+              hide_annotated)  # another model: page 1
     if st.session_state.get("issues_last") != choice:
         st.session_state["issues_last"] = choice
         widgets.reset_pager("issues_page")
-    st.subheader(f"{len(chosen)} faces ({int(chosen['is_issue'].sum())} flagged)", divider="gray")
+    left_out = f" · {hidden} annotated face{'' if hidden == 1 else 's'} hidden" if hide_annotated else ""
+    st.subheader(f"{len(chosen)} faces ({int(chosen['is_issue'].sum())} flagged){left_out}", divider="gray")
     render_export_import()
     if chosen.empty:
         return
+    # The ranking's own input, so the bars explain the order.
+    predictions = resources.load_predictions(model, tta=tta, calibrated=False).set_index("row")
+    copies = resources.twin_lookup()
+    predicted = predictions.loc[chosen["row"].to_numpy(), [f"p_{e}" for e in EMOTIONS]].to_numpy().argmax(axis=1)
+    # A callable: the table is built only when someone downloads it, from the list as it is now.
+    st.download_button(f"These {len(chosen)} faces as CSV",
+                       lambda: issues_table(chosen, predicted, notes, copies or None).to_csv(index=False),
+                       csv_file_name(model.path.stem, classes, splits, flagged, conflicts, tta, weight, hide_annotated),
+                       "text/csv", key="issues_csv", on_click="ignore")
     page = widgets.pager(len(chosen), FACES_PER_PAGE, "issues_page")
     shown = chosen.iloc[page.start:page.stop]
     rows = shown["row"].to_numpy()
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first. The bars show the "
-               f"network's own {'flip-TTA ' if tta else ''}probabilities, which the ranking reads (not calibrated).")
+    # "#n" is the face's place in this list (the CSV's rank), not in the full ranking: with annotated
+    # faces hidden, the caption's count, the pager and the annotation panel's "#n" all count this
+    # list, and numbers with gaps would disagree with them.
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, most suspicious first"
+               f"{' (numbered without the annotated faces)' if hidden else ''}. The bars show the network's own "
+               f"{'flip-TTA ' if tta else ''}probabilities, which the ranking reads (not calibrated).")
     widgets.legend()
-    notes = annotation_lookup(widgets.current_annotations())
-    # The ranking's own input, so the bars explain the order.
-    predictions = resources.load_predictions(model, tta=tta, calibrated=False).set_index("row")
     probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
-    copies = resources.twin_lookup()
     captions = [
         f"#{page.start + i + 1} row {r} · {label_name(given)} → {label_name(suggested)}? · score {score:.2f}"
         f"{' · flagged' if flag else ''} · {vote_summary(r)}{twin_text(r, copies)}{annotation_text(notes, r)}"

@@ -209,3 +209,82 @@ def test_a_database_error_during_import_is_a_message_not_a_blank_page(app_env, m
     import_file(at, "row,action,annotated_label,annotator,time,note\n30000,ambiguous,,imp,,\n")
     assert any("Nothing imported: the annotation database cannot be used" in e for e in texts(at.error))
     assert scores(at)  # the ranking is still there
+
+
+def shown_rows(at: AppTest) -> list[int]:
+    return [int(c.split(" row ")[1].split(" ")[0]) for c in at.image[0].captions]
+
+
+def test_hide_faces_already_annotated(app_env):
+    at = open_issues()
+    first, second = shown_rows(at)[:2]
+    store = AnnotationStore(app_env)
+    store.add(first, "relabel", "sad", annotator="x")
+    store.add(0, "not_face", annotator="x")  # a Training face: not in the list, so not counted as hidden
+    at.run()
+    assert "✎ relabelled sad (x)" in at.image[0].captions[0]  # shown while the toggle is off
+    at.toggle(key="issues_hide_annotated").set_value(True).run()
+    assert not at.exception
+    assert any(t.startswith("7177 faces (") and t.endswith(" · 1 annotated face hidden") for t in texts(at.subheader))
+    assert first not in shown_rows(at)
+    # The numbers count the list shown, as the pager and the annotation panel do, and say so.
+    assert at.image[0].captions[0].startswith(f"#1 row {second} ")
+    assert any("numbered without the annotated faces" in c for c in texts(at.caption))
+    # A face annotated with the toggle on leaves the queue at once.
+    at.sidebar.text_input(key="app_annotator").input("ann").run()
+    at.selectbox(key="issues_annotate_row").set_value(second)
+    at.radio(key="issues_annotate_choice").set_value("surprise")
+    at.form_submit_button(key="issues_annotate_save").click().run()
+    assert not at.exception
+    assert second not in shown_rows(at)
+    assert any(t.startswith("7176 faces (") and t.endswith(" · 2 annotated faces hidden") for t in texts(at.subheader))
+    at.toggle(key="issues_hide_annotated").set_value(False).run()
+    assert shown_rows(at)[:2] == [first, second]
+
+
+def deferred_downloads(monkeypatch) -> dict:
+    """File name -> the callable behind each deferred download button, as the page registers it."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    found = {}
+    add = MediaFileManager.add_deferred
+
+    def recording(self, data, *args, file_name=None, **kwargs):
+        found[file_name] = data
+        return add(self, data, *args, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
+    return found
+
+
+def test_csv_of_the_filtered_faces(app_env, monkeypatch):
+    downloads = deferred_downloads(monkeypatch)
+    at = open_issues()
+    at.multiselect(key="issues_classes").set_value(["fear"])
+    at.multiselect(key="issues_splits").set_value(["PublicTest"])
+    at.run()
+    [count] = [int(t.split(" ")[0]) for t in texts(at.subheader) if " faces (" in t]
+    assert count > FACES_PER_PAGE  # the CSV holds every face of the list, not only this page
+    row = shown_rows(at)[1]
+    AnnotationStore(app_env).add(row, "relabel", "sad", note="=HYPERLINK(\"http://evil.example\")",
+                                 annotator="@ann")
+    at.run()
+    assert f"These {count} faces as CSV" in [b.label for b in at.get("download_button")]
+    [name] = [n for n in downloads if n.endswith("_label_issues_fear_PublicTest_ferplus0.5.csv")]
+    table = pd.read_csv(io.StringIO(downloads[name]()), keep_default_na=False)
+    assert len(table) == count and table["rank"].tolist() == list(range(1, count + 1))
+    assert table["row"].head(FACES_PER_PAGE).tolist() == shown_rows(at)
+    assert set(table["given"]) == {"fear"} and set(table["split"]) == {"PublicTest"}
+    for column in ("suggested", "predicted", "score", "ferplus_majority", "action", "annotated_label", "annotator"):
+        assert column in table.columns
+    assert table["score"].is_monotonic_decreasing
+    annotated = table[table["action"] != ""]
+    assert annotated["row"].tolist() == [row]
+    # Free text cannot run as a spreadsheet formula: it is guarded as the annotation export guards it.
+    assert annotated[["action", "annotated_label", "annotator", "note"]].values.tolist() == [
+        ["relabel", "sad", "'@ann", "'=HYPERLINK(\"http://evil.example\")"]]
+    # With the annotated faces hidden, the CSV is the list shown: one face fewer, named so.
+    at.toggle(key="issues_hide_annotated").set_value(True).run()
+    assert f"These {count - 1} faces as CSV" in [b.label for b in at.get("download_button")]
+    table = pd.read_csv(io.StringIO(downloads[name.replace(".csv", "_unannotated.csv")]()), keep_default_na=False)
+    assert len(table) == count - 1 and row not in table["row"].tolist() and set(table["action"]) == {""}

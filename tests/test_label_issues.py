@@ -180,3 +180,26 @@ def test_cli_ranks_a_models_test_faces(tmp_path, capsys):
     assert len(ranked) == 3589 and ranked["score"].is_monotonic_decreasing
     assert main(["--model", str(tmp_path / "none.h5")]) == 2
     assert "error: no predictions for none.h5" in capsys.readouterr().err
+
+
+def test_issues_table_for_export():
+    from fer.label_issues import issues_table
+
+    ranked = rank_label_issues(np.array([0, 1, 2]), np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]),
+                               rows=np.array([30000, 30001, 30002]), usage=np.array(["PublicTest"] * 3))
+    notes = {30000: ("relabel", "happy", "=ann", "+1 blurred"), 5: ("not_face", None, "x", "")}
+    twins = {30001: (12, 3, 0.987654)}
+    table = issues_table(ranked, np.array([1, 1, 2]), notes, twins)
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert table["row"].tolist() == ranked["row"].tolist()
+    first = table.set_index("row").loc[30000]
+    assert (first["given"], first["suggested"], first["predicted"]) == ("angry", "disgust", "disgust")
+    assert first[["action", "annotated_label", "annotator", "note"]].tolist() == ["relabel", "happy", "'=ann",
+                                                                                  "'+1 blurred"]
+    assert table.set_index("row").loc[30002, ["action", "annotator", "note"]].tolist() == ["", "", ""]
+    assert set(table["ferplus_majority"]) == {""}  # no FER+ votes: no majority
+    assert table["twin_row"].tolist() == [12 if r == 30001 else pd.NA for r in table["row"]]
+    assert table.set_index("row").loc[30001, ["twin_label", "twin_similarity"]].tolist() == ["happy", 0.9877]
+    assert "twin_row" not in issues_table(ranked, np.array([1, 1, 2]), {}).columns
+    with pytest.raises(ValueError, match="predicted"):
+        issues_table(ranked, np.array([1, 1]), {})
