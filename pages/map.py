@@ -1,17 +1,19 @@
 """Map: the test faces laid out by how the model sees them; select a region to see its faces."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from fer.embedding import map_table, nearest
-from fer.explorer import label_name
-from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.explorer import describe_annotation, label_name
+from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
     annotation_lookup,
     annotation_text,
     calibration_note,
+    face_close_up,
     grid_with_annotation,
     tiles_for_rows,
     twin_text,
@@ -119,6 +121,11 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
                + ". Wrong predictions first, most confident first." + calibration_note(model, tta))
     part = part.sort_values(["correct", "confidence"], ascending=[True, False])
+    notes = annotation_lookup(widgets.current_annotations())
+    st.download_button(f"These {len(part)} selected faces as CSV",
+                       selection_table(part, indexed, split, notes).to_csv(index=False),
+                       f"{model.path.stem}_{split}{'_tta' if tta else ''}_map_selection.csv", "text/csv",
+                       key="map_selection_csv", on_click="ignore")
     selection = (str(model.path), split, tta, tuple(chosen))  # another model or view: its first page
     if st.session_state.get("map_last_selection") != selection:
         st.session_state["map_last_selection"] = selection
@@ -126,14 +133,21 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     page = widgets.pager(len(part), FACES_PER_PAGE, "map_page")
     shown = part.iloc[page.start:page.stop]
     rows = shown.index.to_numpy()
-    probabilities = indexed.loc[rows, ["p_" + e for e in EMOTIONS]].to_numpy()
-    notes, twins = annotation_lookup(widgets.current_annotations()), resources.twin_lookup()
+    probabilities = indexed.loc[rows, list(PROB_COLUMNS)].to_numpy()
+    twins = resources.twin_lookup()
     captions = [f"row {r} · {label_name(t)} → {label_name(p)} {c:.0%} · {vote_summary(r)}{twin_text(r, twins)}"
                 f"{annotation_text(notes, r)}"
                 for r, t, p, c in zip(rows, shown["true"], shown["pred"], shown["confidence"], strict=True)]
+
+    def close_up(row: int) -> None:
+        # The Map's probabilities are load_predictions' default: calibrated by the card's temperature.
+        face_close_up(model, row, indexed.loc[row, list(PROB_COLUMNS)].to_numpy(dtype=float),
+                      int(indexed.loc[row, "true"]), int(indexed.loc[row, "pred"]), key="map_close_up", tta=tta,
+                      calibrated=True)
+
     widgets.legend()
     grid_with_annotation(rows, shown["true"].to_numpy(), captions, tiles_for_rows(rows, probabilities),
-                         key="map_annotate", first_number=page.start + 1)
+                         key="map_annotate", first_number=page.start + 1, close_up=close_up)
 
     st.subheader("Faces the model finds most alike", divider="gray")
     anchor = st.selectbox("Face", rows.tolist(), key="map_anchor", format_func=lambda r: f"row {r}",
@@ -146,7 +160,7 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     known = [r for r in rows_near if r in indexed.index]
     near = indexed.loc[known]
     widgets.face_grid(
-        tiles_for_rows([anchor, *known], indexed.loc[[anchor, *known], ["p_" + e for e in EMOTIONS]].to_numpy()),
+        tiles_for_rows([anchor, *known], indexed.loc[[anchor, *known], list(PROB_COLUMNS)].to_numpy()),
         [f"chosen · row {anchor} · {label_name(indexed.loc[anchor, 'true'])}"]
         + [f"row {r} · {label_name(t)} → {label_name(p)}" for r, t, p in zip(known, near["true"], near["pred"],
                                                                           strict=True)],
@@ -154,6 +168,27 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     same = (near["true"] == indexed.loc[anchor, "true"]).mean() if len(near) else float("nan")
     st.caption(f"{same:.0%} of these {len(near)} neighbours carry the chosen face's label "
                f"({label_name(indexed.loc[anchor, 'true'])}).")
+
+
+def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes: dict) -> pd.DataFrame:
+    """The selected faces (``part``, indexed by row, in the page's order) as a table to export: row,
+    split, reference and predicted labels, confidence, the seven probabilities and the face's
+    current annotation (empty when it has none).
+    """
+    rows = part.index.to_numpy()
+    table = pd.DataFrame({
+        "row": rows,
+        "split": split,
+        "reference": [label_name(v) for v in part["true"]],
+        "predicted": [label_name(v) for v in part["pred"]],
+        "confidence": part["confidence"].to_numpy().round(6),
+    })
+    for column in PROB_COLUMNS:
+        table[column] = indexed.loc[rows, column].to_numpy().round(6)
+    current = [notes.get(int(r)) for r in rows]
+    table["annotation"] = [describe_annotation(n[0], n[1]) if n else "" for n in current]
+    table["annotator"] = [n[2] if n else "" for n in current]
+    return table
 
 
 widgets.run_page(render)

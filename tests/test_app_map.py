@@ -214,3 +214,82 @@ def test_face_map_figure_draws_a_selection_and_keeps_legend_and_toolbar_apart():
     assert layout.margin.t >= 28
     colorbar = face_map_figure(table, "confidence").data[0].marker.colorbar
     assert colorbar.orientation == "h" and colorbar.y < 0
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Reads a download button's file: AppTest drops its media files after each run, so the
+    storage of every run is kept here, and a button is read from the latest one.
+    """
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    def storage(endpoint):
+        stores.append(MemoryMediaFileStorage(endpoint))
+        return stores[-1]
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", storage)
+    return lambda button: stores[-1].get_file(button.proto.url.rsplit("/", 1)[1])
+
+
+def close_up_image(at):
+    """The close-up's images: the first caption is just the face's row."""
+    import re
+
+    return next((img for img in at.image if img.captions and re.fullmatch(r"row \d+", img.captions[0])), None)
+
+
+def test_the_chosen_face_of_a_selection_is_shown_close_up(monkeypatch, tmp_path, mapped_folder, private_rows):
+    folder, _ = mapped_folder
+    use_app_env(monkeypatch, tmp_path, folder)
+    Lasso(monkeypatch, private_rows[:30])
+    at = open_page("pages/map.py")
+    shown = [int(c.split(" ")[1]) for c in at.image[0].captions]  # the grid, in the page's order
+    assert close_up_image(at).captions[0] == f"row {shown[0]}"
+    # The Map shows calibrated probabilities (load_predictions' default), and the close-up says so.
+    assert any(t.startswith(("Probabilities calibrated (temperature", "The network's own"))
+               and "not calibrated" not in t for t in texts(at.caption))
+    at.selectbox(key="map_annotate_row").set_value(shown[3]).run()
+    assert not at.exception
+    assert close_up_image(at).captions[0] == f"row {shown[3]}"
+    at.toggle(key="map_close_up_maps").set_value(True).run()
+    assert not at.exception and not at.error
+    assert close_up_image(at).captions[-1].startswith("evidence for ")
+
+
+def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder, private_rows, downloads):
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from fer.annotations import AnnotationStore
+    from fer.labels import EMOTIONS, PROB_COLUMNS
+
+    folder, model = mapped_folder
+    chosen = private_rows[:30]  # more than a page of faces: the file holds them all
+    db = use_app_env(monkeypatch, tmp_path, folder)
+    AnnotationStore(db).add(chosen[7], "relabel", "sad", annotator="ann")
+    Lasso(monkeypatch, chosen)
+    at = open_page("pages/map.py")
+    (button,) = [b for b in at.get("download_button") if b.label == "These 30 selected faces as CSV"]
+    file = downloads(button)
+    assert file.filename == f"{model.stem}_PrivateTest_map_selection.csv"
+    table = pd.read_csv(io.BytesIO(file.content), keep_default_na=False)
+    assert list(table.columns) == ["row", "split", "reference", "predicted", "confidence", *PROB_COLUMNS,
+                                   "annotation", "annotator"]
+    assert len(table) == 30 and sorted(table["row"]) == sorted(chosen)
+    shown = [int(c.split(" ")[1]) for c in at.image[0].captions]
+    assert table["row"].tolist()[:len(shown)] == shown  # in the page's order
+    expected = pd.read_csv(folder / "tiny.predictions.csv").set_index("row").loc[table["row"]]
+    assert (table["split"] == "PrivateTest").all()
+    assert table["reference"].tolist() == [EMOTIONS[t] for t in expected["true"]]
+    assert table["predicted"].tolist() == [EMOTIONS[p] for p in expected["pred"]]
+    probabilities = table[list(PROB_COLUMNS)].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(table["confidence"], probabilities.max(axis=1))
+    notes = table.set_index("row")
+    assert (notes.loc[chosen[7], "annotation"], notes.loc[chosen[7], "annotator"]) == ("relabelled sad", "ann")
+    assert (notes.drop(index=chosen[7])["annotation"] == "").all()
