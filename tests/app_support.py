@@ -207,3 +207,26 @@ def open_page(page: str):
 def texts(elements) -> list[str]:
     """The ``value`` of every element in an AppTest element list."""
     return [str(e.value) for e in elements]
+
+
+def record_downloads(monkeypatch) -> dict:
+    """File name -> a callable giving the file's content, for every download button the app
+    draws from now on (immediate or deferred): AppTest drops its media files after each run."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    found = {}
+    add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
+
+    def recording(self, data, mimetype, coordinates, file_name=None, *args, **kwargs):
+        if file_name is not None:  # images have none
+            found[file_name] = lambda: data
+        return add(self, data, mimetype, coordinates, file_name, *args, **kwargs)
+
+    def recording_deferred(self, data, *args, file_name=None, **kwargs):
+        found[file_name] = data
+        return add_deferred(self, data, *args, file_name=file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", recording)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording_deferred)
+    return found
+

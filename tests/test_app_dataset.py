@@ -1,7 +1,7 @@
 """AppTest of the Dataset page: browse a split by label, with FER+ votes, page by page."""
 
 import pytest
-from app_support import open_page, shared_model_folder, texts, use_app_env
+from app_support import APP, TIMEOUT, open_page, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.paths import FER2013_CSV
@@ -77,3 +77,57 @@ def test_faces_also_in_training_beside_their_copy(app_env):
         assert any(t.startswith("Pairs 1–24 of ") for t in texts(at.caption))
     at.segmented_control(key="dataset_split").set_value("PrivateTest").run()
     assert not at.exception and any("PrivateTest, all: " in t and "also in Training" in t for t in texts(at.subheader))
+
+
+def test_go_to_a_test_row_with_its_close_up_and_annotation(app_env):
+    from fer.annotations import AnnotationStore
+    from fer.labels import EMOTIONS
+
+    faces = load_test_faces()
+    position = int(len(faces.rows) - 1)  # a PrivateTest face
+    row, label = int(faces.rows[position]), EMOTIONS[int(faces.labels[position])]
+    at = open_dataset()
+    at.number_input(key="dataset_row").set_value(row).run()
+    assert not at.exception
+    assert f"Row {row}: PrivateTest, labelled {label}" in texts(at.subheader)
+    assert at.query_params["row"] == str(row)
+    assert not [c for c in at.get("segmented_control") if c.key == "dataset_split"]  # one face, no grid
+    close = next(img for img in at.image if img.captions and img.captions[0] == f"row {row}")
+    assert close is not None and any(" predicts **" in m for m in texts(at.caption))
+    at.sidebar.text_input(key="app_annotator").input("finder").run()
+    at.radio(key="dataset_annotate_choice").set_value("ambiguous")
+    at.form_submit_button(key="dataset_annotate_save").click().run()
+    assert AnnotationStore(app_env).current()[["row", "action"]].values.tolist() == [[row, "ambiguous"]]
+    assert any("✎ ambiguous (finder)" in t for t in texts(at.caption))
+    # Emptying the box browses again, and the address forgets the row.
+    at.number_input(key="dataset_row").set_value(None).run()
+    assert "row" not in at.query_params
+    assert at.segmented_control(key="dataset_split").value == "PublicTest"
+
+
+def test_a_row_in_the_address_opens_that_face(app_env):
+    faces = load_test_faces()
+    row = int(faces.rows[0])
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["row"] = str(row)
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception
+    assert at.number_input(key="dataset_row").value == row
+    assert any(t.startswith(f"Row {row}: ") for t in texts(at.subheader))
+    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    bad.query_params["row"] = "99999"
+    bad.switch_page("pages/dataset.py").run()
+    assert not bad.exception
+    assert any("FER2013 rows are 0 to 35886" in w for w in texts(bad.warning))
+
+
+def test_a_training_row_without_the_csv_says_why(app_env, monkeypatch):
+    from fer_app import resources
+
+    faces = load_test_faces()
+    training_row = next(r for r in range(35887) if r not in set(faces.rows.tolist()))
+    monkeypatch.setattr(resources, "full_dataset_available", lambda: False)
+    at = open_dataset()
+    at.number_input(key="dataset_row").set_value(training_row).run()
+    assert not at.exception
+    assert any(f"Row {training_row} is a Training face" in t for t in texts(at.info))

@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import open_page, shared_model_folder, texts, use_app_env
+from app_support import open_page, record_downloads, shared_model_folder, texts, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
@@ -242,23 +242,8 @@ def test_hide_faces_already_annotated(app_env):
     assert shown_rows(at)[:2] == [first, second]
 
 
-def deferred_downloads(monkeypatch) -> dict:
-    """File name -> the callable behind each deferred download button, as the page registers it."""
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
-    found = {}
-    add = MediaFileManager.add_deferred
-
-    def recording(self, data, *args, file_name=None, **kwargs):
-        found[file_name] = data
-        return add(self, data, *args, file_name=file_name, **kwargs)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", recording)
-    return found
-
-
 def test_csv_of_the_filtered_faces(app_env, monkeypatch):
-    downloads = deferred_downloads(monkeypatch)
+    downloads = record_downloads(monkeypatch)
     at = open_issues()
     at.multiselect(key="issues_classes").set_value(["fear"])
     at.multiselect(key="issues_splits").set_value(["PublicTest"])

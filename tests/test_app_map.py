@@ -3,7 +3,15 @@
 import json
 
 import pytest
-from app_support import open_page, own_model_folder, shared_model_folder, synthetic_predictions, texts, use_app_env
+from app_support import (
+    open_page,
+    own_model_folder,
+    record_downloads,
+    shared_model_folder,
+    synthetic_predictions,
+    texts,
+    use_app_env,
+)
 
 from fer.embedding import build_map, embedding_path, save_map
 from fer_app.charts import selected_customdata
@@ -216,24 +224,6 @@ def test_face_map_figure_draws_a_selection_and_keeps_legend_and_toolbar_apart():
     assert colorbar.orientation == "h" and colorbar.y < 0
 
 
-@pytest.fixture
-def downloads(monkeypatch):
-    """Reads a download button's file: AppTest drops its media files after each run, so the
-    storage of every run is kept here, and a button is read from the latest one.
-    """
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    stores = []
-
-    def storage(endpoint):
-        stores.append(MemoryMediaFileStorage(endpoint))
-        return stores[-1]
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", storage)
-    return lambda button: stores[-1].get_file(button.proto.url.rsplit("/", 1)[1])
-
-
 def close_up_image(at):
     """The close-up's images: the first caption is just the face's row."""
     import re
@@ -259,7 +249,7 @@ def test_the_chosen_face_of_a_selection_is_shown_close_up(monkeypatch, tmp_path,
     assert close_up_image(at).captions[-1].startswith("evidence for ")
 
 
-def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder, private_rows, downloads):
+def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder, private_rows):
     import io
 
     import numpy as np
@@ -273,11 +263,11 @@ def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder
     db = use_app_env(monkeypatch, tmp_path, folder)
     AnnotationStore(db).add(chosen[7], "relabel", "sad", annotator="ann")
     Lasso(monkeypatch, chosen)
+    downloads = record_downloads(monkeypatch)
     at = open_page("pages/map.py")
-    (button,) = [b for b in at.get("download_button") if b.label == "These 30 selected faces as CSV"]
-    file = downloads(button)
-    assert file.filename == f"{model.stem}_PrivateTest_map_selection.csv"
-    table = pd.read_csv(io.BytesIO(file.content), keep_default_na=False)
+    assert "These 30 selected faces as CSV" in [b.label for b in at.get("download_button")]
+    content = downloads[f"{model.stem}_PrivateTest_map_selection.csv"]()
+    table = pd.read_csv(io.BytesIO(content.encode() if isinstance(content, str) else content), keep_default_na=False)
     assert list(table.columns) == ["row", "split", "reference", "predicted", "confidence", *PROB_COLUMNS,
                                    "annotation", "annotator"]
     assert len(table) == 30 and sorted(table["row"]) == sorted(chosen)
