@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fer.annotations import guard_formula
 from fer.embedding import map_table, nearest
 from fer.explorer import describe_annotation, label_name
 from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
@@ -187,7 +188,7 @@ def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes
         table[column] = indexed.loc[rows, column].to_numpy().round(6)
     current = [notes.get(int(r)) for r in rows]
     table["annotation"] = [describe_annotation(n[0], n[1]) if n else "" for n in current]
-    table["annotator"] = [n[2] if n else "" for n in current]
+    table["annotator"] = [guard_formula(n[2]) if n else "" for n in current]  # free text, opened in spreadsheets
     return table
 
 
