@@ -304,7 +304,7 @@ def occlusion_overlays(model, rows: Sequence[int], targets: Sequence[int], zoom:
 
 
 def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, predicted: int, key: str,
-                  tta: bool = False, calibrated: bool = True) -> None:
+                  tta: bool = False, calibrated: bool = True, link: bool = True) -> None:
     """One test face large: the face, its Training copy if any, its occlusion maps for the
     prediction and the reference label (when they differ), and its probabilities.
 
@@ -318,6 +318,8 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
         tta: whether ``probabilities`` were made with flip TTA (the maps then are too).
         calibrated: whether ``probabilities`` went through the card's temperature (said under
             the bars: one face's figures differ between pages that show one or the other).
+        link: add a link to the face's own view on the Dataset page (``?row=N``, an address to
+            keep or share).
     """
     from fer.labels import EMOTIONS
     from fer.photo_report import enlarge
@@ -339,6 +341,9 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     how = "flip-TTA " if tta else ""
     right.caption((calibration_note(model, tta).strip() or f"The network's own {how}probabilities.") if calibrated
                   else f"The network's own {how}probabilities, not calibrated.")
+    if link:
+        right.page_link("pages/dataset.py", label=f"Row {row} on its own page", query_params={"row": str(row)},
+                        help="The Dataset page's view of this face, at an address you can keep or share.")
     # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
     if right.toggle("Occlusion maps", key=f"{key}_maps", help=charts.MAP_LEGEND):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])

@@ -142,7 +142,7 @@ def model_close_up(row: int, label: int):
                f"{' with flip TTA' if tta else ''}.")
 
     def close_up(chosen: int) -> None:
-        face_close_up(model, chosen, probabilities, label, predicted, key="dataset_close_up", tta=tta)
+        face_close_up(model, chosen, probabilities, label, predicted, key="dataset_close_up", tta=tta, link=False)
 
     return close_up
 

@@ -376,6 +376,8 @@ def test_close_up_of_the_chosen_face(app_env, predictions):
     # Which probabilities the bars show, since Label issues shows the uncalibrated ones.
     shown = ("Probabilities calibrated (temperature", "The network's own")
     assert any(t.startswith(shown) and "not calibrated" not in t for t in texts(at.caption))
+    link = next(e for e in at.get("page_link") if e.proto.label == f"Row {first} on its own page")
+    assert link.proto.page.endswith("dataset") and f"row={first}" in link.proto.query_string
     assert "explorer_occlusion_maps" not in at.session_state  # no maps unless asked: clicks stay cheap
     at.selectbox(key="errors_annotate_row").set_value(second).run()
     assert not at.exception
