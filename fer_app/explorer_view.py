@@ -341,9 +341,6 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
     how = "flip-TTA " if tta else ""
     right.caption((calibration_note(model, tta).strip() or f"The network's own {how}probabilities.") if calibrated
                   else f"The network's own {how}probabilities, not calibrated.")
-    if link:
-        right.page_link("pages/dataset.py", label=f"Row {row} on its own page", query_params={"row": str(row)},
-                        help="The Dataset page's view of this face, at an address you can keep or share.")
     # Off by default: maps cost ~0.3 s a face (and the model's first load), clicks should not.
     if right.toggle("Occlusion maps", key=f"{key}_maps", help=charts.MAP_LEGEND):
         targets = [predicted] + ([reference] if reference >= 0 and reference != predicted else [])
@@ -356,6 +353,9 @@ def face_close_up(model, row: int, probabilities: np.ndarray, reference: int, pr
             captions += [charts.map_caption(EMOTIONS[t]) for t in targets]
             right.caption(charts.scale_note(maps.scale, len(targets)))
     left.image(images, caption=captions, width=48 * zoom)
+    if link:  # under both columns: in the bars' column its words were cut short at 800 px
+        st.page_link("pages/dataset.py", label=f"Row {row} on its own page", query_params={"row": str(row)},
+                     help="The Dataset page's view of this face, at an address you can keep or share.")
 
 
 def calibration_note(model, tta: bool = False) -> str:

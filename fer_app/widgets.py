@@ -324,15 +324,16 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         st.session_state[f"{key}_row"] = None
     with st.container(border=True, key=f"{key}_panel"):
         st.markdown("**Look closer at a face on this page, and annotate it**")
-        pick, back, ahead = st.columns([8, 1, 1], vertical_alignment="bottom")
-        row = pick.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
-                             placeholder="Choose a face")
-        at = rows.index(row) if row is not None else -1
-        back.button("◀", key=f"{key}_previous", help="the previous face on this page", disabled=at <= 0,
-                    on_click=_choose_face, args=(key, rows[at - 1] if at > 0 else None), use_container_width=True)
-        ahead.button("▶", key=f"{key}_next", help="the next face on this page", disabled=at >= len(rows) - 1,
-                     on_click=_choose_face, args=(key, rows[at + 1] if 0 <= at < len(rows) - 1 else rows[0]),
-                     use_container_width=True)
+        # A row whose buttons keep their natural width: in columns they were cut to "…" at 800 px.
+        with st.container(horizontal=True, vertical_alignment="bottom", key=f"{key}_chooser"):
+            row = st.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
+                               placeholder="Choose a face")
+            at = rows.index(row) if row is not None else -1
+            st.button("◀", key=f"{key}_previous", help="the previous face on this page", disabled=at <= 0,
+                      on_click=_choose_face, args=(key, rows[at - 1] if at > 0 else None), width="content")
+            st.button("▶", key=f"{key}_next", help="the next face on this page", disabled=at >= len(rows) - 1,
+                      on_click=_choose_face, args=(key, rows[at + 1] if 0 <= at < len(rows) - 1 else rows[0]),
+                      width="content")
         if left:
             st.info(f"Row {chosen} left this list with your annotation; choose the next face to annotate.")
         now = _current_annotation(row) if row is not None else None
