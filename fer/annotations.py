@@ -349,6 +349,21 @@ class AnnotationStore:
         """
         return self.add_many([make_annotation(row, action, label, note, annotator=annotator)])[0]
 
+    def add_if_new(self, annotation: Annotation) -> Annotation | None:
+        """Append ``annotation`` unless its face's latest action already says the same (action,
+        label and annotator) and it brings no note. Checked and written in one write
+        transaction, so two clicks on Save racing each other store it once.
+
+        Returns:
+            The stored annotation, with its id, or ``None`` when nothing was stored.
+        """
+        with self._connect() as conn, _transaction(conn):
+            latest = conn.execute('SELECT action, label, annotator FROM annotations WHERE "row" = ? '
+                                  "ORDER BY id DESC LIMIT 1", (annotation.row,)).fetchone()
+            if latest == (annotation.action, annotation.label, annotation.annotator) and not annotation.note.strip():
+                return None
+            return _insert(conn, annotation)
+
     def add_many(self, annotations: Iterable[Annotation]) -> list[Annotation]:
         """Append validated annotations in one transaction: all or none are stored.
 
@@ -762,8 +777,9 @@ def labels_by_row(dataset) -> np.ndarray:
 
 
 def annotate(
-    store: AnnotationStore, row: int, choice: str, note: str, annotator: str, original_label: int | str
-) -> Annotation:
+    store: AnnotationStore, row: int, choice: str, note: str, annotator: str, original_label: int | str,
+    only_if_new: bool = False,
+) -> Annotation | None:
     """Store an annotation page's choice for one face; the one call the page makes.
 
     Args:
@@ -773,14 +789,18 @@ def annotate(
         note: free text.
         annotator: who annotates.
         original_label: the face's FER2013 label (code or name).
+        only_if_new: store nothing when the face's current annotation already says the same
+            (:meth:`AnnotationStore.add_if_new`).
 
     Returns:
-        The stored annotation.
+        The stored annotation; ``None`` when ``only_if_new`` found it already there.
 
     Raises:
         ValueError: for an unknown choice, a bad row or an empty annotator.
     """
     action, label = choice_to_action(choice, original_label)
+    if only_if_new:
+        return store.add_if_new(make_annotation(row, action, label, note, annotator=annotator))
     return store.add(row, action, label, note, annotator=annotator)
 
 

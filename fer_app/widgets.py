@@ -307,7 +307,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     The face selector sits outside the form, so choosing a face redraws its close-up at once;
     the save runs in the button's callback, before the page reruns, so the grid drawn on the
     rerun already shows the new annotation. The form starts from the chosen face's current
-    annotation, so a Save nobody meant stores nothing new rather than overwriting it.
+    annotation, and a Save that would store it again stores nothing, so a Save nobody meant
+    cannot overwrite earlier work.
     """
     from fer.annotations import UI_CHOICES
 
@@ -316,29 +317,21 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     by_row = {f.row: f for f in faces}
     rows = list(by_row)
-    chosen = st.session_state.get(f"{key}_row")
-    left = chosen is not None and chosen not in by_row and chosen == st.session_state.get(f"{key}_saved")
-    if left:
-        # The face just annotated left this list (it moved to another cell): Streamlit would pick
-        # the first face in its place, and a second click on Save would annotate a face nobody chose.
-        st.session_state[f"{key}_row"] = None
+    left = _left_after_save(key, rows)
     with st.container(border=True, key=f"{key}_panel"):
-        st.markdown("**Look closer at a face on this page, and annotate it**")
-        # A row whose buttons keep their natural width: in columns they were cut to "…" at 800 px.
-        with st.container(horizontal=True, vertical_alignment="bottom", key=f"{key}_chooser"):
-            row = st.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
-                               placeholder="Choose a face")
-            at = rows.index(row) if row is not None else -1
-            st.button("◀", key=f"{key}_previous", help="the previous face on this page", disabled=at <= 0,
-                      on_click=_choose_face, args=(key, rows[at - 1] if at > 0 else None), width="content")
-            st.button("▶", key=f"{key}_next", help="the next face on this page", disabled=at >= len(rows) - 1,
-                      on_click=_choose_face, args=(key, rows[at + 1] if 0 <= at < len(rows) - 1 else rows[0]),
-                      width="content")
-        if left:
-            st.info(f"Row {chosen} left this list with your annotation; choose the next face to annotate.")
+        if len(rows) == 1:  # nothing to choose between
+            st.markdown("**Annotate this face**")
+            st.session_state[f"{key}_row"] = row = rows[0]
+        else:
+            st.markdown("**Look closer at a face on this page, and annotate it**")
+            row = _face_chooser(key, rows, by_row, left)
+        if left is not None:
+            st.info(f"Row {left[0]} left this list with your annotation; choose the next face to annotate "
+                    "(▶ goes to the face that took its place).")
         now = _current_annotation(row) if row is not None else None
-        if st.session_state.get(f"{key}_form_row", "unset") != row:
-            # A newly chosen face: the form starts from what is stored for it.
+        if st.session_state.get(f"{key}_form_row", "unset") != row or f"{key}_choice" not in st.session_state:
+            # A newly chosen face, or a form whose state Streamlit dropped during a visit to
+            # another page: the form starts from what is stored for the face.
             st.session_state[f"{key}_form_row"] = row
             st.session_state[f"{key}_choice"] = _choice_of(now) if now else UI_CHOICES[0]
             st.session_state[f"{key}_note"] = ""
@@ -357,12 +350,55 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
                 "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
                 args=(key, {r: f.original for r, f in by_row.items()}),
             )
+    st.session_state[f"{key}_list"] = tuple(rows)
     message = st.session_state.pop(f"{key}_message", None)
     if message:
         kind, text = message
         {"ok": st.success, "same": st.info}.get(kind, st.error)(text)
     if row is not None:
         _history(int(row))
+
+
+def _left_after_save(key: str, rows: list[int]) -> tuple[int, int] | None:
+    """``(row, its index)`` when the face just saved left this list because of the save (it
+    moved to another cell, or annotated faces are hidden), else None.
+
+    Streamlit would then choose the first face in its place, and a second click on Save would
+    annotate a face nobody chose, so the selector empties. When the list changed for another
+    reason (another cell, another page of faces), the choice simply starts again.
+    """
+    saved, chosen = st.session_state.get(f"{key}_saved"), st.session_state.get(f"{key}_row")
+    before = st.session_state.get(f"{key}_list", ())
+    if saved is None or chosen != saved or saved in rows or saved not in before:
+        return None
+    if not set(before) - {saved} <= set(rows):
+        st.session_state.pop(f"{key}_saved", None)  # the person moved on: no stale message
+        return None
+    st.session_state[f"{key}_row"] = None
+    return saved, before.index(saved)
+
+
+def _face_chooser(key: str, rows: list[int], by_row: dict[int, FaceRef], left: tuple[int, int] | None) -> int | None:
+    """The face selector with previous and next buttons; returns the chosen row (or None)."""
+    if st.session_state.get(f"{key}_row") not in (None, *rows):
+        st.session_state.pop(f"{key}_row")  # another list: start again from its first face
+    # A row whose buttons keep their natural width: in columns they were cut to "…" at 800 px.
+    with st.container(horizontal=True, vertical_alignment="bottom", key=f"{key}_chooser"):
+        row = st.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
+                           placeholder="Choose a face")
+        if row is not None:
+            at = rows.index(row)
+            back, ahead = (rows[at - 1] if at > 0 else None), (rows[at + 1] if at < len(rows) - 1 else None)
+        elif left is not None:  # around the place of the face that left
+            at = min(left[1], len(rows) - 1)
+            back, ahead = (rows[at - 1] if at > 0 else None), rows[at]
+        else:
+            back, ahead = None, rows[0]
+        st.button("◀ Previous", key=f"{key}_previous", help="the previous face on this page", disabled=back is None,
+                  on_click=_choose_face, args=(key, back), width="content")
+        st.button("Next ▶", key=f"{key}_next", help="the next face on this page", disabled=ahead is None,
+                  on_click=_choose_face, args=(key, ahead), width="content")
+    return row
 
 
 def _choose_face(key: str, row: int | None) -> None:
@@ -398,21 +434,21 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
     try:
-        now = _current_annotation(int(row))
         action, label = choice_to_action(choice, originals[int(row)])
-        if now and (now["action"], now["label"], now["annotator"]) == (action, label, annotator) and not note.strip():
-            # A second click, or a Save of the form as it started: the history stays one entry.
-            st.session_state[f"{key}_message"] = (
-                "same", f"Row {row} already has this annotation ({describe_annotation(action, label)} by "
-                        f"{escape_markdown(annotator)}); nothing new was saved.")
-            return
-        saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)])
+        # Checked and stored in one transaction: a double click's two runs store it once.
+        saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)],
+                         only_if_new=True)
     except (ValueError, KeyError, TypeError) as err:
         st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
         return
     except sqlite3.Error as err:  # a callback runs before the page, outside its guard
         _log.exception("annotation database error")
         st.session_state[f"{key}_message"] = ("error", f"Not saved: the annotation database cannot be used ({err}).")
+        return
+    if saved is None:
+        st.session_state[f"{key}_message"] = (
+            "same", f"Row {row} holds this annotation: {describe_annotation(action, label)} (by "
+                    f"{escape_markdown(annotator)}); nothing new to save.")
         return
     st.session_state[f"{key}_message"] = (
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} "

@@ -1,6 +1,8 @@
 """Dataset: browse FER2013 faces by split and label, with the FER+ crowd's votes, or go to one
 face by its row (``?row=N`` in the address links to it)."""
 
+import re
+
 import numpy as np
 import streamlit as st
 
@@ -79,7 +81,7 @@ def row_finder() -> int | None:
     can be bookmarked or sent to a colleague."""
     if "dataset_row" not in st.session_state and "row" in st.query_params:
         wanted = st.query_params["row"]
-        if wanted.isdigit() and int(wanted) < FER2013_ROWS:
+        if re.fullmatch(r"[0-9]{1,6}", wanted) and int(wanted) < FER2013_ROWS:  # isdigit() passes "²"
             st.session_state["dataset_row"] = int(wanted)
         else:
             st.warning(f"The address asks for row {wanted!r}: FER2013 rows are 0 to {FER2013_ROWS - 1}.")
@@ -123,12 +125,15 @@ def face_view(row: int) -> None:
 
 
 def model_close_up(row: int, label: int):
-    """The Errors page's close-up of a test face with the chosen model's flip-TTA probabilities
-    (plain where it has none), or None without a model or predictions."""
+    """The Errors page's close-up of a test face with the chosen model's plain or flip-TTA
+    probabilities (a switch, off by default as on Errors and Map), or None without a model or
+    predictions."""
     model = widgets.selected_model()
     if model is None or not model.has_predictions:
         return None
-    tta = resources.has_tta_predictions(model)
+    tta = resources.has_tta_predictions(model) and st.toggle(
+        "Flip TTA", key=widgets.kept("dataset_tta"),
+        help="The predictions made with flip test-time augmentation instead of the plain ones.")
     try:
         predictions = resources.load_predictions(model, tta=tta).set_index("row")
     except (FileNotFoundError, ValueError) as err:

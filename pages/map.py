@@ -174,7 +174,7 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
 def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes: dict) -> pd.DataFrame:
     """The selected faces (``part``, indexed by row, in the page's order) as a table to export: row,
     split, reference and predicted labels, confidence, the seven probabilities and the face's
-    current annotation (empty when it has none).
+    current annotation, annotator and note (empty when it has none).
     """
     rows = part.index.to_numpy()
     table = pd.DataFrame({
@@ -188,7 +188,9 @@ def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes
         table[column] = indexed.loc[rows, column].to_numpy().round(6)
     current = [notes.get(int(r)) for r in rows]
     table["annotation"] = [describe_annotation(n[0], n[1]) if n else "" for n in current]
-    table["annotator"] = [guard_formula(n[2]) if n else "" for n in current]  # free text, opened in spreadsheets
+    # Free text, opened in spreadsheets: behind a "'" where it would run as a formula.
+    table["annotator"] = [guard_formula(n[2]) if n else "" for n in current]
+    table["note"] = [guard_formula(n[3] or "") if n else "" for n in current]
     return table
 
 

@@ -133,6 +133,25 @@ def test_action_to_choice_gives_back_the_form_that_stores_it():
         action_to_choice("relabel", "bored")
 
 
+def test_add_if_new_stores_a_repeat_once_even_when_clicks_race(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fer.annotations import annotate, make_annotation
+
+    again = make_annotation(5, "relabel", "sad", annotator="ann")
+    with ThreadPoolExecutor(8) as pool:
+        stored = list(pool.map(lambda _: store.add_if_new(again), range(16)))
+    assert sum(a is not None for a in stored) == 1 and len(store.history(5)) == 1
+    # Another annotator, a note or another label is new.
+    assert store.add_if_new(make_annotation(5, "relabel", "sad", annotator="bob")) is not None
+    assert store.add_if_new(make_annotation(5, "relabel", "sad", "why", annotator="bob")) is not None
+    assert annotate(store, 5, "happy", "", "bob", "sad", only_if_new=True).label == "happy"
+    assert annotate(store, 5, "happy", "", "bob", "sad", only_if_new=True) is None
+    assert annotate(store, 6, "not a face", "", "bob", "sad", only_if_new=True).action == "not_face"
+    assert annotate(store, 6, "not a face", "", "bob", "sad", only_if_new=True) is None  # NULL label matches
+    assert len(store.history(5)) == 4
+
+
 def test_annotate_stores_the_choice(store):
     stored = annotate(store, 12, "surprise", "mouth open", "ann", original_label="fear")
     assert (stored.action, stored.label, stored.note) == ("relabel", "surprise", "mouth open")

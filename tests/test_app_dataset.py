@@ -92,8 +92,11 @@ def test_go_to_a_test_row_with_its_close_up_and_annotation(app_env):
     assert f"Row {row}: PrivateTest, labelled {label}" in texts(at.subheader)
     assert at.query_params["row"] == str(row)
     assert not [c for c in at.get("segmented_control") if c.key == "dataset_split"]  # one face, no grid
+    assert not [b for b in at.button if b.key in ("dataset_annotate_previous", "dataset_annotate_next")]
+    assert "**Annotate this face**" in texts(at.markdown)
     close = next(img for img in at.image if img.captions and img.captions[0] == f"row {row}")
-    assert close is not None and any(" predicts **" in m for m in texts(at.caption))
+    assert close is not None and any(" predicts **" in m and "flip TTA" not in m for m in texts(at.caption))
+    assert not [t for t in at.toggle if t.key == "dataset_tta"]  # the test model has no flip-TTA table
     at.sidebar.text_input(key="app_annotator").input("finder").run()
     at.radio(key="dataset_annotate_choice").set_value("ambiguous")
     at.form_submit_button(key="dataset_annotate_save").click().run()
@@ -114,11 +117,12 @@ def test_a_row_in_the_address_opens_that_face(app_env):
     assert not at.exception
     assert at.number_input(key="dataset_row").value == row
     assert any(t.startswith(f"Row {row}: ") for t in texts(at.subheader))
-    bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    bad.query_params["row"] = "99999"
-    bad.switch_page("pages/dataset.py").run()
-    assert not bad.exception
-    assert any("FER2013 rows are 0 to 35886" in w for w in texts(bad.warning))
+    for junk in ("99999", "²", "-1", "1e9", "abc"):  # "²".isdigit() is True, and int() refuses it
+        bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        bad.query_params["row"] = junk
+        bad.switch_page("pages/dataset.py").run()
+        assert not bad.exception and not bad.error, junk
+        assert any("FER2013 rows are 0 to 35886" in w for w in texts(bad.warning)), junk
 
 
 def test_a_training_row_without_the_csv_says_why(app_env, monkeypatch):
@@ -131,3 +135,24 @@ def test_a_training_row_without_the_csv_says_why(app_env, monkeypatch):
     at.number_input(key="dataset_row").set_value(training_row).run()
     assert not at.exception
     assert any(f"Row {training_row} is a Training face" in t for t in texts(at.info))
+
+
+def test_a_face_with_flip_tta_predictions(monkeypatch, tmp_path, tmp_path_factory):
+    from app_support import own_model_folder, synthetic_predictions
+
+    from fer.labels import EMOTIONS, PROB_COLUMNS
+
+    folder = own_model_folder(tmp_path, tmp_path_factory)
+    use_app_env(monkeypatch, tmp_path, folder)
+    tta = synthetic_predictions(seed=3)
+    tta.to_csv(folder / "tiny.predictions_tta.csv", index=False)
+    row = int(tta["row"].iloc[0])
+    at = open_dataset()
+    at.number_input(key="dataset_row").set_value(row).run()
+    assert at.toggle(key="dataset_tta").value is False  # off by default, as on Errors and Map
+    at.toggle(key="dataset_tta").set_value(True).run()
+    assert not at.exception
+    predicted = EMOTIONS[int(tta.set_index("row").loc[row, list(PROB_COLUMNS)].to_numpy(float).argmax())]
+    assert any(m.startswith("`tiny` predicts **" + predicted + "**") and m.endswith(" with flip TTA.")
+               for m in texts(at.caption))
+

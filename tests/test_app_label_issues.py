@@ -238,6 +238,12 @@ def test_hide_faces_already_annotated(app_env):
     assert not at.exception
     assert second not in shown_rows(at)
     assert any(t.startswith("7176 faces (") and t.endswith(" · 2 annotated faces hidden") for t in texts(at.subheader))
+    # The selector empties (no face nobody chose), and Next goes to the face that took its place.
+    assert at.selectbox(key="issues_annotate_row").value is None
+    assert any("left this list with your annotation" in t for t in texts(at.info))
+    at.button(key="issues_annotate_next").click().run()
+    assert at.selectbox(key="issues_annotate_row").value == shown_rows(at)[0]
+    assert not any("left this list" in t for t in texts(at.info))
     at.toggle(key="issues_hide_annotated").set_value(False).run()
     assert shown_rows(at)[:2] == [first, second]
 

@@ -269,7 +269,7 @@ def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder
     content = downloads[f"{model.stem}_PrivateTest_map_selection.csv"]()
     table = pd.read_csv(io.BytesIO(content.encode() if isinstance(content, str) else content), keep_default_na=False)
     assert list(table.columns) == ["row", "split", "reference", "predicted", "confidence", *PROB_COLUMNS,
-                                   "annotation", "annotator"]
+                                   "annotation", "annotator", "note"]
     assert len(table) == 30 and sorted(table["row"]) == sorted(chosen)
     shown = [int(c.split(" ")[1]) for c in at.image[0].captions]
     assert table["row"].tolist()[:len(shown)] == shown  # in the page's order
