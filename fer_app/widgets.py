@@ -56,11 +56,22 @@ def run_page(render: Callable[[], None]) -> None:
     """Runs a page inside :func:`app_frame` unless the entrypoint already opened one.
 
     Streamlit runs a ``pages/`` script on its own (without the entrypoint) in its multipage-v1
-    emulation: under ``AppTest.switch_page`` and on a fresh server's first, deep-linked request.
+    emulation: under ``AppTest.switch_page`` and on a fresh server's deep-linked requests. Such a
+    run is sent through the entrypoint instead, so that every page sits in the app's navigation.
     """
     if getattr(_frame, "active", False):
         _kept(render)
         return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        # Streamlit ran this page alone, under a navigation made from the ``pages/`` folder: a
+        # fresh server's deep link (``/dataset?row=N``) does, and every later one did until a
+        # request ran the entrypoint (the sidebar then listed file names). Tell Streamlit what
+        # ``st.navigation`` itself tells it, and run again: the entrypoint runs, and its
+        # navigation opens the page asked for.
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     with app_frame():
         _kept(render)
 

@@ -25,6 +25,7 @@ tiny model built for the test.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -104,18 +105,19 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) ->
     raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, page):
-    # Depends on ``page`` so the browser is up before the clock starts: the start-up time is
-    # the server's, not Chromium's.
+def _models_folder(tmp_path_factory) -> Path:
     chosen = os.environ.get("FER_MODELS_DIR")
-    models = Path(chosen) if chosen else _released_models() or shared_model_folder(tmp_path_factory)
-    work = tmp_path_factory.mktemp("e2e")
+    return Path(chosen) if chosen else _released_models() or shared_model_folder(tmp_path_factory)
+
+
+@contextlib.contextmanager
+def _streamlit(models: Path, work: Path):
+    """``streamlit run`` of the app on a free port, healthy; yields its URL and start time."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "FER_MODELS_DIR": str(models), "FER_ANNOTATIONS_DB": str(work / "annotations.sqlite3"),
            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    log = open(work / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    log = open(work / "streamlit.log", "w")  # noqa: SIM115 - closed below
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(PROJECT_DIR / "streamlit_app.py"), "--server.port", str(port),
@@ -124,9 +126,7 @@ def server(tmp_path_factory, page):
     )
     try:
         _wait_healthy(url, process)
-        TIMINGS["start_to_healthy_s"] = round(time.perf_counter() - started, 3)
-        TIMINGS["models"] = str(models)
-        yield {"url": url, "started": started, "work": work, "log": work / "streamlit.log"}
+        yield url, started
     finally:
         process.terminate()
         try:
@@ -134,6 +134,20 @@ def server(tmp_path_factory, page):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, page):
+    # Depends on ``page`` so the browser is up before the clock starts: the start-up time is
+    # the server's, not Chromium's.
+    models = _models_folder(tmp_path_factory)
+    work = tmp_path_factory.mktemp("e2e")
+    try:
+        with _streamlit(models, work) as (url, started):
+            TIMINGS["start_to_healthy_s"] = round(time.perf_counter() - started, 3)
+            TIMINGS["models"] = str(models)
+            yield {"url": url, "started": started, "work": work, "log": work / "streamlit.log"}
+    finally:
         _write_timings()
 
 
@@ -631,6 +645,26 @@ def test_choices_survive_a_visit_to_another_page(server, page):
     page.wait_for_timeout(1500)
     _wait_run_done(page)
     assert _checked_radio(page, "HOG (dlib)")
+
+
+def test_a_deep_link_to_a_fresh_server_opens_its_page_in_the_app(server, page, tmp_path_factory):
+    # Before any request ran the entrypoint, Streamlit ran a deep-linked page alone, under a
+    # navigation made of the pages/ file names ("streamlit app, compare, dataset, ..."), and
+    # every later deep link did too until someone opened "/".
+    work = tmp_path_factory.mktemp("deep_link")
+    with _streamlit(_models_folder(tmp_path_factory), work) as (url, _):
+        for _ in range(2):
+            page.goto(f"{url}/dataset?row=32298")
+            page.locator("h3", has_text="Row 32298: PrivateTest").first.wait_for(timeout=60_000)
+            _wait_run_done(page)
+            navigation = page.locator("[data-testid='stSidebarNav']").inner_text().split("\n")
+            assert [n for n in navigation if n.strip()] == list(PAGE_TITLES_IN_ORDER)
+            _assert_no_exception(page)
+    page.goto(server["url"])  # back to the module's server for the tests after this one
+
+
+PAGE_TITLES_IN_ORDER = ("Predict", "Video", "Your photos", "Errors", "Map", "Compare", "Dataset", "Model",
+                        "Label issues")
 
 
 def test_no_request_leaves_the_app(server, page):
