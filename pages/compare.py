@@ -8,6 +8,8 @@ from fer.labels import EMOTIONS, EVAL_SPLITS
 from fer_app import resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
+    annotation_lookup,
+    annotation_text,
     p_text,
     points_text,
     pose_subset,
@@ -108,10 +110,11 @@ def render() -> None:
     st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, largest change in the true label's "
                "probability first; bars: B's probabilities (upper), the FER+ crowd's votes (lower).")
     copies, poses = resources.twin_lookup(), resources.face_poses()
+    notes = annotation_lookup(widgets.current_annotations())
     captions = [
         f"row {r} · {label_name(true[i])} · A: {label_name(shown['pred_a'].iloc[i])} "
         f"{probs_a[i].max():.0%} · B: {label_name(shown['pred_b'].iloc[i])} {probs_b[i].max():.0%}"
-        f" · {vote_summary(r)}{twin_text(r, copies)}{pose_text(r, poses)}"
+        f" · {vote_summary(r)}{twin_text(r, copies)}{pose_text(r, poses)}{annotation_text(notes, r)}"
         for i, r in enumerate(rows)
     ]
     widgets.face_grid(tiles_for_rows(rows, probs_b), captions)

@@ -6,16 +6,18 @@ import streamlit as st
 
 from fer.annotations import guard_formula
 from fer.embedding import map_table, nearest
-from fer.explorer import describe_annotation, label_name
+from fer.explorer import REFERENCES, describe_annotation, label_name
 from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
     FACES_PER_PAGE,
     annotation_lookup,
     annotation_text,
+    available_references,
     calibration_note,
     face_close_up,
     grid_with_annotation,
+    split_view_for,
     tiles_for_rows,
     twin_text,
     vote_summary,
@@ -110,24 +112,67 @@ def clear_selection(place: tuple[str, str]) -> None:
     st.session_state["map_chart_revision"] = st.session_state.get("map_chart_revision", 0) + 1
 
 
+def reference_by_row(predictions: pd.DataFrame, source: str, annotations: pd.DataFrame) -> pd.Series:
+    """Each predicted test face's reference label under ``source`` (one of ``REFERENCES``), by
+    FER2013 row; -1 where it has none (FER+ without an emotion majority, or annotated not a face or
+    ambiguous). Both splits: a face's nearest neighbours may lie in the other one.
+    """
+    views = [split_view_for(predictions, s, source, annotations) for s in EVAL_SPLITS
+             if (predictions["split"] == s).any()]
+    return pd.Series(np.concatenate([v.reference for v in views]), index=np.concatenate([v.rows for v in views]))
+
+
+def selection_heading(part: pd.DataFrame, reference: str) -> str:
+    """``30 faces selected: 57% right``, naming the reference labels when they are not FER2013's
+    and how many faces are left out for want of one.
+    """
+    judged = part[part["reference"] >= 0]
+    excluded = len(part) - len(judged)
+    head = f"{len(part)} faces selected: "
+    if judged.empty:
+        return head + f"none has a {REFERENCES[reference]} label"
+    against = "" if reference == "fer2013" else f" by {REFERENCES[reference]} labels"
+    return (head + f"{(judged['reference'] == judged['pred']).mean():.0%} right{against}"
+            + (f", {excluded} excluded" if excluded else ""))
+
+
 def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool) -> None:
-    """The selected faces (worst-predicted first), then the nearest neighbours of one of them."""
+    """The selected faces (worst-predicted first), then the nearest neighbours of one of them.
+
+    The map's colours and hover texts keep the FER2013 labels; the selection is judged against the
+    reference labels chosen here, as on the Errors page.
+    """
+    reference = st.segmented_control(
+        "Reference labels", available_references(), key=widgets.kept("map_reference"), default="fer2013",
+        required=True, format_func=REFERENCES.get,
+        help="Which labels count as the truth for the selection's accuracy, order, captions and CSV (the map's "
+             "colours stay FER2013's).")
+    annotations = widgets.current_annotations()
+    references = reference_by_row(predictions, reference, annotations)
     placed, indexed = table.set_index("row"), predictions.set_index("row")
-    part = placed.loc[chosen]
-    st.subheader(f"{len(part)} faces selected: {part['correct'].mean():.0%} right", divider="gray")
+    part = placed.loc[chosen].copy()
+    part["reference"] = references.loc[part.index].to_numpy()
+    # 0: wrong, 1: right, 2: no reference label (left out of the accuracy, shown last).
+    part["outcome"] = np.where(part["reference"] < 0, 2, (part["reference"] == part["pred"]).astype(int))
+    excluded = int((part["outcome"] == 2).sum())
+    st.subheader(selection_heading(part, reference), divider="gray")
     st.button("Clear selection", key="map_clear", icon=":material/deselect:", on_click=clear_selection,
               args=((str(model.path), split),),
               help="Also clears a selection kept from another colouring, which a double-click on the map cannot.")
-    counts = part["true"].value_counts()
-    st.caption("True labels here: " + ", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
+    counts = part.loc[part["reference"] >= 0, "reference"].value_counts()
+    st.caption(f"{REFERENCES[reference]} labels here: " + (", ".join(f"{EMOTIONS[i]} {n}" for i, n in counts.items())
+                                                          or "none")
+               + (f"; {excluded} excluded without a reference label (not a face, ambiguous or no FER+ emotion "
+                  "vote), shown last" if excluded else "")
                + ". Wrong predictions first, most confident first." + calibration_note(model, tta))
-    part = part.sort_values(["correct", "confidence"], ascending=[True, False])
-    notes = annotation_lookup(widgets.current_annotations())
+    part = part.sort_values(["outcome", "confidence"], ascending=[True, False])
+    notes = annotation_lookup(annotations)
+    named = "" if reference == "fer2013" else f"_{reference}"
     st.download_button(f"These {len(part)} selected faces as CSV",
                        selection_table(part, indexed, split, notes).to_csv(index=False),
-                       f"{model.path.stem}_{split}{'_tta' if tta else ''}_map_selection.csv", "text/csv",
+                       f"{model.path.stem}_{split}{'_tta' if tta else ''}{named}_map_selection.csv", "text/csv",
                        key="map_selection_csv", on_click="ignore")
-    selection = (str(model.path), split, tta, tuple(chosen))  # another model or view: its first page
+    selection = (str(model.path), split, tta, reference, tuple(chosen))  # another model or view: its first page
     if st.session_state.get("map_last_selection") != selection:
         st.session_state["map_last_selection"] = selection
         widgets.reset_pager("map_page")
@@ -138,12 +183,12 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     twins = resources.twin_lookup()
     captions = [f"row {r} · {label_name(t)} → {label_name(p)} {c:.0%} · {vote_summary(r)}{twin_text(r, twins)}"
                 f"{annotation_text(notes, r)}"
-                for r, t, p, c in zip(rows, shown["true"], shown["pred"], shown["confidence"], strict=True)]
+                for r, t, p, c in zip(rows, shown["reference"], shown["pred"], shown["confidence"], strict=True)]
 
     def close_up(row: int) -> None:
         # The Map's probabilities are load_predictions' default: calibrated by the card's temperature.
         face_close_up(model, row, indexed.loc[row, list(PROB_COLUMNS)].to_numpy(dtype=float),
-                      int(indexed.loc[row, "true"]), int(indexed.loc[row, "pred"]), key="map_close_up", tta=tta,
+                      int(references.loc[row]), int(indexed.loc[row, "pred"]), key="map_close_up", tta=tta,
                       calibrated=True)
 
     widgets.legend()
@@ -160,27 +205,36 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     rows_near = face_map.rows[found]
     known = [r for r in rows_near if r in indexed.index]
     near = indexed.loc[known]
+    near_reference = references.loc[known].to_numpy() if known else np.array([], dtype=np.int64)
+    anchor_label = int(references.loc[anchor])
     widgets.face_grid(
         tiles_for_rows([anchor, *known], indexed.loc[[anchor, *known], list(PROB_COLUMNS)].to_numpy()),
-        [f"chosen · row {anchor} · {label_name(indexed.loc[anchor, 'true'])}"]
-        + [f"row {r} · {label_name(t)} → {label_name(p)}" for r, t, p in zip(known, near["true"], near["pred"],
+        [f"chosen · row {anchor} · {label_name(anchor_label)}"]
+        + [f"row {r} · {label_name(t)} → {label_name(p)}" for r, t, p in zip(known, near_reference, near["pred"],
                                                                           strict=True)],
     )
-    same = (near["true"] == indexed.loc[anchor, "true"]).mean() if len(near) else float("nan")
-    st.caption(f"{same:.0%} of these {len(near)} neighbours carry the chosen face's label "
-               f"({label_name(indexed.loc[anchor, 'true'])}).")
+    if anchor_label < 0:
+        st.caption(f"The chosen face has no {REFERENCES[reference]} label to compare its neighbours' with.")
+        return
+    labelled = near_reference[near_reference >= 0]
+    same = (labelled == anchor_label).mean() if len(labelled) else float("nan")
+    left_out = len(near_reference) - len(labelled)
+    st.caption(f"{same:.0%} of these {len(labelled)} neighbours carry the chosen face's label "
+               f"({label_name(anchor_label)})"
+               + (f"; {left_out} without a {REFERENCES[reference]} label left out" if left_out else "") + ".")
 
 
 def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes: dict) -> pd.DataFrame:
-    """The selected faces (``part``, indexed by row, in the page's order) as a table to export: row,
-    split, reference and predicted labels, confidence, the seven probabilities and the face's
+    """The selected faces (``part``, indexed by row, in the page's order, with each one's
+    ``reference`` label, -1 for none) as a table to export: row, split, reference (``none`` for a
+    face without one) and predicted labels, confidence, the seven probabilities and the face's
     current annotation, annotator and note (empty when it has none).
     """
     rows = part.index.to_numpy()
     table = pd.DataFrame({
         "row": rows,
         "split": split,
-        "reference": [label_name(v) for v in part["true"]],
+        "reference": [label_name(v) for v in part["reference"]],
         "predicted": [label_name(v) for v in part["pred"]],
         "confidence": part["confidence"].to_numpy().round(6),
     })

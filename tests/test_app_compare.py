@@ -170,6 +170,21 @@ def test_compare_page(two_models):
     assert all(" · yaw " in c for c in at.image[0].captions)
 
 
+def test_compare_captions_show_a_face_s_annotation(monkeypatch, tmp_path, tmp_path_factory):
+    from fer.annotations import AnnotationStore
+
+    db = use_app_env(monkeypatch, tmp_path, two_model_folder(tmp_path, tmp_path_factory))
+    at = open_page("pages/compare.py")
+    assert not any("✎" in c for c in at.image[0].captions)
+    row = int(at.image[0].captions[1].split(" ")[1])
+    AnnotationStore(db).add(row, "relabel", "sad", annotator="ann")
+    at.run()  # annotations are read afresh on every run
+    assert not at.exception
+    captions = {int(c.split(" ")[1]): c for c in at.image[0].captions}
+    assert captions[row].endswith(" · ✎ relabelled sad (ann)")
+    assert not any("✎" in c for r, c in captions.items() if r != row)
+
+
 def test_compare_page_with_one_model(monkeypatch, tmp_path, tmp_path_factory):
     use_app_env(monkeypatch, tmp_path, shared_model_folder(tmp_path_factory))
     at = open_page("pages/compare.py")

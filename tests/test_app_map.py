@@ -283,3 +283,95 @@ def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder
     notes = table.set_index("row")
     assert (notes.loc[chosen[7], "annotation"], notes.loc[chosen[7], "annotator"]) == ("relabelled sad", "ann")
     assert (notes.drop(index=chosen[7])["annotation"] == "").all()
+
+
+def _selection_csv(downloads, name: str):
+    import io
+
+    import pandas as pd
+
+    content = downloads[name]()
+    return pd.read_csv(io.BytesIO(content.encode() if isinstance(content, str) else content), keep_default_na=False)
+
+
+def test_the_selection_is_judged_against_the_chosen_reference_labels(monkeypatch, tmp_path, mapped_folder,
+                                                                     private_rows):
+    import pandas as pd
+
+    from fer.annotations import AnnotationStore
+    from fer.labels import EMOTIONS
+
+    folder, model = mapped_folder
+    chosen = private_rows[:12]  # one page of faces
+    part = pd.read_csv(folder / "tiny.predictions.csv").set_index("row").loc[chosen]
+    wrong = part.index[part["true"] != part["pred"]].tolist()
+    assert len(wrong) >= 2
+    fixed, dropped = wrong[0], wrong[1]  # relabelled to the prediction: right; not a face: no label
+    db = use_app_env(monkeypatch, tmp_path, folder)
+    store = AnnotationStore(db)
+    store.add(fixed, "relabel", EMOTIONS[part.loc[fixed, "pred"]], annotator="ann")
+    store.add(dropped, "not_face", annotator="ann")
+    Lasso(monkeypatch, chosen)
+    downloads = record_downloads(monkeypatch)
+    at = open_page("pages/map.py")
+    assert at.segmented_control(key="map_reference").value == "fer2013"
+    assert heading(at) == f"12 faces selected: {(part['true'] == part['pred']).mean():.0%} right"
+
+    at.segmented_control(key="map_reference").set_value("annotated").run()
+    assert not at.exception
+    reference = part["true"].copy()
+    reference[fixed] = part.loc[fixed, "pred"]
+    judged = reference.drop(index=dropped)
+    right = (judged == part["pred"].drop(index=dropped)).mean()
+    assert heading(at) == f"12 faces selected: {right:.0%} right by FER2013 + our annotations labels, 1 excluded"
+    assert any("1 excluded without a reference label" in c for c in texts(at.caption))
+    # The captions and the CSV follow the annotations: the relabelled face is right, the one marked
+    # not a face has no label and comes last.
+    captions = {int(c.split(" ")[1]): c for c in at.image[0].captions}
+    label = EMOTIONS[part.loc[fixed, "pred"]]
+    assert captions[fixed].startswith(f"row {fixed} · {label} → {label} ")
+    assert captions[dropped].startswith(f"row {dropped} · none → {EMOTIONS[part.loc[dropped, 'pred']]} ")
+    assert list(captions)[-1] == dropped
+    table = _selection_csv(downloads, f"{model.stem}_PrivateTest_annotated_map_selection.csv")
+    assert table["row"].tolist() == list(captions)  # in the page's order
+    assert table["row"].iloc[-1] == dropped and table["reference"].iloc[-1] == "none"
+    expected = ["none" if r == dropped else EMOTIONS[reference[r]] for r in table["row"]]
+    assert table["reference"].tolist() == expected
+    outcome = [2 if r == dropped else int(reference[r] == part.loc[r, "pred"]) for r in table["row"]]
+    assert outcome == sorted(outcome)  # wrong first, then right, then the excluded face
+    wrong_now = [r for r, o in zip(table["row"], outcome, strict=True) if o == 0]
+    confidence = table.set_index("row").loc[wrong_now, "confidence"].tolist()
+    assert confidence == sorted(confidence, reverse=True)
+    assert fixed not in wrong_now
+
+
+def test_the_ferplus_reference_leaves_out_faces_without_a_majority(monkeypatch, tmp_path, mapped_folder,
+                                                                   private_rows):
+    import numpy as np
+    import pandas as pd
+
+    from fer.ferplus import load_ferplus_votes, majority_label
+
+    folder, model = mapped_folder
+    majority = majority_label(load_ferplus_votes().votes)
+    rows = np.asarray(private_rows)
+    without = rows[majority[rows] < 0][:3].tolist()
+    chosen = without + [r for r in private_rows if r not in without][:27]
+    assert len(without) == 3
+    use_app_env(monkeypatch, tmp_path, folder)
+    Lasso(monkeypatch, chosen)
+    downloads = record_downloads(monkeypatch)
+    at = open_page("pages/map.py")
+    at.segmented_control(key="map_reference").set_value("ferplus").run()
+    assert not at.exception
+    part = pd.read_csv(folder / "tiny.predictions.csv").set_index("row").loc[chosen]
+    labelled = majority[chosen] >= 0
+    right = (majority[chosen][labelled] == part["pred"].to_numpy()[labelled]).mean()
+    assert heading(at) == f"30 faces selected: {right:.0%} right by FER+ majority labels, 3 excluded"
+    table = _selection_csv(downloads, f"{model.stem}_PrivateTest_ferplus_map_selection.csv")
+    assert sorted(table["row"].iloc[-3:]) == sorted(without)
+    assert (table["reference"].iloc[-3:] == "none").all() and (table["reference"].iloc[:-3] != "none").all()
+    # The choice is kept, like the Errors page's.
+    at.segmented_control(key="map_split").set_value("PublicTest").run()
+    at.segmented_control(key="map_split").set_value("PrivateTest").run()
+    assert at.segmented_control(key="map_reference").value == "ferplus"
