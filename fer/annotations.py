@@ -351,16 +351,18 @@ class AnnotationStore:
 
     def add_if_new(self, annotation: Annotation) -> Annotation | None:
         """Append ``annotation`` unless its face's latest action already says the same (action,
-        label and annotator) and it brings no note. Checked and written in one write
-        transaction, so two clicks on Save racing each other store it once.
+        label and annotator) with no other note: with no note, or the same one, as a double click
+        sends twice. Checked and written in one write transaction, so two clicks on Save racing
+        each other store it once.
 
         Returns:
             The stored annotation, with its id, or ``None`` when nothing was stored.
         """
         with self._connect() as conn, _transaction(conn):
-            latest = conn.execute('SELECT action, label, annotator FROM annotations WHERE "row" = ? '
+            latest = conn.execute('SELECT action, label, annotator, note FROM annotations WHERE "row" = ? '
                                   "ORDER BY id DESC LIMIT 1", (annotation.row,)).fetchone()
-            if latest == (annotation.action, annotation.label, annotation.annotator) and not annotation.note.strip():
+            same = latest is not None and latest[:3] == (annotation.action, annotation.label, annotation.annotator)
+            if same and annotation.note.strip() in ("", (latest[3] or "").strip()):
                 return None
             return _insert(conn, annotation)
 

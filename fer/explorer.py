@@ -406,6 +406,29 @@ def describe_annotation(action: str | None, label: str | None) -> str:
     return {"not_face": "not a face", "ambiguous": "ambiguous"}.get(action, action)
 
 
+def annotation_columns(rows: Sequence[int], annotations: dict[int, tuple[str, str | None, str, str]]) -> pd.DataFrame:
+    """Each row's current annotation as export columns, as ``fer.annotations`` exports them:
+    ``action``, ``annotated_label``, ``annotator``, ``note`` (empty for a face without one).
+
+    Annotator and note are people's free text: they pass through
+    :func:`fer.annotations.guard_formula`, so that a spreadsheet opening the CSV shows them as
+    text rather than running them.
+
+    Args:
+        rows: FER2013 rows, in the table's order.
+        annotations: :func:`current_annotation_map` of the store.
+    """
+    from fer.annotations import guard_formula
+
+    found = [annotations.get(int(r)) or ("", None, "", "") for r in rows]
+    return pd.DataFrame({
+        "action": [action for action, _, _, _ in found],
+        "annotated_label": [label or "" for _, label, _, _ in found],
+        "annotator": [guard_formula(str(who)) for _, _, who, _ in found],
+        "note": [guard_formula(str(note or "")) for _, _, _, note in found],
+    })
+
+
 def current_annotation_map(current: pd.DataFrame) -> dict[int, tuple[str, str | None, str, str]]:
     """``row -> (action, label, annotator, note)`` from an annotation store's current table."""
     if current is None or current.empty:

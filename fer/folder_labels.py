@@ -350,14 +350,19 @@ def cell_photos(analysed: Sequence[AnalysedPhoto], true: int, pred: int) -> list
 
 
 def photo_table(analysed: Sequence[AnalysedPhoto]):
-    """One row per photo: its name, folder label, prediction, score, face count and any error."""
+    """One row per photo: its name, folder label, prediction, score, face count and any error.
+    Names and errors (which quote names) a spreadsheet would run as a formula are written behind
+    a ``'`` (:func:`fer.annotations.guard_formula`): an archive names its own files.
+    """
     import pandas as pd
 
+    from fer.annotations import guard_formula
+
     return pd.DataFrame({
-        "photo": [p.name for p in analysed],
+        "photo": [guard_formula(p.name) for p in analysed],
         "folder_label": [EMOTIONS[p.label] if p.label is not None else "" for p in analysed],
         "predicted": [EMOTIONS[p.predicted] if p.predicted is not None else "" for p in analysed],
         "score": [round(p.score, 4) if p.predicted is not None else None for p in analysed],  # none: no face
         "faces": [len(p.faces) for p in analysed],
-        "error": [p.error or "" for p in analysed],
+        "error": [guard_formula(p.error or "") for p in analysed],
     })

@@ -312,18 +312,16 @@ def issues_table(
             Training copy, or ``None`` to leave the copy's columns out.
 
     Returns:
-        A DataFrame whose ``rank`` counts from 1 down the given table. Annotator and note are
-        people's free text: they pass through :func:`fer.annotations.guard_formula`, so that a
-        spreadsheet opening the CSV shows them as text rather than running them.
+        A DataFrame whose ``rank`` counts from 1 down the given table, the annotation columns
+        from :func:`fer.explorer.annotation_columns` (free text guarded against formulas).
 
     Raises:
         ValueError: if ``predicted`` does not have one entry per face.
     """
-    from fer.annotations import guard_formula
+    from fer.explorer import annotation_columns
 
     rows = issues["row"].to_numpy(np.int64)
     predicted = _aligned(predicted, len(rows), "predicted").astype(np.int64)
-    notes = [annotations.get(int(r)) or ("", None, "", "") for r in rows]
     table = pd.DataFrame({
         "rank": np.arange(1, len(rows) + 1, dtype=np.int64),
         "row": rows,
@@ -337,11 +335,8 @@ def issues_table(
         "self_confidence": issues["self_confidence"].to_numpy(np.float64).round(6),
         "flagged": issues["is_issue"].to_numpy(bool),
         "ferplus_majority": _names(issues["ferplus_majority"]),
-        "action": [action for action, _, _, _ in notes],
-        "annotated_label": [label or "" for _, label, _, _ in notes],
-        "annotator": [guard_formula(str(who)) for _, _, who, _ in notes],
-        "note": [guard_formula(str(note or "")) for _, _, _, note in notes],
     })
+    table = pd.concat([table, annotation_columns(rows, annotations)], axis=1)
     if twins is not None:
         copies = [twins.get(int(r)) for r in rows]
         table["twin_row"] = pd.array([c[0] if c else None for c in copies], dtype="Int64")

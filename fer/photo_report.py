@@ -77,15 +77,18 @@ def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
 
 def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
     """One CSV row per face of several photos, under :data:`CSV_FIELDS` (a photo without faces,
-    or unread, its result a str, gives none).
+    or unread, its result a str, gives none). A file name a spreadsheet would run as a formula is
+    written behind a ``'`` (:func:`fer.annotations.guard_formula`): uploads name their own files.
     """
+    from fer.annotations import guard_formula
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for name, result in named_results:
         if isinstance(result, str):
             continue
-        writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta,
+        writer.writerows(face_rows(guard_formula(name), [face.to_dict() for face in result.faces], result.tta,
                                    result.temperature, result.turn))
     return buffer.getvalue()
 

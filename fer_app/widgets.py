@@ -19,7 +19,15 @@ from typing import TypeVar
 import numpy as np
 import streamlit as st
 
-from fer.explorer import EMOTION_COLORS, PageSlice, confusion_frame, describe_annotation, normalise_rows, paginate
+from fer.explorer import (
+    EMOTION_COLORS,
+    PageSlice,
+    confusion_frame,
+    current_annotation_map,
+    describe_annotation,
+    normalise_rows,
+    paginate,
+)
 from fer.labels import EMOTIONS
 from fer_app import charts, resources
 
@@ -330,7 +338,7 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     rows = list(by_row)
     left = _left_after_save(key, rows)
     with st.container(border=True, key=f"{key}_panel"):
-        if len(rows) == 1:  # nothing to choose between
+        if len(rows) == 1 and left is None:  # nothing to choose between (but never a face nobody chose)
             st.markdown("**Annotate this face**")
             st.session_state[f"{key}_row"] = row = rows[0]
         else:
@@ -339,7 +347,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         if left is not None:
             st.info(f"Row {left[0]} left this list with your annotation; choose the next face to annotate "
                     "(▶ goes to the face that took its place).")
-        now = _current_annotation(row) if row is not None else None
+        history = resources.annotation_store().history(row) if row is not None else None
+        now = current_annotation_map(history.tail(1)).get(row) if history is not None else None
         if st.session_state.get(f"{key}_form_row", "unset") != row or f"{key}_choice" not in st.session_state:
             # A newly chosen face, or a form whose state Streamlit dropped during a visit to
             # another page: the form starts from what is stored for the face.
@@ -347,8 +356,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
             st.session_state[f"{key}_choice"] = _choice_of(now) if now else UI_CHOICES[0]
             st.session_state[f"{key}_note"] = ""
         if now:
-            st.caption(f"Row {row} is annotated: {describe_annotation(now['action'], now['label'])} "
-                       f"(by {escape_markdown(now['annotator'])}); the form starts from it.")
+            st.caption(f"Row {row} is annotated: {describe_annotation(now[0], now[1])} "
+                       f"(by {escape_markdown(now[2])}); the form starts from it.")
         if close_up is not None and row is not None:
             close_up(int(row))
         with st.form(f"{key}_form", border=False):
@@ -366,8 +375,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     if message:
         kind, text = message
         {"ok": st.success, "same": st.info}.get(kind, st.error)(text)
-    if row is not None:
-        _history(int(row))
+    if history is not None:
+        _history(int(row), history)
 
 
 def _left_after_save(key: str, rows: list[int]) -> tuple[int, int] | None:
@@ -416,26 +425,20 @@ def _choose_face(key: str, row: int | None) -> None:
     st.session_state[f"{key}_row"] = row
 
 
-def _current_annotation(row: int) -> dict | None:
-    """The stored annotation of one face (its latest action), or None."""
-    history = resources.annotation_store().history(row)
-    if history.empty:
-        return None
-    latest = history.iloc[-1].to_dict()
-    return {**latest, "label": latest["label"] if isinstance(latest["label"], str) else None}
-
-
-def _choice_of(annotation: dict) -> str:
-    from fer.annotations import UI_CHOICES, action_to_choice
+def _choice_of(annotation: tuple[str, str | None, str, str]) -> str | None:
+    """The form's choice for a stored ``(action, label, annotator, note)``; None (no choice made)
+    for one this version cannot show, so that a Save nobody meant cannot replace it.
+    """
+    from fer.annotations import action_to_choice
 
     try:
-        return action_to_choice(annotation["action"], annotation["label"])
-    except ValueError:  # written by a newer version: start from confirm, as for a new face
-        return UI_CHOICES[0]
+        return action_to_choice(annotation[0], annotation[1])
+    except ValueError:
+        return None
 
 
 def _save_annotation(key: str, originals: dict[int, int]) -> None:
-    from fer.annotations import annotate, choice_to_action
+    from fer.annotations import annotate
 
     row = st.session_state.get(f"{key}_row")
     choice = st.session_state.get(f"{key}_choice", "confirm")
@@ -445,7 +448,6 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
     try:
-        action, label = choice_to_action(choice, originals[int(row)])
         # Checked and stored in one transaction: a double click's two runs store it once.
         saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)],
                          only_if_new=True)
@@ -458,8 +460,7 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
         return
     if saved is None:
         st.session_state[f"{key}_message"] = (
-            "same", f"Row {row} holds this annotation: {describe_annotation(action, label)} (by "
-                    f"{escape_markdown(annotator)}); nothing new to save.")
+            "same", f"Row {row} holds this annotation already (by {escape_markdown(annotator)}); nothing new to save.")
         return
     st.session_state[f"{key}_message"] = (
         "ok", f"Saved for row {saved.row}: {describe_annotation(saved.action, saved.label)} "
@@ -470,8 +471,7 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     st.session_state[f"{key}_saved"] = saved.row
 
 
-def _history(row: int) -> None:
-    history = resources.annotation_store().history(row)
+def _history(row: int, history) -> None:
     if history.empty:
         return
     with st.expander(f"Annotation history of row {row} ({len(history)})"):

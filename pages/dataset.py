@@ -111,6 +111,9 @@ def face_view(row: int) -> None:
         except (FileNotFoundError, ValueError) as err:
             st.error(f"The faces cannot be loaded: {err}")
             return
+        if lookup.positions[row] < 0:  # a CSV without that row: never another face's label
+            st.error(f"Row {row} is not in `{resources.full_dataset().source}`.")
+            return
     label = int(lookup.labels[lookup.positions[row]])
     split = (resources.test_faces() if test else resources.full_dataset()).usage[lookup.positions[row]]
     notes = annotation_lookup(widgets.current_annotations())

@@ -7,7 +7,7 @@ import streamlit as st
 
 from fer.explorer import label_name
 from fer.label_issues import filter_issues, issues_table
-from fer.labels import EMOTIONS, EVAL_SPLITS
+from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
 from fer.twins import conflicting_rows
 from fer_app import resources, widgets
 from fer_app.explorer_view import (
@@ -133,7 +133,7 @@ def render() -> None:
     # The ranking's own input, so the bars explain the order.
     predictions = resources.load_predictions(model, tta=tta, calibrated=False).set_index("row")
     copies = resources.twin_lookup()
-    predicted = predictions.loc[chosen["row"].to_numpy(), [f"p_{e}" for e in EMOTIONS]].to_numpy().argmax(axis=1)
+    predicted = predictions.loc[chosen["row"].to_numpy(), "pred"].to_numpy()
     # A callable: the table is built only when someone downloads it, from the list as it is now.
     st.download_button(f"These {len(chosen)} faces as CSV",
                        lambda: issues_table(chosen, predicted, notes, copies or None).to_csv(index=False),
@@ -149,7 +149,7 @@ def render() -> None:
                f"{' (numbered without the annotated faces)' if hidden else ''}. The bars show the network's own "
                f"{'flip-TTA ' if tta else ''}probabilities, which the ranking reads (not calibrated).")
     widgets.legend()
-    probabilities = predictions.loc[rows, [f"p_{e}" for e in EMOTIONS]].to_numpy()
+    probabilities = predictions.loc[rows, list(PROB_COLUMNS)].to_numpy()
     captions = [
         f"#{page.start + i + 1} row {r} · {label_name(given)} → {label_name(suggested)}? · score {score:.2f}"
         f"{' · flagged' if flag else ''} · {vote_summary(r)}{twin_text(r, copies)}{annotation_text(notes, r)}"

@@ -4,9 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer.annotations import guard_formula
 from fer.embedding import map_table, nearest
-from fer.explorer import REFERENCES, describe_annotation, label_name
+from fer.explorer import REFERENCES, annotation_columns, label_name
 from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
 from fer_app import charts, resources, widgets
 from fer_app.explorer_view import (
@@ -131,7 +130,7 @@ def selection_heading(part: pd.DataFrame, reference: str) -> str:
     head = f"{len(part)} faces selected: "
     if judged.empty:
         return head + f"none has a {REFERENCES[reference]} label"
-    against = "" if reference == "fer2013" else f" by {REFERENCES[reference]} labels"
+    against = "" if reference == "fer2013" else f" against {REFERENCES[reference]}"
     return (head + f"{(judged['reference'] == judged['pred']).mean():.0%} right{against}"
             + (f", {excluded} excluded" if excluded else ""))
 
@@ -217,10 +216,12 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
         st.caption(f"The chosen face has no {REFERENCES[reference]} label to compare its neighbours' with.")
         return
     labelled = near_reference[near_reference >= 0]
-    same = (labelled == anchor_label).mean() if len(labelled) else float("nan")
+    if not len(labelled):
+        st.caption(f"None of these neighbours has a {REFERENCES[reference]} label to compare with the chosen face's.")
+        return
     left_out = len(near_reference) - len(labelled)
-    st.caption(f"{same:.0%} of these {len(labelled)} neighbours carry the chosen face's label "
-               f"({label_name(anchor_label)})"
+    st.caption(f"{(labelled == anchor_label).mean():.0%} of these {len(labelled)} neighbours carry the chosen "
+               f"face's label ({label_name(anchor_label)})"
                + (f"; {left_out} without a {REFERENCES[reference]} label left out" if left_out else "") + ".")
 
 
@@ -228,7 +229,7 @@ def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes
     """The selected faces (``part``, indexed by row, in the page's order, with each one's
     ``reference`` label, -1 for none) as a table to export: row, split, reference (``none`` for a
     face without one) and predicted labels, confidence, the seven probabilities and the face's
-    current annotation, annotator and note (empty when it has none).
+    current annotation (:func:`fer.explorer.annotation_columns`, as Label issues exports it).
     """
     rows = part.index.to_numpy()
     table = pd.DataFrame({
@@ -240,12 +241,7 @@ def selection_table(part: pd.DataFrame, indexed: pd.DataFrame, split: str, notes
     })
     for column in PROB_COLUMNS:
         table[column] = indexed.loc[rows, column].to_numpy().round(6)
-    current = [notes.get(int(r)) for r in rows]
-    table["annotation"] = [describe_annotation(n[0], n[1]) if n else "" for n in current]
-    # Free text, opened in spreadsheets: behind a "'" where it would run as a formula.
-    table["annotator"] = [guard_formula(n[2]) if n else "" for n in current]
-    table["note"] = [guard_formula(n[3] or "") if n else "" for n in current]
-    return table
+    return pd.concat([table, annotation_columns(rows, notes)], axis=1)
 
 
 widgets.run_page(render)

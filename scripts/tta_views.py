@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.final:
         images, labels, _ = dataset.split("PrivateTest")
         every = views(to_model_input(images, illumination))
-        members = view_sets(list(every))[args.final]
+        members = view_sets([n for base in every for n in (base, base + "_f")])[args.final]  # "all": mirrors too
         mean = sum(model.predict(every[m.removesuffix("_f")][:, :, ::-1, :] if m.endswith("_f")
                                  else every[m], batch_size=256, verbose=0) for m in members)
         print(f"PrivateTest ({len(labels)} faces), {args.final} ({len(members)} views): "

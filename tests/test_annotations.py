@@ -150,6 +150,11 @@ def test_add_if_new_stores_a_repeat_once_even_when_clicks_race(store):
     assert annotate(store, 6, "not a face", "", "bob", "sad", only_if_new=True).action == "not_face"
     assert annotate(store, 6, "not a face", "", "bob", "sad", only_if_new=True) is None  # NULL label matches
     assert len(store.history(5)) == 4
+    # A double click sends the note twice: the second is no news either, nor an empty note after it.
+    assert annotate(store, 7, "fear", "blurry", "bob", "sad", only_if_new=True) is not None
+    assert annotate(store, 7, "fear", "blurry", "bob", "sad", only_if_new=True) is None
+    assert annotate(store, 7, "fear", "", "bob", "sad", only_if_new=True) is None
+    assert annotate(store, 7, "fear", "still blurry", "bob", "sad", only_if_new=True) is not None
 
 
 def test_annotate_stores_the_choice(store):

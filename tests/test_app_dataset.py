@@ -95,7 +95,8 @@ def test_go_to_a_test_row_with_its_close_up_and_annotation(app_env):
     assert not [b for b in at.button if b.key in ("dataset_annotate_previous", "dataset_annotate_next")]
     assert "**Annotate this face**" in texts(at.markdown)
     close = next(img for img in at.image if img.captions and img.captions[0] == f"row {row}")
-    assert close is not None and any(" predicts **" in m and "flip TTA" not in m for m in texts(at.caption))
+    assert close.captions[0] == f"row {row}"
+    assert any(" predicts **" in m and "flip TTA" not in m for m in texts(at.caption))
     assert not [t for t in at.toggle if t.key == "dataset_tta"]  # the test model has no flip-TTA table
     at.sidebar.text_input(key="app_annotator").input("finder").run()
     at.radio(key="dataset_annotate_choice").set_value("ambiguous")
@@ -117,6 +118,11 @@ def test_a_row_in_the_address_opens_that_face(app_env):
     assert not at.exception
     assert at.number_input(key="dataset_row").value == row
     assert any(t.startswith(f"Row {row}: ") for t in texts(at.subheader))
+    # The page, run alone by Streamlit's pages/ emulation, went through the entrypoint instead
+    # (widgets.run_page): its navigation, not one made of the file names.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    assert PagesManager.uses_pages_directory is False
     for junk in ("99999", "²", "-1", "1e9", "abc"):  # "²".isdigit() is True, and int() refuses it
         bad = AppTest.from_file(APP, default_timeout=TIMEOUT)
         bad.query_params["row"] = junk

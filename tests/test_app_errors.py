@@ -411,3 +411,29 @@ def test_flip_tta_predictions_when_the_model_has_them(monkeypatch, tmp_path, tmp
     at.segmented_control(key="errors_explain").set_value("predicted").run()
     assert not at.exception
     assert {key[3] for key in at.session_state["explorer_occlusion_maps"]} == {True}  # maps made with TTA too
+
+
+def _two_faces_panel():
+    """A panel over the faces 30000 and 30001 that are not annotated yet (as Label issues does
+    with annotated faces hidden)."""
+    from fer_app import widgets
+
+    done = set(widgets.current_annotations()["row"].tolist())
+    widgets.annotate_panel([widgets.FaceRef(r, 3, f"row {r}") for r in (30000, 30001) if r not in done], "pair")
+
+
+def test_the_face_left_alone_after_a_save_is_not_chosen_for_the_person(app_env):
+    # Two faces, one saved and gone: the one left must not become the chosen face by itself, or a
+    # second click on Save annotates a face nobody chose.
+    at = AppTest.from_function(_two_faces_panel, default_timeout=60)
+    at.session_state["app_annotator"] = "ann"
+    at.run()
+    at.selectbox(key="pair_row").set_value(30000).run()
+    at.radio(key="pair_choice").set_value("sad")
+    at.form_submit_button(key="pair_save").click().run()
+    assert not at.exception
+    assert at.selectbox(key="pair_row").value is None and at.form_submit_button(key="pair_save").disabled
+    assert AnnotationStore(app_env).current()["row"].tolist() == [30000]
+    at.button(key="pair_next").click().run()  # chosen by the person: the single face's panel
+    assert at.session_state["pair_row"] == 30001 and "**Annotate this face**" in texts(at.markdown)
+    assert not at.form_submit_button(key="pair_save").disabled

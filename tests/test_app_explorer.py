@@ -245,6 +245,10 @@ def test_results_json_and_csv():
     assert [(r["file"], len(r["faces"]), r["error"]) for r in records] == [
         ("a.jpg", 1, None), ("b.png", 0, None), ("c.jpg", 0, "cannot be read: the file is empty (0 bytes)")]
     assert [r["file"] for r in csv.DictReader(io.StringIO(results_csv(named)))] == ["a.jpg"]
+    # An upload names its own file: a name a spreadsheet would run stays text.
+    named = [("=HYPERLINK(\"http://x.example\").jpg", fake_result())]
+    assert [r["file"] for r in csv.DictReader(io.StringIO(results_csv(named)))] == [
+        "'=HYPERLINK(\"http://x.example\").jpg"]
 
 
 def test_context_crop_clips_to_the_photo():
@@ -280,3 +284,11 @@ def test_charts_build():
     assert len(charts.history_figure(history, "accuracy").data) == 2
     assert len(charts.learning_rate_figure(history).data) == 1
 
+
+
+def test_annotation_columns_as_the_store_exports_them():
+    columns = explorer.annotation_columns(
+        [5, 6, 7], {5: ("relabel", "sad", "=ann", "@note"), 7: ("not_face", None, "bob", None)})
+    assert columns.to_dict("list") == {
+        "action": ["relabel", "", "not_face"], "annotated_label": ["sad", "", ""],
+        "annotator": ["'=ann", "", "bob"], "note": ["'@note", "", ""]}

@@ -269,7 +269,7 @@ def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder
     content = downloads[f"{model.stem}_PrivateTest_map_selection.csv"]()
     table = pd.read_csv(io.BytesIO(content.encode() if isinstance(content, str) else content), keep_default_na=False)
     assert list(table.columns) == ["row", "split", "reference", "predicted", "confidence", *PROB_COLUMNS,
-                                   "annotation", "annotator", "note"]
+                                   "action", "annotated_label", "annotator", "note"]
     assert len(table) == 30 and sorted(table["row"]) == sorted(chosen)
     shown = [int(c.split(" ")[1]) for c in at.image[0].captions]
     assert table["row"].tolist()[:len(shown)] == shown  # in the page's order
@@ -281,8 +281,8 @@ def test_the_selected_faces_download_as_csv(monkeypatch, tmp_path, mapped_folder
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert np.allclose(table["confidence"], probabilities.max(axis=1))
     notes = table.set_index("row")
-    assert (notes.loc[chosen[7], "annotation"], notes.loc[chosen[7], "annotator"]) == ("relabelled sad", "ann")
-    assert (notes.drop(index=chosen[7])["annotation"] == "").all()
+    assert tuple(notes.loc[chosen[7], ["action", "annotated_label", "annotator"]]) == ("relabel", "sad", "ann")
+    assert (notes.drop(index=chosen[7])["action"] == "").all()
 
 
 def _selection_csv(downloads, name: str):
@@ -323,7 +323,7 @@ def test_the_selection_is_judged_against_the_chosen_reference_labels(monkeypatch
     reference[fixed] = part.loc[fixed, "pred"]
     judged = reference.drop(index=dropped)
     right = (judged == part["pred"].drop(index=dropped)).mean()
-    assert heading(at) == f"12 faces selected: {right:.0%} right by FER2013 + our annotations labels, 1 excluded"
+    assert heading(at) == f"12 faces selected: {right:.0%} right against FER2013 + our annotations, 1 excluded"
     assert any("1 excluded without a reference label" in c for c in texts(at.caption))
     # The captions and the CSV follow the annotations: the relabelled face is right, the one marked
     # not a face has no label and comes last.
@@ -367,7 +367,7 @@ def test_the_ferplus_reference_leaves_out_faces_without_a_majority(monkeypatch, 
     part = pd.read_csv(folder / "tiny.predictions.csv").set_index("row").loc[chosen]
     labelled = majority[chosen] >= 0
     right = (majority[chosen][labelled] == part["pred"].to_numpy()[labelled]).mean()
-    assert heading(at) == f"30 faces selected: {right:.0%} right by FER+ majority labels, 3 excluded"
+    assert heading(at) == f"30 faces selected: {right:.0%} right against FER+ majority, 3 excluded"
     table = _selection_csv(downloads, f"{model.stem}_PrivateTest_ferplus_map_selection.csv")
     assert sorted(table["row"].iloc[-3:]) == sorted(without)
     assert (table["reference"].iloc[-3:] == "none").all() and (table["reference"].iloc[:-3] != "none").all()

@@ -247,3 +247,13 @@ def test_cli_says_once_why_an_archive_gave_nothing(tmp_path, capsys):
     empty.write_bytes(zip_bytes({"notes.txt": b"no photo here"}))
     assert main([str(empty), "--model", str(tmp_path / "never_loaded.h5")]) == 2, "nothing to analyse"
     assert f"{empty}: no photos (expected" in capsys.readouterr().err
+
+
+def test_photo_table_keeps_formula_like_names_as_text():
+    from fer.folder_labels import AnalysedPhoto, photo_table
+
+    table = photo_table([AnalysedPhoto("=cmd.jpg", 3, (), None, 0.0, None, "=cmd.jpg cannot be read"),
+                         AnalysedPhoto("happy/a.jpg", 3, (), None, 0.0, None, None)])
+    assert table["photo"].tolist() == ["'=cmd.jpg", "happy/a.jpg"]
+    assert table["error"].tolist() == ["'=cmd.jpg cannot be read", ""]
+
