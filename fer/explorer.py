@@ -251,10 +251,12 @@ def cell_members(
 
 
 def cell_table(view: SplitView, members: np.ndarray, crowd_shares: np.ndarray | None = None,
-               yaws: np.ndarray | None = None) -> pd.DataFrame:
+               yaws: np.ndarray | None = None,
+               annotations: dict[int, tuple[str, str | None, str, str]] | None = None) -> pd.DataFrame:
     """The faces of a cell (``members``, in their order) as a table to export: FER2013 row,
-    reference and predicted labels, confidence, the seven probabilities, and where known the
-    share of the FER+ crowd that chose the predicted label and the head's yaw in degrees.
+    reference and predicted labels, confidence, the seven probabilities, where known the share
+    of the FER+ crowd that chose the predicted label and the head's yaw in degrees, and with
+    ``annotations`` (:func:`current_annotation_map`) each face's :func:`annotation_columns`.
     """
     rows, predicted = view.rows[members], view.predicted[members]
     table = pd.DataFrame({
@@ -269,6 +271,8 @@ def cell_table(view: SplitView, members: np.ndarray, crowd_shares: np.ndarray | 
         table["ferplus_share_predicted"] = crowd_shares[rows, predicted].round(4)
     if yaws is not None:
         table["yaw"] = yaws[rows].round(1)
+    if annotations is not None:
+        table = pd.concat([table, annotation_columns(rows, annotations)], axis=1)
     return table
 
 

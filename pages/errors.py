@@ -163,9 +163,11 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     if st.session_state.get("errors_last_cell") != state:
         st.session_state["errors_last_cell"] = state
         widgets.reset_pager("errors_page")
-    st.download_button(f"This cell's {len(members)} faces as CSV", cell_table(view, members, shares, yaws).to_csv(
-        index=False), f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
-        on_click="ignore")
+    notes = annotation_lookup(annotations)
+    st.download_button(f"This cell's {len(members)} faces as CSV",
+                       cell_table(view, members, shares, yaws, notes).to_csv(index=False),
+                       f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
+                       on_click="ignore")
     page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
@@ -186,7 +188,6 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
                + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])}. "
                   + charts.scale_note(overlays.scale, len(overlays.images))))
     widgets.legend()
-    notes = annotation_lookup(annotations)
     twins, poses, confidence = resources.twin_lookup(), resources.face_poses(), view.confidence
     captions = [
         f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {confidence[i]:.0%}"

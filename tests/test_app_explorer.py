@@ -149,6 +149,9 @@ def test_cell_members_in_every_order():
     assert table["row"].tolist() == rows["crowd"] and set(table["reference"]) == {"happy"}
     assert table["ferplus_share_predicted"].tolist()[:2] == [0.6, 0.6] and table["yaw"].tolist()[:2] == [12.0, -40.0]
     assert list(table.columns[:4]) == ["row", "reference", "predicted", "confidence"] and "p_sad" in table
+    annotated = cell_table(view, cell_members(view, 3, 4, "crowd", shares, yaws), annotations={30: ("confirm", "happy",
+                                                                                                   "ann", "")})
+    assert annotated[["row", "action", "annotator"]].values.tolist()[:2] == [[30, "confirm", "ann"], [50, "", ""]]
     with pytest.raises(ValueError, match="needs its table"):
         cell_members(view, 3, 4, "crowd")
     with pytest.raises(ValueError, match="unknown order"):
