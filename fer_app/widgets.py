@@ -105,8 +105,9 @@ def kept(key: str) -> str:
     Call it inside the control's own call (``st.toggle(..., key=widgets.kept("errors_tta"))``),
     so it runs only when the control is drawn: a choice given back through Session State to a
     control not drawn in that run becomes a plain value, which the control, drawn later, would
-    use while the browser shows its default. Uploads, selections, pagers and buttons cannot be
-    kept (their state cannot be set), nor choices among options that change (Compare's model B).
+    use while the browser shows its default. Uploads, selections and buttons cannot be kept
+    (their state cannot be set), nor choices among options that change (Compare's model B);
+    pagers can (:func:`pager` with ``keep``), and a matrix cell through its ``selection_default``.
     """
     _kept_keys.add(key)
     if key not in st.session_state and _KEPT_PREFIX + key in st.session_state:
@@ -249,10 +250,16 @@ def require_model(predictions: bool = False) -> resources.ModelEntry | None:
     return model
 
 
-def pager(total: int, per_page: int, key: str) -> PageSlice:
-    """A page selector for a list of ``total`` items; returns the chosen page's slice."""
+def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
+    """A page selector for a list of ``total`` items; returns the chosen page's slice.
+
+    With ``keep``, the page chosen outlives a visit to another page (:func:`kept`), until
+    :func:`reset_pager`.
+    """
     pages = paginate(total, 1, per_page).pages
     if pages > 1:
+        if keep:
+            kept(key)
         current = st.session_state.get(key, 1)
         if not isinstance(current, int) or not 1 <= current <= pages:
             reset_pager(key)
@@ -265,6 +272,7 @@ def pager(total: int, per_page: int, key: str) -> PageSlice:
 def reset_pager(key: str) -> None:
     """Back to page 1 (e.g. when the list changes); dropping the state avoids a default clash."""
     st.session_state.pop(key, None)
+    st.session_state.pop(_KEPT_PREFIX + key, None)
 
 
 def session_memo(store: str, key: Hashable, size: int, make: Callable[[], T]) -> T:

@@ -168,7 +168,7 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
                        cell_table(view, members, shares, yaws, notes).to_csv(index=False),
                        f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
                        on_click="ignore")
-    page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page")
+    page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page", keep=True)  # as the cell is
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
     explain = st.segmented_control(

@@ -482,10 +482,15 @@ def test_errors_cell_click_to_grid(server, page):
     TIMINGS["click_to_grid_runs_s"] = [round(r, 3) for r in runs]
     TIMINGS["click_to_heading_runs_s"] = [round(r, 3) for r in headings]
     assert float(np.median(runs)) <= BARS["click_to_grid_s"]
-    # The chosen cell survives a visit to another page: Streamlit drops a selection's state.
+    # The chosen cell, and its page of faces, survive a visit to another page: Streamlit drops a
+    # selection's state and a pager's.
+    page.locator("[data-testid='stMain'] button[aria-label='Page 2']").first.click()
+    page.get_by_text(re.compile(r"^Faces 17–32 of \d+")).first.wait_for(timeout=30_000)
+    _wait_idle(page)
     _open_page(page, "Label issues")
     _open_page(page, "Errors")
     page.locator("h3", has_text=cells[-1][2]).first.wait_for(state="visible", timeout=30_000)
+    page.get_by_text(re.compile(r"^Faces 17–32 of \d+")).first.wait_for(timeout=30_000)
     _assert_no_exception(page)
 
 
