@@ -261,8 +261,10 @@ def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
         if keep:
             kept(key)
         current = st.session_state.get(key, 1)
-        if not isinstance(current, int) or not 1 <= current <= pages:
+        if not isinstance(current, int) or current < 1:
             reset_pager(key)
+        elif current > pages:  # the list shrank (a face annotated away): its last page, not its first
+            st.session_state[key] = pages
         page = st.pagination(pages, key=key, max_visible_pages=9)
     else:
         page = 1
@@ -270,8 +272,10 @@ def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
 
 
 def reset_pager(key: str) -> None:
-    """Back to page 1 (e.g. when the list changes); dropping the state avoids a default clash."""
-    st.session_state.pop(key, None)
+    """Back to page 1 (e.g. when the list changes). Call it before the pager is drawn: the state
+    is set, not dropped, so that the browser moves its highlight to page 1 too.
+    """
+    st.session_state[key] = 1
     st.session_state.pop(_KEPT_PREFIX + key, None)
 
 
@@ -373,7 +377,9 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
                 st.info("Set your name under *Annotator name* in the sidebar to annotate.")
             st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
                      help="confirm keeps the FER2013 label; an emotion relabels the face")
-            st.text_input("Note (optional)", key=f"{key}_note")
+            st.text_input("Note (optional)", key=f"{key}_note",
+                          help="Saving the stored label again with no note keeps its note; type a new one to "
+                               "change it.")
             st.form_submit_button(
                 "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
                 args=(key, {r: f.original for r, f in by_row.items()}),
@@ -409,7 +415,9 @@ def _left_after_save(key: str, rows: list[int]) -> tuple[int, int] | None:
 def _face_chooser(key: str, rows: list[int], by_row: dict[int, FaceRef], left: tuple[int, int] | None) -> int | None:
     """The face selector with previous and next buttons; returns the chosen row (or None)."""
     if st.session_state.get(f"{key}_row") not in (None, *rows):
-        st.session_state.pop(f"{key}_row")  # another list: start again from its first face
+        # Another list: start again from its first face. Set, not dropped: a dropped value leaves
+        # the browser showing (and later sending back) the old face.
+        st.session_state[f"{key}_row"] = rows[0]
     # A row whose buttons keep their natural width: in columns they were cut to "…" at 800 px.
     with st.container(horizontal=True, vertical_alignment="bottom", key=f"{key}_chooser"):
         row = st.selectbox("Face", rows, key=f"{key}_row", format_func=lambda r: by_row[r].caption,
@@ -452,7 +460,7 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     choice = st.session_state.get(f"{key}_choice", "confirm")
     note = st.session_state.get(f"{key}_note", "")
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
-    if row is None:
+    if row is None or not isinstance(row, int) or row not in originals:
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
     try:

@@ -277,6 +277,7 @@ def test_another_model_starts_the_cell_at_its_first_page(monkeypatch, tmp_path, 
     chooser.set_value(str(folder / ("tiny.h5" if chooser.value.endswith("other.h5") else "other.h5"))).run()
     assert not at.exception
     assert any(t.startswith("Faces 1–") for t in texts(at.caption))
+    assert at.session_state["errors_page"] == 1  # set, not dropped: the browser's pager follows
 
 
 def test_the_controls_keep_their_choices_across_a_visit_to_another_page(app_env, predictions):

@@ -487,6 +487,11 @@ def test_errors_cell_click_to_grid(server, page):
     page.locator("[data-testid='stMain'] button[aria-label='Page 2']").first.click()
     page.get_by_text(re.compile(r"^Faces 17–32 of \d+")).first.wait_for(timeout=30_000)
     _wait_idle(page)
+    # The annotation panel's chooser follows the new page in the browser too (a dropped value left
+    # it showing page 1's face, which Save then sent back as text).
+    page.wait_for_function(
+        "() => document.querySelector('[class*=st-key-errors_annotate_row] input')?.value.startsWith('#17 · row ')",
+        timeout=30_000)
     _open_page(page, "Label issues")
     _open_page(page, "Errors")
     page.locator("h3", has_text=cells[-1][2]).first.wait_for(state="visible", timeout=30_000)
