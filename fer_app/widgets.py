@@ -460,7 +460,7 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     choice = st.session_state.get(f"{key}_choice", "confirm")
     note = st.session_state.get(f"{key}_note", "")
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
-    if row is None or not isinstance(row, int) or row not in originals:
+    if not isinstance(row, (int, np.integer)) or int(row) not in originals:  # None, or a stale caption
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
     try:
