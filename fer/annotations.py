@@ -601,7 +601,8 @@ def unguard_formula(text: str) -> str:
     return text[1:] if _GUARDED.match(text) else text
 
 
-def _name_or_empty(code: int) -> str:
+def name_or_empty(code: int) -> str:
+    """The emotion name of a class code; empty for a code outside them (FER+'s -1: no majority)."""
     return EMOTIONS[code] if 0 <= code < len(EMOTIONS) else ""
 
 
@@ -627,13 +628,13 @@ def export_table(
     for name, array in (("fer_labels", fer_labels), ("ferplus_majority", ferplus_majority), ("usage", usage)):
         if np.shape(array) != (FER2013_ROWS,):
             raise ValueError(f"{name} must have one entry per FER2013 row ({FER2013_ROWS}); got {np.shape(array)}")
-    original = [_name_or_empty(int(c)) for c in fer_labels]
+    original = [name_or_empty(int(c)) for c in fer_labels]
     table = pd.DataFrame(
         {
             "row": np.arange(FER2013_ROWS, dtype=np.int64),
             "usage": np.asarray(usage).astype(str),
             "original_label": original,
-            "ferplus_majority": [_name_or_empty(int(c)) for c in ferplus_majority],
+            "ferplus_majority": [name_or_empty(int(c)) for c in ferplus_majority],
             "action": "",
             "annotated_label": "",
             "current_label": original,

@@ -346,8 +346,10 @@ def issues_table(
 
 
 def _names(codes) -> list[str]:
-    """Emotion names of class codes; empty for a code outside them (FER+'s -1: no majority)."""
-    return [EMOTIONS[c] if 0 <= c < len(EMOTIONS) else "" for c in np.asarray(codes, dtype=np.int64).tolist()]
+    """:func:`fer.annotations.name_or_empty` of each class code, as the annotation export writes them."""
+    from fer.annotations import name_or_empty
+
+    return [name_or_empty(c) for c in np.asarray(codes, dtype=np.int64).tolist()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
