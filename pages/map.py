@@ -167,8 +167,9 @@ def render_selection(model, table, chosen: list[int], predictions, face_map, spl
     part = part.sort_values(["outcome", "confidence"], ascending=[True, False])
     notes = annotation_lookup(annotations)
     named = "" if reference == "fer2013" else f"_{reference}"
+    # A callable: built only when someone downloads it, not on every rerun of the page.
     st.download_button(f"These {len(part)} selected faces as CSV",
-                       selection_table(part, indexed, split, notes).to_csv(index=False),
+                       lambda: selection_table(part, indexed, split, notes).to_csv(index=False),
                        f"{model.path.stem}_{split}{'_tta' if tta else ''}{named}_map_selection.csv", "text/csv",
                        key="map_selection_csv", on_click="ignore")
     selection = (str(model.path), split, tta, reference, tuple(chosen))  # another model or view: its first page
