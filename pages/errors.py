@@ -164,8 +164,9 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         st.session_state["errors_last_cell"] = state
         widgets.reset_pager("errors_page")
     notes = annotation_lookup(annotations)
+    # A callable: built only when someone downloads it, not on every click of the matrix.
     st.download_button(f"This cell's {len(members)} faces as CSV",
-                       cell_table(view, members, shares, yaws, notes).to_csv(index=False),
+                       lambda: cell_table(view, members, shares, yaws, notes).to_csv(index=False),
                        f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
                        on_click="ignore")
     page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page", keep=True)  # as the cell is

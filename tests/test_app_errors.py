@@ -1,11 +1,12 @@
 """AppTest of the Errors page: the confusion matrix, cell selection, paging, references, annotation."""
 
+import io
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from app_support import open_page, shared_model_folder, texts, two_model_folder, use_app_env
+from app_support import open_page, record_downloads, shared_model_folder, texts, two_model_folder, use_app_env
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
@@ -71,7 +72,8 @@ def test_row_normalised(app_env):
     assert np.allclose(sums[sums > 0], 1.0)
 
 
-def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
+def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions, monkeypatch):
+    downloads = record_downloads(monkeypatch)
     at = open_errors()
     select_cell(at, "happy", "sad")
     view = split_view(predictions, "PrivateTest")
@@ -85,6 +87,9 @@ def test_cell_click_shows_its_faces_most_confident_first(app_env, predictions):
     assert confidences == sorted(confidences, reverse=True)
     assert all("FER+" in c for c in grid.captions)
     assert f"This cell's {len(members)} faces as CSV" in [b.label for b in at.get("download_button")]
+    table = pd.read_csv(io.StringIO(downloads["PrivateTest_happy_as_sad.csv"]()), keep_default_na=False)
+    assert table["row"].tolist() == view.rows[members].tolist()
+    assert list(table.columns[-4:]) == ["action", "annotated_label", "annotator", "note"]
 
 
 def test_cell_faces_in_another_order(app_env, predictions):
