@@ -43,7 +43,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,13 +358,19 @@ class AnnotationStore:
         Returns:
             The stored annotation, with its id, or ``None`` when nothing was stored.
         """
+        stored = self.add_many_if_new([annotation])
+        return stored[0] if stored else None
+
+    def add_many_if_new(self, annotations: Iterable[Annotation]) -> list[Annotation]:
+        """Append each of ``annotations`` that :meth:`add_if_new` would store, all in one write
+        transaction: all or none of them are stored, and a racing second save stores nothing.
+
+        Returns:
+            The stored annotations, with their ids (those already there are left out).
+        """
+        records = list(annotations)
         with self._connect() as conn, _transaction(conn):
-            latest = conn.execute('SELECT action, label, annotator, note FROM annotations WHERE "row" = ? '
-                                  "ORDER BY id DESC LIMIT 1", (annotation.row,)).fetchone()
-            same = latest is not None and latest[:3] == (annotation.action, annotation.label, annotation.annotator)
-            if same and annotation.note.strip() in ("", (latest[3] or "").strip()):
-                return None
-            return _insert(conn, annotation)
+            return [_insert(conn, a) for a in records if not _says_the_same(conn, a)]
 
     def add_many(self, annotations: Iterable[Annotation]) -> list[Annotation]:
         """Append validated annotations in one transaction: all or none are stored.
@@ -511,6 +517,16 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _says_the_same(conn: sqlite3.Connection, a: Annotation) -> bool:
+    """Whether the face's latest action already says ``a``: the same action, label and annotator,
+    and ``a`` brings no other note (none, or the same one).
+    """
+    latest = conn.execute('SELECT action, label, annotator, note FROM annotations WHERE "row" = ? '
+                          "ORDER BY id DESC LIMIT 1", (a.row,)).fetchone()
+    same = latest is not None and latest[:3] == (a.action, a.label, a.annotator)
+    return same and a.note.strip() in ("", (latest[3] or "").strip())
 
 
 def _insert(conn: sqlite3.Connection, a: Annotation) -> Annotation:
@@ -807,6 +823,31 @@ def annotate(
     return store.add(row, action, label, note, annotator=annotator)
 
 
+
+def annotate_many(
+    store: AnnotationStore, originals: Mapping[int, int | str], choice: str, note: str, annotator: str,
+) -> list[Annotation]:
+    """Store one annotation page's choice for several faces at once (e.g. "confirm" for a page
+    of faces), in one transaction, leaving out each face whose current annotation already says
+    the same (:meth:`AnnotationStore.add_many_if_new`).
+
+    Args:
+        store: the annotation store.
+        originals: each face's FER2013 row -> its FER2013 label (code or name); "confirm" keeps
+            each face's own label.
+        choice: one of :data:`UI_CHOICES` (see :func:`choice_to_action`).
+        note: free text, the same for every face.
+        annotator: who annotates.
+
+    Returns:
+        The annotations stored, in the order of ``originals``.
+
+    Raises:
+        ValueError: for an unknown choice, a bad row or an empty annotator; nothing is stored.
+    """
+    made = [make_annotation(int(row), *choice_to_action(choice, original), note, annotator=annotator)
+            for row, original in originals.items()]
+    return store.add_many_if_new(made)
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (through links, case-insensitive file systems, ``..``)."""

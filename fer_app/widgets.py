@@ -250,12 +250,21 @@ def require_model(predictions: bool = False) -> resources.ModelEntry | None:
     return model
 
 
+# The page sizes a pager offers, as multiples of the list's own: more faces a page for a quick
+# scan, fewer rounds of paging (a grid of 64 faces still draws as one element).
+PAGE_SIZE_FACTORS = (1, 2, 4)
+
+
 def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
     """A page selector for a list of ``total`` items; returns the chosen page's slice.
 
-    With ``keep``, the page chosen outlives a visit to another page (:func:`kept`), until
-    :func:`reset_pager`.
+    A list longer than ``per_page`` also gets a page-size choice (:data:`PAGE_SIZE_FACTORS`);
+    a new size keeps the first item shown on the page shown. With ``keep``, the page and size
+    chosen outlive a visit to another page (:func:`kept`), until :func:`reset_pager`.
     """
+    if total > per_page:
+        bar = st.container(horizontal=True, vertical_alignment="bottom", key=f"{key}_bar")
+        per_page = _page_size(bar, per_page, key, keep)
     pages = paginate(total, 1, per_page).pages
     if pages > 1:
         if keep:
@@ -265,10 +274,25 @@ def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
             reset_pager(key)
         elif current > pages:  # the list shrank (a face annotated away): its last page, not its first
             st.session_state[key] = pages
-        page = st.pagination(pages, key=key, max_visible_pages=9)
+        with bar:
+            page = st.pagination(pages, key=key, max_visible_pages=9)
     else:
         page = 1
     return paginate(total, page, per_page)
+
+
+def _page_size(bar, per_page: int, key: str, keep: bool) -> int:
+    """The page size chosen in ``bar``; on a change, the page that holds the first item shown."""
+    sizes = [per_page * f for f in PAGE_SIZE_FACTORS]
+    size_key, was_key = f"{key}_size", f"{key}_size_was"
+    with bar:
+        size = st.selectbox("Per page", sizes, key=kept(size_key) if keep else size_key, width=110,
+                            help="How many faces each page shows")
+    was = st.session_state.get(was_key, per_page)
+    st.session_state[was_key] = size
+    if size != was and isinstance(st.session_state.get(key), int):
+        st.session_state[key] = (st.session_state[key] - 1) * was // size + 1
+    return size
 
 
 def reset_pager(key: str) -> None:
@@ -384,6 +408,8 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
                 "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
                 args=(key, {r: f.original for r, f in by_row.items()}),
             )
+    if len(rows) > 1:
+        _several_faces_panel(key, by_row, annotator)
     st.session_state[f"{key}_list"] = tuple(rows)
     message = st.session_state.pop(f"{key}_message", None)
     if message:
@@ -391,6 +417,68 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
         {"ok": st.success, "same": st.info}.get(kind, st.error)(text)
     if history is not None:
         _history(int(row), history)
+
+
+def _several_faces_panel(key: str, by_row: dict[int, FaceRef], annotator: str) -> None:
+    """One choice for several faces of the page at once (e.g. confirm a page of faces one has
+    checked), in a collapsed form; nothing is chosen until someone chooses.
+    """
+    from fer.annotations import UI_CHOICES
+
+    chosen_key = f"{key}_many"
+    if chosen_key in st.session_state:  # faces of another page or list would not be among the options
+        st.session_state[chosen_key] = [r for r in st.session_state[chosen_key] if r in by_row]
+    with st.expander(f"Annotate several faces of this page at once ({len(by_row)} shown)"), \
+            st.form(f"{key}_many_form", border=False):
+        st.multiselect("Faces", list(by_row), key=chosen_key, format_func=lambda r: by_row[r].caption,
+                       placeholder="Choose faces")
+        st.checkbox(f"All {len(by_row)} faces of this page", key=f"{key}_many_all")
+        # No label until one is chosen, for every save: a label left from the last batch must not
+        # reach a new one unseen (with "all faces" ticked, a whole page).
+        st.radio("Label", UI_CHOICES, key=f"{key}_many_choice", horizontal=True, index=None,
+                 help="confirm keeps each face's own FER2013 label; an emotion relabels every chosen face")
+        st.text_input("Note (optional, the same for every face)", key=f"{key}_many_note")
+        st.caption("A face already annotated gets the new annotation; its history keeps the old one. A face "
+                   "that holds this annotation already is left as it is.")
+        st.form_submit_button(
+            "Save for the chosen faces", key=f"{key}_many_save", disabled=not annotator, on_click=_save_many,
+            args=(key, {r: f.original for r, f in by_row.items()}),
+        )
+
+
+def _save_many(key: str, originals: dict[int, int]) -> None:
+    from collections import Counter
+
+    from fer.annotations import annotate_many
+
+    everyone = st.session_state.get(f"{key}_many_all", False)
+    rows = list(originals) if everyone else [r for r in st.session_state.get(f"{key}_many", []) if r in originals]
+    choice = st.session_state.get(f"{key}_many_choice")
+    if not rows or choice is None:
+        st.session_state[f"{key}_message"] = (
+            "error", "Not saved: " + ("choose faces, or tick all faces of this page." if not rows else "choose a label."))
+        return
+    annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
+    # One transaction: all the chosen faces are stored, or none (a failure loses no half).
+    done, stored = _attempt(key, lambda: annotate_many(
+        resources.annotation_store(), {r: originals[r] for r in rows}, choice,
+        st.session_state.get(f"{key}_many_note", ""), annotator))
+    if not done:
+        return
+    kinds = Counter(describe_annotation(a.action, a.label) for a in stored)
+    what = ", ".join(f"{n} {text}" for text, n in kinds.items())
+    same = len(rows) - len(stored)
+    st.session_state[f"{key}_message"] = (
+        "ok" if stored else "same",
+        (f"Saved for {len(stored)} of {len(rows)} faces: {what} (by {escape_markdown(annotator)})." if stored
+         else f"The {len(rows)} chosen faces hold this annotation already; nothing new to save.")
+        + (f" {same} held it already." if stored and same else ""),
+    )
+    st.session_state[f"{key}_many"], st.session_state[f"{key}_many_all"] = [], False
+    st.session_state[f"{key}_many_choice"], st.session_state[f"{key}_many_note"] = None, ""
+    # The one-face form starts again from what is now stored; no face "left the list" by itself.
+    st.session_state.pop(f"{key}_form_row", None)
+    st.session_state.pop(f"{key}_saved", None)
 
 
 def _left_after_save(key: str, rows: list[int]) -> tuple[int, int] | None:
@@ -463,16 +551,10 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     if not isinstance(row, (int, np.integer)) or int(row) not in originals:  # None, or a stale caption
         st.session_state[f"{key}_message"] = ("error", "Not saved: choose a face first.")
         return
-    try:
-        # Checked and stored in one transaction: a double click's two runs store it once.
-        saved = annotate(resources.annotation_store(), int(row), choice, note, annotator, originals[int(row)],
-                         only_if_new=True)
-    except (ValueError, KeyError, TypeError) as err:
-        st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
-        return
-    except sqlite3.Error as err:  # a callback runs before the page, outside its guard
-        _log.exception("annotation database error")
-        st.session_state[f"{key}_message"] = ("error", f"Not saved: the annotation database cannot be used ({err}).")
+    # Checked and stored in one transaction: a double click's two runs store it once.
+    done, saved = _attempt(key, lambda: annotate(resources.annotation_store(), int(row), choice, note, annotator,
+                                                 originals[int(row)], only_if_new=True))
+    if not done:
         return
     if saved is None:
         st.session_state[f"{key}_message"] = (
@@ -485,6 +567,18 @@ def _save_annotation(key: str, originals: dict[int, int]) -> None:
     # The form now shows what is stored: a second click saves nothing new.
     st.session_state[f"{key}_note"] = ""
     st.session_state[f"{key}_saved"] = saved.row
+
+
+def _attempt(key: str, save: Callable[[], T]) -> tuple[bool, T | None]:
+    """``(True, save())``, or ``(False, None)`` with the panel's error message when it fails."""
+    try:
+        return True, save()
+    except (ValueError, KeyError, TypeError) as err:
+        st.session_state[f"{key}_message"] = ("error", f"Not saved: {err}")
+    except sqlite3.Error as err:  # a callback runs before the page, outside its guard
+        _log.exception("annotation database error")
+        st.session_state[f"{key}_message"] = ("error", f"Not saved: the annotation database cannot be used ({err}).")
+    return False, None
 
 
 def _history(row: int, history) -> None:

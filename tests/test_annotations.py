@@ -157,6 +157,38 @@ def test_add_if_new_stores_a_repeat_once_even_when_clicks_race(store):
     assert annotate(store, 7, "fear", "still blurry", "bob", "sad", only_if_new=True) is not None
 
 
+def test_annotate_many_stores_one_choice_for_several_faces_in_one_go(store):
+    from fer.annotations import annotate_many
+
+    store.add(2, "relabel", "sad", annotator="ann")
+    # "confirm" keeps each face's own label; row 2's annotation is replaced (its history keeps it).
+    stored = annotate_many(store, {1: "fear", 2: 0, 3: "happy"}, "confirm", "checked", "ann")
+    assert [(a.row, a.action, a.label, a.note) for a in stored] == [
+        (1, "confirm", "fear", "checked"), (2, "confirm", "angry", "checked"), (3, "confirm", "happy", "checked")]
+    # Saved again (a double click), nothing is new; a face whose annotation differs still is.
+    store.add(3, "ambiguous", annotator="ann")
+    again = annotate_many(store, {1: "fear", 2: 0, 3: "happy"}, "confirm", "", "ann")
+    assert [a.row for a in again] == [3] and store.count() == 6
+    # A relabel to a face's own label is a confirm, as in the one-face form.
+    assert [(a.action, a.label) for a in annotate_many(store, {4: "sad", 5: "fear"}, "sad", "", "ann")] == [
+        ("confirm", "sad"), ("relabel", "sad")]
+    # One bad face stores none of them.
+    with pytest.raises(ValueError, match="out of range"):
+        annotate_many(store, {6: "sad", ROWS: "sad"}, "happy", "", "ann")
+    with pytest.raises(ValueError, match="non-empty"):
+        annotate_many(store, {6: "sad"}, "happy", "", " ")
+    assert store.count() == 8 and store.history(6).empty
+
+
+def test_add_many_if_new_races_store_each_face_once(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = [make_annotation(r, "not_face", annotator="ann") for r in range(10, 20)]
+    with ThreadPoolExecutor(8) as pool:
+        stored = list(pool.map(lambda _: store.add_many_if_new(batch), range(8)))
+    assert sorted(len(s) for s in stored) == [0] * 7 + [10] and store.count() == 10
+
+
 def test_annotate_stores_the_choice(store):
     stored = annotate(store, 12, "surprise", "mouth open", "ann", original_label="fear")
     assert (stored.action, stored.label, stored.note) == ("relabel", "surprise", "mouth open")
