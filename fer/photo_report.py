@@ -63,7 +63,14 @@ def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
     (face number from 1, box, the detector that found it, label, score, TTA as 0/1, the calibration temperature applied,
     the turn the photo's faces were found at (0: upright), 7 probabilities, then the head's yaw,
     pitch and roll in degrees, empty when unknown).
+
+    A name a spreadsheet would run as a formula is written behind a ``'``
+    (:func:`fer.annotations.guard_formula`): uploads and files on disk name themselves, and both the
+    app's download and ``python -m fer.predict``'s CSV come through here.
     """
+    from fer.annotations import guard_formula  # pandas: not loaded for ``fer.predict --help``
+
+    name = guard_formula(name)
     for i, face in enumerate(faces, start=1):
         x, y, w, h = (int(v) for v in face["box"])
         pose = face.get("pose") or {}
@@ -77,18 +84,15 @@ def face_rows(name: str, faces: Sequence[dict[str, Any]], tta: bool,
 
 def results_csv(named_results: Sequence[tuple[str, Any]]) -> str:
     """One CSV row per face of several photos, under :data:`CSV_FIELDS` (a photo without faces,
-    or unread, its result a str, gives none). A file name a spreadsheet would run as a formula is
-    written behind a ``'`` (:func:`fer.annotations.guard_formula`): uploads name their own files.
+    or unread, its result a str, gives none); file names guarded as in :func:`face_rows`.
     """
-    from fer.annotations import guard_formula
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for name, result in named_results:
         if isinstance(result, str):
             continue
-        writer.writerows(face_rows(guard_formula(name), [face.to_dict() for face in result.faces], result.tta,
+        writer.writerows(face_rows(name, [face.to_dict() for face in result.faces], result.tta,
                                    result.temperature, result.turn))
     return buffer.getvalue()
 

@@ -30,7 +30,8 @@ in the current directory (its path is printed). Photos named on their own go to 
 file for them all; without ``--csv``, no CSV). A run with several folders (or folders and photos)
 writes one CSV each: ``--csv FILE`` becomes ``FILE``'s name plus ``_<folder>`` (``_photos`` for the
 photos named on their own), and a name another file of the run already took is numbered
-(``faces_2_faces.csv``), so no file of one run overwrites another. ``--folder-labels`` then scores
+(``faces_2_faces.csv``), so no file of one run overwrites another; a path a spreadsheet would run
+as a formula is written behind a ``'`` (``fer.photo_report.face_rows``). ``--folder-labels`` then scores
 each folder's photos against the emotion named by the folder they sit in (``happy/a.jpg``;
 ``fer.folder_labels``): accuracy of each photo's largest face, per class, and the confusion matrix
 (on standard error with ``--json``).

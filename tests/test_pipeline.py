@@ -1107,6 +1107,22 @@ def csv_paths_column(table) -> list[str]:
         return [row["path"] for row in csv.DictReader(handle)]
 
 
+def test_cli_csv_guards_formula_like_paths(tmp_path):
+    from fer.annotations import unguard_formula
+    from fer.predict import PhotoOutcome, write_csv
+
+    face = {"box": [1, 2, 3, 4], "detector": "hog", "label": "happy", "score": 0.9,
+            "probabilities": {e: 1 / len(EMOTIONS) for e in EMOTIONS}}
+    # `python -m fer.predict .` names a folder's photos without "./": the file's own name leads the cell.
+    risky = '=HYPERLINK("x.example").jpg'
+    outcomes = [PhotoOutcome(Path(risky), (face, face)), PhotoOutcome(Path("@SUM(1).png"), (face,)),
+                PhotoOutcome(Path("plain.jpg"), (face,))]
+    assert write_csv(tmp_path / "faces.csv", outcomes) == 4
+    paths = csv_paths_column(tmp_path / "faces.csv")
+    assert paths == ["'" + risky, "'" + risky, "'@SUM(1).png", "plain.jpg"], "the same guard as the app's download"
+    assert [unguard_formula(p) for p in paths] == [risky, risky, "@SUM(1).png", "plain.jpg"]
+
+
 @needs_photos
 def test_cli_folders_of_the_same_name_keep_their_own_csv(tmp_path, tiny_model, capsys, monkeypatch):
     from fer.predict import main
