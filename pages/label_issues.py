@@ -157,11 +157,13 @@ def render() -> None:
             shown[["row", "given", "suggested", "score", "is_issue"]].itertuples(index=False))
     ]
     given = shown["given"].to_numpy()
+    # The stored predictions, as the CSV's: an argmax of the rounded probabilities can break a tie otherwise.
+    shown_predicted = predicted[page.start:page.stop]
     position = {int(r): i for i, r in enumerate(rows)}
 
     def close_up(row: int) -> None:
         i = position[row]
-        face_close_up(model, row, probabilities[i], int(given[i]), int(probabilities[i].argmax()),
+        face_close_up(model, row, probabilities[i], int(given[i]), int(shown_predicted[i]),
                       key="issues_close_up", tta=tta, calibrated=False)
 
     grid_with_annotation(rows, given, captions, tiles_for_rows(rows, probabilities),

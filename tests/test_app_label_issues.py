@@ -279,3 +279,34 @@ def test_csv_of_the_filtered_faces(app_env, monkeypatch):
     assert f"These {count - 1} faces as CSV" in [b.label for b in at.get("download_button")]
     table = pd.read_csv(io.StringIO(downloads[name.replace(".csv", "_unannotated.csv")]()), keep_default_na=False)
     assert len(table) == count - 1 and row not in table["row"].tolist() and set(table["action"]) == {""}
+
+
+def test_close_up_reads_the_stored_prediction_as_the_csv_does(app_env, monkeypatch):
+    from fer.labels import PROB_COLUMNS
+    from fer_app import resources
+    from fer_app.charts import map_caption
+
+    downloads = record_downloads(monkeypatch)
+    at = open_issues()
+    row = shown_rows(at)[0]
+    given = EMOTIONS.index(at.image[0].captions[0].split(" · ")[1].split(" → ")[0])
+    stored = next(c for c in range(1, len(EMOTIONS)) if c != given)
+    # A tie in the stored (rounded) probabilities: argmax takes the first class, the model's own
+    # prediction is stored in "pred", and the close-up and the CSV must both show that one.
+    original = resources.load_predictions
+
+    def tied(model, tta=False, calibrated=True):
+        table = original(model, tta, calibrated).copy()
+        table.loc[table["row"] == row, list(PROB_COLUMNS)] = 1 / len(EMOTIONS)
+        table.loc[table["row"] == row, "pred"] = stored
+        return table
+
+    monkeypatch.setattr(resources, "load_predictions", tied)
+    at.selectbox(key="issues_annotate_row").set_value(row)
+    at.toggle(key="issues_close_up_maps").set_value(True).run()
+    assert not at.exception and not at.error
+    close = next(img for img in at.image if img.captions and img.captions[0] == f"row {row}")
+    assert close.captions[-2:] == [map_caption(EMOTIONS[stored]), map_caption(EMOTIONS[given])]
+    [name] = [n for n in downloads if n.endswith("_label_issues_ferplus0.5.csv")]
+    table = pd.read_csv(io.StringIO(downloads[name]()), keep_default_na=False)
+    assert table.loc[table["row"] == row, "predicted"].tolist() == [EMOTIONS[stored]]
