@@ -1,5 +1,5 @@
 """The error explorer's logic as pure functions: reference labels, confusion views, cell members,
-paging and face tiles. The Streamlit pages call these; nothing here imports streamlit.
+errors by loss, paging and face tiles. The Streamlit pages call these; nothing here imports streamlit.
 
 A *predictions table* is the per-image CSV that ``python -m fer.evaluate`` writes beside a model
 (columns ``row, split, true, pred, p_angry .. p_neutral``; ``row`` is the FER2013 row index).
@@ -250,13 +250,56 @@ def cell_members(
     return members[np.lexsort((rows, -confidence, primary))]
 
 
+# Probabilities are clipped up to this before the log: a table rounded to 6 decimals holds zeros,
+# whose loss would be infinite and would tie every such face at the top.
+LOSS_FLOOR: float = 1e-7
+
+
+def face_losses(view: SplitView, floor: float = LOSS_FLOOR) -> np.ndarray:
+    """Each face's cross-entropy against its reference label, ``-log p(reference)``.
+
+    Args:
+        view: the split's predictions.
+        floor: the smallest probability the log sees, so that every loss is finite
+            (at most ``-log(floor)``, 16.1 by default).
+
+    Returns:
+        float64 array (N,), NaN for a face without a reference label.
+    """
+    labelled = view.reference >= 0
+    p = view.probabilities[np.arange(len(view.reference)), np.where(labelled, view.reference, 0)]
+    return np.where(labelled, -np.log(np.clip(p, floor, 1.0)), np.nan)
+
+
+def error_members(view: SplitView, true: int | None = None, pred: int | None = None) -> np.ndarray:
+    """Positions (into ``view``'s arrays) of the misclassified faces, highest loss first.
+
+    A face is misclassified when it has a reference label and the prediction differs from it.
+    The highest losses are the errors the model was surest of, where wrong labels and strange
+    faces gather (as Cleanlab and FiftyOne rank them). Equal losses go by FER2013 row.
+
+    Args:
+        view: the split's predictions.
+        true: keep only the errors on faces of this reference class (``None``: any).
+        pred: keep only the errors predicted as this class (``None``: any).
+    """
+    wrong = (view.reference >= 0) & (view.predicted != view.reference)
+    if true is not None:
+        wrong &= view.reference == true
+    if pred is not None:
+        wrong &= view.predicted == pred
+    members = np.flatnonzero(wrong)
+    return members[np.lexsort((view.rows[members], -face_losses(view)[members]))]
+
+
 def cell_table(view: SplitView, members: np.ndarray, crowd_shares: np.ndarray | None = None,
                yaws: np.ndarray | None = None,
                annotations: dict[int, tuple[str, str | None, str, str]] | None = None) -> pd.DataFrame:
-    """The faces of a cell (``members``, in their order) as a table to export: FER2013 row,
-    reference and predicted labels, confidence, the seven probabilities, where known the share
-    of the FER+ crowd that chose the predicted label and the head's yaw in degrees, and with
-    ``annotations`` (:func:`current_annotation_map`) each face's :func:`annotation_columns`.
+    """The faces of a list (``members``, in their order: a cell's, or :func:`error_members`) as a
+    table to export: FER2013 row, reference and predicted labels, confidence, loss
+    (:func:`face_losses`), the seven probabilities, where known the share of the FER+ crowd that
+    chose the predicted label and the head's yaw in degrees, and with ``annotations``
+    (:func:`current_annotation_map`) each face's :func:`annotation_columns`.
     """
     rows, predicted = view.rows[members], view.predicted[members]
     table = pd.DataFrame({
@@ -264,6 +307,7 @@ def cell_table(view: SplitView, members: np.ndarray, crowd_shares: np.ndarray | 
         "reference": [label_name(v) for v in view.reference[members]],
         "predicted": [label_name(v) for v in predicted],
         "confidence": view.confidence[members].round(6),
+        "loss": face_losses(view)[members].round(6),
     })
     for j, column in enumerate(PROB_COLUMNS):
         table[column] = view.probabilities[members, j].round(6)

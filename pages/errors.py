@@ -1,4 +1,7 @@
-"""Errors: the confusion matrix of a model on a test split; click a cell to see its faces."""
+"""Errors: the confusion matrix of a model on a test split; click a cell to see its faces, or
+list all the split's errors, highest loss first."""
+
+from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -9,6 +12,8 @@ from fer.explorer import (
     REFERENCES,
     cell_members,
     cell_table,
+    error_members,
+    face_losses,
     label_name,
     per_class_table,
     selected_cell,
@@ -125,8 +130,25 @@ def headline(predictions, split: str, reference: str, chosen: str, annotations) 
     return title, f"the paper's {PAPER_ACCURACY:.1%}", PAPER_ACCURACY
 
 
+# What the list under the matrix shows: key -> words for the "Show" control.
+SHOW_CHOICES: dict[str, str] = {"cell": "a cell of the matrix", "errors": "all errors by loss"}
+ANY_CLASS = "any"
+
+
+class FaceList(NamedTuple):
+    """One list of faces to browse under the matrix: a cell's, or all the errors."""
+
+    members: np.ndarray  # positions into the view's arrays, in their order
+    order: str  # how they are ordered, for the caption ("most confident first")
+    csv_label: str
+    csv_name: str
+    pager: str  # the pager's key; each list keeps its own page
+    context: tuple  # what the list depends on: when it changes, the list starts at page 1
+    loss: bool  # the captions show each face's loss
+
+
 def cell_explorer(model, view, predictions, annotations, normalise: bool, context: tuple, tta: bool = False) -> None:
-    """The clickable matrix, the per-class table and the chosen cell's faces.
+    """The clickable matrix, the per-class table and the faces of the chosen cell or all errors.
 
     Not an ``st.fragment``: a full rerun costs ~0.1 s here, and a fragment loses its clicks when
     a previous long run (a model load) ends after the page registered it (Streamlit 1.67 clears
@@ -137,7 +159,8 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     st.markdown("**Confusion matrix** (rows: reference label, columns: predicted). Click a cell to see its faces.")
     # The chosen cell outlives a visit to another page: Streamlit drops the matrix's selection
     # when the page is left, so it is drawn again from the last one seen.
-    kept = st.session_state.get("errors_cell_kept") if "errors_cell" not in st.session_state else None
+    previous = st.session_state.get("errors_cell_kept")
+    kept = previous if "errors_cell" not in st.session_state else None
     default = None if kept is None else {"selection": {"cells": [[kept[0], EMOTIONS[kept[1]]]]}}
     event = widgets.confusion_table(view.metrics.confusion, "errors_cell", normalise, row_height=CELL_HEIGHT,
                                     column_config=MATRIX_COLUMNS, selection_default=default)
@@ -147,29 +170,77 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
 
     cell = selected_cell(event.selection.cells)
     st.session_state["errors_cell_kept"] = cell
+    # Over all errors the matrix stays as their map. A click on one of its cells asks for that
+    # cell's faces, so it switches back to them: a click that changed nothing would look broken.
+    if cell is not None and cell != previous:
+        st.session_state["errors_show"] = "cell"
+    choices = st.container(horizontal=True, vertical_alignment="bottom", key="errors_list_controls")
+    show = choices.segmented_control(
+        "Show", list(SHOW_CHOICES), key=widgets.kept("errors_show"), default="cell", required=True,
+        format_func=SHOW_CHOICES.get,
+        help="One cell's faces, or every misclassified face of the split ranked by its loss, -log p(reference): "
+             "the errors the model was surest of, where wrong labels gather, first.")
+    shares, yaws = cell_order_tables()
+    faces = (cell_faces(view, cell, context, shares, yaws) if show == "cell"
+             else error_faces(view, context, choices))
+    if faces is not None:
+        face_list(model, view, predictions, annotations, faces, shares, yaws, tta)
+
+
+def cell_faces(view, cell: tuple[int, int] | None, context: tuple, shares: np.ndarray | None,
+               yaws: np.ndarray | None) -> FaceList | None:
+    """The chosen cell's heading, its order control and its faces (``None``: nothing to list)."""
     if cell is None:
         st.info("Click a cell of the confusion matrix to see its faces.", icon=":material/touch_app:")
-        return
+        return None
     true, pred = cell
     count = int(view.metrics.confusion[true, pred])
     st.subheader(f"True {EMOTIONS[true]}, predicted {EMOTIONS[pred]}: {count} faces", divider="gray")
     if not count:
         st.info("No face in this cell.")
-        return
-    shares, yaws = cell_order_tables()
+        return None
     order = cell_order_control("errors_order", shares, yaws)
     members = cell_members(view, true, pred, order, shares, yaws)
-    state = (str(model.path), *context, true, pred, order)  # another model's cell starts at its first page
-    if st.session_state.get("errors_last_cell") != state:
-        st.session_state["errors_last_cell"] = state
-        widgets.reset_pager("errors_page")
+    return FaceList(members, CELL_ORDERS[order], f"This cell's {len(members)} faces as CSV",
+                    f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "errors_page",
+                    (*context, true, pred, order), loss=False)
+
+
+def error_faces(view, context: tuple, controls) -> FaceList | None:
+    """Every misclassified face of the split, highest loss first, optionally of one true or
+    predicted class (two choosers drawn in ``controls``); ``None`` when there is none.
+    """
+    names = [ANY_CLASS, *EMOTIONS]
+    true = controls.selectbox("True", names, key=widgets.kept("errors_loss_true"), width=130)
+    pred = controls.selectbox("Predicted", names, key=widgets.kept("errors_loss_pred"), width=130)
+    members = error_members(view, *(None if name == ANY_CLASS else EMOTIONS.index(name) for name in (true, pred)))
+    which = [f"{word} {name}" for word, name in (("of true", true), ("predicted", pred)) if name != ANY_CLASS]
+    st.subheader(f"{' '.join(['Errors', *which]) if which else 'All errors'}, highest loss first: "
+                 f"{len(members)} faces", divider="gray")
+    if not len(members):
+        st.info("No error among these faces.")
+        return None
+    name = "_".join([context[0], "errors", *(f"{word}_{name}" for word, name in (("true", true), ("as", pred))
+                                              if name != ANY_CLASS), "by_loss"])
+    return FaceList(members, "highest loss first", f"These {len(members)} errors as CSV", f"{name}.csv",
+                    "errors_loss_page", (*context, true, pred), loss=True)
+
+
+def face_list(model, view, predictions, annotations, faces: FaceList, shares: np.ndarray | None,
+              yaws: np.ndarray | None, tta: bool) -> None:
+    """One list of faces: its CSV, a pager, occlusion maps on request, the captioned grid, and the
+    chosen face's close-up and annotation panel.
+    """
+    state = (str(model.path), *faces.context)  # another model's list starts at its first page
+    if st.session_state.get(f"{faces.pager}_list") != state:
+        st.session_state[f"{faces.pager}_list"] = state
+        widgets.reset_pager(faces.pager)
+    members = faces.members
     notes = annotation_lookup(annotations)
     # A callable: built only when someone downloads it, not on every click of the matrix.
-    st.download_button(f"This cell's {len(members)} faces as CSV",
-                       lambda: cell_table(view, members, shares, yaws, notes).to_csv(index=False),
-                       f"{context[0]}_{EMOTIONS[true]}_as_{EMOTIONS[pred]}.csv", "text/csv", key="errors_cell_csv",
-                       on_click="ignore")
-    page = widgets.pager(len(members), FACES_PER_PAGE, "errors_page", keep=True)  # as the cell is
+    st.download_button(faces.csv_label, lambda: cell_table(view, members, shares, yaws, notes).to_csv(index=False),
+                       faces.csv_name, "text/csv", key=f"{faces.pager}_csv", on_click="ignore")
+    page = widgets.pager(len(members), FACES_PER_PAGE, faces.pager, keep=True)  # as the cell and view are
     shown = members[page.start:page.stop]
     rows = view.rows[shown]
     explain = st.segmented_control(
@@ -177,22 +248,27 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
         format_func=EXPLAIN_CHOICES.get,
         help=charts.MAP_LEGEND + " The first view of a page of faces takes a few seconds.")
     overlays = None
-    target = pred if explain == "predicted" else true
+    targets = (view.predicted if explain == "predicted" else view.reference)[shown]
     if explain != "off":
         try:
             with st.spinner(f"Explaining {len(shown)} faces…"):
-                overlays = occlusion_overlays(model, rows, np.full(len(shown), target), tta=tta)
+                overlays = occlusion_overlays(model, rows, targets, tta=tta)
         except (FileNotFoundError, ValueError, OSError) as err:
             st.error(f"The model `{model.path.name}` cannot be run for occlusion maps: {err}")
-    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, {CELL_ORDERS[order]}."
+    # Over all errors the classes mix: the maps are named by what they explain, not by one class.
+    target = (EMOTIONS[targets[0]] if len(set(targets.tolist())) == 1
+              else f"each face's {'prediction' if explain == 'predicted' else 'reference label'}")
+    st.caption(f"Faces {page.start + 1}–{page.stop} of {page.total}, {faces.order}."
                + calibration_note(model, tta)
-               + ("" if overlays is None else f" Maps: {charts.map_caption(EMOTIONS[target])}. "
+               + ("" if overlays is None else f" Maps: {charts.map_caption(target)}. "
                   + charts.scale_note(overlays.scale, len(overlays.images))))
     widgets.legend()
     twins, poses, confidence = resources.twin_lookup(), resources.face_poses(), view.confidence
+    losses = face_losses(view) if faces.loss else None
     captions = [
         f"row {r} · {label_name(view.reference[i])} → {label_name(view.predicted[i])} {confidence[i]:.0%}"
-        f" · {vote_summary(r)}{twin_text(r, twins)}{pose_text(r, poses)}{annotation_text(notes, r)}"
+        + ("" if losses is None else f" · loss {losses[i]:.2f}")
+        + f" · {vote_summary(r)}{twin_text(r, twins)}{pose_text(r, poses)}{annotation_text(notes, r)}"
         for i, r in zip(shown, rows, strict=True)
     ]
     originals = predictions.set_index("row").loc[rows, "true"].to_numpy()

@@ -10,7 +10,7 @@ from app_support import open_page, record_downloads, shared_model_folder, texts,
 from streamlit.testing.v1 import AppTest
 
 from fer.annotations import AnnotationStore
-from fer.explorer import PAPER_ACCURACY, cell_members, split_view, validate_predictions
+from fer.explorer import LOSS_FLOOR, PAPER_ACCURACY, cell_members, split_view, validate_predictions
 from fer.ferplus import emotion_distribution, load_ferplus_votes, majority_label
 from fer.labels import EMOTIONS
 from fer_app.explorer_view import FACES_PER_PAGE
@@ -134,6 +134,95 @@ def test_paging_through_a_big_cell(app_env, predictions):
     # A different cell starts at page 1 again.
     select_cell(at, "happy", "sad")
     assert any(t.startswith("Faces 1–") for t in texts(at.caption))
+
+
+def show_all_errors(at: AppTest) -> None:
+    at.segmented_control(key="errors_show").set_value("errors").run()
+    assert not at.exception
+
+
+def errors_by_loss(predictions: pd.DataFrame, split: str = "PrivateTest") -> tuple[np.ndarray, np.ndarray]:
+    """The split's misclassified rows, highest loss first (ties by row), and their losses,
+    computed from the table itself."""
+    wrong = predictions[(predictions["split"] == split) & (predictions["true"] != predictions["pred"])]
+    p_true = wrong[[f"p_{e}" for e in EMOTIONS]].to_numpy()[np.arange(len(wrong)), wrong["true"].to_numpy()]
+    losses = -np.log(np.clip(p_true, LOSS_FLOOR, 1.0))
+    order = np.lexsort((wrong["row"].to_numpy(), -losses))
+    return wrong["row"].to_numpy()[order], losses[order]
+
+
+def loss_in(caption: str) -> float:
+    return float(re.search(r" · loss (\d+\.\d\d)", caption).group(1))
+
+
+def test_all_errors_highest_loss_first(app_env, predictions, monkeypatch):
+    downloads = record_downloads(monkeypatch)
+    at = open_errors()
+    assert at.segmented_control(key="errors_show").value == "cell"  # the matrix's cells by default
+    show_all_errors(at)
+    rows, losses = errors_by_loss(predictions)
+    n = len(rows)
+    assert n > 2 * FACES_PER_PAGE
+    assert f"All errors, highest loss first: {n} faces" in texts(at.subheader)
+    assert f"Faces 1–{FACES_PER_PAGE} of {n}, highest loss first." in texts(at.caption)
+    assert not any("Click a cell" in t for t in texts(at.info))
+    captions = at.image[0].captions
+    assert len(captions) == FACES_PER_PAGE
+    assert captions[0].startswith(f"row {rows[0]} · ")  # the highest loss of the split
+    assert loss_in(captions[0]) == pytest.approx(losses.max(), abs=0.005)
+    shown = [loss_in(c) for c in captions]
+    assert shown == sorted(shown, reverse=True)
+    assert all(re.match(r"row \d+ · (\w+) → (?!\1 )\w+ \d+%", c) for c in captions)  # errors only
+    # The annotation panel offers the faces shown, the first chosen.
+    assert at.selectbox(key="errors_annotate_row").value == rows[0]
+    assert f"These {n} errors as CSV" in [b.label for b in at.get("download_button")]
+    table = pd.read_csv(io.StringIO(downloads["PrivateTest_errors_by_loss.csv"]()), keep_default_na=False)
+    assert table["row"].tolist() == rows.tolist()
+    assert table["loss"].is_monotonic_decreasing and np.allclose(table["loss"], losses, atol=1e-6)
+    assert (table["reference"] != table["predicted"]).all()
+    assert list(table.columns[-4:]) == ["action", "annotated_label", "annotator", "note"]
+    # Occlusion maps for each face's own prediction: the page mixes classes.
+    at.segmented_control(key="errors_explain").set_value("predicted").run()
+    assert not at.exception and not at.error
+    predicted = predictions.set_index("row")["pred"]
+    assert {key[1:3] for key in at.session_state["explorer_occlusion_maps"]} == {
+        (int(r), int(predicted[r])) for r in rows[:FACES_PER_PAGE]}
+    assert any("Maps: evidence for each face's prediction (red)" in t for t in texts(at.caption))
+
+
+def test_all_errors_pages_classes_and_a_click_on_the_matrix(app_env, predictions):
+    at = open_errors()
+    show_all_errors(at)
+    rows, _ = errors_by_loss(predictions)
+    n = len(rows)
+    at.get("pagination")[0].set_value(2)
+    at.run()
+    assert f"Faces {FACES_PER_PAGE + 1}–{2 * FACES_PER_PAGE} of {n}, highest loss first." in texts(at.caption)
+    assert at.image[0].captions[0].startswith(f"row {rows[FACES_PER_PAGE]} · ")
+    # The view and its page outlive a visit to another page, as the cell's do.
+    at.switch_page("pages/map.py").run()
+    at.switch_page("pages/errors.py").run()
+    assert not at.exception
+    assert at.segmented_control(key="errors_show").value == "errors"
+    assert f"Faces {FACES_PER_PAGE + 1}–{2 * FACES_PER_PAGE} of {n}, highest loss first." in texts(at.caption)
+    # One true class: its errors only, from page 1.
+    at.selectbox(key="errors_loss_true").set_value("sad").run()
+    assert not at.exception
+    sad = [r for r in rows if predictions.set_index("row").at[r, "true"] == EMOTIONS.index("sad")]
+    assert f"Errors of true sad, highest loss first: {len(sad)} faces" in texts(at.subheader)
+    assert any(t.startswith("Faces 1–") for t in texts(at.caption))
+    assert [int(c.split(" ")[1]) for c in at.image[0].captions] == sad[:FACES_PER_PAGE]
+    # Another split: its own errors, from page 1.
+    at.selectbox(key="errors_loss_true").set_value("any").run()
+    at.segmented_control(key="errors_split").set_value("PublicTest").run()
+    public, _ = errors_by_loss(predictions, "PublicTest")
+    assert f"All errors, highest loss first: {len(public)} faces" in texts(at.subheader)
+    assert at.image[0].captions[0].startswith(f"row {public[0]} · ")
+    # A click on a cell of the matrix asks for that cell's faces.
+    select_cell(at, "happy", "sad")
+    assert at.segmented_control(key="errors_show").value == "cell"
+    assert any(t.startswith("True happy, predicted sad: ") for t in texts(at.subheader))
+    assert " · loss " not in at.image[0].captions[0]
 
 
 def test_ferplus_reference_excludes_faces_without_votes(app_env, predictions):

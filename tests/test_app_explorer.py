@@ -12,6 +12,7 @@ import pytest
 from fer import explorer
 from fer.explorer import (
     CELL_ORDERS,
+    LOSS_FLOOR,
     PAPER_ACCURACY,
     browse_indices,
     cell_members,
@@ -19,6 +20,8 @@ from fer.explorer import (
     confusion_frame,
     current_annotation_map,
     describe_annotation,
+    error_members,
+    face_losses,
     face_tile,
     label_name,
     mosaic,
@@ -156,6 +159,42 @@ def test_cell_members_in_every_order():
         cell_members(view, 3, 4, "crowd")
     with pytest.raises(ValueError, match="unknown order"):
         cell_members(view, 3, 4, "random")
+
+
+def errors_view():
+    """Seven faces: five errors with known losses, one right, one without a reference label."""
+    rows = [50, 40, 30, 20, 10, 60, 70]
+    true = [3, 3, 0, 4, 6, 2, 2]
+    pred = [4, 3, 4, 3, 2, 2, 5]
+    probs = np.full((7, 7), 0.0)
+    probs[np.arange(7), pred] = [0.7, 0.9, 0.55, 0.6, 0.5, 0.8, 0.9]
+    # p(reference) of each face: rows 50 and 20 tie; row 10's is 0 (as in a rounded table).
+    probs[np.arange(7), true] = [0.3, 0.9, 0.05, 0.3, 0.0, 0.8, 0.2]
+    table = validate_predictions(predictions_table(true, pred, probs, rows=rows))
+    return split_view(table, "PublicTest", reference=[3, 3, 0, 4, 6, -1, 2])
+
+
+def test_face_losses_are_the_reference_cross_entropy_and_finite():
+    losses = face_losses(errors_view())
+    assert losses[[0, 2, 3, 6]] == pytest.approx(-np.log([0.3, 0.05, 0.3, 0.2]))
+    assert losses[1] == pytest.approx(-np.log(0.9))  # a right face has a (small) loss too
+    assert losses[4] == pytest.approx(-np.log(LOSS_FLOOR)) and np.isfinite(losses[4])  # p = 0
+    assert np.isnan(losses[5])  # no reference label
+
+
+def test_error_members_highest_loss_first_ties_by_row():
+    view = errors_view()
+    members = error_members(view)
+    # Neither the right face (row 40) nor the one without a reference (row 60); equal losses
+    # (rows 50 and 20) by row, not by confidence (that order is 70, 50, 20, 30, 10).
+    assert view.rows[members].tolist() == [10, 30, 70, 20, 50]
+    assert view.rows[error_members(view, true=3)].tolist() == [50]
+    assert view.rows[error_members(view, pred=4)].tolist() == [30, 50]
+    assert view.rows[error_members(view, true=0, pred=4)].tolist() == [30]
+    assert error_members(view, true=3, pred=3).size == 0  # the diagonal holds no error
+    table = cell_table(view, members)
+    assert list(table.columns[:5]) == ["row", "reference", "predicted", "confidence", "loss"]
+    assert table["loss"].tolist() == pytest.approx(-np.log([LOSS_FLOOR, 0.05, 0.2, 0.3, 0.3]), abs=1e-6)
 
 
 @pytest.mark.parametrize(("total", "page", "expected"), [
