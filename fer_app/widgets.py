@@ -455,8 +455,8 @@ def _save_many(key: str, originals: dict[int, int]) -> None:
     rows = list(originals) if everyone else [r for r in st.session_state.get(f"{key}_many", []) if r in originals]
     choice = st.session_state.get(f"{key}_many_choice")
     if not rows or choice is None:
-        st.session_state[f"{key}_message"] = (
-            "error", "Not saved: " + ("choose faces, or tick all faces of this page." if not rows else "choose a label."))
+        missing = "choose faces, or tick all faces of this page." if not rows else "choose a label."
+        st.session_state[f"{key}_message"] = ("error", f"Not saved: {missing}")
         return
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
     # One transaction: all the chosen faces are stored, or none (a failure loses no half).
