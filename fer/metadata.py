@@ -76,6 +76,27 @@ def model_info(model_path: str | Path) -> ModelInfo:
     )
 
 
+def weights_problem(model_path: str | Path, card: dict[str, Any]) -> str | None:
+    """Why ``card`` does not describe the weights in ``model_path``, or None when it does.
+
+    A release records the SHA-256 of the weights it evaluated (``model_sha256``) and moves the
+    card into place last; weights that differ from it were replaced after the release, or the
+    release stopped between its moves, so the card's figures, calibration and inference copy
+    describe other weights. A card without the hash (a training run's) is taken as it is.
+    """
+    recorded = card.get("model_sha256")
+    if not recorded:
+        return None
+    from fer.data import file_sha256
+
+    if file_sha256(model_path) == recorded:
+        return None
+    name = Path(model_path).name
+    return (f"{name} holds other weights than its card describes (its model_sha256 differs): the file was "
+            f"replaced, or a release stopped half-way. Release it again (`python -m fer.release --run "
+            f"{card.get('released_from', 'RUN')} --name {Path(model_path).stem} --replace`) or restore the file.")
+
+
 def write_metadata(model_path: str | Path, data: dict[str, Any]) -> Path:
     """Writes (replaces) a model's metadata JSON atomically and returns its path."""
     path = metadata_path(model_path)

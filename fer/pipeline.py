@@ -41,7 +41,7 @@ from fer.detect import (
 )
 from fer.image_io import DecodedImage, decode_image
 from fer.labels import EMOTIONS
-from fer.metadata import ModelInfo, model_info
+from fer.metadata import ModelInfo, model_info, weights_problem
 from fer.paths import MODELS_DIR
 from fer.pose import HeadPose, pose_or_none, unturned_pose
 from fer.preprocess import ILLUMINATIONS, correct_illumination, lift_low_contrast, to_model_input
@@ -303,6 +303,9 @@ class FerPipeline:
         if illumination is not None and illumination not in ILLUMINATIONS:
             raise ValueError(f"unknown illumination {illumination!r}; expected one of {', '.join(ILLUMINATIONS)}")
         self.info: ModelInfo = model_info(path)
+        problem = weights_problem(path, self.info.raw)
+        if problem:  # the card's preprocessing and calibration may not fit these weights
+            raise ValueError(problem)
         card = self.info.raw if calibrated else {}  # the card model_info has just read
         # Temperatures for plain (False) and flip-TTA (True) probabilities; 1.0 leaves them as they are.
         self.temperatures: dict[bool, float] = {tta: card_temperature(card, tta) for tta in (False, True)}

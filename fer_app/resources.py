@@ -60,7 +60,9 @@ class ModelEntry:
         predictions: the per-image predictions CSV (may not exist).
         history: the training history CSV (may not exist).
         card: the whole metadata card.
-        error: why the card could not be read (the model is then listed but unusable).
+        error: why the card could not be read, or why it does not describe the weights (the model
+            is then listed but unusable).
+        mismatch: the card is readable but describes other weights (``error`` says how).
     """
 
     path: Path
@@ -70,6 +72,7 @@ class ModelEntry:
     history: Path | None = None
     card: dict = field(default_factory=dict, compare=False, repr=False)
     error: str | None = None
+    mismatch: bool = False
 
     @property
     def stem(self) -> str:
@@ -86,7 +89,7 @@ class ModelEntry:
         on the crowd's votes is judged by those.
         """
         if self.error:
-            return f"{self.stem} (unreadable card)"
+            return f"{self.stem} ({'weights differ from its card' if self.mismatch else 'unreadable card'})"
         accuracies = _test_accuracies(self.accuracy)
         if not accuracies:
             return f"{self.name} · not evaluated"
@@ -108,7 +111,7 @@ def _folder_signature(folder: Path) -> tuple[tuple[str, int], ...]:
 @st.cache_data(show_spinner=False, max_entries=8)
 def _scan_models(folder: str, signature: tuple) -> list[ModelEntry]:
     from fer.evaluate import predictions_path
-    from fer.metadata import model_info
+    from fer.metadata import model_info, weights_problem
 
     del signature  # only a cache key
     entries = []
@@ -121,6 +124,10 @@ def _scan_models(folder: str, signature: tuple) -> list[ModelEntry]:
             info = model_info(path)
         except (ValueError, OSError) as err:
             entries.append(ModelEntry(path=path, name=path.stem, error=str(err), **common))
+            continue
+        problem = weights_problem(path, info.raw)  # hashed once per change of the folder (the cache key)
+        if problem:
+            entries.append(ModelEntry(path=path, name=info.name, error=problem, mismatch=True, **common))
             continue
         named = info.raw.get("history")  # a card may name its history file (beside the model)
         if isinstance(named, str) and (path.parent / Path(named).name).is_file():

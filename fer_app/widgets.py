@@ -239,7 +239,8 @@ def require_model(predictions: bool = False) -> resources.ModelEntry | None:
         )
         return None
     if model.error:
-        st.error(f"The card of `{model.path.name}` cannot be read: {model.error}")
+        st.error(f"`{model.path.name}` cannot be used: {model.error}" if model.mismatch
+                 else f"The card of `{model.path.name}` cannot be read: {model.error}")
         return None
     if predictions and not model.has_predictions:
         st.warning(

@@ -267,3 +267,29 @@ def test_release_cli_says_what_is_wrong_without_a_traceback(tmp_path, capsys):
     code, err = fails("--run", str(run), "--name", "tiny")
     assert code == 2 and "pass --replace" in err
     assert (models / "tiny.h5").read_bytes() == b"an earlier release"
+
+
+def test_weights_that_differ_from_their_card_are_refused(tmp_path, monkeypatch):
+    from app_support import open_page, texts
+
+    from fer.models import load_saved_model
+    from fer.pipeline import FerPipeline
+    from fer.release import release
+    from fer_app import resources
+
+    models = tmp_path / "models"
+    target = release(tiny_run(tmp_path / "run"), "tiny", models_dir=models)
+    assert FerPipeline(target).info.name == "tiny"
+    # A release that stopped between moving the weights and moving the card: new weights, old card.
+    model = load_saved_model(target)
+    model.set_weights([w + 0.01 for w in model.get_weights()])
+    model.save(target)
+    with pytest.raises(ValueError, match="tiny.h5 holds other weights than its card describes"):
+        FerPipeline(target)
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    monkeypatch.setenv("FER_ANNOTATIONS_DB", str(tmp_path / "annotations.sqlite3"))
+    [entry] = resources.list_models()
+    assert entry.mismatch and entry.label() == "tiny (weights differ from its card)"
+    assert f"--run {tmp_path / 'run'} --name tiny --replace" in entry.error
+    at = open_page("pages/errors.py")
+    assert any(t.startswith("`tiny.h5` cannot be used: tiny.h5 holds other weights") for t in texts(at.error))
