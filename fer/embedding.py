@@ -270,17 +270,21 @@ class FaceMap:
         return np.flatnonzero(self.split == split)
 
 
-def map_table(face_map: FaceMap, predictions, split: str):
+def map_table(face_map: FaceMap, predictions, split: str, reference=None):
     """One split's faces on the map with the model's predictions, as a table.
 
     Args:
         face_map: the model's map.
         predictions: its per-image predictions (``fer.evaluate``'s CSV: row, true, pred, p_*).
         split: ``PublicTest`` or ``PrivateTest``.
+        reference: a ``pandas.Series`` of the labels taken as the truth by FER2013 row (-1: the
+            face has none; ``fer.explorer.reference_labels``) covering every predicted face of
+            ``split``, or ``None`` for FER2013's own.
 
     Returns:
-        DataFrame with columns row, x, y, true, pred, confidence, correct, position (the face's
-        index in ``face_map``, for its features); only faces present in both.
+        DataFrame with columns row, x, y, true (FER2013's label), reference, pred, confidence,
+        correct (the prediction matches the reference label; False without one), position (the
+        face's index in ``face_map``, for its features); only faces present in both.
     """
     import pandas as pd
 
@@ -292,8 +296,9 @@ def map_table(face_map: FaceMap, predictions, split: str):
     columns = ["p_" + e for e in EMOTIONS]
     table = placed.merge(predictions.loc[predictions["split"] == split, ["row", "true", "pred", *columns]],
                          on="row", how="inner")
+    table["reference"] = table["true"] if reference is None else reference.loc[table["row"]].to_numpy(np.int64)
     table["confidence"] = table[columns].to_numpy().max(axis=1)
-    table["correct"] = table["true"] == table["pred"]
+    table["correct"] = table["reference"] == table["pred"]
     return table.drop(columns=columns)
 
 

@@ -165,40 +165,52 @@ def confusion_styles(frame: pd.DataFrame, shares: np.ndarray) -> pd.DataFrame:
 
 MAP_COLOURINGS: dict[str, str] = {"true": "true label", "pred": "predicted label", "correct": "right or wrong",
                                   "twin": "copy in Training", "confidence": "confidence"}
+# Faces without a reference label (FER+ without a majority, annotated not a face or ambiguous):
+# dark, apart from every emotion's colour (neutral's is light grey) and from "right"'s grey.
+NO_LABEL_COLOR: str = "rgb(40,40,40)"
 
 
 def face_map_figure(table: pd.DataFrame, colour: str = "true", height: int = 560,
-                    selected: Collection[int] = ()) -> go.Figure:
+                    selected: Collection[int] = (), reference_name: str = "FER2013") -> go.Figure:
     """The test faces on the model's 2-D map (``fer.embedding.map_table``), one WebGL trace per colour.
 
     Each point carries its FER2013 row as ``customdata``, so a box or lasso selection names faces.
+    ``true`` colours by the ``reference`` column (the labels taken as the truth, named
+    ``reference_name`` in the hover texts) and ``correct`` by whether the prediction matches it;
+    under both, faces without a reference label (-1) get a "no label" trace of their own.
     ``twin`` needs a boolean ``twin`` column (the face has a copy in Training, ``fer.twins``);
     ``confidence`` draws one trace on a colour scale. ``selected`` rows are drawn as selected (the
     others dimmed, as after a lasso), so a selection outlives a redrawn figure.
     """
     if colour == "confidence":
-        return _confidence_map(table, height, selected)
+        return _confidence_map(table, height, selected, reference_name)
+    unlabelled = table["reference"] < 0
     if colour == "correct":
-        groups = [("right", table["correct"], "rgb(150,150,150)"), ("wrong", ~table["correct"], "rgb(214,39,40)")]
+        groups = [("right", table["correct"], "rgb(150,150,150)"),
+                  ("wrong", ~table["correct"] & ~unlabelled, "rgb(214,39,40)")]
     elif colour == "twin":
         groups = [("no copy in Training", ~table["twin"], "rgb(150,150,150)"),
                   ("copy in Training", table["twin"], "rgb(148,103,189)")]
     else:
-        groups = [(name, table[colour] == i, _rgb(EMOTION_COLORS[name])) for i, name in enumerate(EMOTIONS)]
+        labels = table["reference" if colour == "true" else colour]
+        groups = [(name, labels == i, _rgb(EMOTION_COLORS[name])) for i, name in enumerate(EMOTIONS)]
+    if colour in ("true", "correct") and unlabelled.any():
+        groups.append(("no label", unlabelled, NO_LABEL_COLOR))
     figure = go.Figure()
     for name, mask, color in groups:
         part = table[mask]
         figure.add_trace(go.Scattergl(
             x=part["x"], y=part["y"], mode="markers", name=f"{name} ({len(part)})", customdata=part["row"],
-            text=_map_hover(part), hoverinfo="text", marker={"size": 5, "color": color, "opacity": 0.75},
-            selectedpoints=_selected_points(part, selected),
+            text=_map_hover(part, reference_name), hoverinfo="text",
+            marker={"size": 5, "color": color, "opacity": 0.75}, selectedpoints=_selected_points(part, selected),
         ))
     return _map_layout(figure, height)
 
 
-def _map_hover(part: pd.DataFrame) -> list[str]:
-    return [f"row {r} · true {EMOTIONS[t]} → {EMOTIONS[p]} {c:.0%}" for r, t, p, c in
-            zip(part["row"], part["true"], part["pred"], part["confidence"], strict=True)]
+def _map_hover(part: pd.DataFrame, reference_name: str) -> list[str]:
+    """``row 5 · FER+ majority: happy → sad 80%`` per face (``no label`` for a face without one)."""
+    return [f"row {r} · {reference_name}: {EMOTIONS[t] if t >= 0 else 'no label'} → {EMOTIONS[p]} {c:.0%}"
+            for r, t, p, c in zip(part["row"], part["reference"], part["pred"], part["confidence"], strict=True)]
 
 
 def _selected_points(part: pd.DataFrame, selected: Collection[int]) -> list[int] | None:
@@ -220,9 +232,10 @@ def _map_layout(figure: go.Figure, height: int) -> go.Figure:
     return figure
 
 
-def _confidence_map(table: pd.DataFrame, height: int, selected: Collection[int] = ()) -> go.Figure:
+def _confidence_map(table: pd.DataFrame, height: int, selected: Collection[int], reference_name: str) -> go.Figure:
     figure = go.Figure(go.Scattergl(
-        x=table["x"], y=table["y"], mode="markers", customdata=table["row"], text=_map_hover(table), hoverinfo="text",
+        x=table["x"], y=table["y"], mode="markers", customdata=table["row"], text=_map_hover(table, reference_name),
+        hoverinfo="text",
         selectedpoints=_selected_points(table, selected),
         marker={"size": 5, "color": table["confidence"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                 "opacity": 0.8, "colorbar": {"title": {"text": "top probability", "side": "top"}, "thickness": 12,

@@ -49,6 +49,12 @@ def render() -> None:
                                    required=True)
     colour = st.segmented_control("Colour by", list(charts.MAP_COLOURINGS), key=widgets.kept("map_colour"),
                                   default="true", required=True, format_func=charts.MAP_COLOURINGS.get)
+    # Above the map, not with the selection: the points' true-label colours follow it too.
+    reference = st.segmented_control(
+        "Reference labels", available_references(), key=widgets.kept("map_reference"), default="fer2013",
+        required=True, format_func=REFERENCES.get,
+        help="Which labels count as the truth: the map's true-label and right-or-wrong colours and its hover texts, "
+             "and the selection's accuracy, order, captions and CSV.")
     tta = resources.has_tta_predictions(model) and right.toggle("Flip TTA", key=widgets.kept("map_tta"),
                                                                 help="Colour and caption by the flip-TTA predictions")
     try:
@@ -56,7 +62,9 @@ def render() -> None:
     except (FileNotFoundError, ValueError) as err:
         st.error(f"The predictions of `{model.path.name}` cannot be read: {err}")
         return
-    table = map_table(face_map, predictions, split)
+    annotations = widgets.current_annotations()
+    references = reference_by_row(predictions, reference, annotations)
+    table = map_table(face_map, predictions, split, references)
     table["twin"] = table["row"].isin(resources.twin_lookup().keys())
     if table.empty:
         st.warning(f"The map and the predictions of `{model.path.name}` share no {split} face.")
@@ -68,20 +76,21 @@ def render() -> None:
         f"keeps {face_map.neighbourhood_kept.get(split, float('nan')):.0%} of each face's 10 nearest neighbours. "
         "Drag a lasso or box to see the faces inside (double-click clears)."
     )
-    chosen = map_with_selection(table, (str(model.path), split), (colour, tta))
+    chosen = map_with_selection(table, (str(model.path), split), (colour, tta, reference))
     if not chosen:
         st.info("Select a region of the map to see its faces.", icon=":material/gesture_select:")
         return
-    render_selection(model, table, chosen, predictions, face_map, split, tta)
+    render_selection(model, table, chosen, predictions, face_map, split, tta, reference=reference,
+                     references=references, annotations=annotations)
 
 
-def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool]) -> list[int]:
+def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool, str]) -> list[int]:
     """Draws the map and gives the selected rows, kept (per model and split) across redraws.
 
-    Plotly's selection belongs to the figure: another colouring or TTA makes a new figure whose
-    selection is empty. So the last selection is remembered and drawn into the new figure; only
-    the user's own change to a figure's selection (a new region, or a double-click that clears
-    one) replaces it.
+    ``look`` is (colouring, flip TTA, reference labels). Plotly's selection belongs to the figure:
+    another look makes a new figure whose selection is empty. So the last selection is remembered
+    and drawn into the new figure; only the user's own change to a figure's selection (a new
+    region, or a double-click that clears one) replaces it.
     """
     remembered = st.session_state.setdefault("map_selected", {})
     key = f"map_chart_{st.session_state.get('map_chart_revision', 0)}"
@@ -91,7 +100,8 @@ def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool]) ->
     last = st.session_state.get("map_drawn") if key in st.session_state else None
     same_figure = last is not None and last[:2] == (place, look)
     drawn = last[2] if same_figure else remembered.get(place, ())
-    event = st.plotly_chart(charts.face_map_figure(table, look[0], selected=drawn), key=key, on_select="rerun",
+    figure = charts.face_map_figure(table, look[0], selected=drawn, reference_name=REFERENCES[look[2]])
+    event = st.plotly_chart(figure, key=key, on_select="rerun",
                             selection_mode=("box", "lasso"), config={"displayModeBar": True, "displaylogo": False})
     selection = event.selection if event else {}
     rows = tuple(charts.selected_customdata(selection.get("points")))
@@ -118,6 +128,8 @@ def reference_by_row(predictions: pd.DataFrame, source: str, annotations: pd.Dat
     """
     views = [split_view_for(predictions, s, source, annotations) for s in EVAL_SPLITS
              if (predictions["split"] == s).any()]
+    if not views:  # no test predictions: the map table comes out empty and the page says so
+        return pd.Series([], dtype=np.int64)
     return pd.Series(np.concatenate([v.reference for v in views]), index=np.concatenate([v.rows for v in views]))
 
 
@@ -135,22 +147,15 @@ def selection_heading(part: pd.DataFrame, reference: str) -> str:
             + (f", {excluded} excluded" if excluded else ""))
 
 
-def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool) -> None:
+def render_selection(model, table, chosen: list[int], predictions, face_map, split: str, tta: bool, *,
+                     reference: str, references: pd.Series, annotations: pd.DataFrame) -> None:
     """The selected faces (worst-predicted first), then the nearest neighbours of one of them.
 
-    The map's colours and hover texts keep the FER2013 labels; the selection is judged against the
-    reference labels chosen here, as on the Errors page.
+    The selection is judged against the ``reference`` labels (``references``: by row, both splits,
+    from :func:`reference_by_row`; the map's colours read the same), as on the Errors page.
     """
-    reference = st.segmented_control(
-        "Reference labels", available_references(), key=widgets.kept("map_reference"), default="fer2013",
-        required=True, format_func=REFERENCES.get,
-        help="Which labels count as the truth for the selection's accuracy, order, captions and CSV (the map's "
-             "colours stay FER2013's).")
-    annotations = widgets.current_annotations()
-    references = reference_by_row(predictions, reference, annotations)
     placed, indexed = table.set_index("row"), predictions.set_index("row")
     part = placed.loc[chosen].copy()
-    part["reference"] = references.loc[part.index].to_numpy()
     # 0: wrong, 1: right, 2: no reference label (left out of the accuracy, shown last).
     part["outcome"] = np.where(part["reference"] < 0, 2, (part["reference"] == part["pred"]).astype(int))
     excluded = int((part["outcome"] == 2).sum())

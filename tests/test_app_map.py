@@ -193,12 +193,22 @@ def test_face_map_figure_colourings():
     table = pd.DataFrame({"row": np.arange(50), "x": rng.normal(size=50), "y": rng.normal(size=50),
                           "true": rng.integers(0, 7, 50), "pred": rng.integers(0, 7, 50),
                           "confidence": rng.random(50), "twin": rng.random(50) < 0.3})
-    table["correct"] = table["true"] == table["pred"]
+    table["reference"] = table["true"]
+    table["correct"] = table["reference"] == table["pred"]
     traces = {colour: face_map_figure(table, colour).data for colour in MAP_COLOURINGS}
     assert [len(traces[c]) for c in ("true", "pred", "correct", "twin", "confidence")] == [7, 7, 2, 2, 1]
     for data in traces.values():  # every face once, each carrying its row for the selection
         assert sorted(int(r) for trace in data for r in trace.customdata) == list(range(50))
     assert traces["twin"][1].name == f"copy in Training ({int(table['twin'].sum())})"
+    # Faces without a reference label get a trace of their own where the colours read that label.
+    table.loc[:4, "reference"] = -1
+    table["correct"] = table["reference"] == table["pred"]
+    for colour in ("true", "correct"):
+        data = face_map_figure(table, colour, reference_name="FER+ majority").data
+        assert data[-1].name == "no label (5)" and sorted(data[-1].customdata) == [0, 1, 2, 3, 4]
+        assert sorted(int(r) for trace in data for r in trace.customdata) == list(range(50))
+        assert data[-1].text[0].startswith("row 0 · FER+ majority: no label → ")
+    assert len(face_map_figure(table, "pred").data) == 7  # the predictions have no such gap
 
 
 def test_face_map_figure_draws_a_selection_and_keeps_legend_and_toolbar_apart():
@@ -210,7 +220,8 @@ def test_face_map_figure_draws_a_selection_and_keeps_legend_and_toolbar_apart():
     table = pd.DataFrame({"row": np.arange(10) + 100, "x": np.arange(10.0), "y": np.arange(10.0),
                           "true": [0, 1] * 5, "pred": [0] * 10, "confidence": np.linspace(0, 1, 10),
                           "twin": [False] * 10})
-    table["correct"] = table["true"] == table["pred"]
+    table["reference"] = table["true"]
+    table["correct"] = table["reference"] == table["pred"]
     figure = face_map_figure(table, "correct", selected=[101, 102, 999])
     assert [list(t.selectedpoints) for t in figure.data] == [[1], [0]]  # positions within each trace
     assert [[t.customdata[i] for i in t.selectedpoints] for t in figure.data] == [[102], [101]]
@@ -375,3 +386,55 @@ def test_the_ferplus_reference_leaves_out_faces_without_a_majority(monkeypatch, 
     at.segmented_control(key="map_split").set_value("PublicTest").run()
     at.segmented_control(key="map_split").set_value("PrivateTest").run()
     assert at.segmented_control(key="map_reference").value == "ferplus"
+
+
+def test_the_points_follow_the_chosen_reference_labels(monkeypatch, tmp_path, mapped_folder, private_rows):
+    import pandas as pd
+
+    from fer.annotations import AnnotationStore
+    from fer.labels import EMOTIONS
+
+    folder, _ = mapped_folder
+    true = pd.read_csv(folder / "tiny.predictions.csv").set_index("row")["true"]
+    relabelled, dropped = private_rows[0], private_rows[1]
+    new_label = next(e for i, e in enumerate(EMOTIONS) if i != true[relabelled])
+    db = use_app_env(monkeypatch, tmp_path, folder)
+    store = AnnotationStore(db)
+    store.add(relabelled, "relabel", new_label, annotator="ann")
+    store.add(dropped, "not_face", annotator="ann")
+    lasso = Lasso(monkeypatch, private_rows[:12])
+    at = open_page("pages/map.py")
+    lasso.rows = []  # the new figures below start without a selection of the user's
+
+    def trace_of(row: int) -> tuple[str, str]:
+        """The legend name (without its count) and hover text of ``row``'s point."""
+        spec = json.loads(at.main.get("plotly_chart")[0].proto.spec)
+        for trace in spec["data"]:
+            rows = spec_rows(trace)
+            if row in rows:
+                return trace["name"].rsplit(" (", 1)[0], trace["text"][rows.index(row)]
+        raise AssertionError(f"row {row} is not on the map")
+
+    assert trace_of(relabelled)[0] == EMOTIONS[true[relabelled]]
+    at.segmented_control(key="map_reference").set_value("annotated").run()
+    assert not at.exception
+    assert [trace_of(relabelled)[0], trace_of(dropped)[0]] == [new_label, "no label"]
+    assert trace_of(relabelled)[1].startswith(f"row {relabelled} · FER2013 + our annotations: {new_label} → ")
+    assert trace_of(dropped)[1].startswith(f"row {dropped} · FER2013 + our annotations: no label → ")
+    # The selection outlives the new figure, and right or wrong reads the same labels.
+    assert heading(at).startswith("12 faces selected") and sum(map(len, drawn_selection(at))) == 12
+    at.segmented_control(key="map_colour").set_value("correct").run()
+    assert trace_of(dropped)[0] == "no label"
+    at.segmented_control(key="map_reference").set_value("fer2013").run()
+    name, hover = trace_of(dropped)
+    assert name in ("right", "wrong") and hover.startswith(f"row {dropped} · FER2013: {EMOTIONS[true[dropped]]} → ")
+
+
+def spec_rows(trace: dict) -> list[int]:
+    """A trace's ``customdata`` (FER2013 rows) from the chart's JSON spec: Plotly's typed array."""
+    import base64
+
+    import numpy as np
+
+    data = trace["customdata"]
+    return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).astype(int).tolist()

@@ -113,6 +113,12 @@ def test_map_table_joins_the_predictions():
     table = map_table(_small_map(), predictions, "PublicTest")
     assert table["row"].tolist() == [28709, 28710] and table["correct"].tolist() == [True, False]
     assert table["position"].tolist() == [0, 1] and table["confidence"].tolist() == pytest.approx([0.7, 0.7])
+    assert table["reference"].tolist() == [0, 3]  # FER2013's labels unless told otherwise
+    # Other reference labels (-1: none) decide right and wrong; FER2013's stay in "true".
+    reference = pd.Series([-1, 4, 6], index=[28709, 28710, 32298])
+    table = map_table(_small_map(), predictions, "PublicTest", reference)
+    assert table["reference"].tolist() == [-1, 4] and table["true"].tolist() == [0, 3]
+    assert table["correct"].tolist() == [False, True]
 
 
 def test_build_map_of_a_real_model(tmp_path):
