@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer.detect import DETECTORS  # noqa: E402
 from fer.image_io import IMAGE_SUFFIXES  # noqa: E402
 from fer.paths import PHOTOS_DIR  # noqa: E402
-from fer.photos import MANIFEST_NAME, manifest_rows  # noqa: E402
+from fer.photos import MANIFEST_NAME, manifest_rows, tally  # noqa: E402
 from fer.pipeline import STAGES  # noqa: E402
 
 DEFAULT_FER_VENV = Path(tempfile.gettempdir()) / "fer-pypi-venv"
@@ -139,9 +139,20 @@ def print_table(photos: list[tuple[Path, str]], ours: dict[Path, dict], theirs: 
         print(line)
 
 
+def found_text(photos: list[tuple[Path, str]], results: dict[Path, dict]) -> str:
+    """Faces found of the countable ones, and extra boxes, scored as ``detection_report.py`` does."""
+    scores = [tally(results[p]["faces"], want) for p, want in photos]
+    countable, found, extra = (sum(column) for column in zip(*scores, strict=True))
+    return f"{found} of {countable} countable faces, {extra} extra"
+
+
 def summarise(photos: list[tuple[Path, str]], ours: dict[Path, dict], theirs: dict[Path, dict] | None) -> bool:
     """Prints medians and the issue's bar; returns whether it is met."""
     every = [ours[p]["total"] for p, _ in photos]
+    counted = [(p, want) for p, want in photos if want != "?"]
+    if counted:
+        print(f"\nfaces found against the hand counts: {found_text(counted, ours)} (ours)"
+              + (f", {found_text(counted, theirs)} (fer package)" if theirs else ""))
     one_mp = [p for p, want in photos if want == "1" and ONE_MP_RANGE[0] <= ours[p]["pixels"] <= ONE_MP_RANGE[1]]
     print(f"\nend-to-end median, all {len(every)} photos: {statistics.median(every):.1f} ms (ours)", end="")
     if theirs:
