@@ -102,7 +102,7 @@ def test_go_to_a_test_row_with_its_close_up_and_annotation(app_env):
     at.radio(key="dataset_annotate_choice").set_value("ambiguous")
     at.form_submit_button(key="dataset_annotate_save").click().run()
     assert AnnotationStore(app_env).current()[["row", "action"]].values.tolist() == [[row, "ambiguous"]]
-    assert any("✎ ambiguous (finder)" in t for t in texts(at.caption))
+    assert any(t.startswith(f"Row {row} is annotated: ambiguous (by finder)") for t in texts(at.caption))
     # Emptying the box browses again, and the address forgets the row.
     at.number_input(key="dataset_row").set_value(None).run()
     assert "row" not in at.query_params
@@ -162,3 +162,39 @@ def test_a_face_with_flip_tta_predictions(monkeypatch, tmp_path, tmp_path_factor
     assert any(m.startswith("`tiny` predicts **" + predicted + "**") and m.endswith(" with flip TTA.")
                for m in texts(at.caption))
 
+
+def test_a_face_view_reads_its_annotation_once_and_shows_it_once(app_env, monkeypatch):
+    from fer.annotations import AnnotationStore
+
+    row = int(load_test_faces().rows[0])
+    AnnotationStore(app_env).add(row, "relabel", "sad", annotator="finder")
+    reads = []
+    for name in ("current", "history"):
+        original = getattr(AnnotationStore, name)
+        monkeypatch.setattr(AnnotationStore, name,
+                            lambda self, *args, _name=name, _original=original: reads.append(_name)
+                            or _original(self, *args))
+    at = open_dataset()
+    at.number_input(key="dataset_row").set_value(row).run()
+    reads.clear()
+    at.run()
+    assert not at.exception and not at.error
+    # The annotation panel reads this face's own history; nothing reads every face's to caption it.
+    assert reads == ["history"]
+    said = [t for t in texts(at.caption) + texts(at.markdown) if "relabelled sad" in t]
+    assert len(said) == 1 and said[0].startswith(f"Row {row} is annotated: relabelled sad (by finder)")
+
+
+def test_a_face_view_with_a_broken_annotation_database_still_shows_the_face(app_env):
+    app_env.write_bytes(b"this is not an SQLite database" * 100)
+    row = int(load_test_faces().rows[0])
+    at = open_dataset()
+    at.number_input(key="dataset_row").set_value(row).run()
+    assert not at.exception and not at.error
+    assert any("annotation database cannot be used" in w for w in texts(at.warning))
+    assert any(img.captions and img.captions[0] == f"row {row}" for img in at.image)  # the face, close up
+    assert not [b for b in at.form_submit_button if b.key == "dataset_annotate_save"]  # nothing can be saved
+    # A database mended since (here: a new one) brings the panel back, though no read of it said so yet.
+    app_env.unlink()
+    at.run()
+    assert not at.warning and [b for b in at.form_submit_button if b.key == "dataset_annotate_save"]
