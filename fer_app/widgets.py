@@ -285,7 +285,14 @@ def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
 def _page_size(bar, per_page: int, key: str, keep: bool) -> int:
     """The page size chosen in ``bar``; on a change, the page that holds the first item shown."""
     sizes = [per_page * f for f in PAGE_SIZE_FACTORS]
-    size_key, was_key = f"{key}_size", f"{key}_size_was"
+    size_key, was_key, base_key = f"{key}_size", f"{key}_size_was", f"{key}_size_base"
+    if st.session_state.get(base_key, per_page) != per_page:
+        # Another list on this pager, with another page size (Dataset's faces and their pairs):
+        # a size chosen there must not carry over as a multiple it was not.
+        for stale in (size_key, _KEPT_PREFIX + size_key):
+            st.session_state.pop(stale, None)
+        st.session_state[was_key] = per_page
+    st.session_state[base_key] = per_page
     with bar:
         size = st.selectbox("Per page", sizes, key=kept(size_key) if keep else size_key, width=110,
                             help="How many faces each page shows")
