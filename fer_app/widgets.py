@@ -616,14 +616,29 @@ def current_annotations():
     """
     from fer.annotations import history_frame
 
+    current = _from_store(lambda store: store.current())
+    return history_frame() if current is None else current
+
+
+def annotation_store_opens() -> bool:
+    """Whether the annotation database opens (nothing is read). When it does not, a warning says
+    why and the annotation panels stay away, as after :func:`current_annotations`.
+    """
+    return _from_store(lambda store: True) is not None
+
+
+def _from_store(read: Callable[[object], T]) -> T | None:
+    """``read(store)``, or None with a warning (and the panels kept away) when the database
+    cannot be used; a success clears an earlier failure's flag (the file was mended).
+    """
     try:
-        current = resources.annotation_store().current()
+        value = read(resources.annotation_store())
     except sqlite3.Error as err:
         _log.exception("annotation database error")
         st.session_state[STORE_ERROR_KEY] = str(err)
         st.warning(f"The annotation database cannot be used ({err}), so annotations are left out and cannot be "
                    f"saved. Check that `{annotations_db_hint()}` is a writable SQLite file, or set "
                    "FER_ANNOTATIONS_DB to another file.", icon=":material/database:")
-        return history_frame()
+        return None
     st.session_state.pop(STORE_ERROR_KEY, None)
-    return current
+    return value

@@ -2,7 +2,6 @@
 face by its row (``?row=N`` in the address links to it)."""
 
 import re
-import sqlite3
 
 import numpy as np
 import streamlit as st
@@ -121,7 +120,7 @@ def face_view(row: int) -> None:
     # No annotation here: the panel below reads this face's own history and says it.
     st.caption(f"{vote_summary(row) or 'no FER+ votes'}{twin_text(row, resources.twin_lookup())}"
                f"{pose_text(row, resources.face_poses())}")
-    usable = store_opens()
+    usable = widgets.annotation_store_opens()
     close_up = model_close_up(row, label) if test else None
     if close_up is None:
         st.image(enlarge(lookup.faces(np.array([row]))[0], 3), caption=f"row {row}", width=144)
@@ -129,20 +128,6 @@ def face_view(row: int) -> None:
         close_up(row)  # the panel that draws it is left out without a store
     caption = f"row {row} · {split} · {label_name(label)}"
     widgets.annotate_panel([widgets.FaceRef(row, label, caption)], "dataset_annotate", close_up)
-
-
-def store_opens() -> bool:
-    """Whether the annotation database opens (the cached store: nothing is read). When it does not,
-    :func:`fer_app.widgets.current_annotations` says why and keeps the annotation panel away, as on
-    the other pages.
-    """
-    try:
-        resources.annotation_store()
-    except sqlite3.Error:
-        widgets.current_annotations()
-        return False
-    st.session_state.pop(widgets.STORE_ERROR_KEY, None)  # another page's failed read, since mended
-    return True
 
 
 def model_close_up(row: int, label: int):
