@@ -52,6 +52,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from fer.cli import HelpFormatter, argument_parser
 from fer.ferplus import FER2013_ROWS
 from fer.labels import EMOTIONS
 from fer.paths import PROJECT_DIR
@@ -882,12 +883,14 @@ def _usage_error(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line for export and import; returns the exit code (0 ok, 1 error, 2 usage error)."""
-    parser = argparse.ArgumentParser(prog="python -m fer.annotations", description=__doc__.splitlines()[0])
+    parser = argument_parser("python -m fer.annotations", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write the current labels as CSV in FER2013 row order")
+    export = commands.add_parser("export", help="write the current labels as CSV in FER2013 row order",
+                                 formatter_class=HelpFormatter)
     export.add_argument("--out", type=Path, required=True, help="output CSV (never the database itself)")
     export.add_argument("--only-annotated", action="store_true", help="write only annotated rows")
-    importer = commands.add_parser("import", help="append the actions needed to match a CSV")
+    importer = commands.add_parser("import", help="append the actions needed to match a CSV",
+                                   formatter_class=HelpFormatter)
     importer.add_argument("file", type=Path, help="CSV written by export (or with the same columns)")
     importer.add_argument("--annotator", help="annotator for rows without one")
     for sub, role in ((export, "database to read, which must exist"), (importer, "database, created if missing")):

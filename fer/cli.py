@@ -1,4 +1,6 @@
-"""What the command-line tools share: argument types that refuse bad values up front."""
+"""What the command-line tools share: argument types that refuse bad values up front, and help
+texts that show defaults.
+"""
 
 from __future__ import annotations
 
@@ -29,3 +31,34 @@ def command_line(module: str, argv: Sequence[str] | None = None) -> str:
     arguments (``argv``, else the process's own), each quoted as a shell needs.
     """
     return f"python -m {module} " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+
+
+def description(docstring: str | None) -> str:
+    """A tool's ``--help`` description from its module docstring: the first paragraph (a whole
+    sentence, where the first line may stop mid-way), without reStructuredText's double backticks.
+    """
+    first = (docstring or "").strip().split("\n\n")[0]
+    return " ".join(first.split()).replace("``", "")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (a flag's False, None, an
+    empty string or list) or its help already says it.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        empty = isinstance(default, (str, list, tuple)) and not default
+        if default is None or default is False or empty or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def argument_parser(prog: str, docstring: str | None) -> argparse.ArgumentParser:
+    """The parser of ``python -m <prog>``: described by its module docstring, defaults shown.
+
+    Sub-command parsers need ``formatter_class=HelpFormatter`` themselves: argparse does not pass
+    it on.
+    """
+    return argparse.ArgumentParser(prog=prog, description=description(docstring), formatter_class=HelpFormatter)

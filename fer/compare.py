@@ -11,7 +11,6 @@ few tenths of a point usually does not.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer.cli import argument_parser
 from fer.labels import EMOTIONS, EVAL_SPLITS, PROB_COLUMNS
 
 # The four groups of paired outcomes, in display order.
@@ -213,10 +213,10 @@ def per_class(comparison: Comparison) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: compare two predictions tables on one split."""
-    parser = argparse.ArgumentParser(prog="python -m fer.compare", description=__doc__.splitlines()[0])
+    parser = argument_parser("python -m fer.compare", __doc__)
     parser.add_argument("a", type=Path, help="predictions CSV of model A (fer.evaluate writes them)")
     parser.add_argument("b", type=Path, help="predictions CSV of model B")
-    parser.add_argument("--split", choices=EVAL_SPLITS, default="PrivateTest")
+    parser.add_argument("--split", choices=EVAL_SPLITS, default="PrivateTest", help="test split to compare on")
     parser.add_argument("--faces", choices=("all", "no_twin", "twin"), default="all",
                         help="all faces, only those without a copy in Training, or only those with one (fer.twins)")
     args = parser.parse_args(argv)

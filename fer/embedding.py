@@ -18,7 +18,6 @@ is not read for more than it shows.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import zipfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import at_least
+from fer.cli import argument_parser, at_least
 from fer.data import file_sha256
 from fer.labels import EVAL_SPLITS
 
@@ -386,8 +385,9 @@ def map_report(face_map: FaceMap, predictions, twin_rows: set[int] | None = None
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m fer.embedding build|report --model models/fer_best.h5``."""
-    parser = argparse.ArgumentParser(prog="python -m fer.embedding", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("build", "report"))
+    parser = argument_parser("python -m fer.embedding", __doc__)
+    parser.add_argument("command", choices=("build", "report"),
+                        help="build: write the map (minutes); report: what a built map shows")
     parser.add_argument("--model", required=True, help="a single-input .h5 model with its card beside it")
     parser.add_argument("--iterations", type=at_least(1), default=ITERATIONS,
                         help=f"t-SNE steps (build; default {ITERATIONS}, the first "

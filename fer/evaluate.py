@@ -8,7 +8,6 @@ prints the metrics as one JSON object keyed by split.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer.cli import argument_parser
 from fer.labels import EVAL_SPLITS, PROB_COLUMNS
 from fer.metrics import compute_metrics, format_confusion
 from fer.preprocess import to_model_input
@@ -273,7 +273,7 @@ def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shift
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m fer.evaluate", description=__doc__.splitlines()[0])
+    parser = argument_parser("python -m fer.evaluate", __doc__)
     parser.add_argument("--model", required=True, help="model .h5 with its .json metadata beside it")
     parser.add_argument("--data", default=None, help="FER2013 CSV or image folder (default: shared CSV, else embedded)")
     parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")

@@ -7,11 +7,12 @@ evaluation) and for faces cropped from photos. Build the table for all FER2013 r
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 
 import numpy as np
+
+from fer.cli import argument_parser
 
 # dlib's predictor was trained on faces far larger than 48 px: upscaling first makes its
 # regression trees land on the features instead of collapsing to the mean shape.
@@ -68,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     from fer.data import load_fer2013
     from fer.paths import FER2013_CSV
 
-    parser = argparse.ArgumentParser(prog="python -m fer.landmark_features")
-    parser.add_argument("--data", default=str(FER2013_CSV))
-    parser.add_argument("--out", required=True)
+    parser = argument_parser("python -m fer.landmark_features", __doc__)
+    parser.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz)")
+    parser.add_argument("--out", required=True,
+                        help="the table to write, e.g. fer/assets/landmark_features.npz")
     args = parser.parse_args(argv)
     dataset = load_fer2013(args.data)
     table = build_table(dataset.images)

@@ -8,12 +8,12 @@ test evaluation happens here, on exact pixels.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 
 import numpy as np
 
+from fer.cli import argument_parser
 from fer.labels import FACE_SIZE
 
 
@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m fer.pack --data CSV --out PACK.npz``."""
     from fer.paths import FER2013_CSV
 
-    parser = argparse.ArgumentParser(prog="python -m fer.pack", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(FER2013_CSV))
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--quality", type=int, default=90)
+    parser = argument_parser("python -m fer.pack", __doc__)
+    parser.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz)")
+    parser.add_argument("--out", required=True, help="the pack to write, e.g. .gpu/pack.npz")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of the Training faces (0-100)")
     args = parser.parse_args(argv)
     write_pack(args.data, args.out, args.quality)
     return 0

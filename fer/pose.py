@@ -19,7 +19,6 @@ the test faces by pose.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from fer.cli import HelpFormatter, argument_parser, command_line
 
 # Landmark index -> generic head point, in a camera-like frame: x to the image's right, y down,
 # z away from the camera (units: cm). The anthropometric model's axes point the other way on
@@ -388,11 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     from fer.evaluate import predictions_path
     from fer.metadata import read_metadata, write_metadata
 
-    parser = argparse.ArgumentParser(prog="python -m fer.pose", description=__doc__.split("\n\n")[0])
+    parser = argument_parser("python -m fer.pose", __doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="head poses of the embedded test faces (about 45 s)")
+    build = commands.add_parser("build", help="head poses of the embedded test faces (about 45 s)",
+                                formatter_class=HelpFormatter)
     build.add_argument("--out", default=None, help="default: fer/assets/fer2013_test_poses.csv")
-    report_cmd = commands.add_parser("report", help="a model's test accuracy by head pose")
+    report_cmd = commands.add_parser("report", help="a model's test accuracy by head pose",
+                                     formatter_class=HelpFormatter)
     report_cmd.add_argument("--model", required=True, help="released model .h5 with predictions beside it")
     report_cmd.add_argument("--tta", action="store_true", help="use its flip-TTA predictions")
     report_cmd.add_argument("--update-card", action="store_true", help="write the table into the model's card")
@@ -434,8 +437,6 @@ def main(argv: list[str] | None = None) -> int:
         angles_of_rows = poses_of(poses, frame["row"].to_numpy())
     except KeyError as err:
         parser.error(f"{err.args[0]}; rebuild with `python -m fer.pose build`")
-    from fer.cli import command_line
-
     command = command_line("fer.pose", argv)
     report: dict[str, object] = {"tta": bool(args.tta), "focal_eye_spans": FOCAL_EYE_SPANS, "command": command}
     for split in splits or ("PublicTest", "PrivateTest"):

@@ -13,7 +13,6 @@ LiteRT copy) are removed: they describe other weights. Releasing over an existin
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer.cli import argument_parser
 from fer.data import file_sha256
 from fer.metadata import metadata_path, read_metadata, write_metadata
 from fer.paths import MODELS_DIR
@@ -175,11 +175,12 @@ def combined_history(run: Path) -> pd.DataFrame | None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m fer.release", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--name", required=True)
+    parser = argument_parser("python -m fer.release", __doc__)
+    parser.add_argument("--run", required=True, type=Path, help="run folder of fer.train, with its model.h5")
+    parser.add_argument("--name", required=True, help="released name: models/NAME.h5 and the files beside it")
     parser.add_argument("--tta", action="store_true", help="also evaluate with flip test-time augmentation")
-    parser.add_argument("--data", default=None)
+    parser.add_argument("--data", default=None,
+                        help="FER2013 CSV or image folder to evaluate on (default: shared CSV, else embedded)")
     parser.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
     parser.add_argument("--replace", action="store_true",
                         help="release over an existing model of this name (its other files are removed)")

@@ -16,7 +16,6 @@ under a small face (:func:`resolution_caution`, from the validation split only).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.align import alignment_matrix
-from fer.cli import command_line
+from fer.cli import argument_parser, command_line
 from fer.labels import EVAL_SPLITS, FACE_SIZE
 
 # Sizes measured, px a side (48: the faces as they are).
@@ -105,9 +104,8 @@ def resolution_caution(resolution: float, report: dict | None, split: str = "Pub
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: the accuracy table of one model, printed and optionally stored in its card."""
-    parser = argparse.ArgumentParser(prog="python -m fer.resolution",
-                                     description="A model's test accuracy on faces of fewer pixels.")
-    parser.add_argument("--model", required=True, type=Path)
+    parser = argument_parser("python -m fer.resolution", "A model's test accuracy on faces of fewer pixels.")
+    parser.add_argument("--model", required=True, type=Path, help="model .h5 with its .json card beside it")
     parser.add_argument("--data", help="FER2013 CSV (default: the embedded test faces' source)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
     parser.add_argument("--reference", choices=("fer2013", "ferplus"), default="fer2013",

@@ -9,7 +9,6 @@ Backend-agnostic Keras 3: the same code trains on TensorFlow (CPU, here) and on 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import at_least, command_line
+from fer.cli import argument_parser, at_least, command_line
 from fer.labels import EMOTIONS, one_hot
 from fer.preprocess import ILLUMINATIONS, to_model_input
 
@@ -60,31 +59,36 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     from fer.models import ARCHITECTURES
     from fer.paths import FER2013_CSV
 
-    p = argparse.ArgumentParser(prog="python -m fer.train", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default="paper", choices=sorted(ARCHITECTURES))
+    p = argument_parser("python -m fer.train", __doc__)
+    p.add_argument("--arch", default="paper", choices=sorted(ARCHITECTURES),
+                   help="registered architecture (fer.models)")
     p.add_argument("--data", default=str(FER2013_CSV), help="FER2013 CSV(.gz), image folder, or training pack .npz")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/paper")
     p.add_argument("--epochs", type=at_least(0), default=10, help="0 saves the initial (or warm-started) model")
-    p.add_argument("--batch-size", type=at_least(1), default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=at_least(1), default=512, help="faces per training step")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, shuffling and augmentation")
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"), help="optimiser")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (the peak, with a schedule)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD (Nesterov) momentum")
-    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"),
+                   help="learning rate over the run: constant, or cosine decay to 0")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="share of each target spread over all classes")
     p.add_argument(
         "--augment", default="", help=f"comma-separated subset of {','.join(AUGMENTATIONS)}, or 'all' "
         f"({','.join(ALL_AUGMENTATIONS)})"
     )
-    p.add_argument("--illumination", default="none", choices=ILLUMINATIONS)
+    p.add_argument("--illumination", default="none", choices=ILLUMINATIONS,
+                   help="illumination correction of each face: hist (histogram equalisation) or clahe "
+                        "(its local, contrast-limited form)")
     p.add_argument("--landmarks", default="", help="landmark features .npz (for *_landmarks architectures)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="stop cleanly after this many seconds, loading included (0: none)")
     p.add_argument("--limit", type=at_least(0), default=0,
                    help="use only the first N training faces (smoke tests; 0: all)")
-    p.add_argument("--steps-per-execution", type=at_least(1), default=1)
+    p.add_argument("--steps-per-execution", type=at_least(1), default=1,
+                   help="training steps per compiled call (Keras' steps_per_execution)")
     p.add_argument("--init-from", default="",
                    help="warm start: the weights of this model.h5 (same architecture and pre-processing)")
     p.add_argument("--soft-targets", default="",

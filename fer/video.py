@@ -12,7 +12,6 @@ descriptor, so someone who leaves and comes back keeps one timeline).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import io
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.cli import argument_parser
 from fer.detect import DETECTORS, box_iou
 from fer.labels import EMOTIONS
 
@@ -614,10 +614,11 @@ def analyze_video(pipeline, data: bytes, every_s: float = DEFAULT_EVERY_S, max_s
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: prints each tracked face's summary; ``--csv`` / ``--json`` write the timeline."""
-    parser = argparse.ArgumentParser(prog="python -m fer.video", description=__doc__.splitlines()[0])
-    parser.add_argument("video", type=Path)
+    parser = argument_parser("python -m fer.video", __doc__)
+    parser.add_argument("video", type=Path, help="video file (MP4, MOV, WebM, MKV, AVI or animated GIF)")
     parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S, help="seconds between analysed frames")
-    parser.add_argument("--max-samples", type=int, default=MAX_SAMPLES, help="the most frames analysed")
+    parser.add_argument("--max-samples", type=int, default=MAX_SAMPLES,
+                        help="the most frames analysed (a longer video is sampled more sparsely)")
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
     parser.add_argument("--detector", default="hog", choices=DETECTORS,
                         help="face detector (default: hog, with BlazeFace's second look where it found faces)")
