@@ -1,13 +1,15 @@
-"""What the command-line tools share: argument types that refuse bad values up front, and help
-texts that show defaults.
+"""What the command-line tools share: argument types that refuse bad values up front, help
+texts that show defaults, and quieter native libraries.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -62,3 +64,28 @@ def argument_parser(prog: str, docstring: str | None) -> argparse.ArgumentParser
     it on.
     """
     return argparse.ArgumentParser(prog=prog, description=description(docstring), formatter_class=HelpFormatter)
+
+
+def quiet_tensorflow() -> None:
+    """Keeps TensorFlow's C++ INFO and WARNING lines out of a tool's output; its errors still show.
+
+    Read when TensorFlow loads, so call it before the first model is loaded. A level the user set
+    is kept. (TensorFlow's few lines from before its logging starts ignore it.)
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own warnings kept off stderr while a tool runs (its errors still show): a
+    warning such as FFmpeg's on a file it cannot read only repeats the tool's clearer message.
+    """
+    import cv2
+
+    logging = cv2.utils.logging
+    before = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(before)

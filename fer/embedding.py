@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import argument_parser, at_least
+from fer.cli import argument_parser, at_least, quiet_tensorflow
 from fer.data import file_sha256
 from fer.labels import EVAL_SPLITS
 
@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{_EXAGGERATION_ITERATIONS} exaggerated)")
     parser.add_argument("--out", default=None, help="default: <model stem>.embedding.npz beside the model")
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     if not Path(args.model).is_file():
         print(f"error: no model at {args.model}", file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ prints the metrics as one JSON object keyed by split.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.cli import argument_parser
+from fer.cli import argument_parser, quiet_tensorflow
 from fer.labels import EVAL_SPLITS, PROB_COLUMNS
 from fer.metrics import compute_metrics, format_confusion
 from fer.preprocess import to_model_input
@@ -290,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if set(splits) != set(EVAL_SPLITS) and (args.update_card or not args.no_save):
         parser.error("--split evaluates part of the test data: use it with --no-save and without --update-card, "
                      "so cards and predictions tables always cover both splits")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     if not Path(args.model).is_file():
         print(f"error: model not found: {args.model}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import HelpFormatter, argument_parser, command_line
+from fer.cli import HelpFormatter, argument_parser, command_line, quiet_tensorflow
 
 # Landmark index -> generic head point, in a camera-like frame: x to the image's right, y down,
 # z away from the camera (units: cm). The anthropometric model's axes point the other way on
@@ -403,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                             help="run the model on this split now instead of reading its saved predictions "
                                  "(repeatable); `--split PublicTest` compares candidates without the test split")
     args = parser.parse_args(argv)
+    quiet_tensorflow()
 
     if args.command == "build":
         try:

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fer.cli import argument_parser
+from fer.cli import argument_parser, quiet_tensorflow
 from fer.data import file_sha256
 from fer.metadata import metadata_path, read_metadata, write_metadata
 from fer.paths import MODELS_DIR
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="release over an existing model of this name (its other files are removed)")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="default: the project's models/")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     before = {p for p in release_files(args.models_dir / f"{args.name}.h5") if p.is_file()}
     try:
         path = release(args.run, args.name, models_dir=args.models_dir, tta=args.tta, data=args.data,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.align import alignment_matrix
-from fer.cli import argument_parser, command_line
+from fer.cli import argument_parser, command_line, quiet_tensorflow
 from fer.labels import EVAL_SPLITS, FACE_SIZE
 
 # Sizes measured, px a side (48: the faces as they are).
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                              "emotion votes only; for models trained on FER+)")
     parser.add_argument("--update-card", action="store_true", help="write the table into the model's card")
     args = parser.parse_args(argv)
+    quiet_tensorflow()
 
     from fer.data import fer2013_rows_problem, require_splits
     from fer.metadata import model_info, read_metadata, write_metadata

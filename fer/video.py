@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import argument_parser
+from fer.cli import argument_parser, quiet_opencv, quiet_tensorflow
 from fer.detect import DETECTORS, box_iou
 from fer.labels import EMOTIONS
 
@@ -635,11 +635,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"error: cannot read {args.video}: {err.strerror or err}", file=sys.stderr)
         return 2
+    quiet_tensorflow()
     from fer.pipeline import FerPipeline
 
     try:
         pipeline = FerPipeline(args.model, detector=args.detector, tta=args.tta, calibrated=not args.raw)
-        result = analyze_video(pipeline, data, args.every, args.max_samples)
+        with quiet_opencv():
+            result = analyze_video(pipeline, data, args.every, args.max_samples)
     except (FileNotFoundError, ValueError) as err:  # VideoDecodeError is a ValueError
         print(f"error: {args.video}: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +89,34 @@ def test_help_shows_the_defaults(module, shown, capsys):
     for part in shown:
         assert part in text, part
     assert "``" not in text
+
+
+def test_train_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom fer.train import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "absl" not in done.stderr and "I0000" not in done.stderr
+
+
+def test_train_knows_every_registered_architecture():
+    pytest.importorskip("keras")
+    from fer.models import ARCHITECTURES
+    from fer.train import ARCHITECTURE_NAMES
+
+    assert sorted(ARCHITECTURE_NAMES) == sorted(ARCHITECTURES)
+
+
+def test_quiet_tensorflow_keeps_a_level_the_user_set(monkeypatch):
+    from fer.cli import quiet_tensorflow
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2", "warnings and info off, errors still shown"

@@ -389,6 +389,19 @@ def test_cli_prints_tracks_and_writes_csv(tmp_path, capsys):
     assert main([str(tmp_path / "missing.mp4")]) == 2
 
 
+@needs_released_model
+def test_cli_on_a_file_that_is_no_video_says_so_without_opencv_warnings(tmp_path, capfd):
+    import cv2
+
+    level = cv2.utils.logging.getLogLevel()
+    (tmp_path / "bad.mp4").write_bytes(b"\0" * 100)
+    assert main([str(tmp_path / "bad.mp4")]) == 2
+    err = capfd.readouterr().err  # OpenCV writes to the process's stderr, below Python's
+    assert "not a video FFmpeg can read" in err
+    assert "WARN" not in err and "cap.cpp" not in err, err
+    assert cv2.utils.logging.getLogLevel() == level, "the tool leaves OpenCV's log level as it found it"
+
+
 @needs_photos
 @needs_released_model
 def test_frame_thumbnails_number_faces_by_track(tmp_path, monkeypatch):
