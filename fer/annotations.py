@@ -881,6 +881,18 @@ def _usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _missing_annotator(table: pd.DataFrame, source: Path) -> str | None:
+    """Why an import without ``--annotator`` cannot name who made an action of this CSV, or ``None``."""
+    annotators = table["annotator"] if "annotator" in table else pd.Series("", index=table.index)
+    for position, (action, annotator) in enumerate(zip(table["action"], annotators, strict=True)):
+        if action.strip() and not unguard_formula(annotator.strip()):
+            line = position + 2  # 1-based, after the header, as the import's own errors count
+            where = (f"CSV line {line} of {source.name} has no annotator" if "annotator" in table
+                     else f"{source.name} has no annotator column, so CSV line {line} names no one")
+            return f"{where}: pass --annotator NAME, recorded for the lines without one"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line for export and import; returns the exit code (0 ok, 1 error, 2 usage error)."""
     parser = argument_parser("python -m fer.annotations", __doc__)
@@ -902,6 +914,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
+        # Before the store, so that a refused import leaves no new database behind.
+        if args.command == "import" and not args.annotator:
+            missing = _missing_annotator(read_csv_table(args.file), args.file)
+            if missing:
+                print(f"error: {missing}", file=sys.stderr)
+                return 2
         store = AnnotationStore(args.db)
         if args.command == "export":
             from fer.ferplus import load_ferplus_votes, majority_label

@@ -290,6 +290,22 @@ def test_cli_export_and_import(tmp_path, monkeypatch, capsys):
     assert annotations.main(["import", str(tmp_path / "missing.csv"), "--db", str(db)]) == 1
 
 
+def test_cli_import_without_annotators_asks_for_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(annotations, "original_labels", lambda: np.zeros(ROWS, dtype=np.int64))
+    db = tmp_path / "a.sqlite3"
+    (tmp_path / "bare.csv").write_text("row,action,annotated_label\n5,relabel,happy\n")
+    assert annotations.main(["import", str(tmp_path / "bare.csv"), "--db", str(db)]) == 2
+    assert capsys.readouterr().err == ("error: bare.csv has no annotator column, so CSV line 2 names no one: "
+                                       "pass --annotator NAME, recorded for the lines without one\n")
+    (tmp_path / "some.csv").write_text("row,action,annotated_label,annotator\n5,relabel,happy,ann\n6,,,\n"
+                                       "7,not_face,,\n")
+    assert annotations.main(["import", str(tmp_path / "some.csv"), "--db", str(db)]) == 2
+    assert "error: CSV line 4 of some.csv has no annotator: pass --annotator NAME" in capsys.readouterr().err
+    assert not db.exists(), "a refused import makes no database"
+    assert annotations.main(["import", str(tmp_path / "some.csv"), "--db", str(db), "--annotator", "carol"]) == 0
+    assert AnnotationStore(db).current().set_index("row")["annotator"].to_dict() == {5: "ann", 7: "carol"}
+
+
 def _export(store, arrays, **kwargs) -> str:
     buffer = io.StringIO()
     store.export_csv(buffer, *arrays, **kwargs)
