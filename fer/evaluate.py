@@ -3,7 +3,10 @@
 Prints accuracy, macro-F1, per-class accuracy and the confusion matrix (rows true, columns
 predicted) per split, and writes per-image predictions beside the model
 (``<model>.predictions.csv``: row, split, true, predicted, the 7 probabilities). ``--json``
-prints the metrics as one JSON object keyed by split.
+prints the metrics as one JSON object keyed by split, with the same metrics against the FER+
+crowd's majority labels (``metrics_ferplus``) and on the faces without a Training copy
+(``metrics_no_twin``) where the faces are FER2013's; ``--reference ferplus`` prints the per-class
+tables against the FER+ labels.
 """
 
 from __future__ import annotations
@@ -238,20 +241,41 @@ def format_report(metrics: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def print_evaluation(evaluation: Evaluation, as_json: bool = False) -> None:
-    """Prints the metrics as one JSON object keyed by split, or as text tables with the FER+ line."""
+def evaluation_json(evaluation: Evaluation) -> dict[str, dict]:
+    """The metrics as ``--json`` prints them: keyed by split, plus ``metrics_ferplus`` and
+    ``metrics_no_twin`` (keyed by split, named as in the card) where they were computed.
+    """
+    out = dict(evaluation.metrics)
+    if evaluation.metrics_ferplus is not None:
+        out["metrics_ferplus"] = evaluation.metrics_ferplus
+    if evaluation.metrics_no_twin is not None:
+        out["metrics_no_twin"] = evaluation.metrics_no_twin
+    return out
+
+
+def accuracy_line(title: str, metrics: dict[str, dict]) -> str:
+    """One line of each split's accuracy and face count, after ``title``."""
+    return f"{title}: " + "  ".join(f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in metrics.items())
+
+
+def print_evaluation(evaluation: Evaluation, as_json: bool = False, reference: str = "fer2013") -> None:
+    """Prints the metrics as one JSON object (:func:`evaluation_json`), or as text tables against
+    the ``reference`` labels (``fer2013``, or ``ferplus``: the FER+ crowd's majority) with one line
+    of accuracy against the other labels and one on the faces without a Training copy.
+    """
     if as_json:
-        print(json.dumps(evaluation.metrics))
+        print(json.dumps(evaluation_json(evaluation)))
         return
-    print(format_report(evaluation.metrics))
-    if evaluation.metrics_ferplus:
-        print("Against FER+ majority labels: " + "  ".join(
-            f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_ferplus.items()
-        ))
+    if reference == "ferplus" and evaluation.metrics_ferplus:
+        print("Against FER+ majority labels (faces with a vote for an emotion):")
+        print(format_report(evaluation.metrics_ferplus))
+        print(accuracy_line("Against FER2013 labels", evaluation.metrics))
+    else:
+        print(format_report(evaluation.metrics))
+        if evaluation.metrics_ferplus:
+            print(accuracy_line("Against FER+ majority labels", evaluation.metrics_ferplus))
     if evaluation.metrics_no_twin:
-        print("Without a near-duplicate in Training (fer.twins): " + "  ".join(
-            f"{split} {m['accuracy']:.4f} (n={m['n']})" for split, m in evaluation.metrics_no_twin.items()
-        ))
+        print(accuracy_line("Without a near-duplicate in Training (fer.twins)", evaluation.metrics_no_twin))
 
 
 def update_card(model_path: str | Path, evaluation: Evaluation, tta: bool, shifts: bool = False) -> None:
@@ -278,13 +302,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     parser.add_argument("--tta-shifts", action="store_true",
                         help="average 10 views: the face, four 2-pixel shifts, and their mirrors")
-    parser.add_argument("--json", action="store_true", help="print metrics as one JSON object keyed by split")
+    parser.add_argument("--json", action="store_true",
+                        help="print metrics as one JSON object keyed by split, with metrics_ferplus and "
+                             "metrics_no_twin (keyed by split too) where the faces are FER2013's")
+    parser.add_argument("--reference", choices=("fer2013", "ferplus"), default="fer2013",
+                        help="labels the per-class tables are scored against: FER2013's, or the FER+ crowd's "
+                             "majority (faces with a vote for an emotion)")
     parser.add_argument("--update-card", action="store_true", help="write the metrics into the model's JSON card")
     parser.add_argument("--no-save", action="store_true", help="do not write the predictions CSV")
     parser.add_argument("--split", action="append", choices=EVAL_SPLITS,
                         help="evaluate only this split (repeatable; default: both). `--split PublicTest` compares "
                              "candidates without reading the test split")
     args = parser.parse_args(argv)
+    if args.json and args.reference == "ferplus":
+        parser.error("--json holds the FER+ metrics already (metrics_ferplus); --reference is for the text tables")
     splits = tuple(dict.fromkeys(args.split)) if args.split else EVAL_SPLITS
     if set(splits) != set(EVAL_SPLITS) and (args.update_card or not args.no_save):
         parser.error("--split evaluates part of the test data: use it with --no-save and without --update-card, "
@@ -297,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = evaluate_model(args.model, args.data, tta=args.tta, splits=splits, shifts=args.tta_shifts)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.reference == "ferplus" and evaluation.metrics_ferplus is None:
+        why = evaluation.rows_problem or "the embedded FER+ votes table is missing"
+        print(f"error: --reference ferplus looks the FER+ votes up by FER2013 row, and {why}", file=sys.stderr)
         return 2
     if not evaluation.aligned:
         # Twins, pose and compare look faces up by FER2013 row: never save other numbers for them.
@@ -311,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.update_card:
         update_card(args.model, evaluation, args.tta, args.tta_shifts)
-    print_evaluation(evaluation, as_json=args.json)
+    print_evaluation(evaluation, as_json=args.json, reference=args.reference)
     return 0
 
 

@@ -71,6 +71,11 @@ def test_a_subset_csv_gets_no_fer2013_keyed_metrics_or_predictions(tmp_path, tin
     captured = capsys.readouterr()
     assert "note: subset.csv has 12 faces" in captured.err and "Against FER+" not in captured.out
 
+    # FER+ votes are looked up by FER2013 row: not for these faces.
+    assert evaluate(["--model", str(tiny_model), "--data", str(subset), "--no-save", "--reference", "ferplus"]) == 2
+    assert "error: --reference ferplus looks the FER+ votes up by FER2013 row, and subset.csv has 12 faces" in (
+        capsys.readouterr().err)
+
     # A split named twice is evaluated once.
     assert evaluate(["--model", str(tiny_model), "--data", str(subset), "--no-save", "--json",
                      "--split", "PublicTest", "--split", "PublicTest"]) == 0

@@ -76,11 +76,13 @@ def test_evaluate_cli_reproduces_paper_card_exactly(tmp_path, capsys):
     assert main(["--model", str(model), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     card = json.loads(source.with_suffix(".json").read_text())
-    assert set(printed) == {"PublicTest", "PrivateTest"}
+    assert set(printed) == {"PublicTest", "PrivateTest", "metrics_ferplus", "metrics_no_twin"}
     for split in ("PublicTest", "PrivateTest"):
         assert printed[split]["confusion_matrix"] == card["metrics"][split]["confusion_matrix"]
         assert printed[split]["accuracy"] == card["metrics"][split]["accuracy"]
         assert printed[split]["macro_f1"] == card["metrics"][split]["macro_f1"]
+        for key in ("metrics_ferplus", "metrics_no_twin"):  # the figures text mode prints, as the card has them
+            assert printed[key][split]["accuracy"] == card[key][split]["accuracy"]
     written = pd.read_csv(tmp_path / "paper_cnn.predictions.csv")
     assert len(written) == 7178 and list(written.columns) == ["row", "split", "true", "pred", *PROB_COLUMNS]
     released = pd.read_csv(MODELS_DIR / "paper_cnn.predictions.csv")
@@ -95,8 +97,9 @@ def test_evaluate_cli_can_leave_the_test_split_unread(tmp_path, capsys):
     assert main(["--model", str(model), "--json", "--no-save", "--split", "PublicTest"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     card = json.loads(model.with_suffix(".json").read_text())
-    assert set(printed) == {"PublicTest"}
+    assert set(printed) == {"PublicTest", "metrics_ferplus", "metrics_no_twin"}
     assert printed["PublicTest"]["accuracy"] == card["metrics"]["PublicTest"]["accuracy"]
+    assert set(printed["metrics_ferplus"]) == set(printed["metrics_no_twin"]) == {"PublicTest"}
     # A card or predictions table must cover both splits: a partial evaluation writes neither.
     for extra in (["--update-card", "--no-save"], []):
         with pytest.raises(SystemExit):
