@@ -382,6 +382,33 @@ def select_by_yaw(table, poses, subset: str):
     return table[keep]
 
 
+def _percent(share: float | None, digits: int = 2) -> str:
+    return "-" if share is None else f"{share:.{digits}%}"
+
+
+def format_pose_report(report: dict, model_name: str) -> str:
+    """A pose report (as ``report`` stores it in the card) as text: per split, its accuracy, then
+    one table per angle with each bin's faces, share of the split, accuracy, its standard error
+    and the accuracy at the split's class mix (see :func:`accuracy_by_angle`).
+    """
+    views = ", flip TTA" if report.get("tta") else ""
+    lines = [f"{model_name}{views}: accuracy by absolute head angle (fitted with a focal length of "
+             f"{report['focal_eye_spans']:g} eye spans)"]
+    for split in ("PublicTest", "PrivateTest"):
+        if split not in report:
+            continue
+        part = report[split]
+        lines += ["", f"{split}: {part['faces']:,} faces, accuracy {_percent(part['accuracy'])}"]
+        for angle in ("yaw", "pitch"):
+            lines.append(f"  {'|' + angle + '|':<8} {'faces':>6} {'share':>6} {'accuracy':>9} {'± s.e.':>7} "
+                         f"{'at class mix':>12}")
+            lines += [f"  {row['bin']:<8} {row['faces']:>6,} {_percent(row['share'], 1):>6} "
+                      f"{_percent(row['accuracy']):>9} {_percent(row['stderr']):>7} "
+                      f"{_percent(row['accuracy_class_mix']):>12}" for row in part[angle]]
+    lines += ["", "at class mix: each emotion's accuracy in the bin weighted by its share of the whole split"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``build`` the embedded per-face pose table; ``report`` a model's accuracy by pose."""
     import pandas as pd
@@ -399,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     report_cmd.add_argument("--model", required=True, help="released model .h5 with predictions beside it")
     report_cmd.add_argument("--tta", action="store_true", help="use its flip-TTA predictions")
     report_cmd.add_argument("--update-card", action="store_true", help="write the table into the model's card")
+    report_cmd.add_argument("--json", action="store_true", help="print the report as JSON, as the card stores it")
     report_cmd.add_argument("--split", action="append", choices=("PublicTest", "PrivateTest"),
                             help="run the model on this split now instead of reading its saved predictions "
                                  "(repeatable); `--split PublicTest` compares candidates without the test split")
@@ -451,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             "yaw": accuracy_by_angle(angles["yaw"].to_numpy(), correct, labels, YAW_BINS),
             "pitch": accuracy_by_angle(angles["pitch"].to_numpy(), correct, labels, PITCH_BINS),
         }
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2) if args.json else format_pose_report(report, model.name))
     if args.update_card:
         card = read_metadata(model)
         card["pose_accuracy"] = report

@@ -23,6 +23,7 @@ from fer.pose import (
     angles_text,
     euler_angles,
     face_poses,
+    format_pose_report,
     head_pose,
     load_pose_table,
     main,
@@ -204,10 +205,29 @@ def test_report_runs_the_model_on_one_split_only(tmp_path, tmp_path_factory, cap
 
     model = own_model_folder(tmp_path, tmp_path_factory) / "tiny.h5"
     capsys.readouterr()
-    assert main(["report", "--model", str(model), "--split", "PublicTest", "--tta"]) == 0
+    assert main(["report", "--model", str(model), "--split", "PublicTest", "--tta", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["tta"] is True and "PrivateTest" not in report
     assert report["PublicTest"]["faces"] == 3589 and sum(r["faces"] for r in report["PublicTest"]["yaw"]) == 3589
+    assert main(["report", "--model", str(model), "--split", "PublicTest", "--tta"]) == 0
+    out = capsys.readouterr().out
+    assert out == format_pose_report(report, "tiny.h5") + "\n"
+    assert out.startswith("tiny.h5, flip TTA: accuracy by absolute head angle") and "PrivateTest" not in out
+
+
+def test_report_reads_as_a_table():
+    row = {"bin": "0-10°", "faces": 1777, "share": 0.4951, "accuracy": 0.7445, "stderr": 0.0103,
+           "accuracy_class_mix": 0.7299}
+    empty = {"bin": "30°+", "faces": 0, "share": 0.0, "accuracy": None, "stderr": None, "accuracy_class_mix": None}
+    report = {"tta": False, "focal_eye_spans": 6.0,
+              "PrivateTest": {"faces": 1777, "accuracy": 0.7445, "yaw": [row, empty], "pitch": [row, empty]}}
+    lines = format_pose_report(report, "m.h5").splitlines()
+    assert lines[0] == "m.h5: accuracy by absolute head angle (fitted with a focal length of 6 eye spans)"
+    assert lines[2] == "PrivateTest: 1,777 faces, accuracy 74.45%"
+    assert lines[3].split() == ["|yaw|", "faces", "share", "accuracy", "±", "s.e.", "at", "class", "mix"]
+    assert lines[4].split() == ["0-10°", "1,777", "49.5%", "74.45%", "1.03%", "72.99%"]
+    assert lines[5].split() == ["30°+", "0", "0.0%", "-", "-", "-"]
+    assert lines[6].startswith("  |pitch|")
 
 
 def test_embedded_table_matches_a_fresh_fit():
