@@ -422,6 +422,11 @@ def _report(model: Path, path: Path) -> int:
     from fer.evaluate import predictions_path
     from fer.twins import TWIN_THRESHOLD, load_twins
 
+    if not path.is_file():
+        out = "" if path == embedding_path(model) else f" --out {path}"
+        print(f"error: no map at {path}: build it first with `python -m fer.embedding build --model {model}{out}` "
+              "(several minutes)", file=sys.stderr)
+        return 2
     try:
         face_map = load_map(path)
         predictions = pd.read_csv(predictions_path(model))

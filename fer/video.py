@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.cli import argument_parser, quiet_opencv, quiet_tensorflow
+from fer.cli import argument_parser, at_least, positive, quiet_opencv, quiet_tensorflow
 from fer.detect import DETECTORS, box_iou
 from fer.labels import EMOTIONS
 
@@ -616,8 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: prints each tracked face's summary; ``--csv`` / ``--json`` write the timeline."""
     parser = argument_parser("python -m fer.video", __doc__)
     parser.add_argument("video", type=Path, help="video file (MP4, MOV, WebM, MKV, AVI or animated GIF)")
-    parser.add_argument("--every", type=float, default=DEFAULT_EVERY_S, help="seconds between analysed frames")
-    parser.add_argument("--max-samples", type=int, default=MAX_SAMPLES,
+    parser.add_argument("--every", type=positive, default=DEFAULT_EVERY_S, help="seconds between analysed frames")
+    parser.add_argument("--max-samples", type=at_least(1), default=MAX_SAMPLES,
                         help="the most frames analysed (a longer video is sampled more sparsely)")
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
     parser.add_argument("--detector", default="hog", choices=DETECTORS,
@@ -628,8 +628,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write one row per face per analysed frame")
     parser.add_argument("--json", action="store_true", help="print the whole timeline as JSON")
     args = parser.parse_args(argv)
-    if args.every <= 0 or args.max_samples < 1:
-        parser.error("--every must be positive and --max-samples at least 1")
     try:
         data = args.video.read_bytes()
     except OSError as err:

@@ -205,3 +205,16 @@ def test_cli_checks_iterations_and_makes_the_output_folder_first(tmp_path, monke
     out = tmp_path / "emb" / "deeper" / "m.embedding.npz"
     assert embedding.main(["build", "--model", str(tmp_path / "m.h5"), "--out", str(out)]) == 0
     assert load_map(out).rows.tolist() == _small_map().rows.tolist()
+
+
+def test_report_without_a_map_says_how_to_build_one(tmp_path, capsys):
+    from fer.embedding import main
+
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"not read: there is no map")
+    assert main(["report", "--model", str(model)]) == 2
+    assert capsys.readouterr().err == (f"error: no map at {tmp_path / 'm.embedding.npz'}: build it first with "
+                                       f"`python -m fer.embedding build --model {model}` (several minutes)\n")
+    elsewhere = tmp_path / "maps" / "m.npz"
+    assert main(["report", "--model", str(model), "--out", str(elsewhere)]) == 2
+    assert f"`python -m fer.embedding build --model {model} --out {elsewhere}`" in capsys.readouterr().err

@@ -389,6 +389,18 @@ def test_cli_prints_tracks_and_writes_csv(tmp_path, capsys):
     assert main([str(tmp_path / "missing.mp4")]) == 2
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--every", "0", "argument --every: must be a positive number, not 0"),
+    ("--every", "nan", "argument --every: must be a positive number, not nan"),
+    ("--max-samples", "0", "argument --max-samples: must be at least 1, not 0"),
+])
+def test_cli_names_the_option_that_is_wrong(tmp_path, option, value, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path / "clip.mp4"), option, value])
+    error = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage
+    assert stopped.value.code == 2 and error == f"python -m fer.video: error: {message}"
+
+
 @needs_released_model
 def test_cli_on_a_file_that_is_no_video_says_so_without_opencv_warnings(tmp_path, capfd):
     import cv2
