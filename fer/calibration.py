@@ -164,13 +164,24 @@ def calibration_summary(probabilities: np.ndarray, labels: np.ndarray, temperatu
             "reliability_before": diagram_before.as_dict(), "reliability_after": diagram_after.as_dict()}
 
 
+def _card_key(tta: bool) -> str:
+    return "calibration_tta" if tta else "calibration"
+
+
+def has_card_temperature(card: dict, tta: bool) -> bool:
+    """Whether a model card holds a temperature for plain or flip-TTA probabilities (without one,
+    :func:`card_temperature` gives 1.0: the network's own probabilities).
+    """
+    return bool((card.get(_card_key(tta)) or {}).get("temperature"))
+
+
 def card_temperature(card: dict, tta: bool) -> float:
     """The temperature a model card stores for plain or flip-TTA probabilities; 1.0 (none) when absent.
 
     Raises:
         ValueError: for a stored temperature that is not a positive number (a hand-edited card).
     """
-    key = "calibration_tta" if tta else "calibration"
+    key = _card_key(tta)
     entry = card.get(key) or {}
     try:
         temperature = float(entry.get("temperature") or 1.0)
@@ -269,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
              "command": command,
              "splits": splits}
     if card is not None:
-        card["calibration_tta" if args.tta else "calibration"] = entry
+        card[_card_key(args.tta)] = entry
         write_metadata(args.model, card)
     print(json.dumps(entry) if args.json else format_table(entry))
     return 0

@@ -6,7 +6,7 @@ it prints the faces found (box, label, score), or with ``--json`` one JSON objec
 
     {"path": "a.jpg", "faces": [{"box": [x, y, w, h], "detector": "hog", "label": "happy",
      "score": 0.93, "probabilities": {"angry": 0.01, ...}, "pose": {"yaw": ...}}], "tta": false,
-     "temperature": 1.0, "turn": 0.0, "error": null}
+     "temperature": 1.0, "turn": 0.0, "annotated": null, "error": null}
 
 ``"detector"`` is ``"blaze"`` for a face the detector missed and BlazeFace's second look found
 (``--no-second-look`` turns it off).
@@ -22,8 +22,10 @@ goes on with the next one. Exit codes: 0 every photo was read; 1 some photo (or 
 be read, or an output (annotated photo, CSV) not written; 2 a setup error (a bad model or option) or
 nothing to do (no photos in the folders and archives given, ``--folder-labels`` without a folder or
 archive). ``--annotate OUT`` writes each photo with boxes, labels and probability bars to
-``OUT/<name>_annotated.jpg``; with ``--explain`` also each face's occlusion map (``fer.explain``:
-red where covering the face lowers its label's log-odds, blue where it raises them) to
+``OUT/<name>_annotated.jpg`` (numbered when two photos share a name; each photo's output
+line, and ``"annotated"`` in its JSON, names its copy); with ``--explain`` also each face's
+occlusion map (``fer.explain``: red where covering the face lowers its label's log-odds, blue
+where it raises them), drawn over the face as ``--illumination`` shows it, to
 ``OUT/<name>_face<i>_explained.png``. A folder as input also writes a CSV with one row per face: to
 ``--csv`` if given, else ``OUT/<folder>_faces.csv`` with ``--annotate``, else ``<folder>_faces.csv``
 in the current directory (its path is printed). Photos named on their own go to ``--csv`` too (one
@@ -74,11 +76,14 @@ class PhotoOutcome:
     tta: bool = False
     temperature: float = 1.0
     turn: float = 0.0
+    annotated: Path | None = None
 
     def to_json(self) -> str:
-        """One JSON line: ``{"path", "faces", "tta", "temperature", "turn", "error"}``."""
+        """One JSON line: ``{"path", "faces", "tta", "temperature", "turn", "annotated", "error"}``."""
         return json.dumps({"path": str(self.path), "faces": list(self.faces), "tta": self.tta,
-                           "temperature": self.temperature, "turn": self.turn, "error": self.error})
+                           "temperature": self.temperature, "turn": self.turn,
+                           "annotated": None if self.annotated is None else str(self.annotated),
+                           "error": self.error})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,14 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CSV of the faces found (one row per face). Without it each folder or archive "
                              "gets <folder>_faces.csv in the current directory (in OUT with --annotate) and "
                              "photos named on their own none; with several folders, FILE_<folder>.csv each "
-                             "(FILE_photos.csv for the photos named on their own); names a run already took "
-                             "are numbered, never overwritten")
+                             "(FILE_photos.csv for the photos named on their own); a name another file of the "
+                             "same run took is numbered, and a file left by an earlier run is replaced (said so)")
     parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector (default: hog)")
     parser.add_argument("--no-second-look", dest="second_look", action="store_false",
                         help="skip BlazeFace's second look for faces the detector missed")
     parser.add_argument(
         "--illumination", choices=ILLUMINATIONS, default=None,
-        help="illumination correction of displayed faces; the model always gets the one it was trained with",
+        help="illumination correction of the faces drawn under --explain's maps; the model always gets the one "
+             "it was trained with",
     )
     parser.add_argument("--model", type=Path, default=None, help="Keras .h5 model (default: the released model)")
     parser.add_argument("--tta", action="store_true", help="average each face with its mirror image")
@@ -186,6 +192,7 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
     except Exception as err:  # noqa: BLE001 - one bad photo must not stop the others
         return outcome((), error=f"analysis failed ({type(err).__name__}: {err})")
     faces = tuple(face.to_dict() for face in result.faces)
+    target = None
     if annotate_dir is not None:
         try:
             target = annotated_path(annotate_dir, path, taken if taken is not None else set())
@@ -195,7 +202,8 @@ def analyze_file(pipeline: FerPipeline, path: Path, annotate_dir: Path | None = 
         except OSError as err:
             return outcome(faces, error=f"cannot write the annotated image: {err}", timings=result.timings,
                            turn=result.turn)
-    return outcome(faces, timings=result.timings, turn=result.turn)
+    # Said in the output: numbered names (a.jpg in two folders) must lead back to their photo.
+    return outcome(faces, timings=result.timings, turn=result.turn, annotated=target)
 
 
 def annotated_path(annotate_dir: Path, path: Path, taken: set[Path]) -> Path:
@@ -226,7 +234,9 @@ def write_annotated(result: PhotoResult, out_path: Path) -> None:
 
 
 def write_explanations(pipeline: FerPipeline, result: PhotoResult, annotated: Path) -> list[Path]:
-    """Saves each face's occlusion map for its label beside the annotated photo (PNG, 192x192)."""
+    """Saves each face's occlusion map for its label beside the annotated photo (PNG, 192x192),
+    drawn over the face as ``--illumination`` shows it (the map itself is the model's, on its input).
+    """
     from PIL import Image
 
     from fer.explain import occlusion_map, overlay
@@ -237,7 +247,7 @@ def write_explanations(pipeline: FerPipeline, result: PhotoResult, annotated: Pa
     for i, face in enumerate(result.faces, start=1):
         explained = occlusion_map(pipeline.classify, face.gray_face, EMOTIONS.index(face.label))
         out_path = annotated.with_name(f"{stem}_face{i}_explained.png")
-        Image.fromarray(overlay(face.gray_face, explained.drop, zoom=4)).save(out_path)
+        Image.fromarray(overlay(face.display_face, explained.drop, zoom=4)).save(out_path)
         written.append(out_path)
     return written
 
@@ -251,7 +261,8 @@ def format_outcome(outcome: PhotoOutcome, detector: str = "hog") -> str:
     count = len(outcome.faces)
     ms = outcome.timings.get("total", 0.0) if outcome.timings else 0.0
     turned = f", found with the photo turned {turn_text(outcome.turn)}" if outcome.turn else ""
-    lines = [f"{outcome.path}: {count} face{'s' if count != 1 else ''} ({ms:.0f} ms{turned})"]
+    lines = [f"{outcome.path}: {count} face{'s' if count != 1 else ''} ({ms:.0f} ms{turned})"
+             + ("" if outcome.annotated is None else f" -> {outcome.annotated}")]
     for i, face in enumerate(outcome.faces, start=1):
         ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])[:3]
         others = ", ".join(f"{name} {p:.2f}" for name, p in ranked)
@@ -336,6 +347,22 @@ def say_no_photos(paths: Sequence[Path], seen: set[Path | None], recursive: bool
                   f"{'' if recursive or is_archive(path) else '; -r takes subfolders too'})", file=sys.stderr)
 
 
+def distinct_paths(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without repeats of one file or folder (``a`` and ``./a/``), first kept: a folder
+    given twice would be analysed twice and its faces written twice into one CSV.
+    """
+    seen: set[Path] = set()
+    kept = []
+    for path in paths:
+        key = path.resolve()
+        if key in seen:
+            print(f"note: {path} is given more than once; analysed once", file=sys.stderr)
+            continue
+        seen.add(key)
+        kept.append(path)
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns 0 if every photo was read, 1 if some were not, 2 on a setup error or
     when there was no photo to analyse.
@@ -346,6 +373,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--explain writes its maps beside the annotated photos: give --annotate OUT")
     if args.folder_labels and not any(path.is_dir() or is_archive(path) for path in args.paths):
         parser.error("--folder-labels scores folders or ZIP archives of photos; no PATH is one")
+    if args.illumination and not args.explain:
+        parser.error("--illumination changes only the faces drawn under --explain's maps (the model always gets "
+                     "the correction it was trained with): give --annotate OUT --explain, or leave it out")
+    # Outputs that cannot be written are refused now, not after every photo was analysed.
+    if args.csv is not None and args.csv.is_dir():
+        parser.error(f"--csv {args.csv} is a folder; give a file name (FILE.csv)")
+    if args.annotate is not None and args.annotate.exists() and not args.annotate.is_dir():
+        parser.error(f"--annotate {args.annotate} is a file; give a folder for the annotated photos")
+    args.paths = distinct_paths(args.paths)
     inputs = expand_inputs(args.paths, args.recursive)
     first = next(inputs, None)
     if first is None:  # nothing to analyse: say why before the model costs seconds to load
@@ -359,12 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # FileNotFoundError; ModelFileError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.illumination and args.illumination != pipeline.model_illumination:
-        print(
-            f"note: the model was trained with illumination {pipeline.model_illumination!r} and gets that; "
-            f"--illumination {args.illumination} only changes displayed faces",
-            file=sys.stderr,
-        )
+    from fer.calibration import has_card_temperature
+
+    if not args.raw and not has_card_temperature(pipeline.info.raw, pipeline.tta):
+        view = "flip-TTA" if pipeline.tta else "plain"
+        print(f"note: the card of {pipeline.info.path.name} holds no temperature for {view} probabilities, so they "
+              f"are the network's own, uncalibrated (`python -m fer.calibration --model {pipeline.info.path}"
+              f"{' --tta' if pipeline.tta else ''} --update-card` fits one)", file=sys.stderr)
     failed = 0
     # Outcomes by folder or archive; None: the photos named on their own.
     by_source: dict[Path | None, list[PhotoOutcome]] = {}
@@ -390,13 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for source, outcomes in by_source.items():
         if source in targets:
             named = "the photos named on their own" if source is None else source
+            replaced = " (replacing an earlier file)" if targets[source].exists() else ""
             try:
                 rows = write_csv(targets[source], outcomes)
             except OSError as err:  # a folder given as --csv, a read-only place: the results above stand
                 print(f"error: cannot write {targets[source]} for {named}: {err.strerror or err}", file=sys.stderr)
                 failed += 1
             else:
-                print(f"wrote {rows} face rows for {named} to {targets[source]}", file=sys.stderr)
+                print(f"wrote {rows} face rows for {named} to {targets[source]}{replaced}", file=sys.stderr)
         if args.folder_labels and source is not None:
             score = score_photos([(o.path, o.faces, o.error) for o in outcomes], source)
             print(format_score(score, source), file=sys.stderr if args.json else sys.stdout)

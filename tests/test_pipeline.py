@@ -886,7 +886,8 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 1, "a file that could not be read makes the exit code 1"
     first, second = (json.loads(line) for line in lines)
-    assert set(first) == {"path", "faces", "tta", "temperature", "turn", "error"} and first["error"] is None
+    assert set(first) == {"path", "faces", "tta", "temperature", "turn", "annotated", "error"}
+    assert first["error"] is None and first["annotated"] is None
     assert first["turn"] == 0
     assert first["tta"] is False and first["temperature"] == 1.0, "the tiny model's card has no calibration"
     if MANIFEST.is_file():
@@ -896,7 +897,7 @@ def test_cli_json_lines_and_error_lines(tmp_path, tiny_model, capsys):
         assert set(face["pose"]) == {"yaw", "pitch", "roll", "error"}
         assert len(face["box"]) == 4 and list(face["probabilities"]) == list(EMOTIONS)
         assert face["label"] in EMOTIONS
-    assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "turn": 0.0,
+    assert second == {"path": str(bad), "faces": [], "tta": False, "temperature": 1.0, "turn": 0.0, "annotated": None,
                       "error": second["error"]}
     assert "not an image" in second["error"]
 
@@ -1210,3 +1211,63 @@ def test_tally_scores_a_photos_count_against_its_range():
     assert tally(1, "1-2") == (1, 1, 0) and tally(2, "1-2") == (2, 2, 0)  # the optional face counts if found
     assert tally(0, "1-2") == (1, 0, 0)  # a miss
     assert tally(4, "1-2") == (2, 2, 2)  # two false detections
+
+
+def test_cli_refuses_outputs_it_cannot_write_before_analysing(tmp_path, tiny_model, capsys):
+    from fer.predict import main
+
+    photo = tmp_path / "blank.png"
+    photo.write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    (tmp_path / "afile").write_text("x")
+    cases = {
+        ("--csv", str(tmp_path)): "is a folder; give a file name",
+        ("--annotate", str(tmp_path / "afile")): "is a file; give a folder for the annotated photos",
+        ("--illumination", "clahe"): "--illumination changes only the faces drawn under --explain's maps",
+    }
+    for options, message in cases.items():
+        with pytest.raises(SystemExit) as stop:
+            main([str(photo), "--model", str(tiny_model), *options])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, options
+
+
+@needs_photos
+def test_cli_names_each_annotated_copy_and_reads_a_folder_once(tmp_path, tiny_model, capsys, monkeypatch):
+    from fer.predict import main
+
+    monkeypatch.chdir(tmp_path)
+    a = copy_photos(tmp_path / "a", "fr_obama_small.jpg")
+    b = copy_photos(tmp_path / "b", "fr_obama_small.jpg")
+    out = tmp_path / "ann"
+    # The tiny model's card has no temperature: the CLI says its probabilities are uncalibrated.
+    again = f"{b}/../a"  # the same folder, spelt otherwise
+    assert main([str(a), again, str(b), "--json", "--tta", "--annotate", str(out), "--model", str(tiny_model)]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["path"] for r in records] == [str(a / "fr_obama_small.jpg"), str(b / "fr_obama_small.jpg")]
+    assert [r["annotated"] for r in records] == [str(out / "fr_obama_small_annotated.jpg"),
+                                                 str(out / "fr_obama_small_2_annotated.jpg")]
+    assert all(Path(r["annotated"]).is_file() for r in records)
+    assert f"note: {again} is given more than once; analysed once" in captured.err
+    assert "holds no temperature for flip-TTA probabilities, so they are the network's own" in captured.err
+    assert csv_paths_column(out / "a_faces.csv") == [str(a / "fr_obama_small.jpg")]  # once, not twice
+    # The text output names the copy too; a CSV left by the earlier run is replaced, and said so.
+    assert main([str(a), "--annotate", str(out), "--raw", "--model", str(tiny_model)]) == 0
+    captured = capsys.readouterr()
+    assert f"-> {out / 'fr_obama_small_annotated.jpg'}" in captured.out
+    assert "(replacing an earlier file)" in captured.err and "temperature" not in captured.err
+
+
+@needs_photos
+def test_cli_explain_maps_show_the_face_as_illumination_asks(tmp_path, tiny_model):
+    from fer.predict import main
+
+    photos = copy_photos(tmp_path / "in", "fr_obama_small.jpg")
+    maps = {}
+    for illumination in ("none", "clahe"):
+        out = tmp_path / illumination
+        assert main([str(photos), "--annotate", str(out), "--explain", "--illumination", illumination,
+                     "--model", str(tiny_model)]) == 0
+        maps[illumination] = (out / "fr_obama_small_face1_explained.png").read_bytes()
+    assert maps["none"] != maps["clahe"]
