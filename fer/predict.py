@@ -340,11 +340,20 @@ def write_csv(path: Path, outcomes: Sequence[PhotoOutcome]) -> int:
 
 
 def say_no_photos(paths: Sequence[Path], seen: set[Path | None], recursive: bool) -> None:
-    """Tells on standard error which folders and archives gave no photo (nor an error of their own)."""
+    """Tells on standard error which folders and archives gave no photo (nor an error of their own).
+
+    A folder whose photos all sit in subfolders, read without ``recursive``, is the usual case
+    (an emotion-folder tree without ``-r``): it is told to add ``-r``, naming the subfolders.
+    """
     for path in paths:
-        if (path.is_dir() or is_archive(path)) and path not in seen and path.exists():
-            print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files"
-                  f"{'' if recursive or is_archive(path) else '; -r takes subfolders too'})", file=sys.stderr)
+        if not (path.is_dir() or is_archive(path)) or path in seen or not path.exists():
+            continue
+        if not recursive and path.is_dir() and next(expand_inputs([path], recursive=True), None) is not None:
+            subfolders = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+            shown = ", ".join(subfolders[:4]) + (", ..." if len(subfolders) > 4 else "")
+            print(f"{path}: no photos in it, only in its subfolders ({shown}): add -r to take them", file=sys.stderr)
+        else:
+            print(f"{path}: no photos (expected {', '.join(IMAGE_SUFFIXES)} files)", file=sys.stderr)
 
 
 def distinct_paths(paths: Sequence[Path]) -> list[Path]:

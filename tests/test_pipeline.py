@@ -1182,6 +1182,26 @@ def test_cli_exits_2_when_there_is_nothing_to_analyse(tmp_path, tiny_model, caps
     assert f"{empty}: no photos" in capsys.readouterr().err
 
 
+def test_cli_tells_to_add_r_when_the_photos_are_only_in_subfolders(tmp_path, capsys):
+    from fer.predict import main
+
+    tree = tmp_path / "emotions"
+    for emotion in ("happy", "sad"):
+        (tree / emotion).mkdir(parents=True)
+        (tree / emotion / "a.png").write_bytes(encode(Image.new("RGB", (64, 64)), "PNG"))
+    (tree / ".hidden").mkdir()
+    (tree / "notes.txt").write_text("not a photo")
+    never_loaded = ["--model", str(tmp_path / "never_loaded.h5")]
+    assert main([str(tree), "--folder-labels", *never_loaded]) == 2, "said before any model is loaded"
+    hint = "no photos in it, only in its subfolders (happy, sad): add -r to take them"
+    assert capsys.readouterr().err == f"{tree}: {hint}\n"
+    bare = tmp_path / "bare"
+    (bare / "empty_subfolder").mkdir(parents=True)
+    assert main([str(bare), *never_loaded]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{bare}: no photos (expected") and "add -r" not in err, "-r would find nothing either"
+
+
 def test_cli_model_file_that_is_not_a_model_is_a_clear_error(tmp_path, tiny_model, capsys):
     from fer.metadata import read_metadata
     from fer.predict import main
