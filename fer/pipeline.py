@@ -299,6 +299,9 @@ class FerPipeline:
     ) -> None:
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
+            if not path.is_absolute():  # a path copied from the docs, run from another folder
+                raise FileNotFoundError(f"model not found: {path} (relative to {Path.cwd()}); "
+                                        f"the released models are in {MODELS_DIR}")
             raise FileNotFoundError(f"model not found: {path} (train one with `python -m fer.train`)")
         if illumination is not None and illumination not in ILLUMINATIONS:
             raise ValueError(f"unknown illumination {illumination!r}; expected one of {', '.join(ILLUMINATIONS)}")

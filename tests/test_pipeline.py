@@ -519,6 +519,16 @@ def test_missing_model_is_a_clear_error(tmp_path):
         FerPipeline(tmp_path / "nope.h5")
 
 
+def test_missing_relative_model_names_the_folder_and_the_released_models(tmp_path, monkeypatch):
+    from fer.paths import MODELS_DIR
+
+    monkeypatch.chdir(tmp_path)  # "models/paper_cnn.h5" copied from the README, run elsewhere
+    with pytest.raises(FileNotFoundError) as missing:
+        FerPipeline(model_path="models/paper_cnn.h5")
+    assert str(missing.value) == (f"model not found: {Path('models/paper_cnn.h5')} (relative to {tmp_path.resolve()}); "
+                                  f"the released models are in {MODELS_DIR}")
+
+
 @needs_photos
 def test_result_holds_every_stage(pipeline):
     result = pipeline.analyze_path(PHOTOS_DIR / "fr_two_people.jpg")
