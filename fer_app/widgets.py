@@ -115,6 +115,11 @@ def kept(key: str) -> str:
     return key
 
 
+def kept_value(key: str, default: object = None) -> object:
+    """A kept control's choice before the control is drawn in this run (:func:`kept`)."""
+    return st.session_state.get(key, st.session_state.get(_KEPT_PREFIX + key, default))
+
+
 def remember_kept() -> None:
     """Saves each kept control's current choice under a key no widget owns, which Streamlit keeps."""
     for key in _kept_keys:
@@ -275,8 +280,8 @@ def pager(total: int, per_page: int, key: str, keep: bool = False) -> PageSlice:
             reset_pager(key)
         elif current > pages:  # the list shrank (a face annotated away): its last page, not its first
             st.session_state[key] = pages
-        with bar:
-            page = st.pagination(pages, key=key, max_visible_pages=9)
+        with bar:  # stretched: at its content width beside "Per page", it showed only "‹ 1 ›"
+            page = st.pagination(pages, key=key, max_visible_pages=9, width="stretch")
     else:
         page = 1
     return paginate(total, page, per_page)
@@ -289,13 +294,14 @@ def _page_size(bar, per_page: int, key: str, keep: bool) -> int:
     if st.session_state.get(base_key, per_page) != per_page:
         # Another list on this pager, with another page size (Dataset's faces and their pairs):
         # a size chosen there must not carry over as a multiple it was not.
-        for stale in (size_key, _KEPT_PREFIX + size_key):
-            st.session_state.pop(stale, None)
+        # Set, not dropped: a dropped value leaves the browser showing (and sending back) the old one.
+        st.session_state[size_key] = per_page
+        st.session_state.pop(_KEPT_PREFIX + size_key, None)
         st.session_state[was_key] = per_page
     st.session_state[base_key] = per_page
     with bar:
         size = st.selectbox("Per page", sizes, key=kept(size_key) if keep else size_key, width=110,
-                            help="How many faces each page shows")
+                            help="How many each page shows")
     was = st.session_state.get(was_key, per_page)
     st.session_state[was_key] = size
     if size != was and isinstance(st.session_state.get(key), int):
@@ -367,11 +373,13 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
     """Choose one of ``faces`` (and see ``close_up(row)`` of it, if given), then confirm,
     relabel or reject it, with an optional note.
 
-    The face selector sits outside the form, so choosing a face redraws its close-up at once;
-    the save runs in the button's callback, before the page reruns, so the grid drawn on the
-    rerun already shows the new annotation. The form starts from the chosen face's current
-    annotation, and a Save that would store it again stores nothing, so a Save nobody meant
-    cannot overwrite earlier work.
+    Choosing a face redraws its close-up at once; the save runs in the button's callback, before
+    the page reruns, so the grid drawn on the rerun already shows the new annotation. The choice
+    starts from the chosen face's current annotation, and a Save that would store it again stores
+    nothing, so a Save nobody meant cannot overwrite earlier work. No ``st.form``: a form's browser
+    keeps edits nobody submitted and sends them with its next Save, even after the server reset
+    the choice on screen (another face, another page, a save of several faces), so they would
+    reach a face they were not made for.
     """
     from fer.annotations import UI_CHOICES
 
@@ -404,18 +412,16 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
                        f"(by {escape_markdown(now[2])}); the form starts from it.")
         if close_up is not None and row is not None:
             close_up(int(row))
-        with st.form(f"{key}_form", border=False):
-            if not annotator:
-                st.info("Set your name under *Annotator name* in the sidebar to annotate.")
-            st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
-                     help="confirm keeps the FER2013 label; an emotion relabels the face")
-            st.text_input("Note (optional)", key=f"{key}_note",
-                          help="Saving the stored label again with no note keeps its note; type a new one to "
-                               "change it.")
-            st.form_submit_button(
-                "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
-                args=(key, {r: f.original for r, f in by_row.items()}),
-            )
+        if not annotator:
+            st.info("Set your name under *Annotator name* in the sidebar to annotate.")
+        st.radio("Label", UI_CHOICES, key=f"{key}_choice", horizontal=True,
+                 help="confirm keeps the FER2013 label; an emotion relabels the face")
+        st.text_input("Note (optional)", key=f"{key}_note",
+                      help="Saving the stored label again with no note keeps its note; type a new one to change it.")
+        st.button(
+            "Save annotation", key=f"{key}_save", disabled=not annotator or row is None, on_click=_save_annotation,
+            args=(key, {r: f.original for r, f in by_row.items()}),
+        )
     if len(rows) > 1:
         _several_faces_panel(key, by_row, annotator)
     st.session_state[f"{key}_list"] = tuple(rows)
@@ -429,29 +435,60 @@ def annotate_panel(faces: Sequence[FaceRef], key: str, close_up: Callable[[int],
 
 def _several_faces_panel(key: str, by_row: dict[int, FaceRef], annotator: str) -> None:
     """One choice for several faces of the page at once (e.g. confirm a page of faces one has
-    checked), in a collapsed form; nothing is chosen until someone chooses.
+    checked), collapsed; nothing is chosen until someone chooses, and another page or list of
+    faces starts it empty again. No ``st.form``, for the reason :func:`annotate_panel` gives.
     """
     from fer.annotations import UI_CHOICES
 
-    chosen_key = f"{key}_many"
-    if chosen_key in st.session_state:  # faces of another page or list would not be among the options
-        st.session_state[chosen_key] = [r for r in st.session_state[chosen_key] if r in by_row]
-    with st.expander(f"Annotate several faces of this page at once ({len(by_row)} shown)"), \
-            st.form(f"{key}_many_form", border=False):
-        st.multiselect("Faces", list(by_row), key=chosen_key, format_func=lambda r: by_row[r].caption,
-                       placeholder="Choose faces")
-        st.checkbox(f"All {len(by_row)} faces of this page", key=f"{key}_many_all")
+    rows = tuple(by_row)
+    if st.session_state.get(f"{key}_many_list") != rows:
+        # Another page or list: "all faces" and a label chosen for the last one must not apply
+        # to this one unseen. Set, not dropped, so the browser shows the reset too.
+        _empty_several(key)
+        st.session_state[f"{key}_many_list"] = rows
+    with st.expander(f"Annotate several faces of this page at once ({len(by_row)} shown)"):
+        chosen = st.multiselect("Faces", list(by_row), key=f"{key}_many", format_func=lambda r: by_row[r].caption,
+                                placeholder="Choose faces")
+        everyone = st.checkbox(f"All {len(by_row)} faces of this page", key=f"{key}_many_all")
         # No label until one is chosen, for every save: a label left from the last batch must not
         # reach a new one unseen (with "all faces" ticked, a whole page).
-        st.radio("Label", UI_CHOICES, key=f"{key}_many_choice", horizontal=True, index=None,
-                 help="confirm keeps each face's own FER2013 label; an emotion relabels every chosen face")
+        choice = st.radio("Label", UI_CHOICES, key=f"{key}_many_choice", horizontal=True, index=None,
+                          help="confirm keeps each face's own FER2013 label; an emotion relabels every chosen face")
         st.text_input("Note (optional, the same for every face)", key=f"{key}_many_note")
+        replaced = _replaced_by(list(rows) if everyone else chosen, by_row, choice)
+        if replaced:
+            st.warning(replaced, icon=":material/warning:")
         st.caption("A face already annotated gets the new annotation; its history keeps the old one. A face "
                    "that holds this annotation already is left as it is.")
-        st.form_submit_button(
-            "Save for the chosen faces", key=f"{key}_many_save", disabled=not annotator, on_click=_save_many,
-            args=(key, {r: f.original for r, f in by_row.items()}),
-        )
+        st.button("Save for the chosen faces", key=f"{key}_many_save", disabled=not annotator, on_click=_save_many,
+                  args=(key, {r: f.original for r, f in by_row.items()}))
+
+
+def _empty_several(key: str) -> None:
+    st.session_state[f"{key}_many"], st.session_state[f"{key}_many_all"] = [], False
+    st.session_state[f"{key}_many_choice"], st.session_state[f"{key}_many_note"] = None, ""
+
+
+def _replaced_by(rows: Sequence[int], by_row: dict[int, FaceRef], choice: str | None) -> str:
+    """A warning naming the chosen faces whose current annotation (someone's relabel, say) the
+    choice would replace with another; empty when there are none. "confirm" means each face's
+    FER2013 label, which undoes a relabel: said before the save, not found out after it.
+    """
+    from fer.annotations import choice_to_action
+
+    if not rows or choice is None:
+        return ""
+    current = current_annotation_map(resources.annotation_store().current())
+    changed = []
+    for row in rows:
+        now = current.get(row)
+        if now is not None and (now[0], now[1]) != choice_to_action(choice, by_row[row].original):
+            changed.append(f"row {row} ({describe_annotation(now[0], now[1])} by {escape_markdown(now[2])})")
+    if not changed:
+        return ""
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return (f"{len(changed)} of the {len(rows)} chosen faces hold another annotation, which this save replaces: "
+            f"{shown}." + (" \"confirm\" gives each face its FER2013 label." if choice == "confirm" else ""))
 
 
 def _save_many(key: str, originals: dict[int, int]) -> None:
@@ -473,17 +510,24 @@ def _save_many(key: str, originals: dict[int, int]) -> None:
         st.session_state.get(f"{key}_many_note", ""), annotator))
     if not done:
         return
+    asked = (tuple(rows), choice, st.session_state.get(f"{key}_many_note", ""), annotator)
+    last = st.session_state.get(f"{key}_many_last")
+    if not stored and last is not None and last[0] == asked:
+        # The same save again, as a double click sends it: "nothing new" alone would hide what
+        # the first click saved, so its message stays, with a word on the second.
+        st.session_state[f"{key}_message"] = ("ok", f"{last[1]} Saving the same again stored nothing more.")
+        _empty_several(key)
+        return
     kinds = Counter(describe_annotation(a.action, a.label) for a in stored)
     what = ", ".join(f"{n} {text}" for text, n in kinds.items())
     same = len(rows) - len(stored)
-    st.session_state[f"{key}_message"] = (
-        "ok" if stored else "same",
-        (f"Saved for {len(stored)} of {len(rows)} faces: {what} (by {escape_markdown(annotator)})." if stored
-         else f"The {len(rows)} chosen faces hold this annotation already; nothing new to save.")
-        + (f" {same} held it already." if stored and same else ""),
-    )
-    st.session_state[f"{key}_many"], st.session_state[f"{key}_many_all"] = [], False
-    st.session_state[f"{key}_many_choice"], st.session_state[f"{key}_many_note"] = None, ""
+    faces = "1 face" if len(rows) == 1 else f"{len(stored)} of {len(rows)} faces"
+    text = ((f"Saved for {faces}: {what} (by {escape_markdown(annotator)})." if stored
+             else f"The {len(rows)} chosen faces hold this annotation already; nothing new to save.")
+            + (f" {same} held it already." if stored and same else ""))
+    st.session_state[f"{key}_message"] = ("ok" if stored else "same", text)
+    st.session_state[f"{key}_many_last"] = (asked, text)
+    _empty_several(key)
     # The one-face form starts again from what is now stored; no face "left the list" by itself.
     st.session_state.pop(f"{key}_form_row", None)
     st.session_state.pop(f"{key}_saved", None)

@@ -76,7 +76,10 @@ def render() -> None:
         f"keeps {face_map.neighbourhood_kept.get(split, float('nan')):.0%} of each face's 10 nearest neighbours. "
         "Drag a lasso or box to see the faces inside (double-click clears)."
     )
-    chosen = map_with_selection(table, (str(model.path), split), (colour, tta, reference))
+    # The reference labels drawn are part of the look: an annotation saved under "ours" recolours
+    # the figure, which Plotly then draws without its selection; that is no clearing by the user.
+    drawn_labels = int(pd.util.hash_pandas_object(table["reference"], index=False).sum())
+    chosen = map_with_selection(table, (str(model.path), split), (colour, tta, reference, drawn_labels))
     if not chosen:
         st.info("Select a region of the map to see its faces.", icon=":material/gesture_select:")
         return
@@ -84,13 +87,13 @@ def render() -> None:
                      references=references, annotations=annotations)
 
 
-def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool, str]) -> list[int]:
+def map_with_selection(table, place: tuple[str, str], look: tuple[str, bool, str, int]) -> list[int]:
     """Draws the map and gives the selected rows, kept (per model and split) across redraws.
 
-    ``look`` is (colouring, flip TTA, reference labels). Plotly's selection belongs to the figure:
-    another look makes a new figure whose selection is empty. So the last selection is remembered
-    and drawn into the new figure; only the user's own change to a figure's selection (a new
-    region, or a double-click that clears one) replaces it.
+    ``look`` is (colouring, flip TTA, reference labels, a digest of the labels drawn). Plotly's
+    selection belongs to the figure: another look makes a new figure whose selection is empty.
+    So the last selection is remembered and drawn into the new figure; only the user's own change
+    to a figure's selection (a new region, or a double-click that clears one) replaces it.
     """
     remembered = st.session_state.setdefault("map_selected", {})
     key = f"map_chart_{st.session_state.get('map_chart_revision', 0)}"

@@ -56,10 +56,15 @@ def test_several_faces_annotated_in_one_save(app_env):
     assert f"Saved for {FACES_PER_PAGE} of {FACES_PER_PAGE} faces" in texts(at.success)[0]
     current = AnnotationStore(app_env).current().set_index("row")
     assert sorted(current.index) == sorted(rows) and set(current["action"]) == {"confirm"}
+    # The same save again (a double click sends two) keeps the first one's message.
     at.checkbox(key="issues_annotate_many_all").check()
     at.radio(key="issues_annotate_many_choice").set_value("confirm")
     at.button(key="issues_annotate_many_save").click().run()
-    assert f"The {FACES_PER_PAGE} chosen faces hold this annotation already; nothing new to save." in texts(at.info)
+    assert texts(at.success)[0].endswith("Saving the same again stored nothing more.")
+    at.multiselect(key="issues_annotate_many").set_value(rows[:2])
+    at.radio(key="issues_annotate_many_choice").set_value("confirm")
+    at.button(key="issues_annotate_many_save").click().run()
+    assert "The 2 chosen faces hold this annotation already; nothing new to save." in texts(at.info)
     assert AnnotationStore(app_env).count() == 2 + FACES_PER_PAGE
     # The one-face form starts from what the save stored.
     assert at.radio(key="issues_annotate_choice").value == "confirm"
@@ -82,3 +87,25 @@ def test_page_size_keeps_the_first_face_in_view(app_env):
     assert not at.exception and at.session_state["issues_page"] == 2
     assert shown_rows(at)[:2 * FACES_PER_PAGE] == third
     assert any(t.startswith(f"Faces {4 * FACES_PER_PAGE + 1}–") for t in texts(at.caption))
+
+
+def test_several_faces_form_starts_empty_on_another_page_and_warns_before_replacing(app_env):
+    at = open_page("pages/label_issues.py")
+    at.sidebar.text_input(key="app_annotator").input("ann").run()
+    first = shown_rows(at)
+    AnnotationStore(app_env).add(first[0], "relabel", "happy", annotator="bob")
+    # "confirm" would give the face its FER2013 label back: said before the save.
+    at.multiselect(key="issues_annotate_many").set_value([first[0], first[1]])
+    at.radio(key="issues_annotate_many_choice").set_value("confirm").run()
+    assert any(t.startswith("1 of the 2 chosen faces hold another annotation, which this save replaces: "
+                            f"row {first[0]} (relabelled happy by bob).") for t in texts(at.warning))
+    at.radio(key="issues_annotate_many_choice").set_value("happy").run()
+    assert not [t for t in texts(at.warning) if "hold another annotation" in t]
+    # On another page, "all faces" and the label chosen for the last one are gone.
+    at.checkbox(key="issues_annotate_many_all").check()
+    at.session_state["issues_page"] = 2
+    at.run()
+    assert shown_rows(at) != first
+    assert not at.checkbox(key="issues_annotate_many_all").value
+    assert at.radio(key="issues_annotate_many_choice").value is None
+    assert at.multiselect(key="issues_annotate_many").value == []

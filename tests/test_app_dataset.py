@@ -100,7 +100,7 @@ def test_go_to_a_test_row_with_its_close_up_and_annotation(app_env):
     assert not [t for t in at.toggle if t.key == "dataset_tta"]  # the test model has no flip-TTA table
     at.sidebar.text_input(key="app_annotator").input("finder").run()
     at.radio(key="dataset_annotate_choice").set_value("ambiguous")
-    at.form_submit_button(key="dataset_annotate_save").click().run()
+    at.button(key="dataset_annotate_save").click().run()
     assert AnnotationStore(app_env).current()[["row", "action"]].values.tolist() == [[row, "ambiguous"]]
     assert any(t.startswith(f"Row {row} is annotated: ambiguous (by finder)") for t in texts(at.caption))
     # Emptying the box browses again, and the address forgets the row.
@@ -193,8 +193,8 @@ def test_a_face_view_with_a_broken_annotation_database_still_shows_the_face(app_
     assert not at.exception and not at.error
     assert any("annotation database cannot be used" in w for w in texts(at.warning))
     assert any(img.captions and img.captions[0] == f"row {row}" for img in at.image)  # the face, close up
-    assert not [b for b in at.form_submit_button if b.key == "dataset_annotate_save"]  # nothing can be saved
+    assert not [b for b in at.button if b.key == "dataset_annotate_save"]  # nothing can be saved
     # A database mended since (here: a new one) brings the panel back, though no read of it said so yet.
     app_env.unlink()
     at.run()
-    assert not at.warning and [b for b in at.form_submit_button if b.key == "dataset_annotate_save"]
+    assert not at.warning and [b for b in at.button if b.key == "dataset_annotate_save"]

@@ -218,9 +218,16 @@ def test_all_errors_pages_classes_and_a_click_on_the_matrix(app_env, predictions
     public, _ = errors_by_loss(predictions, "PublicTest")
     assert f"All errors, highest loss first: {len(public)} faces" in texts(at.subheader)
     assert at.image[0].captions[0].startswith(f"row {public[0]} · ")
-    # A click on a cell of the matrix asks for that cell's faces.
-    select_cell(at, "happy", "sad")
-    assert at.segmented_control(key="errors_show").value == "cell"
+    # A click on a cell of the matrix (drawn over all errors with no cell chosen) asks for that
+    # cell's faces, even the cell chosen last, which a click on the cell's own matrix would unchoose.
+    at.session_state["errors_cell"] = {"selection": {"cells": [[EMOTIONS.index("happy"), "sad"]]}}
+    at.segmented_control(key="errors_show").set_value("cell").run()
+    assert any(t.startswith("True happy, predicted sad: ") for t in texts(at.subheader))
+    show_all_errors(at)
+    assert not [d for d in at.dataframe if d.key == "errors_cell"] and at.dataframe(key="errors_cell_pick")
+    at.session_state["errors_cell_pick"] = {"selection": {"cells": [[EMOTIONS.index("happy"), "sad"]]}}
+    at.run()
+    assert not at.exception and at.segmented_control(key="errors_show").value == "cell"
     assert any(t.startswith("True happy, predicted sad: ") for t in texts(at.subheader))
     assert " · loss " not in at.image[0].captions[0]
 
@@ -263,12 +270,12 @@ def test_other_reference_labels_compare_with_fer2013_labels_not_the_paper(app_en
 def test_annotate_from_the_errors_grid(app_env, predictions):
     at = open_errors()
     select_cell(at, "happy", "sad")
-    assert at.form_submit_button(key="errors_annotate_save").disabled  # no annotator yet
+    assert at.button(key="errors_annotate_save").disabled  # no annotator yet
     at.sidebar.text_input(key="app_annotator").input("tester").run()
     row = at.selectbox(key="errors_annotate_row").options[0]
     at.radio(key="errors_annotate_choice").set_value("not a face")
     at.text_input(key="errors_annotate_note").input("a cartoon")
-    at.form_submit_button(key="errors_annotate_save").click().run()
+    at.button(key="errors_annotate_save").click().run()
     assert not at.exception
     assert any("not a face" in s for s in texts(at.success))
     current = AnnotationStore(app_env).current()
@@ -291,16 +298,16 @@ def test_a_face_that_leaves_the_cell_is_not_replaced_by_another_on_save(app_env,
     assert len(options) >= 2
     at.selectbox(key="errors_annotate_row").set_value(options[1]).run()
     at.radio(key="errors_annotate_choice").set_value("sad")
-    at.form_submit_button(key="errors_annotate_save").click().run()
+    at.button(key="errors_annotate_save").click().run()
     assert not at.exception
     assert at.selectbox(key="errors_annotate_row").value is None
-    assert at.form_submit_button(key="errors_annotate_save").disabled
+    assert at.button(key="errors_annotate_save").disabled
     assert at.radio(key="errors_annotate_choice").value == "confirm"
     assert any("left this list" in t for t in texts(at.info))
     assert len(AnnotationStore(app_env).history()) == 1
     # Choosing a face makes Save available again.
     at.selectbox(key="errors_annotate_row").set_value(at.selectbox(key="errors_annotate_row").options[0]).run()
-    assert not at.form_submit_button(key="errors_annotate_save").disabled
+    assert not at.button(key="errors_annotate_save").disabled
 
 
 def test_an_untouched_save_never_overwrites_a_stored_annotation(app_env, predictions):
@@ -316,15 +323,15 @@ def test_an_untouched_save_never_overwrites_a_stored_annotation(app_env, predict
     at.selectbox(key="errors_annotate_row").set_value(first).run()
     assert at.radio(key="errors_annotate_choice").value == "neutral"
     assert any(f"Row {first} is annotated: relabelled neutral" in t for t in texts(at.caption))
-    at.form_submit_button(key="errors_annotate_save").click().run()
+    at.button(key="errors_annotate_save").click().run()
     assert any("nothing new to save" in t for t in texts(at.info))
     assert len(AnnotationStore(app_env).history(int(first))) == 1
     # A real change is saved once; a second click on Save adds nothing.
     at.radio(key="errors_annotate_choice").set_value("angry")
-    at.form_submit_button(key="errors_annotate_save").click().run()
+    at.button(key="errors_annotate_save").click().run()
     assert any(f"Saved for row {first}: relabelled angry" in t for t in texts(at.success))
     assert at.radio(key="errors_annotate_choice").value == "angry"
-    at.form_submit_button(key="errors_annotate_save").click().run()
+    at.button(key="errors_annotate_save").click().run()
     history = AnnotationStore(app_env).history(int(first))
     assert history["label"].tolist() == ["neutral", "angry"]
     # After a visit to another page Streamlit has dropped the form's state: it starts again from
@@ -356,7 +363,7 @@ def test_a_broken_annotation_database_leaves_the_matrix_and_faces(app_env, predi
     assert at.dataframe(key="errors_cell").value.to_numpy().sum() > 0 and at.metric
     select_cell(at, "happy", "sad")
     assert at.image and not at.error
-    assert not [b for b in at.form_submit_button if b.key == "errors_annotate_save"]  # nothing can be saved
+    assert not [b for b in at.button if b.key == "errors_annotate_save"]  # nothing can be saved
 
 
 def test_another_model_starts_the_cell_at_its_first_page(monkeypatch, tmp_path, tmp_path_factory):
@@ -525,10 +532,10 @@ def test_the_face_left_alone_after_a_save_is_not_chosen_for_the_person(app_env):
     at.run()
     at.selectbox(key="pair_row").set_value(30000).run()
     at.radio(key="pair_choice").set_value("sad")
-    at.form_submit_button(key="pair_save").click().run()
+    at.button(key="pair_save").click().run()
     assert not at.exception
-    assert at.selectbox(key="pair_row").value is None and at.form_submit_button(key="pair_save").disabled
+    assert at.selectbox(key="pair_row").value is None and at.button(key="pair_save").disabled
     assert AnnotationStore(app_env).current()["row"].tolist() == [30000]
     at.button(key="pair_next").click().run()  # chosen by the person: the single face's panel
     assert at.session_state["pair_row"] == 30001 and "**Annotate this face**" in texts(at.markdown)
-    assert not at.form_submit_button(key="pair_save").disabled
+    assert not at.button(key="pair_save").disabled

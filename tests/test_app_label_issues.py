@@ -69,7 +69,7 @@ def test_relabel_a_face(app_env):
     row = int(options[1].split("row ")[1].split(" ")[0])
     at.selectbox(key="issues_annotate_row").set_value(row)
     at.radio(key="issues_annotate_choice").set_value("surprise")
-    at.form_submit_button(key="issues_annotate_save").click().run()
+    at.button(key="issues_annotate_save").click().run()
     assert not at.exception
     assert f"Saved for row {row}: relabelled surprise (by ann)." in texts(at.success)
     current = AnnotationStore(app_env).current()
@@ -234,7 +234,7 @@ def test_hide_faces_already_annotated(app_env):
     at.sidebar.text_input(key="app_annotator").input("ann").run()
     at.selectbox(key="issues_annotate_row").set_value(second)
     at.radio(key="issues_annotate_choice").set_value("surprise")
-    at.form_submit_button(key="issues_annotate_save").click().run()
+    at.button(key="issues_annotate_save").click().run()
     assert not at.exception
     assert second not in shown_rows(at)
     assert any(t.startswith("7176 faces (") and t.endswith(" · 2 annotated faces hidden") for t in texts(at.subheader))

@@ -438,3 +438,17 @@ def spec_rows(trace: dict) -> list[int]:
 
     data = trace["customdata"]
     return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).astype(int).tolist()
+
+
+def test_a_save_that_recolours_the_map_keeps_the_selection(monkeypatch, tmp_path, mapped_folder, private_rows):
+    at = _selected_then_let_go(monkeypatch, tmp_path, mapped_folder, private_rows[:30])
+    at.segmented_control(key="map_reference").set_value("annotated").run()
+    assert heading(at).startswith("30 faces selected")
+    at.sidebar.text_input(key="app_annotator").input("ann").run()
+    # Relabelled under "ours", the face changes colour: a new figure, which Plotly draws without
+    # the selection; that is no clearing by the user, so the selection and the message stay.
+    at.radio(key="map_annotate_choice").set_value("not a face")
+    at.button(key="map_annotate_save").click().run()
+    assert not at.exception
+    assert heading(at).startswith("30 faces selected")
+    assert any(t.startswith("Saved for row ") for t in texts(at.success))
