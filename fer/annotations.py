@@ -824,7 +824,6 @@ def annotate(
     return store.add(row, action, label, note, annotator=annotator)
 
 
-
 def annotate_many(
     store: AnnotationStore, originals: Mapping[int, int | str], choice: str, note: str, annotator: str,
 ) -> list[Annotation]:
@@ -849,6 +848,7 @@ def annotate_many(
     made = [make_annotation(int(row), *choice_to_action(choice, original), note, annotator=annotator)
             for row, original in originals.items()]
     return store.add_many_if_new(made)
+
 
 def _same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (through links, case-insensitive file systems, ``..``)."""

@@ -504,13 +504,13 @@ def _save_many(key: str, originals: dict[int, int]) -> None:
         st.session_state[f"{key}_message"] = ("error", f"Not saved: {missing}")
         return
     annotator = str(st.session_state.get(ANNOTATOR_KEY, "")).strip()
+    note = st.session_state.get(f"{key}_many_note", "")
     # One transaction: all the chosen faces are stored, or none (a failure loses no half).
     done, stored = _attempt(key, lambda: annotate_many(
-        resources.annotation_store(), {r: originals[r] for r in rows}, choice,
-        st.session_state.get(f"{key}_many_note", ""), annotator))
+        resources.annotation_store(), {r: originals[r] for r in rows}, choice, note, annotator))
     if not done:
         return
-    asked = (tuple(rows), choice, st.session_state.get(f"{key}_many_note", ""), annotator)
+    asked = (tuple(rows), choice, note, annotator)
     last = st.session_state.get(f"{key}_many_last")
     if not stored and last is not None and last[0] == asked:
         # The same save again, as a double click sends it: "nothing new" alone would hide what

@@ -160,25 +160,24 @@ def cell_explorer(model, view, predictions, annotations, normalise: bool, contex
     # The chosen cell outlives a visit to another page: Streamlit drops the matrix's selection
     # when the page is left, so it is drawn again from the last one seen.
     previous = st.session_state.get("errors_cell_kept")
-    if widgets.kept_value("errors_show") == "errors":
-        # Over all errors the matrix stays as their map, drawn with no cell chosen: a click on
-        # any cell, the last one chosen too, asks for that cell's faces and switches back to them
-        # (on the cell's own matrix, a click on the chosen cell would only unchoose it).
-        pick = widgets.confusion_table(view.metrics.confusion, "errors_cell_pick", normalise,
-                                       row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS)
-        picked = selected_cell(pick.selection.cells)
-        if picked is not None:
-            st.session_state["errors_cell_kept"], st.session_state["errors_show"] = picked, "cell"
-            st.session_state.pop("errors_cell", None)  # drawn anew from the cell just picked
-            st.session_state.pop("errors_cell_pick", None)
-            st.rerun()
+    # Over all errors the matrix stays as their map, drawn with no cell chosen: a click on any
+    # cell, the last one chosen too, asks for that cell's faces and switches back to them (on the
+    # cell's own matrix, a click on the chosen cell would only unchoose it).
+    picking = widgets.kept_value("errors_show") == "errors"
+    kept = previous if not picking and "errors_cell" not in st.session_state else None
+    default = None if kept is None else {"selection": {"cells": [[kept[0], EMOTIONS[kept[1]]]]}}
+    event = widgets.confusion_table(view.metrics.confusion, "errors_cell_pick" if picking else "errors_cell",
+                                    normalise, row_height=CELL_HEIGHT, column_config=MATRIX_COLUMNS,
+                                    selection_default=default)
+    cell = selected_cell(event.selection.cells)
+    if picking and cell is not None:
+        st.session_state["errors_cell_kept"], st.session_state["errors_show"] = cell, "cell"
+        st.session_state.pop("errors_cell", None)  # drawn anew from the cell just picked
+        st.session_state.pop("errors_cell_pick", None)
+        st.rerun()
+    if picking:
         cell = previous
     else:
-        kept = previous if "errors_cell" not in st.session_state else None
-        default = None if kept is None else {"selection": {"cells": [[kept[0], EMOTIONS[kept[1]]]]}}
-        event = widgets.confusion_table(view.metrics.confusion, "errors_cell", normalise, row_height=CELL_HEIGHT,
-                                        column_config=MATRIX_COLUMNS, selection_default=default)
-        cell = selected_cell(event.selection.cells)
         st.session_state["errors_cell_kept"] = cell
     st.markdown("**Per class** (recall is the per-class accuracy)")
     st.dataframe(per_class_table(view.metrics), key="errors_classes", width="content",
